@@ -1,0 +1,57 @@
+# vpsweb — every target is documented by its "##" comment; `make help` lists them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test test-unit lint worker flower simulator bench bench-full compose-up compose-down clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-13s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install vpsweb with its dev extras
+
+demo: $(STAMP) ## Translate a sample poem offline (embedded Redis, local worker, simulator), parallel_count 3
+	$(BIN)/vpsweb translate examples/fog.txt --source-lang en --target-lang zh-CN \
+		--title Fog --author "Carl Sandburg" --parallel-count 3 --offline --output-dir translations
+
+test: $(STAMP) ## Run the whole test suite (unit + integration with real Redis, workers, simulator)
+	$(BIN)/python -m pytest -q
+
+test-unit: $(STAMP) ## Run only the unit tests (no processes started)
+	$(BIN)/python -m pytest -q tests/unit
+
+lint: $(STAMP) ## ruff check and format check
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+worker: $(STAMP) ## Start a worker on all queues against $$VPSWEB_REDIS_URL
+	$(BIN)/vpsweb worker
+
+flower: $(STAMP) ## Start Flower against $$VPSWEB_REDIS_URL (needs VPSWEB_FLOWER_USER/PASSWORD)
+	$(BIN)/vpsweb flower
+
+simulator: $(STAMP) ## Start the offline LLM simulator on 127.0.0.1:8765
+	$(BIN)/vpsweb simulate-llm --port 8765
+
+bench: $(STAMP) ## Quick benchmark run (under 3 minutes); writes bench/results/
+	$(BIN)/vpsweb bench --quick
+
+bench-full: $(STAMP) ## Full benchmark run (under 20 minutes)
+	$(BIN)/vpsweb bench
+
+compose-up: ## docker compose up (Redis, workers, Flower); needs a Docker engine
+	docker compose up -d --build
+
+compose-down: ## docker compose down
+	docker compose down
+
+clean: ## Remove the venv and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

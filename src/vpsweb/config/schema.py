@@ -1,0 +1,207 @@
+"""The shape of config/models.yaml and config/pipeline.yaml.
+
+Cross-references (a step naming an unknown model, a model naming an unknown
+provider) are checked here too, so that one load tells every mistake at once.
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from vpsweb.models import StepName, StrategyDials, WorkflowMode
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- models.yaml -------------------------------------------------------------
+
+
+class Provider(_Strict):
+    """An OpenAI-compatible endpoint. Keys come only from the worker's environment."""
+
+    base_url: str = Field(pattern=r"^https?://")
+    api_key_env: str | None = None  # None: the endpoint needs no key (Ollama, simulator)
+    base_url_env: str | None = None  # env var that may override base_url at run time
+
+
+class Price(_Strict):
+    input_per_1k: float = Field(ge=0)
+    output_per_1k: float = Field(ge=0)
+    currency: str = Field(min_length=3, max_length=8)
+
+
+class ModelEntry(_Strict):
+    provider: str
+    name: str = Field(min_length=1, description="the model name the API expects")
+    reasoning: bool = False
+    price: Price
+
+
+class ModelsConfig(_Strict):
+    providers: dict[str, Provider]
+    models: dict[str, ModelEntry]
+    simulator_model: str = Field(
+        default="simulator", description="model key used for every step when offline"
+    )
+
+    @model_validator(mode="after")
+    def _references(self) -> Self:
+        problems = []
+        for key, m in self.models.items():
+            if m.provider not in self.providers:
+                problems.append(
+                    f"models.{key}.provider: unknown provider {m.provider!r}; "
+                    f"allowed: {', '.join(sorted(self.providers))}"
+                )
+        if self.simulator_model not in self.models:
+            problems.append(
+                f"simulator_model: unknown model {self.simulator_model!r}; "
+                f"allowed: {', '.join(sorted(self.models))}"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+# --- pipeline.yaml ------------------------------------------------------------
+
+
+class StepSettings(_Strict):
+    model: str
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    max_tokens: int = Field(default=4096, ge=16, le=200_000)
+    timeout_s: float = Field(default=180.0, gt=0, le=3600)
+    retries: int = Field(default=3, ge=0, le=10, description="transient-error retries")
+    stop: list[str] = Field(default_factory=list)
+
+
+class ModeSettings(_Strict):
+    parallel_count: int | None = Field(default=None, ge=1)
+    steps: dict[StepName, StepSettings]
+
+    @model_validator(mode="after")
+    def _all_steps(self) -> Self:
+        missing = [s.value for s in StepName if s not in self.steps]
+        if missing:
+            raise ValueError(f"steps: missing {', '.join(missing)}")
+        return self
+
+
+class Variant(_Strict):
+    """A candidate strategy; candidate i uses variant i mod len(variants)."""
+
+    name: str = Field(pattern=r"^[a-z0-9_-]+$")
+    hint: str = Field(min_length=1)
+    model: str | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+
+
+class Criterion(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    description: str
+
+
+class ParallelSettings(_Strict):
+    default: int = Field(default=3, ge=1)
+    max: int = Field(default=8, ge=1, le=64)
+
+
+class EvaluationSettings(_Strict):
+    criteria: list[Criterion] = Field(min_length=1)
+    judge_retries: int = Field(default=1, ge=0, le=3)
+
+
+class ProgressWeights(_Strict):
+    """Overall percentage reached when each stage completes (strictly increasing)."""
+
+    initial_translation: float = 25
+    evaluation: float = 50
+    editor_review: float = 75
+    translator_revision: float = 100
+
+    @model_validator(mode="after")
+    def _increasing(self) -> Self:
+        seq = [self.initial_translation, self.evaluation, self.editor_review]
+        seq.append(self.translator_revision)
+        if not (0 < seq[0] < seq[1] < seq[2] < seq[3] == 100):
+            raise ValueError("must increase strictly and end at 100, e.g. 25, 50, 75, 100")
+        return self
+
+
+class Routing(_Strict):
+    """Queue per stage kind so that pools can be scaled per stage."""
+
+    candidate: str = "vpsweb.candidates"
+    evaluation: str = "vpsweb.evaluation"
+    editor_review: str = "vpsweb.review"
+    translator_revision: str = "vpsweb.review"
+    finalize: str = "vpsweb.evaluation"
+
+    def queues(self) -> list[str]:
+        return sorted(set(self.model_dump().values()))
+
+
+class PipelineConfig(_Strict):
+    parallel_count: ParallelSettings = Field(default_factory=ParallelSettings)
+    modes: dict[WorkflowMode, ModeSettings]
+    variants: list[Variant] = Field(min_length=1)
+    evaluation: EvaluationSettings
+    strategy_defaults: StrategyDials = Field(default_factory=StrategyDials)
+    parse_retries: int = Field(default=1, ge=0, le=3, description="re-asks on unparseable answers")
+    retention_s: int = Field(default=7 * 24 * 3600, ge=60)
+    progress_weights: ProgressWeights = Field(default_factory=ProgressWeights)
+    routing: Routing = Field(default_factory=Routing)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems = []
+        missing = [m.value for m in WorkflowMode if m not in self.modes]
+        if missing:
+            problems.append(f"modes: missing {', '.join(missing)}")
+        if self.parallel_count.default > self.parallel_count.max:
+            problems.append(
+                f"parallel_count.default: {self.parallel_count.default} is above "
+                f"parallel_count.max {self.parallel_count.max}"
+            )
+        for mode, settings in self.modes.items():
+            n = settings.parallel_count
+            if n is not None and n > self.parallel_count.max:
+                problems.append(
+                    f"modes.{mode.value}.parallel_count: {n} is above "
+                    f"parallel_count.max {self.parallel_count.max}"
+                )
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            problems.append(f"variants: names must be unique, got {names}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def default_parallel_count(self, mode: WorkflowMode) -> int:
+        return self.modes[mode].parallel_count or self.parallel_count.default
+
+    def variant_for(self, index: int) -> Variant:
+        return self.variants[index % len(self.variants)]
+
+
+# --- prompts/*.yaml -------------------------------------------------------------
+
+
+class PromptPair(_Strict):
+    system: str = Field(min_length=1)
+    user: str = Field(min_length=1)
+
+
+class PromptFile(PromptPair):
+    """One step's templates; ``reasoning`` replaces them when the step's model reasons."""
+
+    reasoning: PromptPair | None = None
+
+    def for_model(self, *, reasoning: bool) -> PromptPair:
+        if reasoning and self.reasoning is not None:
+            return self.reasoning
+        return PromptPair(system=self.system, user=self.user)

@@ -1,0 +1,297 @@
+"""Pydantic models at every boundary: the request, step results and the job's output.
+
+Everything here crosses the broker or the result store as JSON, so every model must
+round-trip through ``model_dump_json`` / ``model_validate_json`` without loss.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from vpsweb.languages import normalize_language
+
+DEFAULT_MAX_PARALLEL_COUNT = 8
+MAX_POEM_CHARS = 50_000
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class WorkflowMode(StrEnum):
+    """Which model family runs each step (see config/pipeline.yaml ``modes``)."""
+
+    HYBRID = "hybrid"
+    REASONING = "reasoning"
+    NON_REASONING = "non_reasoning"
+
+
+class StepName(StrEnum):
+    INITIAL_TRANSLATION = "initial_translation"
+    EVALUATION = "evaluation"
+    EDITOR_REVIEW = "editor_review"
+    TRANSLATOR_REVISION = "translator_revision"
+
+    @property
+    def display_name(self) -> str:
+        return STEP_DISPLAY_NAMES[self]
+
+
+STEP_DISPLAY_NAMES: dict[StepName, str] = {
+    StepName.INITIAL_TRANSLATION: "Initial Translation",
+    StepName.EVALUATION: "Translation Evaluation",
+    StepName.EDITOR_REVIEW: "Editor Review",
+    StepName.TRANSLATOR_REVISION: "Translator Revision",
+}
+
+AdaptationLevel = Literal["foreignizing", "balanced", "domesticating"]
+RepetitionPolicy = Literal["strict", "adaptive"]
+AdditionsPolicy = Literal["forbid", "allow_with_alt"]
+
+
+class StrategyDials(_Model):
+    """The translator's strategy; every dial is rendered into the prompts."""
+
+    adaptation_level: AdaptationLevel = "balanced"
+    repetition_policy: RepetitionPolicy = "strict"
+    additions_policy: AdditionsPolicy = "forbid"
+    prosody_target: str = Field(default="", max_length=2000)
+    few_shots: str | None = Field(default=None, max_length=20_000)
+
+
+class StrategyOverrides(_Model):
+    """Per-job overrides; ``None`` keeps the configured default."""
+
+    adaptation_level: AdaptationLevel | None = None
+    repetition_policy: RepetitionPolicy | None = None
+    additions_policy: AdditionsPolicy | None = None
+    prosody_target: str | None = Field(default=None, max_length=2000)
+    few_shots: str | None = Field(default=None, max_length=20_000)
+
+    def apply_to(self, defaults: StrategyDials) -> StrategyDials:
+        changes = {k: v for k, v in self.model_dump().items() if v is not None}
+        return defaults.model_copy(update=changes)
+
+
+class TranslationRequest(_Model):
+    """What a user submits. Validated before anything is enqueued.
+
+    ``parallel_count`` is checked against the configured maximum, passed as the
+    validation context key ``max_parallel_count`` (default 8).
+    """
+
+    poem: str = Field(min_length=1, max_length=MAX_POEM_CHARS)
+    source_lang: str
+    target_lang: str
+    title: str = Field(default="", max_length=500)
+    author: str = Field(default="", max_length=500)
+    workflow_mode: WorkflowMode = WorkflowMode.HYBRID
+    parallel_count: int | None = None
+    strategy: StrategyOverrides = Field(default_factory=StrategyOverrides)
+    background_briefing: str | None = Field(default=None, max_length=20_000)
+
+    @field_validator("poem")
+    @classmethod
+    def _poem_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("poem is empty or whitespace only; paste the poem text")
+        return v
+
+    @field_validator("source_lang")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        return normalize_language(v, role="source")
+
+    @field_validator("target_lang")
+    @classmethod
+    def _target(cls, v: str) -> str:
+        return normalize_language(v, role="target")
+
+    @field_validator("parallel_count")
+    @classmethod
+    def _parallel_count(cls, v: int | None, info: ValidationInfo) -> int | None:
+        if v is None:
+            return v
+        ctx = info.context or {}
+        maximum = int(ctx.get("max_parallel_count", DEFAULT_MAX_PARALLEL_COUNT))
+        if not 1 <= v <= maximum:
+            raise ValueError(f"parallel_count must be between 1 and {maximum}, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _distinct_languages(self) -> TranslationRequest:
+        if self.source_lang == self.target_lang:
+            raise ValueError(
+                f"source_lang and target_lang are both {self.source_lang!r}; "
+                "choose a different target language"
+            )
+        return self
+
+
+class ModelInfo(_Model):
+    """Which model answered a step; no secrets (the key env var name at most)."""
+
+    model: str  # key in models.yaml
+    provider: str
+    api_model: str
+    reasoning: bool = False
+    temperature: float | None = None
+
+
+class Usage(_Model):
+    """Tokens and cost of one or more billed calls."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    currency: str = "USD"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        if self.cost and other.cost and self.currency != other.currency:
+            raise ValueError(f"cannot add costs in {self.currency} and {other.currency}")
+        currency = self.currency if self.cost or not other.cost else other.currency
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost=round(self.cost + other.cost, 10),
+            currency=currency,
+        )
+
+
+class StepMetrics(_Model):
+    """Usage summed over every billed attempt of a step (parse retries included)."""
+
+    model: ModelInfo
+    usage: Usage = Field(default_factory=Usage)
+    attempts: int = 0  # HTTP calls made, billed or not
+    billed_calls: int = 0
+    duration_s: float = 0.0
+    llm_latency_s: float = 0.0  # time spent inside successful LLM calls
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+CandidateStatus = Literal["succeeded", "failed"]
+
+
+class CandidateResult(_Model):
+    """One candidate translation; failed candidates are kept with their error."""
+
+    index: int
+    variant: str
+    strategy_hint: str = ""
+    status: CandidateStatus
+    translated_title: str = ""
+    translated_poet: str = ""
+    translation: str = ""
+    notes: str = ""
+    error: str | None = None
+    metrics: StepMetrics | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+SelectionMethod = Literal[
+    "judge",  # the judge's answer parsed on the first try
+    "judge_retry",  # parsed after one retry
+    "single_candidate",  # one survivor: a validation pass, no choice to make
+    "fallback_line_count",  # judge unparseable twice: deterministic rule
+]
+
+
+class CandidateScore(_Model):
+    index: int
+    scores: dict[str, float] = Field(default_factory=dict)
+    total: float | None = None
+
+
+class EvaluationResult(_Model):
+    selected_index: int
+    rationale: str
+    analysis: str = ""
+    scores: list[CandidateScore] = Field(default_factory=list)
+    method: SelectionMethod
+    presented_order: list[int] = Field(default_factory=list)
+    metrics: StepMetrics | None = None
+
+
+class EditorReview(_Model):
+    suggestions: str
+    metrics: StepMetrics | None = None
+
+
+class Revision(_Model):
+    translated_title: str = ""
+    translated_poet: str = ""
+    translation: str
+    notes: str = ""
+    metrics: StepMetrics | None = None
+
+
+class Totals(_Model):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cost: dict[str, float] = Field(default_factory=dict)  # currency -> amount
+    llm_calls: int = 0
+    duration_s: float = 0.0
+
+
+class TranslationOutput(_Model):
+    """The whole story of a job, saved as JSON and Markdown."""
+
+    job_id: str
+    request: TranslationRequest
+    workflow_mode: WorkflowMode
+    parallel_count: int
+    strategy: StrategyDials
+    candidates: list[CandidateResult]
+    evaluation: EvaluationResult
+    selected_candidate: CandidateResult
+    editor_review: EditorReview
+    revision: Revision
+    totals: Totals
+    step_durations: dict[str, float] = Field(default_factory=dict)
+    created_at: datetime
+    finished_at: datetime
+
+    def all_metrics(self) -> list[StepMetrics]:
+        steps: list[StepMetrics | None] = [c.metrics for c in self.candidates]
+        steps += [self.evaluation.metrics, self.editor_review.metrics, self.revision.metrics]
+        return [m for m in steps if m is not None]
+
+
+def compute_totals(metrics: list[StepMetrics], duration_s: float) -> Totals:
+    """Totals over every call of a job: all candidates (failed ones too) and evaluation."""
+    totals = Totals(duration_s=round(duration_s, 3))
+    for m in metrics:
+        totals.prompt_tokens += m.usage.prompt_tokens
+        totals.completion_tokens += m.usage.completion_tokens
+        totals.llm_calls += m.attempts
+        if m.usage.cost:
+            cur = m.usage.currency
+            totals.cost[cur] = round(totals.cost.get(cur, 0.0) + m.usage.cost, 10)
+    totals.total_tokens = totals.prompt_tokens + totals.completion_tokens
+    return totals
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+

@@ -1,0 +1,127 @@
+"""Tolerant extraction of XML-tagged fields from LLM answers.
+
+Models wrap answers in code fences, prose and reasoning, and nest tags inside
+notes. A field runs from its first opening tag to its *last* closing tag, and an
+unclosed tag runs to the end of the text. But an answer with none of the required
+tags is a failure: the original application passed such answers on as an empty
+translation, and the user paid for nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+_FENCE = re.compile(r"^\s*```[\w-]*\s*$", re.MULTILINE)
+_THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
+
+
+class ParseError(ValueError):
+    """The answer lacks required tags; callers may re-ask a bounded number of times."""
+
+    def __init__(self, message: str, *, missing: Iterable[str] = (), excerpt: str = "") -> None:
+        self.missing = list(missing)
+        self.excerpt = excerpt
+        super().__init__(message)
+
+
+def _clean(text: str) -> str:
+    text = _THINK.sub("", text)
+    return _FENCE.sub("", text)
+
+
+def _open_tag(tag: str) -> re.Pattern[str]:
+    # <tag> or <tag attr="...">, but not <tag_suffix>
+    return re.compile(rf"<{re.escape(tag)}(\s[^>]*)?>", re.IGNORECASE)
+
+
+def extract_tag(text: str, tag: str, *, siblings: Iterable[str] = ()) -> str | None:
+    """The field's text, or None if the opening tag never appears.
+
+    An unclosed field runs to the end of the text, or to the opening of a sibling
+    field that follows it (so an unclosed translation does not swallow its notes).
+    """
+    text = _clean(text)
+    opening = _open_tag(tag).search(text)
+    if opening is None:
+        return None
+    start = opening.end()
+    close = f"</{tag}>"
+    end = text.lower().rfind(close.lower())
+    if end >= start:
+        return text[start:end].strip()
+    stop = len(text)
+    for other in siblings:
+        if other != tag and (m := _open_tag(other).search(text, start)):
+            stop = min(stop, m.start())
+    return text[start:stop].strip()
+
+
+def extract_fields(
+    text: str,
+    required: Iterable[str],
+    optional: Iterable[str] = (),
+    *,
+    what: str = "answer",
+) -> dict[str, str]:
+    """Extract required and optional tags; raise ParseError if a required one is absent
+    or empty."""
+    required = list(required)
+    fields: dict[str, str] = {}
+    missing: list[str] = []
+    siblings = [*required, *optional]
+    for tag in required:
+        value = extract_tag(text, tag, siblings=siblings)
+        if not value:
+            missing.append(tag)
+        else:
+            fields[tag] = value
+    if missing:
+        excerpt = text.strip()[:200]
+        raise ParseError(
+            f"{what} is missing required tag(s) {', '.join(f'<{t}>' for t in missing)}; "
+            f"answer began: {excerpt!r}",
+            missing=missing,
+            excerpt=excerpt,
+        )
+    for tag in optional:
+        fields[tag] = extract_tag(text, tag, siblings=siblings) or ""
+    return fields
+
+
+_SCORE = re.compile(r"<score\s+id=\"?(\d+)\"?\s*>(.*?)</score>", re.DOTALL | re.IGNORECASE)
+_PAIR = re.compile(r"([A-Za-z_][\w ]*?)\s*[=:]\s*(\d+(?:\.\d+)?)")
+_INT = re.compile(r"-?\d+")
+
+
+def parse_scores(text: str) -> dict[int, dict[str, float]]:
+    """Per-candidate scores keyed by presented id; lenient, since scores are informative."""
+    scores: dict[int, dict[str, float]] = {}
+    for cid, body in _SCORE.findall(_clean(text)):
+        pairs = {k.strip().lower(): float(v) for k, v in _PAIR.findall(body)}
+        scores[int(cid)] = pairs
+    return scores
+
+
+def parse_selected_index(text: str) -> int:
+    """The judge's chosen presented id; ParseError if absent or not a number."""
+    raw = extract_tag(text, "selected_index")
+    if not raw:
+        raise ParseError("evaluation has no <selected_index>", missing=["selected_index"])
+    match = _INT.search(raw)
+    if match is None:
+        raise ParseError(f"<selected_index> is not a number: {raw[:50]!r}")
+    return int(match.group())
+
+
+def label_lines(poem: str) -> str:
+    """Prefix non-empty lines with [L1], [L2], ...; blank lines stay as stanza breaks."""
+    out: list[str] = []
+    n = 0
+    for line in poem.strip("\n").splitlines():
+        if line.strip():
+            n += 1
+            out.append(f"[L{n}] {line.strip()}")
+        else:
+            out.append("")
+    return "\n".join(out)
