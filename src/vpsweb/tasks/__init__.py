@@ -1,0 +1,1 @@
+"""Celery tasks: thin adapters around vpsweb.orchestrator.execution."""

@@ -1,0 +1,103 @@
+"""Embedded mode: a private Redis, a local worker and (offline) the simulator.
+
+`vpsweb translate` uses this when no VPSWEB_REDIS_URL is set, so one command runs
+a job through exactly the canvas a cluster runs. Everything it starts is stopped
+on exit, on errors and on Ctrl-C; children also die with this process (Linux
+parent-death signal), so nothing is left behind even if it is killed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from types import FrameType, TracebackType
+
+from vpsweb.workers.processes import RedisServer, start_worker, stop_process
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        except OSError:
+            pass
+
+
+class EmbeddedCluster:
+    """Context manager; ``redis_url`` is set once entered.
+
+    Options (keyword-only):
+      simulator: also start the offline LLM simulator and point the worker at it.
+      concurrency: the worker's thread count.
+      simulator_args: extra `vpsweb simulate-llm` flags (latency, fault rates).
+    """
+
+    def __init__(
+        self, *, simulator: bool, concurrency: int = 16, simulator_args: list[str] | None = None
+    ) -> None:
+        self.simulator = simulator
+        self.concurrency = concurrency
+        self.simulator_args = simulator_args or []
+        self.redis = RedisServer()
+        self.redis_url = ""
+        self.simulator_url: str | None = None
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self._logdir = Path(tempfile.mkdtemp(prefix="vpsweb-embedded-"))
+        self._old_sigterm: object = None
+
+    def __enter__(self) -> EmbeddedCluster:
+        self._old_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.redis.start(preexec_fn=_die_with_parent)
+        self.redis_url = self.redis.url
+        env = {"VPSWEB_REDIS_URL": self.redis_url}
+        if self.simulator:
+            from vpsweb.llm.simulator_process import start_simulator_process
+
+            proc, self.simulator_url = start_simulator_process(
+                extra_args=self.simulator_args, preexec_fn=_die_with_parent
+            )
+            self._procs.append(proc)
+            env["VPSWEB_SIMULATOR_URL"] = self.simulator_url
+            os.environ["VPSWEB_SIMULATOR_URL"] = self.simulator_url
+        worker = start_worker(
+            self.redis_url, env=env, concurrency=self.concurrency,
+            log_path=self._logdir / "worker.log", preexec_fn=_die_with_parent,
+        )
+        self._procs.append(worker)
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    @property
+    def worker_log(self) -> Path:
+        return self._logdir / "worker.log"
+
+    def close(self) -> None:
+        for proc in reversed(self._procs):
+            stop_process(proc)
+        self._procs.clear()
+        self.redis.stop()
+        if isinstance(self._old_sigterm, int) or callable(self._old_sigterm):
+            signal.signal(signal.SIGTERM, self._old_sigterm)  # type: ignore[arg-type]
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

