@@ -184,6 +184,24 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return EXIT_OK  # pragma: no cover
 
 
+def cmd_flower(args: argparse.Namespace) -> int:
+    from vpsweb.monitoring.flower import FlowerConfigError, flower_environment
+
+    address = "127.0.0.1" if args.dev_no_auth and not args.address else (args.address or "0.0.0.0")
+    try:
+        env = flower_environment(
+            dict(os.environ), address=address, allow_no_auth_on_localhost=args.dev_no_auth
+        )
+    except FlowerConfigError as exc:
+        return _fail(str(exc))
+    if args.redis_url:
+        env["VPSWEB_REDIS_URL"] = args.redis_url
+    cmd = [sys.executable, "-m", "vpsweb.monitoring.flower",
+           f"--address={address}", f"--port={args.port}"]
+    os.execve(cmd[0], cmd, env)
+    return EXIT_OK  # pragma: no cover
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config_dir)
@@ -257,6 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--loglevel", default="INFO")
     _add_redis(w)
     w.set_defaults(func=cmd_worker)
+
+    f = sub.add_parser("flower", help="start Flower (basic auth from VPSWEB_FLOWER_USER/PASSWORD)")
+    f.add_argument("--port", type=int, default=5555)
+    f.add_argument("--address", help="bind address (default 0.0.0.0; 127.0.0.1 with --dev-no-auth)")
+    f.add_argument("--dev-no-auth", action="store_true",
+                   help="development only: run without credentials, bound to 127.0.0.1")
+    _add_redis(f)
+    f.set_defaults(func=cmd_flower)
 
     c = sub.add_parser("config", help="configuration commands")
     csub = c.add_subparsers(dest="config_command", required=True)

@@ -1,0 +1,1 @@
+"""Operating vpsweb: Flower with authentication."""

@@ -1,0 +1,75 @@
+"""The candidate counter under contention: real Redis, many threads and processes."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import random
+import threading
+
+import pytest
+import redis
+
+from vpsweb.config.schema import ProgressWeights
+from vpsweb.orchestrator.progress import ProgressReader, ProgressRecorder, milestones
+
+pytestmark = pytest.mark.integration
+
+N = 50
+TTL = 600
+
+
+def _count(url: str, job: str, indexes: list[int], failed: set[int]) -> None:
+    rec = ProgressRecorder(redis.Redis.from_url(url, decode_responses=True))
+    weights = ProgressWeights()
+    for i in indexes:
+        rec.candidate_finished(job, i, ok=i not in failed, n=N, weights=weights, ttl=TTL)
+
+
+def test_milestones_once_each_in_order_under_contention(redis_server):
+    url, job = redis_server.url, "contention"
+    r = redis.Redis.from_url(url, decode_responses=True)
+    failed = {3, 17, 29}
+    order = list(range(N)) + random.Random(1).sample(range(N), 20)  # 20 counted twice
+    random.Random(2).shuffle(order)
+    chunks = [order[i::8] for i in range(8)]
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_count, args=(url, job, c, failed)) for c in chunks[:4]]
+    threads = [threading.Thread(target=_count, args=(url, job, c, failed)) for c in chunks[4:]]
+    for w in [*procs, *threads]:
+        w.start()
+    for t in threads:
+        t.join(30)
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+
+    events = [fields for _id, fields in r.xrange(f"vpsweb:job:{job}:events")]
+    assert [e["event"] for e in events] == ["milestone"] * len(milestones(N))
+    done = [int(e["parallel_progress"].split("/")[0]) for e in events]
+    assert done == milestones(N) == [17, 34, 50]
+    percents = [float(e["progress_percent"]) for e in events]
+    assert percents == sorted(percents) and percents[-1] == 25.0
+    assert events[-1]["successful"] == str(N - len(failed))
+    assert events[-1]["failed"] == str(len(failed))
+    snap = ProgressReader(r).snapshot(job)
+    assert snap.successful + snap.failed == N
+
+
+@pytest.mark.parametrize(("n", "expected"), [(1, [1]), (2, [1, 2]), (3, [1, 2, 3]),
+                                              (5, [2, 4, 5]), (8, [3, 6, 8])])
+def test_milestone_counts(n, expected):
+    assert milestones(n) == expected
+
+
+def test_percent_never_goes_back_and_nothing_after_terminal(redis_server):
+    r = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    job = "monotonic"
+    r.delete(f"vpsweb:job:{job}:progress", f"vpsweb:job:{job}:events")
+    rec = ProgressRecorder(r)
+    for p in (10, 50, 30, 70, 20):
+        assert rec.emit(job, event="x", percent=p, ttl=TTL)
+    assert rec.finished(job, "succeeded", TTL)
+    assert not rec.emit(job, event="late", percent=99, ttl=TTL)
+    values = [float(f["progress_percent"]) for _id, f in r.xrange(f"vpsweb:job:{job}:events")]
+    assert values == [10, 50, 50, 70, 70, 100]
+    assert ProgressReader(r).snapshot(job).terminal
