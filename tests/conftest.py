@@ -114,8 +114,13 @@ def workers(redis_server: RedisServer, simulator: str, worker_logs: Path) -> Ite
     """Two real `celery worker` processes (threads pool) with a fake API key in their env."""
     env = {"VPSWEB_SIMULATOR_URL": simulator, "DEEPSEEK_API_KEY": FAKE_KEY}
     procs = [
-        start_worker(redis_server.url, env=env, concurrency=8, name=f"w{i}@%h",
-                     log_path=worker_logs / f"w{i}.log")
+        start_worker(
+            redis_server.url,
+            env=env,
+            concurrency=8,
+            name=f"w{i}@%h",
+            log_path=worker_logs / f"w{i}.log",
+        )
         for i in range(2)
     ]
     yield procs
@@ -137,6 +142,9 @@ def _no_leaked_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120):
     return subprocess.run(
         [sys.executable, "-m", "vpsweb.cli", *args],
-        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         cwd=REPO,
     )

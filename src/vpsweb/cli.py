@@ -53,8 +53,9 @@ def _cluster(args: argparse.Namespace, needs_simulator: bool) -> Iterator[str]:
         return
     from vpsweb.workers.embedded import EmbeddedCluster
 
-    sys.stderr.write("starting embedded Redis, worker"
-                     f"{' and LLM simulator' if needs_simulator else ''}...\n")
+    sys.stderr.write(
+        f"starting embedded Redis, worker{' and LLM simulator' if needs_simulator else ''}...\n"
+    )
     with EmbeddedCluster(simulator=needs_simulator) as cluster:
         yield cluster.redis_url
 
@@ -71,9 +72,13 @@ def cmd_translate(args: argparse.Namespace) -> int:
     cfg = load_config()
     offline = True if args.offline else offline_from_env()
     request = {
-        "poem": poem, "source_lang": args.source_lang, "target_lang": args.target_lang,
-        "parallel_count": args.parallel_count, "workflow_mode": args.mode,
-        "title": args.title or "", "author": args.author or "",
+        "poem": poem,
+        "source_lang": args.source_lang,
+        "target_lang": args.target_lang,
+        "parallel_count": args.parallel_count,
+        "workflow_mode": args.mode,
+        "title": args.title or "",
+        "author": args.author or "",
     }
     # Validate before starting anything: bad input costs nothing and leaves nothing.
     plan = build_plan(request, cfg, job_id="preview", offline=offline)
@@ -83,8 +88,10 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
     with _cluster(args, needs_simulator) as url, Client(redis_url=url, config=cfg) as client:
         job = client.submit(**request, offline=offline)
-        sys.stderr.write(f"job {job.id} submitted ({plan.parallel_count} candidates, "
-                         f"mode {plan.workflow_mode.value})\n")
+        sys.stderr.write(
+            f"job {job.id} submitted ({plan.parallel_count} candidates, "
+            f"mode {plan.workflow_mode.value})\n"
+        )
         try:
             if not args.json:
                 ProgressView().follow(job.events(timeout=args.timeout))
@@ -154,7 +161,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     with _client(args) as client:
         try:
-            last = ProgressView(sys.stdout).follow(client.get(args.job).events(timeout=args.timeout))
+            last = ProgressView(sys.stdout).follow(
+                client.get(args.job).events(timeout=args.timeout)
+            )
         except TimeoutError as exc:
             return _fail(str(exc), EXIT_FAILED)
     return EXIT_OK if last is not None and last.status == "succeeded" else EXIT_FAILED
@@ -164,9 +173,11 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     with _client(args) as client:
         for r in client.recent(args.limit):
             p = r.plan
-            sys.stdout.write(f"{r.job_id}  {r.status.value:<10} {r.created_at:%Y-%m-%d %H:%M:%S}  "
-                             f"{p.workflow_mode.value:<13} N={p.parallel_count}  "
-                             f"{p.request.title or '(untitled)'}\n")
+            sys.stdout.write(
+                f"{r.job_id}  {r.status.value:<10} {r.created_at:%Y-%m-%d %H:%M:%S}  "
+                f"{p.workflow_mode.value:<13} N={p.parallel_count}  "
+                f"{p.request.title or '(untitled)'}\n"
+            )
     return EXIT_OK
 
 
@@ -196,8 +207,13 @@ def cmd_flower(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if args.redis_url:
         env["VPSWEB_REDIS_URL"] = args.redis_url
-    cmd = [sys.executable, "-m", "vpsweb.monitoring.flower",
-           f"--address={address}", f"--port={args.port}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vpsweb.monitoring.flower",
+        f"--address={address}",
+        f"--port={args.port}",
+    ]
     os.execve(cmd[0], cmd, env)
     return EXIT_OK  # pragma: no cover
 
@@ -210,6 +226,12 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     sys.stdout.write(summarize(cfg) + "\n")
     return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from vpsweb.bench.run import run
+
+    return run(args)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -236,12 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--source-lang", required=True, help="en, zh-CN or pl")
     t.add_argument("--target-lang", required=True, help="en or zh-CN")
     t.add_argument("--parallel-count", type=int, help="number of candidates (default: config)")
-    t.add_argument("--mode", default=WorkflowMode.HYBRID.value,
-                   choices=[m.value for m in WorkflowMode])
+    t.add_argument(
+        "--mode", default=WorkflowMode.HYBRID.value, choices=[m.value for m in WorkflowMode]
+    )
     t.add_argument("--title")
     t.add_argument("--author")
-    t.add_argument("--offline", action="store_true",
-                   help="use the offline LLM simulator for every step")
+    t.add_argument(
+        "--offline", action="store_true", help="use the offline LLM simulator for every step"
+    )
     t.add_argument("--json", action="store_true", help="print the full result as JSON")
     t.add_argument("--output-dir", help="save JSON and Markdown files here")
     t.add_argument("--timeout", type=float, default=None, help="give up waiting after N s")
@@ -279,10 +303,19 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("flower", help="start Flower (basic auth from VPSWEB_FLOWER_USER/PASSWORD)")
     f.add_argument("--port", type=int, default=5555)
     f.add_argument("--address", help="bind address (default 0.0.0.0; 127.0.0.1 with --dev-no-auth)")
-    f.add_argument("--dev-no-auth", action="store_true",
-                   help="development only: run without credentials, bound to 127.0.0.1")
+    f.add_argument(
+        "--dev-no-auth",
+        action="store_true",
+        help="development only: run without credentials, bound to 127.0.0.1",
+    )
     _add_redis(f)
     f.set_defaults(func=cmd_flower)
+
+    b = sub.add_parser("bench", help="run the benchmarks (own Redis, simulator and workers)")
+    from vpsweb.bench.run import add_arguments as add_bench_arguments
+
+    add_bench_arguments(b)
+    b.set_defaults(func=cmd_bench)
 
     c = sub.add_parser("config", help="configuration commands")
     csub = c.add_subparsers(dest="config_command", required=True)

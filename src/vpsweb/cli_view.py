@@ -15,7 +15,7 @@ BAR_WIDTH = 30
 
 
 def bar(percent: float, width: int = BAR_WIDTH) -> str:
-    filled = int(round(width * min(max(percent, 0.0), 100.0) / 100))
+    filled = round(width * min(max(percent, 0.0), 100.0) / 100)
     return "[" + "#" * filled + "-" * (width - filled) + f"] {percent:5.1f}%"
 
 
@@ -48,8 +48,10 @@ class ProgressView:
             tail = f": {event.error}" if event.error else ""
             self._line(f"  {event.stage:<24} {event.status:<10}{model}{tail}")
         elif event.event == "milestone":
-            self._line(f"  {event.stage:<24} {event.parallel_progress} "
-                       f"({event.successful} ok, {event.failed} failed)")
+            self._line(
+                f"  {event.stage:<24} {event.parallel_progress} "
+                f"({event.successful} ok, {event.failed} failed)"
+            )
         elif event.terminal:
             tail = f": {event.error}" if event.error else ""
             self._line(f"{bar(self.percent)} job {event.status}{tail}")
@@ -76,8 +78,9 @@ def print_status(record: JobRecord, snap: ProgressSnapshot, out: TextIO) -> None
         f"{', offline' if p.offline else ''}\n"
     )
     if snap.parallel_progress:
-        out.write(f"  candidates: {snap.parallel_progress} "
-                  f"({snap.successful} ok, {snap.failed} failed)\n")
+        out.write(
+            f"  candidates: {snap.parallel_progress} ({snap.successful} ok, {snap.failed} failed)\n"
+        )
     if snap.message:
         out.write(f"  last: {snap.message}\n")
     if record.error:
@@ -93,8 +96,10 @@ def print_result(output: TranslationOutput, out: TextIO) -> None:
     if len(suggestions) > 6:
         summary += f"\n    ... ({len(suggestions) - 6} more lines in the saved files)"
     failed = [c for c in output.candidates if not c.ok]
-    out.write(f"\nChosen candidate: #{chosen.index} ({chosen.variant}), "
-              f"method {ev.method}, of {len(output.candidates)}")
+    out.write(
+        f"\nChosen candidate: #{chosen.index} ({chosen.variant}), "
+        f"method {ev.method}, of {len(output.candidates)}"
+    )
     out.write(f" ({len(failed)} failed)\n" if failed else "\n")
     out.write(f"Rationale: {ev.rationale.strip()}\n\n")
     out.write(f"Editor's suggestions:\n{summary}\n\n")

@@ -182,6 +182,9 @@ class StepMetrics(_Model):
     billed_calls: int = 0
     duration_s: float = 0.0
     llm_latency_s: float = 0.0  # time spent inside successful LLM calls
+    # Latency the offline simulator says it applied (None for real providers):
+    # the benchmarks' measured critical path.
+    reported_latency_s: float | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
@@ -294,4 +297,3 @@ def compute_totals(metrics: list[StepMetrics], duration_s: float) -> Totals:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-

@@ -69,8 +69,16 @@ def to_markdown(output: TranslationOutput) -> str:
     for c in output.candidates:
         mark = " (selected)" if c.index == ev.selected_index else ""
         if c.ok:
-            lines += [f"### Candidate {c.index} — {c.variant}{mark}", "", "```text",
-                      c.translation, "```", "", c.notes, ""]
+            lines += [
+                f"### Candidate {c.index} — {c.variant}{mark}",
+                "",
+                "```text",
+                c.translation,
+                "```",
+                "",
+                c.notes,
+                "",
+            ]
         else:
             lines += [f"### Candidate {c.index} — {c.variant}: failed", "", f"> {c.error}", ""]
     lines += [

@@ -154,7 +154,9 @@ def _format_errors(exc: ValidationError) -> list[str]:
     return lines
 
 
-def validate_request(data: TranslationRequest | dict[str, Any], cfg: AppConfig) -> TranslationRequest:
+def validate_request(
+    data: TranslationRequest | dict[str, Any], cfg: AppConfig
+) -> TranslationRequest:
     """Validate against the config's limits; raise RequestInvalid with readable lines."""
     raw = data.model_dump() if isinstance(data, TranslationRequest) else data
     ctx = {"max_parallel_count": cfg.pipeline.parallel_count.max}
@@ -190,7 +192,9 @@ def build_plan(
             model_key=variant.model,
             temperature=variant.temperature,
         )
-        candidates.append(CandidatePlan(index=i, variant=variant.name, hint=variant.hint, call=call))
+        candidates.append(
+            CandidatePlan(index=i, variant=variant.name, hint=variant.hint, call=call)
+        )
 
     def call(step: StepName) -> StepCall:
         return _step_call(cfg, step, steps[step], offline=offline)

@@ -85,6 +85,8 @@ class _Recorder:
         m.attempts += completion.attempts
         m.billed_calls += 1
         m.llm_latency_s += completion.latency_s
+        if completion.sim_latency_ms is not None:
+            m.reported_latency_s = (m.reported_latency_s or 0.0) + completion.sim_latency_ms / 1000
 
     def failed(self, exc: LLMError) -> None:
         self.metrics.attempts += exc.attempts
@@ -154,7 +156,9 @@ def translate_candidate(ctx: StageContext, index: int) -> CandidateResult:
 
     def parse(text: str) -> dict[str, str]:
         return extract_fields(
-            text, ["initial_translation"], [*CANDIDATE_TAGS, "initial_translation_notes"],
+            text,
+            ["initial_translation"],
+            [*CANDIDATE_TAGS, "initial_translation_notes"],
             what="initial translation",
         )
 
@@ -184,8 +188,12 @@ def evaluate(ctx: StageContext, candidates: list[CandidateResult]) -> Evaluation
     by_index = {c.index: c for c in survivors}
     order = presentation_order(list(by_index), seed=f"{plan.job_id}:evaluation")
     shown = [
-        {"id": i + 1, "title": by_index[idx].translated_title,
-         "translation": by_index[idx].translation, "notes": by_index[idx].notes}
+        {
+            "id": i + 1,
+            "title": by_index[idx].translated_title,
+            "translation": by_index[idx].translation,
+            "notes": by_index[idx].notes,
+        }
         for i, idx in enumerate(order)
     ]
     variables = {
@@ -212,8 +220,10 @@ def evaluate(ctx: StageContext, candidates: list[CandidateResult]) -> Evaluation
         chosen, rationale, analysis, raw_scores = _ask(
             ctx, rec, prompt, parse, parse_attempts=plan.judge_retries + 1
         )
-        method = "single_candidate" if len(survivors) == 1 else (
-            "judge" if tries["n"] == 1 else "judge_retry"
+        method = (
+            "single_candidate"
+            if len(survivors) == 1
+            else ("judge" if tries["n"] == 1 else "judge_retry")
         )
     except (ParseError, LLMError) as exc:
         chosen = fallback_select(survivors, plan.request.poem).index
@@ -290,7 +300,9 @@ def translator_revision(
 
     def parse(text: str) -> dict[str, str]:
         return extract_fields(
-            text, ["revised_translation"], [*REVISION_TAGS, "revised_translation_notes"],
+            text,
+            ["revised_translation"],
+            [*REVISION_TAGS, "revised_translation_notes"],
             what="translator revision",
         )
 

@@ -22,8 +22,14 @@ POEM = "The fog comes\non little cat feet.\n\nIt sits looking\nover harbor and c
 
 
 def submit(client: Client, **kw):
-    args = {"poem": POEM, "source_lang": "en", "target_lang": "zh-CN", "title": "Fog",
-            "author": "Carl Sandburg", "offline": True}
+    args = {
+        "poem": POEM,
+        "source_lang": "en",
+        "target_lang": "zh-CN",
+        "title": "Fog",
+        "author": "Carl Sandburg",
+        "offline": True,
+    }
     args.update(kw)
     return client.submit(**args)
 
@@ -154,8 +160,13 @@ def test_invalid_request_enqueues_nothing(client, redis_server):
 
 def test_cancel_stops_llm_calls(redis_server, workers, tmp_path, sim_stats):
     def edit(d):
-        use_models(d, initial_translation="sim-slow", evaluation="sim-slow",
-                   editor_review="sim-slow", translator_revision="sim-slow")
+        use_models(
+            d,
+            initial_translation="sim-slow",
+            evaluation="sim-slow",
+            editor_review="sim-slow",
+            translator_revision="sim-slow",
+        )
 
     with client_with(redis_server, tmp_path, edit) as c:
         job = submit(c, parallel_count=3)

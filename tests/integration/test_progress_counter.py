@@ -55,8 +55,9 @@ def test_milestones_once_each_in_order_under_contention(redis_server):
     assert snap.successful + snap.failed == N
 
 
-@pytest.mark.parametrize(("n", "expected"), [(1, [1]), (2, [1, 2]), (3, [1, 2, 3]),
-                                              (5, [2, 4, 5]), (8, [3, 6, 8])])
+@pytest.mark.parametrize(
+    ("n", "expected"), [(1, [1]), (2, [1, 2]), (3, [1, 2, 3]), (5, [2, 4, 5]), (8, [3, 6, 8])]
+)
 def test_milestone_counts(n, expected):
     assert milestones(n) == expected
 

@@ -95,7 +95,11 @@ class Orchestrator:
         canvas = build_canvas(self.app, plan)
         self.store.create(plan)
         self.recorder.emit(
-            plan.job_id, event="job_queued", percent=0, ttl=plan.retention_s, status="queued",
+            plan.job_id,
+            event="job_queued",
+            percent=0,
+            ttl=plan.retention_s,
+            status="queued",
             message=f"queued with {plan.parallel_count} candidate(s), mode "
             f"{plan.workflow_mode.value}",
         )

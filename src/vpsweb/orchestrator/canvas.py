@@ -48,18 +48,31 @@ def build_canvas(app: Celery, plan: JobPlan) -> Signature:
     routing = plan.routing
     job = plan.job_id
     header = group(
-        _sig(app, plan, f"candidate-{c.index}", routing.candidate, job, c.index,
-             label=f" candidate={c.index} variant={c.variant}")
+        _sig(
+            app,
+            plan,
+            f"candidate-{c.index}",
+            routing.candidate,
+            job,
+            c.index,
+            label=f" candidate={c.index} variant={c.variant}",
+        )
         for c in plan.candidates
     )
     # chord() built explicitly: a one-member group inside a chain would otherwise be
     # unrolled into a plain task, and the callback would get a dict, not a list.
-    body = _sig(app, plan, "evaluate", routing.evaluation, job, immutable=False,
-                label=f" candidates={plan.parallel_count}")
+    body = _sig(
+        app,
+        plan,
+        "evaluate",
+        routing.evaluation,
+        job,
+        immutable=False,
+        label=f" candidates={plan.parallel_count}",
+    )
     rest = [
         _sig(app, plan, "editor_review", routing.editor_review, job),
-        _sig(app, plan, "translator_revision",
-             routing.translator_revision, job),
+        _sig(app, plan, "translator_revision", routing.translator_revision, job),
         _sig(app, plan, "finalize", routing.finalize, job),
     ]
     return chain(chord(header, body), *rest)

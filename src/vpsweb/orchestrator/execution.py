@@ -124,8 +124,15 @@ class JobRun:
             raw = self.store.load_step(self.job_id, keys.candidate_step(i))
             if raw is None:
                 c = self.plan.candidates[i]
-                out.append(CandidateResult(index=i, variant=c.variant, strategy_hint=c.hint,
-                                           status="failed", error="candidate output was lost"))
+                out.append(
+                    CandidateResult(
+                        index=i,
+                        variant=c.variant,
+                        strategy_hint=c.hint,
+                        status="failed",
+                        error="candidate output was lost",
+                    )
+                )
             else:
                 out.append(CandidateResult.model_validate_json(raw))
         return out
@@ -140,13 +147,18 @@ def run_candidate(redis_url: str, job_id: str, index: int) -> dict[str, Any]:
     call = run.plan.candidates[index].call
     run.started(StepName.INITIAL_TRANSLATION, call.model.model)
     result, _ = run.once(
-        keys.candidate_step(index), CandidateResult,
+        keys.candidate_step(index),
+        CandidateResult,
         lambda: translate_candidate(run.context(), index),
     )
     # Counted in Redis once per index, even if this task is delivered twice.
     run.progress.candidate_finished(
-        job_id, index, ok=result.ok, n=run.plan.parallel_count,
-        weights=run.plan.progress_weights, ttl=run.ttl,
+        job_id,
+        index,
+        ok=result.ok,
+        n=run.plan.parallel_count,
+        weights=run.plan.progress_weights,
+        ttl=run.ttl,
     )
     return {"job_id": job_id, "index": index, "status": result.status}
 
@@ -156,14 +168,18 @@ def run_evaluation(redis_url: str, job_id: str) -> dict[str, Any]:
     candidates = run.candidates()
     ok = sum(c.ok for c in candidates)
     run.completed(
-        StepName.INITIAL_TRANSLATION, run.plan.candidates[0].call.model.model,
+        StepName.INITIAL_TRANSLATION,
+        run.plan.candidates[0].call.model.model,
         f"{ok} of {len(candidates)} candidates succeeded",
     )
     model = run.plan.evaluation.model.model
     run.started(StepName.EVALUATION, model)
-    result, _ = run.once("evaluation", EvaluationResult, lambda: evaluate(run.context(), candidates))
+    result, _ = run.once(
+        "evaluation", EvaluationResult, lambda: evaluate(run.context(), candidates)
+    )
     run.completed(
-        StepName.EVALUATION, model,
+        StepName.EVALUATION,
+        model,
         f"selected candidate {result.selected_index} ({result.method})",
     )
     return {"job_id": job_id, "selected_index": result.selected_index}
@@ -186,7 +202,8 @@ def run_translator_revision(redis_url: str, job_id: str) -> dict[str, Any]:
     chosen = run.selected()
     review = run.load("editor_review", EditorReview)
     run.once(
-        "translator_revision", Revision,
+        "translator_revision",
+        Revision,
         lambda: translator_revision(run.context(), chosen, review),
     )
     # Completion of the last stage is announced by the terminal event (100 %).
@@ -223,11 +240,15 @@ def run_finalize(redis_url: str, job_id: str) -> dict[str, Any]:
     run.store.save_result(output, run.ttl)
     if run.store.transition(job_id, JobStatus.SUCCEEDED, run.ttl):
         run.progress.stage_completed(
-            job_id, StepName.TRANSLATOR_REVISION, plan.progress_weights, run.ttl,
+            job_id,
+            StepName.TRANSLATOR_REVISION,
+            plan.progress_weights,
+            run.ttl,
             model=plan.translator_revision.model.model,
         )
-        run.progress.finished(job_id, "succeeded", run.ttl, stage=FINALIZE_STAGE,
-                              message="translation finished")
+        run.progress.finished(
+            job_id, "succeeded", run.ttl, stage=FINALIZE_STAGE, message="translation finished"
+        )
     return {"job_id": job_id, "status": "succeeded"}
 
 
@@ -253,8 +274,20 @@ def fail_job(redis_url: str, job_id: str, stage: str, cause: str) -> None:
     ttl = record.plan.retention_s
     if store.transition(job_id, JobStatus.FAILED, ttl, error=cause, error_stage=stage):
         progress.emit(
-            job_id, event="stage_failed", percent=0, ttl=ttl, stage=stage, status="failed",
-            error=cause, message=f"{stage} failed",
+            job_id,
+            event="stage_failed",
+            percent=0,
+            ttl=ttl,
+            stage=stage,
+            status="failed",
+            error=cause,
+            message=f"{stage} failed",
         )
-        progress.finished(job_id, "failed", ttl, stage=stage, error=cause,
-                          message=f"job failed in {stage}: {cause}")
+        progress.finished(
+            job_id,
+            "failed",
+            ttl,
+            stage=stage,
+            error=cause,
+            message=f"job failed in {stage}: {cause}",
+        )

@@ -115,19 +115,37 @@ class ProgressRecorder:
     ) -> bool:
         start, _ = stage_bounds(weights, step)
         return self.emit(
-            job_id, event="stage_started", percent=start, ttl=ttl, once=f"start:{step.value}",
-            stage=step.display_name, status="running", model=model,
+            job_id,
+            event="stage_started",
+            percent=start,
+            ttl=ttl,
+            once=f"start:{step.value}",
+            stage=step.display_name,
+            status="running",
+            model=model,
             message=f"{step.display_name} started ({model})",
         )
 
     def stage_completed(
-        self, job_id: str, step: StepName, weights: ProgressWeights, ttl: int, *,
-        model: str, message: str = "",
+        self,
+        job_id: str,
+        step: StepName,
+        weights: ProgressWeights,
+        ttl: int,
+        *,
+        model: str,
+        message: str = "",
     ) -> bool:
         _, end = stage_bounds(weights, step)
         return self.emit(
-            job_id, event="stage_completed", percent=end, ttl=ttl, once=f"end:{step.value}",
-            stage=step.display_name, status="completed", model=model,
+            job_id,
+            event="stage_completed",
+            percent=end,
+            ttl=ttl,
+            once=f"end:{step.value}",
+            stage=step.display_name,
+            status="completed",
+            model=model,
             message=message or f"{step.display_name} completed",
         )
 
@@ -136,8 +154,17 @@ class ProgressRecorder:
     ) -> tuple[int, bool]:
         """Returns (finished count, milestone published); count 0 means already counted."""
         _, end = stage_bounds(weights, StepName.INITIAL_TRANSLATION)
-        args = [index, "1" if ok else "0", n, ttl, STREAM_MAXLEN, end, f"{time.time():.3f}",
-                StepName.INITIAL_TRANSLATION.display_name, *milestones(n)]
+        args = [
+            index,
+            "1" if ok else "0",
+            n,
+            ttl,
+            STREAM_MAXLEN,
+            end,
+            f"{time.time():.3f}",
+            StepName.INITIAL_TRANSLATION.display_name,
+            *milestones(n),
+        ]
         k, published = self._finished(
             keys=[keys.finished_candidates(job_id), keys.progress(job_id), keys.events(job_id)],
             args=args,
@@ -145,14 +172,27 @@ class ProgressRecorder:
         return int(k), bool(published)
 
     def finished(
-        self, job_id: str, outcome: str, ttl: int, *, stage: str = "", error: str = "",
+        self,
+        job_id: str,
+        outcome: str,
+        ttl: int,
+        *,
+        stage: str = "",
+        error: str = "",
         message: str = "",
     ) -> bool:
         """The terminal event: succeeded, failed or cancelled. Nothing follows it."""
         percent = 100.0 if outcome == "succeeded" else 0.0
         return self.emit(
-            job_id, event="job_finished", percent=percent, ttl=ttl, terminal=True,
-            status=outcome, stage=stage, error=error, message=message or f"job {outcome}",
+            job_id,
+            event="job_finished",
+            percent=percent,
+            ttl=ttl,
+            terminal=True,
+            status=outcome,
+            stage=stage,
+            error=error,
+            message=message or f"job {outcome}",
         )
 
 
@@ -169,7 +209,11 @@ class ProgressReader:
         return ProgressSnapshot.model_validate(clean)
 
     def events(
-        self, job_id: str, *, timeout: float | None = None, block_ms: int = 1000,
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = None,
+        block_ms: int = 1000,
         start: str = "0-0",
     ) -> Iterator[ProgressEvent]:
         """Replay from ``start``, then block for new events; ends after the terminal event.

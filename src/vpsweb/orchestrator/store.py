@@ -73,8 +73,11 @@ class JobStore:
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(
                 keys.job(plan.job_id),
-                mapping={"status": JobStatus.QUEUED.value, "plan": plan.model_dump_json(),
-                         "created_at": created},
+                mapping={
+                    "status": JobStatus.QUEUED.value,
+                    "plan": plan.model_dump_json(),
+                    "created_at": created,
+                },
             )
             pipe.expire(keys.job(plan.job_id), ttl)
             pipe.zadd(keys.JOBS_INDEX, {plan.job_id: plan.created_at.timestamp()})

@@ -41,27 +41,43 @@ def _run(task: Task, job_id: str, stage: str, step: Callable[[str], dict[str, An
 
 @shared_task(name="vpsweb.candidate", bind=True)
 def candidate(self: Task, job_id: str, index: int) -> Any:
-    return _run(self, job_id, StepName.INITIAL_TRANSLATION.display_name,
-                lambda url: execution.run_candidate(url, job_id, index))
+    return _run(
+        self,
+        job_id,
+        StepName.INITIAL_TRANSLATION.display_name,
+        lambda url: execution.run_candidate(url, job_id, index),
+    )
 
 
 @shared_task(name="vpsweb.evaluate", bind=True)
 def evaluate(self: Task, candidates: list[Any] | dict[str, Any], job_id: str) -> Any:
     # The chord passes the header's results; the stored outputs are the truth.
-    return _run(self, job_id, StepName.EVALUATION.display_name,
-                lambda url: execution.run_evaluation(url, job_id))
+    return _run(
+        self,
+        job_id,
+        StepName.EVALUATION.display_name,
+        lambda url: execution.run_evaluation(url, job_id),
+    )
 
 
 @shared_task(name="vpsweb.editor_review", bind=True)
 def editor_review(self: Task, job_id: str) -> Any:
-    return _run(self, job_id, StepName.EDITOR_REVIEW.display_name,
-                lambda url: execution.run_editor_review(url, job_id))
+    return _run(
+        self,
+        job_id,
+        StepName.EDITOR_REVIEW.display_name,
+        lambda url: execution.run_editor_review(url, job_id),
+    )
 
 
 @shared_task(name="vpsweb.translator_revision", bind=True)
 def translator_revision(self: Task, job_id: str) -> Any:
-    return _run(self, job_id, StepName.TRANSLATOR_REVISION.display_name,
-                lambda url: execution.run_translator_revision(url, job_id))
+    return _run(
+        self,
+        job_id,
+        StepName.TRANSLATOR_REVISION.display_name,
+        lambda url: execution.run_translator_revision(url, job_id),
+    )
 
 
 @shared_task(name="vpsweb.finalize", bind=True)

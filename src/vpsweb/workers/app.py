@@ -52,7 +52,9 @@ def visibility_timeout_s(cfg: AppConfig) -> int:
 
 
 def task_routes(routing: Routing) -> dict[str, dict[str, str]]:
-    return {name: {"queue": getattr(routing, stage)} for name, stage in TASK_ROUTES_BY_STAGE.items()}
+    return {
+        name: {"queue": getattr(routing, stage)} for name, stage in TASK_ROUTES_BY_STAGE.items()
+    }
 
 
 def celery_settings(redis_url: str, cfg: AppConfig) -> dict[str, Any]:

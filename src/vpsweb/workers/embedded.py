@@ -76,8 +76,11 @@ class EmbeddedCluster:
             env["VPSWEB_SIMULATOR_URL"] = self.simulator_url
             os.environ["VPSWEB_SIMULATOR_URL"] = self.simulator_url
         worker = start_worker(
-            self.redis_url, env=env, concurrency=self.concurrency,
-            log_path=self._logdir / "worker.log", preexec_fn=_die_with_parent,
+            self.redis_url,
+            env=env,
+            concurrency=self.concurrency,
+            log_path=self._logdir / "worker.log",
+            preexec_fn=_die_with_parent,
         )
         self._procs.append(worker)
 
@@ -97,7 +100,9 @@ class EmbeddedCluster:
             signal.signal(signal.SIGTERM, self._old_sigterm)  # type: ignore[arg-type]
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.close()

@@ -7,6 +7,7 @@ it also stops anything it spawned.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -54,10 +55,8 @@ def stop_process(proc: subprocess.Popen[bytes], *, grace_s: float = 10.0) -> Non
     try:
         proc.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait(timeout=5)
 
 
@@ -78,9 +77,19 @@ class RedisServer:
     ) -> RedisServer:
         self.workdir = Path(tempfile.mkdtemp(prefix="vpsweb-redis-"))
         cmd = [
-            redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
-            "--logfile", str(self.workdir / "redis.log"),
+            redis_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+            "--logfile",
+            str(self.workdir / "redis.log"),
         ]
         self.proc = subprocess.Popen(
             cmd, start_new_session=True, stdout=subprocess.DEVNULL, preexec_fn=preexec_fn
@@ -107,11 +116,24 @@ class RedisServer:
 
 
 def worker_command(
-    *, queues: list[str] | None = None, concurrency: int | None = None, name: str | None = None,
+    *,
+    queues: list[str] | None = None,
+    concurrency: int | None = None,
+    name: str | None = None,
     loglevel: str = "WARNING",
 ) -> list[str]:
-    cmd = [sys.executable, "-m", "celery", "-A", "vpsweb.workers.app", "worker",
-           "--loglevel", loglevel, "--without-mingle", "--without-gossip"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "vpsweb.workers.app",
+        "worker",
+        "--loglevel",
+        loglevel,
+        "--without-mingle",
+        "--without-gossip",
+    ]
     if queues:
         cmd += ["-Q", ",".join(queues)]
     if concurrency:
@@ -122,8 +144,13 @@ def worker_command(
 
 
 def start_worker(
-    redis_url: str, *, env: dict[str, str] | None = None, queues: list[str] | None = None,
-    concurrency: int | None = None, name: str | None = None, log_path: Path | None = None,
+    redis_url: str,
+    *,
+    env: dict[str, str] | None = None,
+    queues: list[str] | None = None,
+    concurrency: int | None = None,
+    name: str | None = None,
+    log_path: Path | None = None,
     preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.Popen[bytes]:
     """A real `celery worker` subprocess for ``redis_url``; returns once it answers ping."""
@@ -134,7 +161,10 @@ def start_worker(
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
         worker_command(queues=queues, concurrency=concurrency, name=name),
-        env=child_env, start_new_session=True, stdout=out, stderr=subprocess.STDOUT,
+        env=child_env,
+        start_new_session=True,
+        stdout=out,
+        stderr=subprocess.STDOUT,
         preexec_fn=preexec_fn,
     )
     if log_path:
@@ -143,8 +173,9 @@ def start_worker(
     return proc
 
 
-def wait_for_worker(app: object, name: str, proc: subprocess.Popen[bytes],
-                    timeout_s: float = 30.0) -> None:
+def wait_for_worker(
+    app: object, name: str, proc: subprocess.Popen[bytes], timeout_s: float = 30.0
+) -> None:
     hostname = name.replace("%h", socket.gethostname())
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

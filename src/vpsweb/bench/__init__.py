@@ -1,0 +1,1 @@
+"""`vpsweb bench`: parallel scaling, orchestration overhead, throughput, memory, cost."""

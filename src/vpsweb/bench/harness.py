@@ -1,0 +1,180 @@
+"""Benchmark plumbing: its own Redis, simulator and workers; statistics; timings.
+
+The benchmark runs the production path end to end (client → Redis → Celery
+workers → openai SDK → simulator over HTTP); the simulator's latency stands in
+for the LLM and reports what it applied, so the critical path is measured.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from vpsweb.models import TranslationOutput
+from vpsweb.workers.processes import RedisServer, start_worker, stop_process
+
+
+@dataclass
+class Spread:
+    """A median with its spread over repeated runs (min and max, and p95)."""
+
+    median: float
+    lo: float
+    hi: float
+    p95: float
+    n: int
+
+    @classmethod
+    def of(cls, values: list[float]) -> Spread:
+        if not values:
+            return cls(float("nan"), float("nan"), float("nan"), float("nan"), 0)
+        ordered = sorted(values)
+        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+        return cls(statistics.median(ordered), ordered[0], ordered[-1], p95, len(ordered))
+
+    def as_dict(self, digits: int = 4) -> dict[str, float | int]:
+        return {
+            "median": round(self.median, digits),
+            "min": round(self.lo, digits),
+            "max": round(self.hi, digits),
+            "p95": round(self.p95, digits),
+            "n": self.n,
+        }
+
+    def fmt(self, unit: str = "s", scale: float = 1.0, digits: int = 3) -> str:
+        return (
+            f"{self.median * scale:.{digits}f}{unit} "
+            f"[{self.lo * scale:.{digits}f}–{self.hi * scale:.{digits}f}]"
+        )
+
+
+def critical_path_s(out: TranslationOutput) -> float:
+    """LLM latency on the critical path, as the simulator reported it."""
+
+    def lat(m) -> float:
+        return (m.reported_latency_s or 0.0) if m is not None else 0.0
+
+    slowest = max((lat(c.metrics) for c in out.candidates), default=0.0)
+    return (
+        slowest
+        + lat(out.evaluation.metrics)
+        + lat(out.editor_review.metrics)
+        + lat(out.revision.metrics)
+    )
+
+
+def hop_gaps_s(out: TranslationOutput) -> dict[str, float]:
+    """Time between one stage's end and the next one's start (queue + Redis + Celery)."""
+    cands = [c.metrics for c in out.candidates if c.metrics is not None]
+    ev, rv, rs = out.evaluation.metrics, out.editor_review.metrics, out.revision.metrics
+    gaps: dict[str, float] = {}
+    if cands and all(m.started_at for m in cands):
+        first = min(m.started_at for m in cands if m.started_at)
+        gaps["submit->candidate"] = (first - out.created_at).total_seconds()
+        last = max(m.finished_at for m in cands if m.finished_at)
+        if ev and ev.started_at:
+            gaps["candidates->evaluation"] = (ev.started_at - last).total_seconds()
+    if ev and rv and ev.finished_at and rv.started_at:
+        gaps["evaluation->review"] = (rv.started_at - ev.finished_at).total_seconds()
+    if rv and rs and rv.finished_at and rs.started_at:
+        gaps["review->revision"] = (rs.started_at - rv.finished_at).total_seconds()
+    if rs and rs.finished_at:
+        gaps["revision->finalized"] = (out.finished_at - rs.finished_at).total_seconds()
+    return gaps
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (a celery worker is one process
+    with the threads pool, but count children in case a pool forks)."""
+    total = 0
+    pids = [pid]
+    try:
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+        pids += [int(p) for p in children.stdout.split()]
+    except FileNotFoundError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+class SimulatorHandle:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.root = url.removesuffix("/v1")
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(self.root + "/stats", timeout=5) as resp:
+            return json.load(resp)
+
+
+@dataclass
+class BenchEnv:
+    redis_url: str
+    simulator: SimulatorHandle
+    redis: RedisServer | None = None
+
+    @contextmanager
+    def workers(self, count: int, concurrency: int, log_dir: Path) -> Iterator[list]:
+        env = {"VPSWEB_SIMULATOR_URL": self.simulator.url}
+        procs = []
+        try:
+            for i in range(count):
+                procs.append(
+                    start_worker(
+                        self.redis_url,
+                        env=env,
+                        concurrency=concurrency,
+                        name=f"bench{i}-{time.monotonic_ns()}@%h",
+                        log_path=log_dir / f"w{i}.log",
+                    )
+                )
+            yield procs
+        finally:
+            for p in procs:
+                stop_process(p)
+            self.flush()
+
+    def flush(self) -> None:
+        """Empty Redis between scenarios so that one scenario's leftovers cannot slow
+        the next (only when the bench owns the Redis)."""
+        if self.redis is not None:
+            import redis
+
+            redis.Redis.from_url(self.redis_url).flushdb()
+
+
+@contextmanager
+def bench_env(
+    *, latency_ms: float, jitter_ms: float, redis_url: str | None, simulator_url: str | None
+) -> Iterator[BenchEnv]:
+    from vpsweb.llm.simulator_process import start_simulator_process
+
+    server = None
+    sim_proc = None
+    try:
+        if redis_url is None:
+            server = RedisServer().start()
+            redis_url = server.url
+        if simulator_url is None:
+            sim_proc, simulator_url = start_simulator_process(
+                extra_args=["--latency-ms", str(latency_ms), "--jitter-ms", str(jitter_ms)]
+            )
+        yield BenchEnv(redis_url=redis_url, simulator=SimulatorHandle(simulator_url), redis=server)
+    finally:
+        if sim_proc is not None:
+            stop_process(sim_proc)
+        if server is not None:
+            server.stop()
