@@ -20,7 +20,38 @@ STEP_MARKERS = (
 )
 DEFAULT_CRITERIA = ("fidelity", "imagery", "musicality", "fluency")
 
-_EN_WORDS = ["mist", "harbor", "silent", "cat", "feet", "city", "evening", "light", "river", "stone", "moon", "frost", "home", "road", "wood", "yellow", "morning", "sigh", "wind", "leaf", "shadow", "window", "lantern", "quiet", "far", "gentle", "old", "bright"]
+_EN_WORDS = tuple(
+    [
+        "mist",
+        "harbor",
+        "silent",
+        "cat",
+        "feet",
+        "city",
+        "evening",
+        "light",
+        "river",
+        "stone",
+        "moon",
+        "frost",
+        "home",
+        "road",
+        "wood",
+        "yellow",
+        "morning",
+        "sigh",
+        "wind",
+        "leaf",
+        "shadow",
+        "window",
+        "lantern",
+        "quiet",
+        "far",
+        "gentle",
+        "old",
+        "bright",
+    ]
+)
 _ZH_CHARS = "雾港静猫足城暮光河石月霜乡路林黄晨叹风叶影窗灯远轻旧明山水云花夜春秋"
 _POEM = re.compile(r"<original_poem>\s*\n?(.*?)</original_poem>", re.DOTALL)
 _CANDIDATE = re.compile(r'<candidate id="(\d+)">(.*?)</candidate>', re.DOTALL)

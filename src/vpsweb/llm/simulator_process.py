@@ -25,7 +25,7 @@ def start_simulator_process(
     port = port or free_port()
     cmd = [sys.executable, "-m", "vpsweb.llm.simulator", "--port", str(port), *extra_args]
     # stderr goes to a file, not a pipe: an unread pipe would block a chatty child.
-    errors = tempfile.TemporaryFile()
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed once the child serves
     proc = subprocess.Popen(
         cmd,
         env=env,
@@ -48,5 +48,7 @@ def start_simulator_process(
                 raise RuntimeError(f"simulator exited ({proc.returncode}): {err}") from None
             if time.monotonic() > deadline:
                 stop_process(proc)
-                raise RuntimeError(f"simulator did not answer on {base} in {timeout_s:g}s")
+                raise RuntimeError(
+                    f"simulator did not answer on {base} in {timeout_s:g}s"
+                ) from None
             time.sleep(0.05)
