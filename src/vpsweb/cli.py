@@ -56,7 +56,13 @@ def _cluster(args: argparse.Namespace, needs_simulator: bool) -> Iterator[str]:
     sys.stderr.write(
         f"starting embedded Redis, worker{' and LLM simulator' if needs_simulator else ''}...\n"
     )
-    with EmbeddedCluster(simulator=needs_simulator) as cluster:
+    # A little simulated latency so that the demo's progress is visible.
+    sim_args = (
+        []
+        if os.environ.get("VPSWEB_SIM_LATENCY_MS")
+        else ["--latency-ms", "300", "--jitter-ms", "150"]
+    )
+    with EmbeddedCluster(simulator=needs_simulator, simulator_args=sim_args) as cluster:
         yield cluster.redis_url
 
 

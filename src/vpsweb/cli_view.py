@@ -101,7 +101,12 @@ def print_result(output: TranslationOutput, out: TextIO) -> None:
         f"method {ev.method}, of {len(output.candidates)}"
     )
     out.write(f" ({len(failed)} failed)\n" if failed else "\n")
-    out.write(f"Rationale: {ev.rationale.strip()}\n\n")
+    out.write(f"Rationale: {ev.rationale.strip()}\n")
+    if len(ev.presented_order) > 1:
+        # The judge numbered candidates in its shuffled order; show the mapping.
+        seen = ", ".join(f"{pid}=#{idx}" for pid, idx in enumerate(ev.presented_order, 1))
+        out.write(f"  (the judge saw them shuffled as {seen})\n")
+    out.write("\n")
     out.write(f"Editor's suggestions:\n{summary}\n\n")
     title = output.revision.translated_title
     out.write(f"Final translation{f' — {title}' if title else ''}:\n\n")

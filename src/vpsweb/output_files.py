@@ -84,7 +84,10 @@ def to_markdown(output: TranslationOutput) -> str:
     lines += [
         "## Evaluation",
         "",
-        f"Selected candidate {ev.selected_index} (method: {ev.method}).",
+        f"Selected candidate {ev.selected_index} (method: {ev.method}). The judge saw the "
+        "candidates shuffled, numbered "
+        + ", ".join(f"{pid} = candidate {idx}" for pid, idx in enumerate(ev.presented_order, 1))
+        + "; its rationale uses those numbers.",
         "",
         ev.rationale,
         "",

@@ -1,0 +1,191 @@
+"""The `vpsweb` command as a user runs it: embedded mode, Ctrl-C, job commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+from tests.integration.test_pipeline import submit
+from vpsweb.client import Client
+from vpsweb.config import load_config
+
+pytestmark = pytest.mark.integration
+
+FOG = str(REPO / "examples" / "fog.txt")
+MARKERS = ("vpsweb-redis-", "vpsweb.llm.simulator", "vpsweb.workers.app")
+
+
+def our_processes() -> set[int]:
+    """PIDs of redis-servers, simulators and workers started by vpsweb."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(m in cmd for m in MARKERS):
+            pids.add(int(entry.name))
+    return pids
+
+
+def wait_gone(before: set[int], timeout: float = 15) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = our_processes() - before
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
+def test_translate_embedded_offline_saves_files_and_cleans_up(tmp_path):
+    before = our_processes()
+    res = run_cli(
+        "translate",
+        FOG,
+        "--source-lang",
+        "en",
+        "--target-lang",
+        "zh-CN",
+        "--title",
+        "Fog",
+        "--author",
+        "Carl Sandburg",
+        "--parallel-count",
+        "3",
+        "--offline",
+        "--output-dir",
+        str(tmp_path),
+    )
+    assert res.returncode == 0, res.stderr
+    assert "Final translation" in res.stdout and "Chosen candidate" in res.stdout
+    assert "Totals: 6 LLM calls" in res.stdout
+    assert "Initial Translation" in res.stderr and "3/3 completed" in res.stderr
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 2 and names[0].startswith("carl-sandburg_fog_en_zh-CN_hybrid_")
+    data = json.loads((tmp_path / names[0]).read_text())
+    assert data["parallel_count"] == 3 and len(data["candidates"]) == 3
+    assert "## Final translation" in (tmp_path / names[1]).read_text()
+    assert wait_gone(before) == set()
+
+
+def test_translate_json_output(tmp_path):
+    res = run_cli(
+        "translate",
+        FOG,
+        "--source-lang",
+        "en",
+        "--target-lang",
+        "zh-CN",
+        "--parallel-count",
+        "2",
+        "--mode",
+        "non_reasoning",
+        "--offline",
+        "--json",
+    )
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["workflow_mode"] == "non_reasoning" and len(out["candidates"]) == 2
+    assert out["evaluation"]["selected_index"] in (0, 1)
+
+
+def test_ctrl_c_cancels_and_leaves_nothing_behind():
+    before = our_processes()
+    env = {**os.environ, "VPSWEB_SIM_LATENCY_MS": "3000"}
+    env.pop("VPSWEB_REDIS_URL", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vpsweb.cli",
+            "translate",
+            FOG,
+            "--source-lang",
+            "en",
+            "--target-lang",
+            "zh-CN",
+            "--offline",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 60
+    for line in proc.stderr:
+        if "Initial Translation" in line or time.monotonic() > deadline:
+            break
+    assert our_processes() - before, "embedded processes should be running now"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "cancelled" in err
+    assert wait_gone(before) == set()
+
+
+def test_invalid_request_fails_fast_without_starting_anything():
+    before = our_processes()
+    res = run_cli(
+        "translate",
+        FOG,
+        "--source-lang",
+        "fr",
+        "--target-lang",
+        "en",
+        "--parallel-count",
+        "20",
+        "--offline",
+    )
+    assert res.returncode == 2
+    assert "source_lang" in res.stderr and "parallel_count" in res.stderr
+    assert "fr" in res.stderr and "between 1 and 8" in res.stderr
+    assert our_processes() - before == set()
+
+
+def test_job_commands_against_a_cluster(redis_server, workers):
+    env = {"VPSWEB_REDIS_URL": redis_server.url}
+    with Client(redis_url=redis_server.url, config=load_config()) as c:
+        job = submit(c, parallel_count=2)
+        job.result(timeout=60)
+    status = run_cli("status", job.id, env=env)
+    assert status.returncode == 0 and "succeeded" in status.stdout and "100.0%" in status.stdout
+    result = run_cli("result", job.id, "--json", env=env)
+    assert json.loads(result.stdout)["job_id"] == job.id
+    watch = run_cli("watch", job.id, env=env)
+    assert watch.returncode == 0 and "job succeeded" in watch.stdout
+    jobs = run_cli("jobs", env=env)
+    assert job.id in jobs.stdout
+    cancel = run_cli("cancel", job.id, env=env)
+    assert "already ended (succeeded)" in cancel.stdout
+    missing = run_cli("status", "nope", env=env)
+    assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+def test_config_check(tmp_path):
+    ok = run_cli("config", "check")
+    assert ok.returncode == 0 and "config OK" in ok.stdout and "mode reasoning" in ok.stdout
+    from tests.conftest import make_config_dir
+
+    broken = make_config_dir(tmp_path)
+    text = (
+        (broken / "pipeline.yaml")
+        .read_text()
+        .replace("model: deepseek-reasoner", "model: gpt-17", 1)
+    )
+    (broken / "pipeline.yaml").write_text(text)
+    bad = run_cli("config", "check", "--config-dir", str(broken))
+    assert bad.returncode == 1
+    assert "pipeline.yaml" in bad.stderr and "unknown model 'gpt-17'" in bad.stderr
+    assert "allowed:" in bad.stderr and "deepseek-chat" in bad.stderr
