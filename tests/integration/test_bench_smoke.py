@@ -1,0 +1,38 @@
+"""The bench harness on a tiny scenario: checks the output's structure, not its speed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_bench_tiny_writes_structured_results(tmp_path):
+    res = run_cli("bench", "--tiny", "--latency-ms", "100", "--output", str(tmp_path), timeout=240)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "Parallel scaling" in res.stdout and "Throughput" in res.stdout
+    files = list(tmp_path.glob("bench-tiny-*.json"))
+    assert len(files) == 1
+    doc = json.loads(files[0].read_text())
+    assert doc["profile"] == "tiny" and doc["latency_ms"] == 100
+    r = doc["results"]
+    assert set(r) == {"scaling", "overhead", "throughput", "memory", "cost"}
+    by_n = r["scaling"]["by_n"]
+    assert set(by_n) == {"1", "2"}
+    for row in by_n.values():
+        assert set(row["makespan_s"]) == {"median", "min", "max", "p95", "n"}
+        assert row["makespan_s"]["min"] <= row["makespan_s"]["median"] <= row["makespan_s"]["max"]
+        assert row["critical_path_s"]["median"] > 0
+    assert by_n["1"]["ratio_to_n1"] == 1.0
+    assert by_n["1"]["speedup_vs_sequential"] is not None
+    assert set(r["scaling"]["hop_gaps"]) >= {"candidates->evaluation", "evaluation->review"}
+    assert r["overhead"]["n"] == 2 and r["overhead"]["makespan_ratio"] > 0
+    tp = r["throughput"]["by_processes"]["1"]
+    assert tp["jobs"] == 3 and 0 < tp["ratio_to_bound"] and tp["bound_jobs_per_min"] > 0
+    assert r["memory"]["peak_rss_mb"] >= r["memory"]["idle_rss_mb"] > 0
+    assert set(r["cost"]) == {"hybrid", "reasoning", "non_reasoning"}
+    assert r["cost"]["hybrid"]["1"]["tokens"] > 0
