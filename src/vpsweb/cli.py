@@ -196,7 +196,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.redis_url:
         os.environ["VPSWEB_REDIS_URL"] = args.redis_url
     queues = args.queues.split(",") if args.queues else None
-    cmd = worker_command(queues=queues, concurrency=args.concurrency, loglevel=args.loglevel)
+    cmd = worker_command(
+        queues=queues, concurrency=args.concurrency, loglevel=args.loglevel, name=args.name
+    )
     os.execv(cmd[0], cmd)  # becomes a plain `celery worker`: signals behave as usual
     return EXIT_OK  # pragma: no cover
 
@@ -303,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--queues", help="comma-separated queues (default: all)")
     w.add_argument("--concurrency", type=int, help="threads (default 32)")
     w.add_argument("--loglevel", default="INFO")
+    w.add_argument("--name", help="node name, e.g. candidates1@%%h (default celery@%%h)")
     _add_redis(w)
     w.set_defaults(func=cmd_worker)
 

@@ -32,7 +32,7 @@ def test_bench_tiny_writes_structured_results(tmp_path):
     assert set(r["scaling"]["hop_gaps"]) >= {"candidates->evaluation", "evaluation->review"}
     assert r["overhead"]["n"] == 2 and r["overhead"]["makespan_ratio"] > 0
     tp = r["throughput"]["by_processes"]["1"]
-    assert tp["jobs"] == 3 and 0 < tp["ratio_to_bound"] and tp["bound_jobs_per_min"] > 0
+    assert tp["jobs"] == 3 and tp["ratio_to_bound"] > 0 and tp["bound_jobs_per_min"] > 0
     assert r["memory"]["peak_rss_mb"] >= r["memory"]["idle_rss_mb"] > 0
     assert set(r["cost"]) == {"hybrid", "reasoning", "non_reasoning"}
     assert r["cost"]["hybrid"]["1"]["tokens"] > 0

@@ -19,7 +19,14 @@ from tests.conftest import FAKE_KEY, make_config_dir, use_models
 from tests.integration.test_pipeline import POEM, submit
 from vpsweb.client import Client
 from vpsweb.config import load_config
-from vpsweb.workers.processes import RedisServer, free_port, start_worker, stop_process
+from vpsweb.workers.app import create_app
+from vpsweb.workers.processes import (
+    RedisServer,
+    free_port,
+    start_worker,
+    stop_process,
+    wait_for_worker,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -49,9 +56,28 @@ def http(url: str, *, auth: bool = True) -> tuple[int, str]:
 def cluster(redis_server, workers, simulator, worker_logs) -> Iterator[dict]:
     """A third worker beside the two session workers, and Flower with basic auth."""
     env = {"VPSWEB_SIMULATOR_URL": simulator, "DEEPSEEK_API_KEY": FAKE_KEY}
-    third = start_worker(
-        redis_server.url, env=env, concurrency=8, name="w2@%h", log_path=worker_logs / "w2.log"
+    # The third worker is started the way an operator does: `vpsweb worker`.
+    third = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vpsweb.cli",
+            "worker",
+            "--queues",
+            "vpsweb.candidates,vpsweb.evaluation,vpsweb.review",
+            "--concurrency",
+            "8",
+            "--name",
+            "w2@%h",
+            "--loglevel",
+            "WARNING",
+        ],
+        env={**os.environ, **env, "VPSWEB_REDIS_URL": redis_server.url},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=open(worker_logs / "w2.log", "wb"),  # noqa: SIM115
     )
+    wait_for_worker(create_app(redis_server.url), "w2@%h", third)
     port = free_port()
     flower = subprocess.Popen(
         [
