@@ -14,6 +14,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -97,7 +98,7 @@ class TranslationRequest(_Model):
     title: str = Field(default="", max_length=500)
     author: str = Field(default="", max_length=500)
     workflow_mode: WorkflowMode = WorkflowMode.HYBRID
-    parallel_count: int | None = None
+    parallel_count: StrictInt | None = None  # strict: true/"3" are not counts
     strategy: StrategyOverrides = Field(default_factory=StrategyOverrides)
     background_briefing: str | None = Field(default=None, max_length=20_000)
 

@@ -25,7 +25,8 @@ class ParseError(ValueError):
         super().__init__(message)
 
 
-def _clean(text: str) -> str:
+def clean_answer(text: str) -> str:
+    """The answer without <think> blocks and code-fence lines."""
     text = _THINK.sub("", text)
     return _FENCE.sub("", text)
 
@@ -41,13 +42,14 @@ def extract_tag(text: str, tag: str, *, siblings: Iterable[str] = ()) -> str | N
     An unclosed field runs to the end of the text, or to the opening of a sibling
     field that follows it (so an unclosed translation does not swallow its notes).
     """
-    text = _clean(text)
+    text = clean_answer(text)
     opening = _open_tag(tag).search(text)
     if opening is None:
         return None
     start = opening.end()
-    close = f"</{tag}>"
-    end = text.lower().rfind(close.lower())
+    # Search the original text: lower() can change its length (e.g. 'İ').
+    closes = list(re.finditer(re.escape(f"</{tag}>"), text, re.IGNORECASE))
+    end = closes[-1].start() if closes else -1
     if end >= start:
         return text[start:end].strip()
     stop = len(text)
@@ -97,7 +99,7 @@ _INT = re.compile(r"-?\d+")
 def parse_scores(text: str) -> dict[int, dict[str, float]]:
     """Per-candidate scores keyed by presented id; lenient, since scores are informative."""
     scores: dict[int, dict[str, float]] = {}
-    for cid, body in _SCORE.findall(_clean(text)):
+    for cid, body in _SCORE.findall(clean_answer(text)):
         pairs = {k.strip().lower(): float(v) for k, v in _PAIR.findall(body)}
         scores[int(cid)] = pairs
     return scores

@@ -139,4 +139,19 @@ def check_prompts(
                     f"{root}/prompts/{step.value}.yaml: {kind} templates (mode {mode.value}): "
                     f"{exc}; variables available: {', '.join(STEP_VARIABLES[step])}"
                 )
+    # A variant may run the translator on another model, of another kind.
+    prompt = prompts.get(StepName.INITIAL_TRANSLATION)
+    for i, variant in enumerate(pipeline.variants):
+        if prompt is None or variant.model is None:
+            continue
+        entry = models.models[variant.model]
+        try:
+            render(
+                prompt.for_model(reasoning=entry.reasoning),
+                sample_variables(StepName.INITIAL_TRANSLATION),
+            )
+        except PromptRenderError as exc:
+            problems.append(
+                f"{root}/prompts/initial_translation.yaml (variants.{i} on {variant.model}): {exc}"
+            )
     return sorted(set(problems))

@@ -28,6 +28,7 @@ from vpsweb.models import (
 )
 from vpsweb.parsing import (
     ParseError,
+    clean_answer,
     extract_fields,
     extract_tag,
     label_lines,
@@ -272,9 +273,9 @@ def editor_review(ctx: StageContext, chosen: CandidateResult) -> EditorReview:
         value = extract_tag(text, "editor_suggestions")
         if value:
             return value
-        if text.strip():
-            return text.strip()
-        raise ParseError("editor review answer is empty", missing=["editor_suggestions"])
+        if value is None and (raw := clean_answer(text).strip()):
+            return raw  # no tags at all: an editor's plain prose is still useful
+        raise ParseError("editor review has no suggestions", missing=["editor_suggestions"])
 
     try:
         suggestions = _ask(ctx, rec, prompt, parse, parse_attempts=plan.parse_retries + 1)

@@ -50,6 +50,9 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "(top level)"
 
 
+_UNREADABLE = object()  # the file's problem is already reported
+
+
 def _read_yaml(path: Path, problems: list[str]) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -57,13 +60,14 @@ def _read_yaml(path: Path, problems: list[str]) -> Any:
         problems.append(f"{path}: file not found")
     except yaml.YAMLError as exc:
         problems.append(f"{path}: not valid YAML: {exc}")
-    return None
+    return _UNREADABLE
 
 
 def _validate(path: Path, data: Any, model: type[M], problems: list[str]) -> M | None:
+    if data is _UNREADABLE:
+        return None
     if data is None:
-        if path.exists():
-            problems.append(f"{path}: file is empty")
+        problems.append(f"{path}: file is empty")
         return None
     try:
         return model.model_validate(data)

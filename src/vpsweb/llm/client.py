@@ -9,6 +9,7 @@ Retry-After) and 5xx. 4xx answers are final.
 from __future__ import annotations
 
 import email.utils
+import math
 import os
 import random
 import threading
@@ -56,25 +57,37 @@ class LLMClient(Protocol):
     ) -> Completion: ...
 
 
+def _seconds(value: float) -> float | None:
+    """A usable wait: at least 0, at most MAX_RETRY_AFTER_S; NaN is no answer."""
+    if math.isnan(value):
+        return None
+    return min(max(value, 0.0), MAX_RETRY_AFTER_S)
+
+
 def _retry_after_s(headers: Mapping[str, str] | None) -> float | None:
+    """The server's requested wait (retry-after-ms, then Retry-After seconds or date);
+    None when absent or unreadable, so the caller falls back to its own back-off."""
     if not headers:
         return None
     ms = headers.get("retry-after-ms")
     if ms:
         try:
-            return min(float(ms) / 1000, MAX_RETRY_AFTER_S)
+            if (wait := _seconds(float(ms) / 1000)) is not None:
+                return wait
         except ValueError:
             pass
     value = headers.get("retry-after")
     if not value:
         return None
     try:
-        return min(float(value), MAX_RETRY_AFTER_S)
+        return _seconds(float(value))
     except ValueError:
+        pass
+    try:
         parsed = email.utils.parsedate_to_datetime(value)
-        if parsed is None:
-            return None
-        return min(max(parsed.timestamp() - time.time(), 0.0), MAX_RETRY_AFTER_S)
+    except (TypeError, ValueError):
+        return None
+    return _seconds(parsed.timestamp() - time.time())
 
 
 class OpenAICompatibleClient:

@@ -1,0 +1,366 @@
+"""The shipped config loads, and every kind of mistake gives an error that names the
+file, the key path and the allowed choices. Each broken config is a tmp copy of config/."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from vpsweb.config import AppConfig, ConfigError, load_config
+from vpsweb.config.loader import CONFIG_DIR_ENV, _load_cached, default_config_dir, summarize
+from vpsweb.models import StepName, WorkflowMode
+from vpsweb.prompts import STEP_VARIABLES
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    _load_cached.cache_clear()
+    yield
+    _load_cached.cache_clear()
+
+
+@pytest.fixture()
+def config_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "config"
+    shutil.copytree(REPO / "config", target)
+    return target
+
+
+def edit_yaml(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def problems_of(root: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(root)
+    exc = info.value
+    assert exc.problems
+    assert str(exc).startswith("invalid configuration:")
+    for line in exc.problems:
+        assert line in str(exc)
+    return exc.problems
+
+
+def only_problem(root: Path) -> str:
+    problems = problems_of(root)
+    assert len(problems) == 1, problems
+    return problems[0]
+
+
+# --- the shipped config ------------------------------------------------------------
+
+
+def test_shipped_config_loads() -> None:
+    cfg = load_config()
+    assert isinstance(cfg, AppConfig)
+    assert cfg.config_dir == (REPO / "config").resolve()
+    assert set(cfg.pipeline.modes) == set(WorkflowMode)
+    assert set(cfg.prompts) == set(StepName)
+    assert [v.name for v in cfg.pipeline.variants] == ["literal", "lyric", "musical"]
+    assert [c.name for c in cfg.pipeline.evaluation.criteria] == [
+        "fidelity",
+        "imagery",
+        "musicality",
+        "fluency",
+    ]
+    assert cfg.models.simulator_model in cfg.models.models
+    # hybrid: non-reasoning translator, reasoning editor (the domain's definition).
+    hybrid = cfg.pipeline.modes[WorkflowMode.HYBRID].steps
+    models = cfg.models.models
+    assert not models[hybrid[StepName.INITIAL_TRANSLATION].model].reasoning
+    assert models[hybrid[StepName.EDITOR_REVIEW].model].reasoning
+    for step, settings in cfg.pipeline.modes[WorkflowMode.REASONING].steps.items():
+        assert models[settings.model].reasoning, step
+    for step, settings in cfg.pipeline.modes[WorkflowMode.NON_REASONING].steps.items():
+        assert not models[settings.model].reasoning, step
+
+
+def test_load_config_is_cached_per_directory(config_copy: Path) -> None:
+    assert load_config() is load_config()
+    assert load_config(config_copy) is load_config(str(config_copy))
+    assert load_config(config_copy) is not load_config()
+
+
+def test_summarize_mentions_every_mode_with_its_models() -> None:
+    cfg = load_config()
+    text = summarize(cfg)
+    assert text.startswith(f"config OK: {cfg.config_dir}")
+    for mode in WorkflowMode:
+        assert f"mode {mode.value} (N={cfg.pipeline.default_parallel_count(mode)})" in text
+    assert "mode reasoning (N=2)" in text
+    assert "mode hybrid (N=3)" in text
+    assert (
+        "mode hybrid (N=3): initial_translation=deepseek-chat, evaluation=deepseek-reasoner, "
+        "editor_review=deepseek-reasoner, translator_revision=deepseek-chat"
+    ) in text
+    assert "parallel_count: default 3, max 8" in text
+    assert "variants: literal, lyric, musical" in text
+    assert "criteria: fidelity, imagery, musicality, fluency" in text
+    for provider in cfg.models.providers:
+        assert provider in text
+
+
+# --- one kind of mistake per test ------------------------------------------------------
+
+
+def test_unknown_model_in_a_mode_step(config_copy: Path) -> None:
+    path = config_copy / "pipeline.yaml"
+    edit_yaml(path, lambda d: d["modes"]["hybrid"]["steps"]["evaluation"].update(model="gpt-9"))
+    line = only_problem(config_copy)
+    assert line.startswith(f"{path.resolve()}: modes.hybrid.steps.evaluation.model: ")
+    assert "unknown model 'gpt-9'" in line
+    allowed = line.split("allowed: ", 1)[1]
+    assert allowed.split(", ") == sorted(load_config(REPO / "config").models.models)
+
+
+def test_unknown_model_in_a_variant(config_copy: Path) -> None:
+    path = config_copy / "pipeline.yaml"
+    edit_yaml(path, lambda d: d["variants"][2].update(model="nope"))
+    line = only_problem(config_copy)
+    assert line.startswith(f"{path.resolve()}: variants.2.model: unknown model 'nope'")
+    assert "deepseek-chat" in line
+
+
+def test_every_mistake_is_reported_at_once(config_copy: Path) -> None:
+    def change(d: dict[str, Any]) -> None:
+        d["modes"]["hybrid"]["steps"]["evaluation"]["model"] = "m1"
+        d["modes"]["reasoning"]["steps"]["editor_review"]["model"] = "m2"
+        d["variants"][0]["model"] = "m3"
+
+    edit_yaml(config_copy / "pipeline.yaml", change)
+    problems = problems_of(config_copy)
+    assert len(problems) == 3
+    joined = "\n".join(problems)
+    assert "modes.hybrid.steps.evaluation.model: unknown model 'm1'" in joined
+    assert "modes.reasoning.steps.editor_review.model: unknown model 'm2'" in joined
+    assert "variants.0.model: unknown model 'm3'" in joined
+
+
+def test_model_with_unknown_provider(config_copy: Path) -> None:
+    path = config_copy / "models.yaml"
+    edit_yaml(path, lambda d: d["models"]["qwen-plus"].update(provider="alibaba"))
+    line = only_problem(config_copy)
+    assert line.startswith(f"{path.resolve()}: ")
+    assert "models.qwen-plus.provider: unknown provider 'alibaba'" in line
+    allowed = line.split("allowed: ", 1)[1]
+    assert allowed.split(", ") == sorted(load_config(REPO / "config").models.providers)
+
+
+def test_unknown_simulator_model(config_copy: Path) -> None:
+    edit_yaml(config_copy / "models.yaml", lambda d: d.update(simulator_model="sim-x"))
+    line = only_problem(config_copy)
+    assert "models.yaml" in line
+    assert "simulator_model: unknown model 'sim-x'" in line
+
+
+def test_bad_adaptation_level_in_strategy_defaults(config_copy: Path) -> None:
+    path = config_copy / "pipeline.yaml"
+    edit_yaml(path, lambda d: d["strategy_defaults"].update(adaptation_level="extreme"))
+    line = only_problem(config_copy)
+    assert line.startswith(f"{path.resolve()}: strategy_defaults.adaptation_level: ")
+    for literal in ("'foreignizing'", "'balanced'", "'domesticating'"):
+        assert literal in line
+
+
+def test_missing_mode(config_copy: Path) -> None:
+    path = config_copy / "pipeline.yaml"
+    edit_yaml(path, lambda d: d["modes"].pop("reasoning"))
+    line = only_problem(config_copy)
+    assert line.startswith(f"{path.resolve()}: ")
+    assert "modes: missing reasoning" in line
+
+
+def test_mode_missing_a_step(config_copy: Path) -> None:
+    edit_yaml(
+        config_copy / "pipeline.yaml",
+        lambda d: d["modes"]["non_reasoning"]["steps"].pop("editor_review"),
+    )
+    line = only_problem(config_copy)
+    assert "pipeline.yaml: modes.non_reasoning: steps: missing editor_review" in line
+
+
+def test_parallel_count_default_above_max(config_copy: Path) -> None:
+    edit_yaml(config_copy / "pipeline.yaml", lambda d: d["parallel_count"].update(default=9))
+    line = only_problem(config_copy)
+    assert "pipeline.yaml" in line
+    assert "parallel_count.default: 9 is above parallel_count.max 8" in line
+
+
+def test_mode_parallel_count_above_max(config_copy: Path) -> None:
+    edit_yaml(
+        config_copy / "pipeline.yaml", lambda d: d["modes"]["reasoning"].update(parallel_count=12)
+    )
+    line = only_problem(config_copy)
+    assert "modes.reasoning.parallel_count: 12 is above parallel_count.max 8" in line
+
+
+def test_invalid_yaml_syntax(config_copy: Path) -> None:
+    path = config_copy / "pipeline.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "\nmodes: [unclosed\n", encoding="utf-8")
+    problems = problems_of(config_copy)
+    assert any(line.startswith(f"{path.resolve()}: not valid YAML:") for line in problems), problems
+
+
+def test_invalid_yaml_is_not_also_reported_as_empty(config_copy: Path) -> None:
+    path = config_copy / "pipeline.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "\nmodes: [unclosed\n", encoding="utf-8")
+    problems = problems_of(config_copy)
+    assert not any("file is empty" in line for line in problems), problems
+
+
+def test_empty_file(config_copy: Path) -> None:
+    path = config_copy / "models.yaml"
+    path.write_text("# nothing here\n", encoding="utf-8")
+    line = only_problem(config_copy)
+    assert line == f"{path.resolve()}: file is empty"
+
+
+def test_missing_prompt_file(config_copy: Path) -> None:
+    path = config_copy / "prompts" / "editor_review.yaml"
+    path.unlink()
+    line = only_problem(config_copy)
+    assert line == f"{path.resolve()}: file not found"
+
+
+def test_prompt_with_undefined_variable(config_copy: Path) -> None:
+    path = config_copy / "prompts" / "initial_translation.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert "{{ original_poem }}" in text
+    path.write_text(text.replace("{{ original_poem }}", "{{ poem_txt }}"), encoding="utf-8")
+    problems = problems_of(config_copy)
+    # Default templates (hybrid and non_reasoning use deepseek-chat) and the reasoning
+    # ones (reasoning mode) are all broken: one line each, per mode.
+    assert len(problems) == 3, problems
+    for line in problems:
+        assert line.startswith(f"{config_copy.resolve()}/prompts/initial_translation.yaml: ")
+        assert "'poem_txt' is undefined" in line
+        available = line.split("variables available: ", 1)[1]
+        assert available.split(", ") == list(STEP_VARIABLES[StepName.INITIAL_TRANSLATION])
+    joined = "\n".join(problems)
+    assert "default templates (mode hybrid)" in joined
+    assert "default templates (mode non_reasoning)" in joined
+    assert "reasoning templates (mode reasoning)" in joined
+
+
+def test_prompt_variable_of_another_step_is_undefined(config_copy: Path) -> None:
+    """`editor_suggestions` exists only for the revision step, not for the editor."""
+    path = config_copy / "prompts" / "editor_review.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text.replace("{{ translation_notes }}", "{{ editor_suggestions }}"), encoding="utf-8"
+    )
+    problems = problems_of(config_copy)
+    assert problems
+    for line in problems:
+        assert "prompts/editor_review.yaml" in line
+        assert "'editor_suggestions' is undefined" in line
+
+
+def test_prompt_template_syntax_error(config_copy: Path) -> None:
+    path = config_copy / "prompts" / "evaluation.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("{% endfor %}", "{% endfr %}", 1), encoding="utf-8")
+    problems = problems_of(config_copy)
+    assert all("prompts/evaluation.yaml" in line for line in problems)
+    assert all("prompt template failed" in line for line in problems)
+
+
+def test_prompt_file_missing_user_template(config_copy: Path) -> None:
+    path = config_copy / "prompts" / "translator_revision.yaml"
+    edit_yaml(path, lambda d: d.pop("user"))
+    line = only_problem(config_copy)
+    assert line.startswith(f"{path.resolve()}: user: ")
+    assert "Field required" in line
+
+
+def test_progress_weights_not_increasing(config_copy: Path) -> None:
+    edit_yaml(
+        config_copy / "pipeline.yaml",
+        lambda d: d["progress_weights"].update(evaluation=80, editor_review=75),
+    )
+    line = only_problem(config_copy)
+    assert "pipeline.yaml: progress_weights: " in line
+    assert "must increase strictly and end at 100" in line
+
+
+def test_progress_weights_not_ending_at_100(config_copy: Path) -> None:
+    edit_yaml(
+        config_copy / "pipeline.yaml",
+        lambda d: d["progress_weights"].update(translator_revision=90),
+    )
+    assert "end at 100" in only_problem(config_copy)
+
+
+def test_unknown_extra_key(config_copy: Path) -> None:
+    path = config_copy / "pipeline.yaml"
+    edit_yaml(path, lambda d: d.update(paralel_count=4))
+    line = only_problem(config_copy)
+    assert line == f"{path.resolve()}: paralel_count: Extra inputs are not permitted"
+
+
+def test_unknown_key_inside_a_step(config_copy: Path) -> None:
+    edit_yaml(
+        config_copy / "pipeline.yaml",
+        lambda d: d["modes"]["hybrid"]["steps"]["editor_review"].update(temprature=0.1),
+    )
+    line = only_problem(config_copy)
+    assert "modes.hybrid.steps.editor_review.temprature: Extra inputs are not permitted" in line
+
+
+def test_out_of_range_temperature(config_copy: Path) -> None:
+    edit_yaml(
+        config_copy / "pipeline.yaml",
+        lambda d: d["modes"]["hybrid"]["steps"]["initial_translation"].update(temperature=3),
+    )
+    line = only_problem(config_copy)
+    assert "modes.hybrid.steps.initial_translation.temperature" in line
+    assert "less than or equal to 2" in line
+
+
+def test_duplicate_variant_names(config_copy: Path) -> None:
+    edit_yaml(config_copy / "pipeline.yaml", lambda d: d["variants"][1].update(name="literal"))
+    line = only_problem(config_copy)
+    assert "variants: names must be unique" in line
+
+
+def test_missing_config_directory(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    line = only_problem(missing)
+    assert str(missing.resolve()) in line
+    assert CONFIG_DIR_ENV in line
+
+
+# --- VPSWEB_CONFIG_DIR ------------------------------------------------------------------
+
+
+def test_config_dir_env_selects_another_directory(
+    config_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    edit_yaml(config_copy / "pipeline.yaml", lambda d: d["parallel_count"].update(default=5, max=6))
+    assert load_config().pipeline.parallel_count.max == 8
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(config_copy))
+    assert default_config_dir() == config_copy
+    cfg = load_config()
+    assert cfg.config_dir == config_copy.resolve()
+    assert cfg.pipeline.parallel_count.default == 5
+    assert cfg.pipeline.parallel_count.max == 6
+    monkeypatch.delenv(CONFIG_DIR_ENV)
+    assert load_config().pipeline.parallel_count.max == 8
+
+
+def test_config_dir_env_pointing_at_a_broken_config_fails(
+    config_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (config_copy / "models.yaml").unlink()
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(config_copy))
+    with pytest.raises(ConfigError, match=r"models\.yaml: file not found"):
+        load_config()
