@@ -69,15 +69,16 @@ class JobRun:
 
     def __init__(self, redis_url: str, job_id: str, llm: LLMClient | None = None) -> None:
         self.store, self.progress = services(redis_url)
-        record = self.store.get(job_id)
-        if record is None:
+        status = self.store.status(job_id)
+        plan = self.store.plan(job_id) if status is not None else None
+        if status is None or plan is None:
             raise JobGone(f"job {job_id} is unknown or has expired")
-        self.job_id = job_id
-        self.plan: JobPlan = record.plan
-        self.ttl = self.plan.retention_s
-        self.llm = llm or default_llm()
-        if record.status is JobStatus.CANCELLED:
+        if status is JobStatus.CANCELLED:
             raise Cancelled(job_id)
+        self.job_id = job_id
+        self.plan: JobPlan = plan
+        self.ttl = plan.retention_s
+        self.llm = llm or default_llm()
 
     def check(self) -> None:
         """Called before every LLM call: a cancelled job spends nothing more."""

@@ -7,6 +7,8 @@ without paying for the LLM call again.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import datetime
 from enum import StrEnum
 from importlib import resources
@@ -18,6 +20,8 @@ from pydantic import BaseModel, ConfigDict
 from vpsweb.models import TranslationOutput, utcnow
 from vpsweb.orchestrator import keys
 from vpsweb.plan import JobPlan
+
+PLAN_CACHE_SIZE = 512
 
 
 class JobStatus(StrEnum):
@@ -60,6 +64,8 @@ class JobStore:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
         self._transition = client.register_script(load_lua("transition.lua"))
+        self._plans: OrderedDict[str, JobPlan] = OrderedDict()
+        self._plans_lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str) -> JobStore:
@@ -103,21 +109,44 @@ class JobStore:
         value = self.redis.hget(keys.job(job_id), "status")
         return JobStatus(value) if value else None
 
-    def transition(self, job_id: str, status: JobStatus, ttl: int, **fields: Any) -> bool:
-        """Change status unless the job already ended; returns whether it changed."""
+    def transition(
+        self,
+        job_id: str,
+        status: JobStatus,
+        ttl: int,
+        *,
+        only_from: JobStatus | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Change status unless the job already ended (or is not ``only_from``)."""
         if status in TERMINAL:
             fields.setdefault("finished_at", utcnow().isoformat())
         if status is JobStatus.RUNNING:
             fields.setdefault("started_at", utcnow().isoformat())
-        args: list[Any] = [status.value, ttl]
+        args: list[Any] = [status.value, ttl, only_from.value if only_from else ""]
         for k, v in fields.items():
             args += [k, "" if v is None else str(v)]
         return bool(self._transition(keys=[keys.job(job_id)], args=args))
 
     def mark_running(self, job_id: str, ttl: int) -> None:
-        """queued -> running, once; later stages leave the first start time alone."""
-        if self.status(job_id) is JobStatus.QUEUED:
-            self.transition(job_id, JobStatus.RUNNING, ttl)
+        """queued -> running, once; later calls leave the first start time alone."""
+        self.transition(job_id, JobStatus.RUNNING, ttl, only_from=JobStatus.QUEUED)
+
+    def plan(self, job_id: str) -> JobPlan | None:
+        """The job's plan, cached: plans never change, and every task needs one."""
+        with self._plans_lock:
+            plan = self._plans.get(job_id)
+        if plan is not None:
+            return plan
+        raw = self.redis.hget(keys.job(job_id), "plan")
+        if raw is None:
+            return None
+        plan = JobPlan.model_validate_json(raw)
+        with self._plans_lock:
+            self._plans[job_id] = plan
+            while len(self._plans) > PLAN_CACHE_SIZE:
+                self._plans.popitem(last=False)
+        return plan
 
     def recent_jobs(self, limit: int = 20) -> list[str]:
         return list(self.redis.zrevrange(keys.JOBS_INDEX, 0, limit - 1))

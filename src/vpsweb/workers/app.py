@@ -79,7 +79,7 @@ def celery_settings(redis_url: str, cfg: AppConfig) -> dict[str, Any]:
         "task_queues": [Queue(q) for q in routing.queues()],
         "task_default_queue": routing.candidate,
         "task_routes": task_routes(routing),
-        "task_track_started": True,
+        "task_track_started": False,  # Flower learns "started" from events
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "broker_connection_retry_on_startup": True,
