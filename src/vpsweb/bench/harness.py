@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vpsweb.models import TranslationOutput
-from vpsweb.workers.processes import RedisServer, start_worker, stop_process
+from vpsweb.workers.processes import RedisServer, spawn_worker, stop_process, wait_for_worker
 
 
 @dataclass
@@ -120,6 +120,41 @@ class SimulatorHandle:
             return json.load(resp)
 
 
+class WorkerPool:
+    """Workers of one concurrency that can be added to; started in parallel."""
+
+    def __init__(self, env: BenchEnv, concurrency: int, log_dir: Path) -> None:
+        self.env, self.concurrency, self.log_dir = env, concurrency, log_dir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def grow_to(self, count: int) -> None:
+        from vpsweb.workers.app import create_app
+
+        env = {"VPSWEB_SIMULATOR_URL": self.env.simulator.url}
+        new = [
+            spawn_worker(
+                self.env.redis_url,
+                env=env,
+                concurrency=self.concurrency,
+                name=f"bench{i}-{time.monotonic_ns()}@%h",
+                log_path=self.log_dir / f"w{i}.log",
+            )
+            for i in range(len(self.procs), count)
+        ]
+        app = create_app(self.env.redis_url)
+        for proc, name in new:
+            self.procs.append(proc)
+            wait_for_worker(app, name, proc)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def stop(self) -> None:
+        for p in self.procs:
+            stop_process(p)
+
+
 @dataclass
 class BenchEnv:
     redis_url: str
@@ -127,24 +162,13 @@ class BenchEnv:
     redis: RedisServer | None = None
 
     @contextmanager
-    def workers(self, count: int, concurrency: int, log_dir: Path) -> Iterator[list]:
-        env = {"VPSWEB_SIMULATOR_URL": self.simulator.url}
-        procs = []
+    def workers(self, count: int, concurrency: int, log_dir: Path) -> Iterator[WorkerPool]:
+        pool = WorkerPool(self, concurrency, log_dir)
         try:
-            for i in range(count):
-                procs.append(
-                    start_worker(
-                        self.redis_url,
-                        env=env,
-                        concurrency=concurrency,
-                        name=f"bench{i}-{time.monotonic_ns()}@%h",
-                        log_path=log_dir / f"w{i}.log",
-                    )
-                )
-            yield procs
+            pool.grow_to(count)
+            yield pool
         finally:
-            for p in procs:
-                stop_process(p)
+            pool.stop()
             self.flush()
 
     def flush(self) -> None:

