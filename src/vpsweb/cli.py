@@ -11,7 +11,7 @@ from pathlib import Path
 
 from vpsweb.config import ConfigError, load_config
 from vpsweb.config.loader import CONFIG_DIR_ENV, summarize
-from vpsweb.models import WorkflowMode
+from vpsweb.models import TranslationOutput, WorkflowMode
 from vpsweb.plan import RequestInvalid, build_plan, offline_from_env
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -41,6 +41,21 @@ def _fail(msg: str, code: int = EXIT_USAGE) -> int:
     return code
 
 
+def _show_output(output: TranslationOutput, args: argparse.Namespace) -> int:
+    """Print the result (summary or --json) and save it with --output-dir."""
+    from vpsweb.cli_view import print_result
+    from vpsweb.output_files import save_output
+
+    if args.json:
+        sys.stdout.write(output.model_dump_json(indent=2) + "\n")
+    else:
+        print_result(output, sys.stdout)
+    if args.output_dir:
+        for path in save_output(output, Path(args.output_dir)):
+            sys.stderr.write(f"saved {path}\n")
+    return EXIT_OK
+
+
 # --- translate -------------------------------------------------------------------
 
 
@@ -67,9 +82,8 @@ def _cluster(args: argparse.Namespace, needs_simulator: bool) -> Iterator[str]:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from vpsweb.cli_view import ProgressView, print_result
+    from vpsweb.cli_view import ProgressView
     from vpsweb.client import Client, JobError
-    from vpsweb.output_files import save_output
 
     try:
         poem = Path(args.file).read_text(encoding="utf-8")
@@ -110,14 +124,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
             return _fail(f"{exc}; the job keeps running: `vpsweb status {job.id}`", EXIT_FAILED)
         except JobError as exc:
             return _fail(str(exc), EXIT_FAILED)
-    if args.json:
-        sys.stdout.write(output.model_dump_json(indent=2) + "\n")
-    else:
-        print_result(output, sys.stdout)
-    if args.output_dir:
-        json_path, md_path = save_output(output, Path(args.output_dir))
-        sys.stderr.write(f"saved {json_path}\nsaved {md_path}\n")
-    return EXIT_OK
+    return _show_output(output, args)
 
 
 # --- job commands ------------------------------------------------------------------
@@ -133,23 +140,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_result(args: argparse.Namespace) -> int:
-    from vpsweb.cli_view import print_result
     from vpsweb.client import JobError
-    from vpsweb.output_files import save_output
 
     with _client(args) as client:
         try:
             output = client.get(args.job).result(timeout=args.timeout)
         except (JobError, TimeoutError) as exc:
             return _fail(str(exc), EXIT_FAILED)
-    if args.json:
-        sys.stdout.write(output.model_dump_json(indent=2) + "\n")
-    else:
-        print_result(output, sys.stdout)
-    if args.output_dir:
-        for path in save_output(output, Path(args.output_dir)):
-            sys.stderr.write(f"saved {path}\n")
-    return EXIT_OK
+    return _show_output(output, args)
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

@@ -9,7 +9,6 @@ parent-death signal), so nothing is left behind even if it is killed.
 from __future__ import annotations
 
 import ctypes
-import os
 import signal
 import subprocess
 import sys
@@ -74,7 +73,6 @@ class EmbeddedCluster:
             )
             self._procs.append(proc)
             env["VPSWEB_SIMULATOR_URL"] = self.simulator_url
-            os.environ["VPSWEB_SIMULATOR_URL"] = self.simulator_url
         worker = start_worker(
             self.redis_url,
             env=env,
