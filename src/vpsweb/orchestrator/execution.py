@@ -147,11 +147,23 @@ def run_candidate(redis_url: str, job_id: str, index: int) -> dict[str, Any]:
     run = JobRun(redis_url, job_id)
     call = run.plan.candidates[index].call
     run.started(StepName.INITIAL_TRANSLATION, call.model.model)
-    result, _ = run.once(
-        keys.candidate_step(index),
-        CandidateResult,
-        lambda: translate_candidate(run.context(), index),
-    )
+
+    def produce() -> CandidateResult:
+        try:
+            return translate_candidate(run.context(), index)
+        except Cancelled:
+            raise
+        except Exception as exc:  # a bug or a broken template: still only this candidate
+            c = run.plan.candidates[index]
+            return CandidateResult(
+                index=index,
+                variant=c.variant,
+                strategy_hint=c.hint,
+                status="failed",
+                error=f"internal error: {type(exc).__name__}: {exc}",
+            )
+
+    result, _ = run.once(keys.candidate_step(index), CandidateResult, produce)
     # Counted in Redis once per index, even if this task is delivered twice.
     run.progress.candidate_finished(
         job_id,

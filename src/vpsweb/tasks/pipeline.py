@@ -35,8 +35,9 @@ def _run(task: Task, job_id: str, stage: str, step: Callable[[str], dict[str, An
         execution.fail_job(url, job_id, exc.step.display_name, exc.cause)
         raise StepFailed(str(exc)) from None
     except Exception as exc:
-        execution.fail_job(url, job_id, stage, f"{type(exc).__name__}: {exc}")
-        raise
+        cause = f"{type(exc).__name__}: {exc}"
+        execution.fail_job(url, job_id, stage, cause)
+        raise StepFailed(f"{stage} failed: {cause}") from exc
 
 
 @shared_task(name="vpsweb.candidate", bind=True)
