@@ -28,9 +28,10 @@ test: $(STAMP) ## Run the whole test suite (unit + integration with real Redis, 
 test-unit: $(STAMP) ## Run only the unit tests (no processes started)
 	$(BIN)/python -m pytest -q tests/unit
 
-lint: $(STAMP) ## ruff check and format check
+lint: $(STAMP) ## ruff check, ruff format check, mypy
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy -p vpsweb
 
 worker: $(STAMP) ## Start a worker on all queues against $$VPSWEB_REDIS_URL
 	$(BIN)/vpsweb worker

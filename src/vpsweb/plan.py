@@ -184,7 +184,7 @@ def build_plan(
     candidates = []
     for i in range(n):
         variant = pipeline.variant_for(i)
-        call = _step_call(
+        translator = _step_call(
             cfg,
             StepName.INITIAL_TRANSLATION,
             steps[StepName.INITIAL_TRANSLATION],
@@ -193,7 +193,7 @@ def build_plan(
             temperature=variant.temperature,
         )
         candidates.append(
-            CandidatePlan(index=i, variant=variant.name, hint=variant.hint, call=call)
+            CandidatePlan(index=i, variant=variant.name, hint=variant.hint, call=translator)
         )
 
     def call(step: StepName) -> StepCall:

@@ -146,7 +146,6 @@ def translate_candidate(ctx: StageContext, index: int) -> CandidateResult:
     plan = ctx.plan
     cand = plan.candidates[index]
     rec = _Recorder(cand.call)
-    base = {"index": index, "variant": cand.variant, "strategy_hint": cand.hint}
     variables = {
         **_common(plan),
         "background_briefing_report": plan.request.background_briefing or "",
@@ -166,9 +165,18 @@ def translate_candidate(ctx: StageContext, index: int) -> CandidateResult:
     try:
         fields = _ask(ctx, rec, prompt, parse, parse_attempts=plan.parse_retries + 1)
     except (LLMError, ParseError) as exc:
-        return CandidateResult(**base, status="failed", error=str(exc), metrics=rec.done())
+        return CandidateResult(
+            index=index,
+            variant=cand.variant,
+            strategy_hint=cand.hint,
+            status="failed",
+            error=str(exc),
+            metrics=rec.done(),
+        )
     return CandidateResult(
-        **base,
+        index=index,
+        variant=cand.variant,
+        strategy_hint=cand.hint,
         status="succeeded",
         translated_title=fields["translated_poem_title"],
         translated_poet=fields["translated_poet_name"],

@@ -29,7 +29,7 @@ POEM = (
     "The fog comes\non little cat feet.\n\nIt sits looking\nover harbor and city\n"
     "on silent haunches\nand then moves on.\n"
 )
-REQUEST = {
+REQUEST: dict[str, Any] = {
     "poem": POEM,
     "source_lang": "en",
     "target_lang": "zh-CN",

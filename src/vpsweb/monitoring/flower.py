@@ -51,7 +51,7 @@ def _protect_metrics() -> None:
     if not getattr(monitor.Metrics.get, "_vpsweb_protected", False):
         protected = tornado.web.authenticated(monitor.Metrics.get)
         protected._vpsweb_protected = True  # type: ignore[attr-defined]
-        monitor.Metrics.get = protected  # type: ignore[method-assign]
+        monitor.Metrics.get = protected
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from celery import Celery
 from celery._state import _set_task_join_will_block, task_join_will_block
@@ -21,6 +21,7 @@ from vpsweb.orchestrator.progress import (
     ProgressReader,
     ProgressRecorder,
     ProgressSnapshot,
+    StreamBatch,
 )
 from vpsweb.orchestrator.store import TERMINAL, JobRecord, JobStatus, JobStore
 from vpsweb.plan import build_plan
@@ -135,7 +136,10 @@ class Orchestrator:
                         f"job {job_id} still {record.status.value} after {timeout:g}s"
                     )
                 wait_ms = max(1, min(wait_ms, int(remaining * 1000)))
-            batch = self.store.redis.xread({keys.events(job_id): last}, block=wait_ms, count=100)
+            batch = cast(
+                StreamBatch,
+                self.store.redis.xread({keys.events(job_id): last}, block=wait_ms, count=100),
+            )
             for _name, entries in batch or []:
                 last = entries[-1][0]
 

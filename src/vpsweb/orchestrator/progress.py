@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import redis
 from pydantic import BaseModel, ConfigDict
@@ -21,6 +21,8 @@ from vpsweb.orchestrator import keys
 from vpsweb.orchestrator.store import load_lua
 
 STREAM_MAXLEN = 1000
+# What XREAD returns with decode_responses=True: [(stream, [(id, fields), ...])].
+StreamBatch = list[tuple[str, list[tuple[str, dict[str, str]]]]] | None
 FINALIZE_STAGE = "Finalize"
 
 
@@ -203,8 +205,10 @@ class ProgressReader:
         self.redis = client
 
     def snapshot(self, job_id: str) -> ProgressSnapshot:
-        data = self.redis.hgetall(keys.progress(job_id))
-        clean = {k: v for k, v in data.items() if not k.startswith("once:") and v != ""}
+        data = cast(dict[str, str], self.redis.hgetall(keys.progress(job_id)))
+        clean: dict[str, Any] = {
+            k: v for k, v in data.items() if not k.startswith("once:") and v != ""
+        }
         clean["terminal"] = data.get("terminal") == "1"
         return ProgressSnapshot.model_validate(clean)
 
@@ -230,7 +234,7 @@ class ProgressReader:
                 if remaining <= 0:
                     raise TimeoutError(f"job {job_id}: no terminal event within {timeout:g}s")
                 wait = max(1, min(block_ms, int(remaining * 1000)))
-            batch = self.redis.xread({stream: last}, block=wait, count=100)
+            batch = cast(StreamBatch, self.redis.xread({stream: last}, block=wait, count=100))
             for _name, entries in batch or []:
                 for entry_id, fields in entries:
                     last = entry_id

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from datetime import datetime
 from enum import StrEnum
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import redis
 from pydantic import BaseModel, ConfigDict
@@ -91,7 +91,7 @@ class JobStore:
             pipe.execute()
 
     def get(self, job_id: str) -> JobRecord | None:
-        data = self.redis.hgetall(keys.job(job_id))
+        data = cast(dict[str, str], self.redis.hgetall(keys.job(job_id)))
         if not data or "plan" not in data:
             return None
         return JobRecord(
@@ -106,7 +106,7 @@ class JobStore:
         )
 
     def status(self, job_id: str) -> JobStatus | None:
-        value = self.redis.hget(keys.job(job_id), "status")
+        value = cast(str | None, self.redis.hget(keys.job(job_id), "status"))
         return JobStatus(value) if value else None
 
     def transition(
@@ -138,7 +138,7 @@ class JobStore:
             plan = self._plans.get(job_id)
         if plan is not None:
             return plan
-        raw = self.redis.hget(keys.job(job_id), "plan")
+        raw = cast(str | None, self.redis.hget(keys.job(job_id), "plan"))
         if raw is None:
             return None
         plan = JobPlan.model_validate_json(raw)
@@ -149,7 +149,7 @@ class JobStore:
         return plan
 
     def recent_jobs(self, limit: int = 20) -> list[str]:
-        return list(self.redis.zrevrange(keys.JOBS_INDEX, 0, limit - 1))
+        return cast(list[str], self.redis.zrevrange(keys.JOBS_INDEX, 0, limit - 1))
 
     # --- step outputs ------------------------------------------------------------
 
@@ -158,17 +158,17 @@ class JobStore:
         key = keys.step(job_id, name)
         if self.redis.set(key, payload, nx=True, ex=ttl):
             return payload
-        existing = self.redis.get(key)
+        existing = cast(str | None, self.redis.get(key))
         return existing if existing is not None else payload
 
     def load_step(self, job_id: str, name: str) -> str | None:
-        return self.redis.get(keys.step(job_id, name))
+        return cast(str | None, self.redis.get(keys.step(job_id, name)))
 
     def save_result(self, output: TranslationOutput, ttl: int) -> None:
         self.redis.set(keys.result(output.job_id), output.model_dump_json(), ex=ttl)
 
     def load_result(self, job_id: str) -> TranslationOutput | None:
-        raw = self.redis.get(keys.result(job_id))
+        raw = cast(str | None, self.redis.get(keys.result(job_id)))
         return TranslationOutput.model_validate_json(raw) if raw else None
 
     def job_keys(self, job_id: str) -> list[str]:

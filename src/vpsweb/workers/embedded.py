@@ -95,7 +95,7 @@ class EmbeddedCluster:
         self._procs.clear()
         self.redis.stop()
         if isinstance(self._old_sigterm, int) or callable(self._old_sigterm):
-            signal.signal(signal.SIGTERM, self._old_sigterm)  # type: ignore[arg-type]
+            signal.signal(signal.SIGTERM, self._old_sigterm)
 
     def __exit__(
         self,

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import redis
 
@@ -157,7 +157,7 @@ def spawn_worker(
     """Start a real `celery worker` subprocess; returns it and its node name."""
     child_env = {**os.environ, **(env or {}), "VPSWEB_REDIS_URL": redis_url}
     name = name or f"vpsweb-{free_port()}@%h"
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    out: IO[bytes] | int = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
         worker_command(queues=queues, concurrency=concurrency, name=name),
         env=child_env,
@@ -166,7 +166,7 @@ def spawn_worker(
         stderr=subprocess.STDOUT,
         preexec_fn=preexec_fn,
     )
-    if log_path:
+    if not isinstance(out, int):
         out.close()  # the child holds its own descriptor
     return proc, name
 
