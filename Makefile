@@ -18,9 +18,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## Create .venv and install vpsweb with its dev extras
 
-demo: $(STAMP) ## Translate a sample poem offline (embedded Redis, local worker, simulator), parallel_count 3
+# Offline (the LLM simulator) unless DEEPSEEK_API_KEY, the default modes' key, is set.
+demo: $(STAMP) ## Translate a sample poem, parallel_count 3 (embedded Redis and worker; simulator unless DEEPSEEK_API_KEY is set)
 	$(BIN)/vpsweb translate examples/fog.txt --source-lang en --target-lang zh-CN \
-		--title Fog --author "Carl Sandburg" --parallel-count 3 --offline --output-dir translations
+		--title Fog --author "Carl Sandburg" --parallel-count 3 --output-dir translations \
+		$(if $(DEEPSEEK_API_KEY),,--offline)
 
 test: $(STAMP) ## Run the whole test suite (unit + integration with real Redis, workers, simulator)
 	$(BIN)/python -m pytest -q

@@ -105,6 +105,16 @@ def cmd_translate(args: argparse.Namespace) -> int:
     calls = [c.call for c in plan.candidates]
     calls += [plan.evaluation, plan.editor_review, plan.translator_revision]
     needs_simulator = offline or any(c.model.provider == "simulator" for c in calls)
+    if not _redis_url(args) and not offline:
+        # Embedded: the local worker has this process's environment, so check now.
+        missing = sorted(
+            {c.api_key_env for c in calls if c.api_key_env and not os.environ.get(c.api_key_env)}
+        )
+        if missing:
+            return _fail(
+                f"no API key: set {', '.join(missing)} for the models of mode "
+                f"{plan.workflow_mode.value}, or run with --offline"
+            )
 
     with _cluster(args, needs_simulator) as url, Client(redis_url=url, config=cfg) as client:
         job = client.submit(**request, offline=offline)

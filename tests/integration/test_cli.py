@@ -189,3 +189,29 @@ def test_config_check(tmp_path):
     assert bad.returncode == 1
     assert "pipeline.yaml" in bad.stderr and "unknown model 'gpt-17'" in bad.stderr
     assert "allowed:" in bad.stderr and "deepseek-chat" in bad.stderr
+
+
+def test_embedded_run_without_api_key_fails_before_starting_anything():
+    before = our_processes()
+    env = {k: v for k, v in os.environ.items() if k != "DEEPSEEK_API_KEY"}
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vpsweb.cli",
+            "translate",
+            FOG,
+            "--source-lang",
+            "en",
+            "--target-lang",
+            "zh-CN",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert res.returncode == 2
+    assert "set DEEPSEEK_API_KEY" in res.stderr and "--offline" in res.stderr
+    assert our_processes() - before == set()
