@@ -211,3 +211,17 @@ def test_simulator_holds_500_concurrent_requests(sim):
     print(f"500 concurrent requests at 1 s latency: {wall:.2f} s wall")
     assert len(applied) == 500 and set(applied) == {1000.0}
     assert wall < 3.0
+
+
+def test_provider_errors_never_carry_the_api_key(sim):
+    plan = plan_for(sim)
+    secret = "sk-test-SECRET-123456789"
+    call = call_with(
+        plan, "sim-fail401", base_url=sim, base_url_env=None, api_key_env="DEEPSEEK_API_KEY"
+    )
+    llm = OpenAICompatibleClient(env={"DEEPSEEK_API_KEY": secret})
+    with pytest.raises(PermanentLLMError) as info:
+        llm.complete(call, [{"role": "user", "content": "x"}])
+    text = str(info.value)
+    assert "Incorrect API key provided" in text and "[redacted key]" in text
+    assert "6789" not in text and "sk-" not in text

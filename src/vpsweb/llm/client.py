@@ -12,6 +12,7 @@ import email.utils
 import math
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -55,6 +56,17 @@ class LLMClient(Protocol):
         *,
         check: Callable[[], None] | None = None,
     ) -> Completion: ...
+
+
+_KEYLIKE = re.compile(r"\b(sk|ak|key)[-_][A-Za-z0-9*_\-.]{4,}", re.IGNORECASE)
+
+
+def redact(text: str, key: str) -> str:
+    """Provider error texts may echo (part of) the API key; such text ends up in job
+    errors, Celery results and Flower, so the key and key-like tokens are masked."""
+    if key and len(key) >= 6:
+        text = text.replace(key, "[redacted]")
+    return _KEYLIKE.sub("[redacted key]", text)
 
 
 def _seconds(value: float) -> float | None:
@@ -189,13 +201,14 @@ class OpenAICompatibleClient:
                 if status == 429 or status >= 500:
                     retry_after = _retry_after_s(exc.response.headers)
                     last = TransientLLMError(
-                        f"{where}: HTTP {status} after {attempt + 1} attempt(s): {exc.message}",
+                        f"{where}: HTTP {status} after {attempt + 1} attempt(s): "
+                        f"{redact(exc.message, key)}",
                         attempts=attempt + 1,
                     )
                 else:
                     hint = " (check the API key)" if status in (401, 403) else ""
                     raise PermanentLLMError(
-                        f"{where}: HTTP {status}{hint}: {exc.message}",
+                        f"{where}: HTTP {status}{hint}: {redact(exc.message, key)}",
                         status=status,
                         attempts=attempt + 1,
                     ) from exc

@@ -136,8 +136,14 @@ class Simulator:
         key = hashlib.sha256(f"{model}\x1f{text}".encode()).hexdigest()
         fault = self._fault(model.lower(), key)
         if fault == "fail401":
+            # Like real providers, echo a masked form of the key that was sent.
+            sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            masked = f"{sent[:3]}****{sent[-4:]}" if len(sent) > 8 else "****"
             return _error(
-                401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key"
+                401,
+                f"Incorrect API key provided: {masked}.",
+                "invalid_request_error",
+                "invalid_api_key",
             )
         if fault == "fail400":
             return _error(400, "Invalid request", "invalid_request_error")
