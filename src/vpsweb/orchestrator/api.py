@@ -125,16 +125,16 @@ class Orchestrator:
         deadline = None if timeout is None else time.monotonic() + timeout
         last = "0-0"
         while True:
-            record = self.get(job_id)
-            if record.status in TERMINAL:
-                return record
+            status = self.store.status(job_id)
+            if status is None:
+                raise JobNotFound(job_id)
+            if status in TERMINAL:
+                return self.get(job_id)
             wait_ms = 1000
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise TimeoutError(
-                        f"job {job_id} still {record.status.value} after {timeout:g}s"
-                    )
+                    raise TimeoutError(f"job {job_id} still {status.value} after {timeout:g}s")
                 wait_ms = max(1, min(wait_ms, int(remaining * 1000)))
             batch = cast(
                 StreamBatch,
@@ -162,12 +162,16 @@ class Orchestrator:
         self.recorder.finished(job_id, status.value, ttl, error=error or "", message=reason)
         return True
 
+    def _require(self, job_id: str) -> None:
+        if self.store.status(job_id) is None:
+            raise JobNotFound(job_id)
+
     def progress(self, job_id: str) -> ProgressSnapshot:
-        self.get(job_id)
+        self._require(job_id)
         return self.reader.snapshot(job_id)
 
     def events(self, job_id: str, *, timeout: float | None = None) -> Iterator[ProgressEvent]:
-        self.get(job_id)
+        self._require(job_id)
         return self.reader.events(job_id, timeout=timeout)
 
     def recent(self, limit: int = 20) -> list[JobRecord]:
