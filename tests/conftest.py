@@ -139,10 +139,22 @@ def _no_leaked_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120):
+def cli_env(env: dict[str, str] | None = None, unset: tuple[str, ...] = ()) -> dict[str, str]:
+    merged = {**os.environ, **(env or {})}
+    for name in unset:
+        merged.pop(name, None)
+    return merged
+
+
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    unset: tuple[str, ...] = (),
+    timeout: float = 120,
+):
     return subprocess.run(
         [sys.executable, "-m", "vpsweb.cli", *args],
-        env={**os.environ, **(env or {})},
+        env=cli_env(env, unset),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, cli_env, run_cli
 from tests.integration.test_pipeline import submit
 from vpsweb.client import Client
 from vpsweb.config import load_config
@@ -101,8 +100,7 @@ def test_translate_json_output(tmp_path):
 
 def test_ctrl_c_cancels_and_leaves_nothing_behind():
     before = our_processes()
-    env = {**os.environ, "VPSWEB_SIM_LATENCY_MS": "3000"}
-    env.pop("VPSWEB_REDIS_URL", None)
+    env = cli_env({"VPSWEB_SIM_LATENCY_MS": "3000"}, unset=("VPSWEB_REDIS_URL",))
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -193,24 +191,14 @@ def test_config_check(tmp_path):
 
 def test_embedded_run_without_api_key_fails_before_starting_anything():
     before = our_processes()
-    env = {k: v for k, v in os.environ.items() if k != "DEEPSEEK_API_KEY"}
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vpsweb.cli",
-            "translate",
-            FOG,
-            "--source-lang",
-            "en",
-            "--target-lang",
-            "zh-CN",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
+    res = run_cli(
+        "translate",
+        FOG,
+        "--source-lang",
+        "en",
+        "--target-lang",
+        "zh-CN",
+        unset=("DEEPSEEK_API_KEY", "VPSWEB_REDIS_URL", "VPSWEB_OFFLINE"),
     )
     assert res.returncode == 2
     assert "set DEEPSEEK_API_KEY" in res.stderr and "--offline" in res.stderr
