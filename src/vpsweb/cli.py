@@ -81,14 +81,18 @@ def _cluster(args: argparse.Namespace, needs_simulator: bool) -> Iterator[str]:
         yield cluster.redis_url
 
 
+def _read_optional(path: str | None) -> str | None:
+    return Path(path).read_text(encoding="utf-8") if path else None
+
+
 def cmd_translate(args: argparse.Namespace) -> int:
     from vpsweb.cli_view import ProgressView
     from vpsweb.client import Client, JobError
 
-    try:
-        poem = Path(args.file).read_text(encoding="utf-8")
-    except OSError as exc:
-        return _fail(f"cannot read {args.file}: {exc.strerror}")
+    for path in (args.file, args.few_shots, args.background):
+        if path and not Path(path).is_file():
+            return _fail(f"cannot read {path}: no such file")
+    poem = Path(args.file).read_text(encoding="utf-8")
     cfg = load_config()
     offline = True if args.offline else offline_from_env()
     request = {
@@ -99,6 +103,14 @@ def cmd_translate(args: argparse.Namespace) -> int:
         "workflow_mode": args.mode,
         "title": args.title or "",
         "author": args.author or "",
+        "strategy": {
+            "adaptation_level": args.adaptation_level,
+            "repetition_policy": args.repetition_policy,
+            "additions_policy": args.additions_policy,
+            "prosody_target": args.prosody_target,
+            "few_shots": _read_optional(args.few_shots),
+        },
+        "background_briefing": _read_optional(args.background),
     }
     # Validate before starting anything: bad input costs nothing and leaves nothing.
     plan = build_plan(request, cfg, job_id="preview", offline=offline)
@@ -279,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--title")
     t.add_argument("--author")
+    dials = t.add_argument_group("strategy dials (default: strategy_defaults in pipeline.yaml)")
+    dials.add_argument("--adaptation-level", choices=["foreignizing", "balanced", "domesticating"])
+    dials.add_argument("--repetition-policy", choices=["strict", "adaptive"])
+    dials.add_argument("--additions-policy", choices=["forbid", "allow_with_alt"])
+    dials.add_argument("--prosody-target", help="free text, e.g. 'rhymed quatrains'")
+    dials.add_argument("--few-shots", metavar="FILE", help="example translations to imitate")
+    dials.add_argument("--background", metavar="FILE", help="background briefing on the poem")
     t.add_argument(
         "--offline", action="store_true", help="use the offline LLM simulator for every step"
     )

@@ -77,7 +77,9 @@ def test_translate_embedded_offline_saves_files_and_cleans_up(tmp_path):
     assert wait_gone(before) == set()
 
 
-def test_translate_json_output(tmp_path):
+def test_translate_json_output_with_strategy_dials(tmp_path):
+    background = tmp_path / "background.txt"
+    background.write_text("Written in Chicago, 1916.")
     res = run_cli(
         "translate",
         FOG,
@@ -91,11 +93,21 @@ def test_translate_json_output(tmp_path):
         "non_reasoning",
         "--offline",
         "--json",
+        "--adaptation-level",
+        "domesticating",
+        "--prosody-target",
+        "rhymed couplets",
+        "--background",
+        str(background),
     )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["workflow_mode"] == "non_reasoning" and len(out["candidates"]) == 2
     assert out["evaluation"]["selected_index"] in (0, 1)
+    assert out["strategy"]["adaptation_level"] == "domesticating"
+    assert out["strategy"]["prosody_target"] == "rhymed couplets"
+    assert out["strategy"]["repetition_policy"] == "strict"  # the configured default
+    assert out["request"]["background_briefing"] == "Written in Chicago, 1916."
 
 
 def test_ctrl_c_cancels_and_leaves_nothing_behind():
