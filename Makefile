@@ -35,10 +35,10 @@ lint: $(STAMP) ## ruff check, ruff format check, mypy
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy -p vpsweb
 
-worker: $(STAMP) ## Start a worker on all queues against $$VPSWEB_REDIS_URL
+worker: $(STAMP) ## Start a worker on all queues against VPSWEB_REDIS_URL
 	$(BIN)/vpsweb worker
 
-flower: $(STAMP) ## Start Flower against $$VPSWEB_REDIS_URL (needs VPSWEB_FLOWER_USER/PASSWORD)
+flower: $(STAMP) ## Start Flower against VPSWEB_REDIS_URL (needs VPSWEB_FLOWER_USER/PASSWORD)
 	$(BIN)/vpsweb flower
 
 simulator: $(STAMP) ## Start the offline LLM simulator on 127.0.0.1:8765
