@@ -19,6 +19,7 @@ from vpsweb.config import load_config
 pytestmark = pytest.mark.integration
 
 FOG = str(REPO / "examples" / "fog.txt")
+TRANSLATE_FOG = ("translate", FOG, "--source-lang", "en", "--target-lang", "zh-CN")
 MARKERS = ("vpsweb-redis-", "vpsweb.llm.simulator", "vpsweb.workers.app")
 
 
@@ -49,12 +50,7 @@ def wait_gone(before: set[int], timeout: float = 15) -> set[int]:
 def test_translate_embedded_offline_saves_files_and_cleans_up(tmp_path):
     before = our_processes()
     res = run_cli(
-        "translate",
-        FOG,
-        "--source-lang",
-        "en",
-        "--target-lang",
-        "zh-CN",
+        *TRANSLATE_FOG,
         "--title",
         "Fog",
         "--author",
@@ -81,12 +77,7 @@ def test_translate_json_output_with_strategy_dials(tmp_path):
     background = tmp_path / "background.txt"
     background.write_text("Written in Chicago, 1916.")
     res = run_cli(
-        "translate",
-        FOG,
-        "--source-lang",
-        "en",
-        "--target-lang",
-        "zh-CN",
+        *TRANSLATE_FOG,
         "--parallel-count",
         "2",
         "--mode",
@@ -114,18 +105,7 @@ def test_ctrl_c_cancels_and_leaves_nothing_behind():
     before = our_processes()
     env = cli_env({"VPSWEB_SIM_LATENCY_MS": "3000"}, unset=("VPSWEB_REDIS_URL",))
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vpsweb.cli",
-            "translate",
-            FOG,
-            "--source-lang",
-            "en",
-            "--target-lang",
-            "zh-CN",
-            "--offline",
-        ],
+        [sys.executable, "-m", "vpsweb.cli", *TRANSLATE_FOG, "--offline"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -204,12 +184,7 @@ def test_config_check(tmp_path):
 def test_embedded_run_without_api_key_fails_before_starting_anything():
     before = our_processes()
     res = run_cli(
-        "translate",
-        FOG,
-        "--source-lang",
-        "en",
-        "--target-lang",
-        "zh-CN",
+        *TRANSLATE_FOG,
         unset=("DEEPSEEK_API_KEY", "VPSWEB_REDIS_URL", "VPSWEB_OFFLINE"),
     )
     assert res.returncode == 2

@@ -115,16 +115,13 @@ class ProgressRecorder:
     def stage_started(
         self, job_id: str, step: StepName, weights: ProgressWeights, ttl: int, *, model: str
     ) -> bool:
-        start, _ = stage_bounds(weights, step)
-        return self.emit(
+        return self._stage(
             job_id,
-            event="stage_started",
-            percent=start,
-            ttl=ttl,
-            once=f"start:{step.value}",
-            stage=step.display_name,
-            status="running",
+            step,
+            weights,
+            ttl,
             model=model,
+            started=True,
             message=f"{step.display_name} started ({model})",
         )
 
@@ -138,17 +135,39 @@ class ProgressRecorder:
         model: str,
         message: str = "",
     ) -> bool:
-        _, end = stage_bounds(weights, step)
+        return self._stage(
+            job_id,
+            step,
+            weights,
+            ttl,
+            model=model,
+            started=False,
+            message=message or f"{step.display_name} completed",
+        )
+
+    def _stage(
+        self,
+        job_id: str,
+        step: StepName,
+        weights: ProgressWeights,
+        ttl: int,
+        *,
+        model: str,
+        started: bool,
+        message: str,
+    ) -> bool:
+        """A stage's start (at its lower bound) or end (upper bound), once each."""
+        start, end = stage_bounds(weights, step)
         return self.emit(
             job_id,
-            event="stage_completed",
-            percent=end,
+            event="stage_started" if started else "stage_completed",
+            percent=start if started else end,
             ttl=ttl,
-            once=f"end:{step.value}",
+            once=f"{'start' if started else 'end'}:{step.value}",
             stage=step.display_name,
-            status="completed",
+            status="running" if started else "completed",
             model=model,
-            message=message or f"{step.display_name} completed",
+            message=message,
         )
 
     def candidate_finished(
