@@ -3,7 +3,8 @@
 The simulator recognises a step by the XML tags its prompt asks for (the prompts
 in config/prompts/ always name them), and reads the source poem from the
 <original_poem> block so that translations keep its lines and stanza breaks.
-Everything is a pure function of (prompt, temperature, seed).
+Everything is a pure function of (prompt, temperature, seed), so a test can
+replay an answer and a benchmark run is reproducible.
 """
 
 from __future__ import annotations
@@ -12,54 +13,69 @@ import hashlib
 import random
 import re
 
+# Checked in this order: a later step's prompt quotes earlier steps' tags (the
+# revision prompt carries the editor's suggestions), so the most specific goes first.
 STEP_MARKERS = (
     ("revised_translation", "translator_revision"),
     ("selected_index", "evaluation"),
     ("editor_suggestions", "editor_review"),
     ("initial_translation", "initial_translation"),
 )
+STEPS = tuple(step for _, step in STEP_MARKERS)
 DEFAULT_CRITERIA = ("fidelity", "imagery", "musicality", "fluency")
+UNRECOGNISED = "I am a simulator and did not recognise the step."
+# A 200 answer that names none of the steps' tags: what a model says when it refuses.
+MALFORMED = "I'm sorry, I cannot help with that request right now."
 
-_EN_WORDS = tuple(
-    [
-        "mist",
-        "harbor",
-        "silent",
-        "cat",
-        "feet",
-        "city",
-        "evening",
-        "light",
-        "river",
-        "stone",
-        "moon",
-        "frost",
-        "home",
-        "road",
-        "wood",
-        "yellow",
-        "morning",
-        "sigh",
-        "wind",
-        "leaf",
-        "shadow",
-        "window",
-        "lantern",
-        "quiet",
-        "far",
-        "gentle",
-        "old",
-        "bright",
-    ]
+_EN_WORDS = (
+    "mist",
+    "harbor",
+    "silent",
+    "cat",
+    "feet",
+    "city",
+    "evening",
+    "light",
+    "river",
+    "stone",
+    "moon",
+    "frost",
+    "home",
+    "road",
+    "wood",
+    "yellow",
+    "morning",
+    "sigh",
+    "wind",
+    "leaf",
+    "shadow",
+    "window",
+    "lantern",
+    "quiet",
+    "far",
+    "gentle",
+    "old",
+    "bright",
 )
 _ZH_CHARS = "雾港静猫足城暮光河石月霜乡路林黄晨叹风叶影窗灯远轻旧明山水云花夜春秋"
-_POEM = re.compile(r"<original_poem>\s*\n?(.*?)</original_poem>", re.DOTALL)
-_CANDIDATE = re.compile(r'<candidate id="(\d+)">(.*?)</candidate>', re.DOTALL)
+_POEM = re.compile(r"<original_poem>[ \t]*\n?(.*?)</original_poem>", re.DOTALL)
+_CANDIDATE = re.compile(r'<candidate\s+id="(\d+)"\s*>(.*?)</candidate>', re.DOTALL)
 _CRITERIA = re.compile(r"<criteria>(.*?)</criteria>", re.DOTALL)
+_CRITERION = re.compile(r"^\s*-\s*([A-Za-z][\w-]*)\s*:", re.MULTILINE)
 _LABEL = re.compile(r"\[L(\d+)\]")
+# CJK ideographs, kana, hangul, CJK and full-width punctuation: a token each.
+_CJK_RANGES = (
+    ("\u3000", "\u30ff"),
+    ("\u3400", "\u4dbf"),
+    ("\u4e00", "\u9fff"),
+    ("\uac00", "\ud7af"),
+    ("\uf900", "\ufaff"),
+    ("\uff00", "\uffef"),
+)
 
 
 def recognise_step(text: str) -> str | None:
+    """The step a prompt belongs to, by the first marker tag (in STEP_MARKERS order)."""
     for marker, step in STEP_MARKERS:
         if marker in text:
             return step
@@ -67,38 +83,52 @@ def recognise_step(text: str) -> str | None:
 
 
 def _rng(*parts: object) -> random.Random:
+    """A generator seeded by a stable hash: Python's hash() is salted per process."""
     digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
+def _is_cjk(ch: str) -> bool:
+    return any(lo <= ch <= hi for lo, hi in _CJK_RANGES)
+
+
 def count_tokens(text: str) -> int:
-    """Rough usage: a CJK character is a token, other text about four characters."""
-    cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
+    """Rough usage: a CJK character is a token, other text about four characters a token."""
+    cjk = sum(1 for ch in text if _is_cjk(ch))
     return max(1, cjk + (len(text) - cjk + 3) // 4)
 
 
 def source_lines(text: str) -> list[str]:
+    """The source poem's lines without [Ln] labels; blank lines are stanza breaks."""
     m = _POEM.search(text)
     body = m.group(1) if m else "line one\nline two"
-    return [_LABEL.sub("", line).strip() for line in body.strip("\n").splitlines()]
+    lines = [_LABEL.sub("", line).strip() for line in body.splitlines()]
+    while lines and not lines[0]:
+        lines.pop(0)
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines or ["line one"]
+
+
+def _chinese(text: str) -> bool:
+    return "Target language: Chinese" in text or "into Chinese" in text
 
 
 def pseudo_translation(text: str, rng: random.Random) -> str:
     """A line for every source line, blank lines kept as stanza breaks."""
     chinese = _chinese(text)
+    lines = source_lines(text)
     out = []
-    for line in source_lines(text):
+    for i, line in enumerate(lines):
         if not line:
             out.append("")
         elif chinese:
-            out.append("".join(rng.choice(_ZH_CHARS) for _ in range(rng.randint(5, 7))) + "，")
+            stanza_end = i + 1 == len(lines) or not lines[i + 1]
+            chars = "".join(rng.choice(_ZH_CHARS) for _ in range(rng.randint(5, 7)))
+            out.append(chars + ("。" if stanza_end else "，"))
         else:
             out.append(" ".join(rng.choice(_EN_WORDS) for _ in range(rng.randint(3, 6))))
     return "\n".join(out)
-
-
-def _chinese(text: str) -> bool:
-    return "Target language: Chinese" in text or "into Chinese" in text
 
 
 def _title(text: str, rng: random.Random) -> str:
@@ -108,12 +138,14 @@ def _title(text: str, rng: random.Random) -> str:
 
 
 def _wrap(body: str, rng: random.Random) -> str:
-    """Sometimes prose around the tags, as real models do."""
-    style = rng.randrange(3)
+    """Sometimes prose or a code fence around the tags, as real models do."""
+    style = rng.randrange(4)
     if style == 1:
         return f"Here is my answer.\n\n{body}\n\nI hope this helps."
     if style == 2:
         return f"```xml\n{body}\n```"
+    if style == 3:
+        return f"{body}\n\nLet me know if you would like another version."
     return body
 
 
@@ -127,28 +159,41 @@ def _initial(text: str, rng: random.Random) -> str:
     )
 
 
-def _criteria(text: str) -> list[str]:
+def criteria_names(text: str) -> list[str]:
+    """Criteria from the prompt's <criteria> block (``- name: description``), else defaults."""
     m = _CRITERIA.search(text)
-    if not m:
-        return list(DEFAULT_CRITERIA)
-    names = re.findall(r"^\s*-\s*([a-z0-9_]+)\s*:", m.group(1), re.MULTILINE)
-    return names or list(DEFAULT_CRITERIA)
+    names = _CRITERION.findall(m.group(1)) if m else []
+    return list(dict.fromkeys(names)) or list(DEFAULT_CRITERIA)
+
+
+def candidates(text: str) -> dict[int, str]:
+    """Presented candidates by id, in prompt order; the first block wins for a repeated id."""
+    found: dict[int, str] = {}
+    for cid, body in _CANDIDATE.findall(text):
+        found.setdefault(int(cid), body)
+    return found
+
+
+def candidate_scores(body: str, names: list[str]) -> dict[str, int]:
+    """Scores from the candidate's own text, so the judge agrees with itself across runs
+    whatever order the candidates are shown in."""
+    r = _rng("score", body.strip())
+    return {n: r.randint(3, 10) for n in names}
 
 
 def _evaluation(text: str, rng: random.Random) -> str:
-    candidates = [(int(cid), body) for cid, body in _CANDIDATE.findall(text)] or [(1, "")]
-    names = _criteria(text)
+    shown = candidates(text) or {1: ""}
+    names = criteria_names(text)
     scores, totals = [], {}
-    for cid, body in candidates:
-        r = _rng("score", body)
-        vals = {n: r.randint(5, 10) for n in names}
+    for cid, body in shown.items():
+        vals = candidate_scores(body, names)
         totals[cid] = sum(vals.values())
-        scores.append(
-            f'<score id="{cid}">' + ", ".join(f"{k}={v}" for k, v in vals.items()) + "</score>"
-        )
-    best = max(totals, key=lambda c: (totals[c], -c))
+        pairs = ", ".join(f"{k}={v}" for k, v in vals.items())
+        scores.append(f'<score id="{cid}">{pairs}</score>')
+    best = max(totals, key=lambda c: (totals[c], -c))  # ties: the lowest id
+    aspect = rng.choice(["rhythm and diction", "imagery", "tone", "line length"])
     return (
-        "<evaluation>\n<analysis>The candidates differ mostly in rhythm and diction.</analysis>\n"
+        f"<evaluation>\n<analysis>The candidates differ mostly in {aspect}.</analysis>\n"
         "<scores>\n" + "\n".join(scores) + "\n</scores>\n"
         f"<selected_index>{best}</selected_index>\n"
         f"<rationale>Candidate {best} keeps the images and reads best aloud.</rationale>\n"
@@ -156,9 +201,21 @@ def _evaluation(text: str, rng: random.Random) -> str:
     )
 
 
+def _labels(text: str) -> list[int]:
+    """Line labels of the source poem; the instructions' own examples ([L1], [L2], ...) do
+    not count when the poem block carries labels."""
+    m = _POEM.search(text)
+    found = _LABEL.findall(m.group(1)) if m else []
+    return sorted({int(n) for n in found or _LABEL.findall(text)}) or [1]
+
+
 def _review(text: str, rng: random.Random) -> str:
-    labels = sorted({int(n) for n in _LABEL.findall(text)}) or [1]
-    picks = sorted(rng.sample(labels, min(len(labels), rng.randint(2, 4))))
+    labels = _labels(text)
+    count = rng.randint(2, 4)
+    if len(labels) >= count:
+        picks = sorted(rng.sample(labels, count))
+    else:  # a short poem: some lines get two suggestions
+        picks = sorted(rng.choice(labels) for _ in range(count))
     items = [
         f"{i}. [L{n}] Consider '{rng.choice(_EN_WORDS)}' here to keep the tone; "
         f"the current wording is {rng.choice(['flat', 'wordy', 'too literal'])}."
@@ -186,18 +243,46 @@ _BUILDERS = {
     "translator_revision": _revision,
 }
 
-MALFORMED = "I'm sorry, I cannot help with that request right now."
-
 
 def answer(text: str, *, temperature: float, seed: int) -> tuple[str | None, str]:
     """(step, content) for a prompt; deterministic for (text, temperature, seed)."""
     step = recognise_step(text)
-    rng = _rng(text, temperature, seed)
     if step is None:
-        return None, "I am a simulator and did not recognise the step."
+        return None, UNRECOGNISED
+    rng = _rng(text, temperature, seed)
     return step, _wrap(_BUILDERS[step](text, rng), rng)
 
 
+_THOUGHTS = {
+    "initial_translation": (
+        "First I read the poem line by line and note its images.",
+        "The source has {n} lines, so the translation needs {n} lines too.",
+        "The strategy hint matters: I should weigh sound against literal sense.",
+    ),
+    "evaluation": (
+        "I compare the candidates criterion by criterion.",
+        "Position in the list should not matter, only the text.",
+        "One candidate keeps the images better; I check its rhythm.",
+    ),
+    "editor_review": (
+        "I read the translation against the labelled source lines.",
+        "Which lines lose an image or add one that is not there?",
+        "I keep the suggestions concrete and point at line labels.",
+    ),
+    "translator_revision": (
+        "The editor made several suggestions; I weigh each one.",
+        "I keep the line count and stanza breaks of the source ({n} lines).",
+        "Some suggestions would flatten the tone, so I reject those.",
+    ),
+}
+
+
 def reasoning_for(text: str, seed: int) -> str:
+    """A short fake chain of thought, as DeepSeek's reasoner returns beside the answer."""
     rng = _rng("reasoning", text, seed)
-    return ("Let me read the poem line by line. " * rng.randint(1, 3)).strip()
+    step = recognise_step(text)
+    n = sum(1 for line in source_lines(text) if line)
+    thoughts = _THOUGHTS.get(step or "", ("Let me think about what is being asked.",))
+    picked = ["Okay, let me work through this."]
+    picked += [t.format(n=n) for t in thoughts if rng.random() < 0.8] or [thoughts[0]]
+    return " ".join(picked)

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
+import math
 import os
 import random
 import re
@@ -25,19 +27,27 @@ import sys
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vpsweb.llm import sim_answers
 
 LATENCY_HEADER = "X-Vpsweb-Latency-Ms"
+MODEL_IDS = ("vpsweb-sim", "deepseek-chat", "deepseek-reasoner")
 _COUNTED = re.compile(r"(429|500|malformed)x(\d+)")
 _SLOW = re.compile(r"slow(\d+)")
+_ALWAYS = ("fail401", "fail400", "fail500", "hang", "malformed")
+_COUNTED_FAULT = {"429": "rate429", "500": "fail500", "malformed": "malformed"}
 
 
 class SimulatorOptions(BaseModel):
+    """Every knob of the simulator; flags and VPSWEB_SIM_* variables fill it."""
+
+    model_config = ConfigDict(extra="forbid")
+
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
     latency_ms: float = Field(default=0.0, ge=0)
@@ -50,16 +60,89 @@ class SimulatorOptions(BaseModel):
     hang_s: float = Field(default=3600.0, ge=0)
     seed: int = 0
 
+    @model_validator(mode="after")
+    def _rates_fit(self) -> SimulatorOptions:
+        # One draw decides the fault, so the fractions share the unit interval.
+        total = self.rate_429 + self.rate_500 + self.rate_hang + self.rate_malformed
+        if total > 1 + 1e-9:
+            raise ValueError(f"the --rate-* fractions add up to {total:g}, more than 1")
+        return self
+
 
 FIELDS = list(SimulatorOptions.model_fields)
 
 
+@dataclass(frozen=True)
+class Directives:
+    """What the model name asks of this request (see the module docstring)."""
+
+    always: str | None = None
+    counted: tuple[str, int] | None = None  # (fault, first K requests)
+    slow_ms: float | None = None
+
+    @classmethod
+    def parse(cls, model: str) -> Directives:
+        name = model.lower()
+        m = _COUNTED.search(name)
+        counted = (_COUNTED_FAULT[m.group(1)], int(m.group(2))) if m else None
+        # "malformedx2" must not also read as the unconditional "malformed".
+        rest = _COUNTED.sub(" ", name)
+        always = next((d for d in _ALWAYS if d in rest), None)
+        slow = _SLOW.search(rest)
+        return cls(always, counted, float(slow.group(1)) if slow else None)
+
+
+class BadRequest(Exception):
+    """A request the simulator answers with 400, as a provider would."""
+
+
 def _error(status: int, message: str, kind: str, code: str | None = None) -> web.Response:
-    body = {"error": {"message": message, "type": kind, "code": code}}
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
     return web.json_response(body, status=status)
 
 
+def _content_text(content: Any) -> str:
+    """Message content as text; list content is OpenAI's multi-part form."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = (p.get("text", "") for p in content if isinstance(p, dict))
+        return "".join(str(p) for p in parts)
+    return "" if content is None else str(content)
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    texts: list[str]  # each message's text, in order
+    temperature: float
+    key: str  # identifies identical requests for the ``429xK`` style directives
+
+    @property
+    def prompt(self) -> str:
+        return "\n".join(self.texts)
+
+    @classmethod
+    def parse(cls, body: Any) -> ChatRequest:
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            raise BadRequest("body must be a JSON object with 'model' and 'messages'")
+        if body.get("stream"):
+            raise BadRequest("streaming is not supported by the simulator; send stream=false")
+        messages = body["messages"]
+        texts = [_content_text(m.get("content")) for m in messages if isinstance(m, dict)]
+        model = str(body.get("model") or "vpsweb-sim")
+        try:
+            temperature = float(body.get("temperature") or 0.0)
+        except (TypeError, ValueError):
+            raise BadRequest("temperature must be a number") from None
+        canonical = json.dumps([model, messages], sort_keys=True, ensure_ascii=False)
+        key = hashlib.sha256(canonical.encode()).hexdigest()
+        return cls(model, texts, temperature, key)
+
+
 class Simulator:
+    """Request handling and counters; one instance per app, all on one event loop."""
+
     def __init__(self, options: SimulatorOptions) -> None:
         self.options = options
         self.random = random.Random(options.seed)
@@ -68,32 +151,32 @@ class Simulator:
         self.reset()
 
     def reset(self) -> None:
+        # in_flight is live state, not a counter: requests still running keep it.
+        in_flight = self.stats.get("in_flight", 0)
         self.stats = {
             "total_requests": 0,
-            "in_flight": 0,
-            "max_in_flight": 0,
+            "in_flight": in_flight,
+            "max_in_flight": in_flight,
+            "cancelled": 0,
             "by_step": Counter(),
             "by_status": Counter(),
             "by_model": Counter(),
         }
 
-    def _latency_s(self, model: str) -> float:
-        m = _SLOW.search(model)
-        mean = float(m.group(1)) if m else self.options.latency_ms
+    def _latency_s(self, directives: Directives) -> float:
+        mean = directives.slow_ms if directives.slow_ms is not None else self.options.latency_ms
         jitter = self.options.jitter_ms
         ms = mean + (self.random.uniform(-jitter, jitter) if jitter else 0.0)
         return max(0.0, ms) / 1000
 
-    def _fault(self, model: str, key: str) -> str | None:
+    def _fault(self, directives: Directives, key: str) -> str | None:
         """Which fault this request gets, if any: directives first, then random rates."""
-        for name in ("fail401", "fail400", "fail500", "hang", "malformed"):
-            if name in model and not _COUNTED.search(model):
-                return name
-        m = _COUNTED.search(model)
-        if m:
+        if directives.always:
+            return directives.always
+        if directives.counted:
+            fault, times = directives.counted
             self.seen[key] += 1
-            if self.seen[key] <= int(m.group(2)):
-                return {"429": "rate429", "500": "fail500"}.get(m.group(1), "malformed")
+            return fault if self.seen[key] <= times else None
         o, r = self.options, self.random.random()
         for name, rate in (
             ("rate429", o.rate_429),
@@ -107,11 +190,15 @@ class Simulator:
         return None
 
     async def chat(self, request: web.Request) -> web.Response:
-        self.stats["total_requests"] += 1
-        self.stats["in_flight"] += 1
-        self.stats["max_in_flight"] = max(self.stats["max_in_flight"], self.stats["in_flight"])
+        stats = self.stats
+        stats["total_requests"] += 1
+        stats["in_flight"] += 1
+        stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
         try:
             response = await self._chat(request)
+        except asyncio.CancelledError:  # the client went away (timeout, Ctrl-C)
+            self.stats["cancelled"] += 1
+            raise
         finally:
             self.stats["in_flight"] -= 1
         self.stats["by_status"][str(response.status)] += 1
@@ -119,61 +206,48 @@ class Simulator:
 
     async def _chat(self, request: web.Request) -> web.Response:
         try:
-            body = await request.json()
-            messages = body["messages"]
-            model = str(body.get("model", "sim"))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            return _error(
-                400, "body must be JSON with 'model' and 'messages'", "invalid_request_error"
-            )
-        if body.get("stream"):
-            return _error(
-                400, "streaming is not supported by the simulator", "invalid_request_error"
-            )
-        text = "\n".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
-        temperature = float(body.get("temperature") or 0.0)
-        self.stats["by_model"][model] += 1
-        key = hashlib.sha256(f"{model}\x1f{text}".encode()).hexdigest()
-        fault = self._fault(model.lower(), key)
+            req = ChatRequest.parse(await request.json())
+        except json.JSONDecodeError:
+            return _error(400, "body is not valid JSON", "invalid_request_error")
+        except BadRequest as exc:
+            return _error(400, str(exc), "invalid_request_error")
+        prompt = req.prompt
+        step = sim_answers.recognise_step(prompt)
+        self.stats["by_step"][step or "unknown"] += 1
+        self.stats["by_model"][req.model] += 1
+        directives = Directives.parse(req.model)
+        fault = self._fault(directives, req.key)
         if fault == "fail401":
-            # Like real providers, echo a masked form of the key that was sent.
-            sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
-            masked = f"{sent[:3]}****{sent[-4:]}" if len(sent) > 8 else "****"
             return _error(
                 401,
-                f"Incorrect API key provided: {masked}.",
+                f"Incorrect API key provided: {_masked(request)}.",
                 "invalid_request_error",
                 "invalid_api_key",
             )
         if fault == "fail400":
-            return _error(400, "Invalid request", "invalid_request_error")
-        latency = self._latency_s(model.lower())
+            return _error(400, "Invalid request (simulated)", "invalid_request_error")
+        latency = self._latency_s(directives)
         if fault == "hang":
             await asyncio.sleep(self.options.hang_s)
         await asyncio.sleep(latency)
         if fault == "rate429":
-            after = self.options.retry_after_ms
-            resp = _error(429, "Rate limit reached", "rate_limit_error")
-            resp.headers["Retry-After"] = str(max(1, int(-(-after // 1000))))
-            resp.headers["retry-after-ms"] = str(int(after))
-            return resp
+            return self._rate_limited()
         if fault == "fail500":
-            return _error(500, "The server had an error", "server_error")
-        step, content = sim_answers.answer(text, temperature=temperature, seed=self.options.seed)
-        self.stats["by_step"][step or "unknown"] += 1
+            return _error(500, "The server had an error (simulated)", "server_error")
+        _, content = sim_answers.answer(prompt, temperature=req.temperature, seed=self.options.seed)
         if fault == "malformed":
             content = sim_answers.MALFORMED
         message: dict[str, Any] = {"role": "assistant", "content": content}
-        if "reason" in model.lower():
-            message["reasoning_content"] = sim_answers.reasoning_for(text, self.options.seed)
-        prompt_tokens = sim_answers.count_tokens(text)
+        if "reason" in req.model.lower():
+            message["reasoning_content"] = sim_answers.reasoning_for(prompt, self.options.seed)
+        prompt_tokens = sim_answers.count_tokens("".join(req.texts))
         completion_tokens = sim_answers.count_tokens(content)
         latency_ms = round(latency * 1000, 3)
         payload = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": model,
+            "model": req.model,
             "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
             "usage": {
                 "prompt_tokens": prompt_tokens,
@@ -184,14 +258,17 @@ class Simulator:
         }
         return web.json_response(payload, headers={LATENCY_HEADER: str(latency_ms)})
 
+    def _rate_limited(self) -> web.Response:
+        after_ms = self.options.retry_after_ms
+        resp = _error(429, "Rate limit reached (simulated)", "rate_limit_error", "rate_limit")
+        # Both forms: the openai SDK prefers retry-after-ms, other clients read seconds.
+        resp.headers["Retry-After"] = str(math.ceil(after_ms / 1000))
+        resp.headers["retry-after-ms"] = str(math.ceil(after_ms))
+        return resp
+
     async def models(self, request: web.Request) -> web.Response:
-        ids = ["vpsweb-sim", "deepseek-chat", "deepseek-reasoner"]
-        return web.json_response(
-            {
-                "object": "list",
-                "data": [{"id": i, "object": "model", "owned_by": "vpsweb"} for i in ids],
-            }
-        )
+        data = [{"id": i, "object": "model", "created": 0, "owned_by": "vpsweb"} for i in MODEL_IDS]
+        return web.json_response({"object": "list", "data": data})
 
     async def get_stats(self, request: web.Request) -> web.Response:
         return web.json_response(
@@ -201,6 +278,12 @@ class Simulator:
     async def reset_stats(self, request: web.Request) -> web.Response:
         self.reset()
         return web.json_response({"ok": True})
+
+
+def _masked(request: web.Request) -> str:
+    """Like real providers, echo a masked form of the key that was sent."""
+    sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    return f"{sent[:3]}****{sent[-4:]}" if len(sent) > 8 else "****"
 
 
 def build_app(options: SimulatorOptions) -> web.Application:
@@ -214,53 +297,76 @@ def build_app(options: SimulatorOptions) -> web.Application:
     return app
 
 
-async def serve(options: SimulatorOptions) -> None:
-    runner = web.AppRunner(build_app(options), access_log=None)
+async def serve(options: SimulatorOptions, *, stop: asyncio.Event | None = None) -> None:
+    """Serve until SIGINT/SIGTERM (or until ``stop`` is set, for in-process use)."""
+    # handler_cancellation: a client that gives up (timeout on a hang) frees its
+    # handler at once; shutdown_timeout: a hanging request does not hold up exit.
+    runner = web.AppRunner(
+        build_app(options), access_log=None, handler_cancellation=True, shutdown_timeout=0.5
+    )
     await runner.setup()
+    # A deep accept queue: 500 clients connecting at once must not be refused.
     site = web.TCPSite(runner, options.host, options.port, backlog=2048)
-    await site.start()
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
     port = runner.addresses[0][1] if runner.addresses else options.port
-    print(f"vpsweb simulator listening on http://{options.host}:{port}/v1", flush=True)
-    stop = asyncio.Event()
+    host = f"[{options.host}]" if ":" in options.host else options.host
+    print(f"vpsweb simulator listening on http://{host}:{port}/v1", flush=True)
+    if stop is None:
+        stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    handled = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await runner.cleanup()
+        # Only the main thread may install handlers; embedded callers use ``stop``.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+    try:
+        await stop.wait()
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Flags; each defaults to its VPSWEB_SIM_* environment variable."""
-    helps = {
-        "host": "bind address",
-        "port": "port (0: any free one)",
-        "latency_ms": "mean latency per answer",
-        "jitter_ms": "uniform ± jitter",
-        "rate_429": "fraction answered 429 with Retry-After",
-        "rate_500": "fraction answered 500",
-        "rate_hang": "fraction that never answer",
-        "rate_malformed": "fraction answered without the step's tags",
-        "retry_after_ms": "Retry-After of 429 answers",
-        "hang_s": "how long a hang lasts",
-        "seed": "random seed (answers are deterministic per prompt and seed)",
-    }
+_HELPS = {
+    "host": "bind address (default 127.0.0.1)",
+    "port": "port (default 8765; 0: any free one, printed at start)",
+    "latency_ms": "mean latency per answer in ms (default 0)",
+    "jitter_ms": "uniform ± jitter in ms (default 0)",
+    "rate_429": "fraction answered 429 with Retry-After (0-1)",
+    "rate_500": "fraction answered 500 (0-1)",
+    "rate_hang": "fraction that hang for --hang-s (0-1)",
+    "rate_malformed": "fraction answered without the step's tags (0-1)",
+    "retry_after_ms": "Retry-After of 429 answers in ms (default 1000)",
+    "hang_s": "how long a hang lasts in s (default 3600)",
+    "seed": "random seed for faults, jitter and answers (default 0)",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags default to None so that an unset flag falls back to its environment variable."""
     for name in FIELDS:
-        p.add_argument(
+        parser.add_argument(
             f"--{name.replace('_', '-')}",
             dest=name,
             default=None,
-            help=f"{helps[name]} (env VPSWEB_SIM_{name.upper()})",
+            help=f"{_HELPS[name]}; env VPSWEB_SIM_{name.upper()}",
         )
 
 
 def options_from(ns: argparse.Namespace, env: dict[str, str] | None = None) -> SimulatorOptions:
+    """Flags win over VPSWEB_SIM_* variables, which win over the defaults."""
     env = dict(os.environ) if env is None else env
     values: dict[str, Any] = {}
     for name in FIELDS:
         value = getattr(ns, name, None)
         if value is None:
             value = env.get(f"VPSWEB_SIM_{name.upper()}")
-        if value is not None:
+        if value is not None and value != "":
             values[name] = value
     return SimulatorOptions.model_validate(values)
 
@@ -270,14 +376,29 @@ def run_from_args(ns: argparse.Namespace) -> int:
         options = options_from(ns)
     except ValidationError as exc:
         for err in exc.errors():
-            sys.stderr.write(f"vpsweb simulate-llm: --{err['loc'][0]}: {err['msg']}\n")
+            if err["loc"]:
+                name = str(err["loc"][0])
+                where = f"--{name.replace('_', '-')} (or VPSWEB_SIM_{name.upper()}): "
+            else:
+                where = ""
+            sys.stderr.write(f"vpsweb simulate-llm: {where}{err['msg']}\n")
         return 2
-    asyncio.run(serve(options))
+    try:
+        asyncio.run(serve(options))
+    except OSError as exc:
+        sys.stderr.write(
+            f"vpsweb simulate-llm: cannot listen on {options.host}:{options.port}: {exc}\n"
+        )
+        return 1
+    except KeyboardInterrupt:  # a signal before the handlers were installed
+        return 130
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vpsweb simulate-llm")
+    parser = argparse.ArgumentParser(
+        prog="vpsweb simulate-llm", description="Offline OpenAI-compatible LLM simulator."
+    )
     add_arguments(parser)
     return run_from_args(parser.parse_args(argv))
 
