@@ -271,7 +271,7 @@ class TranslationOutput(_Model):
     selected_candidate: CandidateResult
     editor_review: EditorReview
     revision: Revision
-    totals: Totals
+    totals: Totals = Field(default_factory=Totals)
     step_durations: dict[str, float] = Field(default_factory=dict)
     created_at: datetime
     finished_at: datetime

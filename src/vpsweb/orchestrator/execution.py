@@ -242,10 +242,10 @@ def run_finalize(redis_url: str, job_id: str) -> dict[str, Any]:
         selected_candidate=candidates[evaluation.selected_index],
         editor_review=review,
         revision=revision,
-        totals=compute_totals([], 0),
         created_at=plan.created_at,
         finished_at=finished,
     )
+    # Totals are derived from every step's metrics, so they are filled in last.
     output.totals = compute_totals(
         output.all_metrics(), (finished - plan.created_at).total_seconds()
     )
