@@ -19,7 +19,7 @@ import pytest
 
 from vpsweb.config import load_config
 from vpsweb.config.loader import _load_cached
-from vpsweb.workers.processes import RedisServer, start_worker, stop_process
+from vpsweb.local.processes import RedisServer, start_worker, stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_KEY = "sk-vpsweb-test-FAKE-KEY-0123456789"
@@ -88,7 +88,7 @@ def redis_server() -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="session")
 def simulator() -> Iterator[str]:
-    from vpsweb.llm.simulator_process import start_simulator_process
+    from vpsweb.local.simulator_process import start_simulator_process
 
     proc, url = start_simulator_process(extra_args=["--latency-ms", "60", "--jitter-ms", "40"])
     yield url

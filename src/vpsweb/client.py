@@ -1,116 +1,153 @@
 """The Python client: ``Client.submit(...) -> Job``; ``Job.events()``; ``Job.result()``.
 
-Any process with the Redis URL can follow any job, so a job submitted on one
-machine can be watched and collected from another.
+A client talks only to the state store: it validates a request, writes the job
+and a submission entry, and follows the job's event stream. The workers'
+dispatchers send the Celery canvas. Any process with the Redis URL can follow
+any job, so a job submitted on one machine can be watched from another.
 """
 
 from __future__ import annotations
 
-import os
+import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from vpsweb.config import AppConfig
-from vpsweb.models import StrategyOverrides, TranslationOutput, TranslationRequest, WorkflowMode
-from vpsweb.orchestrator.api import JobNotFound, Orchestrator
-from vpsweb.orchestrator.progress import ProgressEvent, ProgressSnapshot
-from vpsweb.orchestrator.store import JobRecord, JobStatus
-from vpsweb.plan import RequestInvalid
-from vpsweb.workers.app import REDIS_URL_ENV
+from vpsweb import settings
+from vpsweb.config import AppConfig, load_config
+from vpsweb.errors import JobCancelled, JobFailed, JobNotFound, ResultExpired
+from vpsweb.models import StrategyOverrides, TranslationRequest, WorkflowMode
+from vpsweb.plan import JobPlan, build_plan
+from vpsweb.progress import EventKind, ProgressEvent, ProgressSnapshot
+from vpsweb.stages.table import TranslationOutput
+from vpsweb.storage import Event, JobRecord, JobStatus, Storage, connect
 
-__all__ = [
-    "Client",
-    "Job",
-    "JobCancelled",
-    "JobError",
-    "JobFailed",
-    "JobNotFound",
-    "RequestInvalid",
-]
+_JOB_ID = re.compile(r"^[0-9a-f]{12}$")
 
 
-class JobError(Exception):
-    """A job ended without a translation."""
-
-    def __init__(self, record: JobRecord, message: str) -> None:
-        self.record = record
-        super().__init__(message)
+def new_job_id() -> str:
+    return uuid.uuid4().hex[:12]
 
 
-class JobFailed(JobError):
-    """The job failed; ``stage`` and ``cause`` say where and why."""
+def plan_job(
+    request: TranslationRequest | dict[str, Any], config: AppConfig, *, offline: bool | None = None
+) -> JobPlan:
+    """Validate and plan a request with a fresh job id, touching no store (RequestInvalid
+    if bad); ``Client.submit_plan`` submits it as it is."""
+    return build_plan(request, config, job_id=new_job_id(), offline=offline)
 
-    def __init__(self, record: JobRecord) -> None:
-        self.stage = record.error_stage or "unknown stage"
-        self.cause = record.error or "no cause recorded"
-        super().__init__(record, f"job {record.job_id} failed in {self.stage}: {self.cause}")
 
-
-class JobCancelled(JobError):
-    def __init__(self, record: JobRecord) -> None:
-        super().__init__(record, f"job {record.job_id} was cancelled; it has no result")
+def _request(
+    *,
+    poem: str,
+    source_lang: str,
+    target_lang: str,
+    parallel_count: int | None,
+    workflow_mode: WorkflowMode | str,
+    title: str,
+    author: str,
+    strategy: StrategyOverrides | dict[str, Any] | None,
+    background_briefing: str | None,
+) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "poem": poem,
+        "source_lang": source_lang,
+        "target_lang": target_lang,
+        "parallel_count": parallel_count,
+        "workflow_mode": workflow_mode,
+        "title": title,
+        "author": author,
+        "background_briefing": background_briefing,
+    }
+    if strategy is not None:
+        request["strategy"] = (
+            strategy.model_dump() if isinstance(strategy, StrategyOverrides) else strategy
+        )
+    return request
 
 
 class Job:
     """A handle on a submitted job; cheap, and re-creatable anywhere from its id."""
 
-    def __init__(self, orchestrator: Orchestrator, job_id: str) -> None:
-        self._orch = orchestrator
+    def __init__(self, client: Client, job_id: str) -> None:
+        self._client = client
         self.id = job_id
 
     def __repr__(self) -> str:
         return f"Job({self.id!r})"
 
     def record(self) -> JobRecord:
-        return self._orch.get(self.id)
+        return self._client.record(self.id)
 
     def status(self) -> JobStatus:
         return self.record().status
 
     def progress(self) -> ProgressSnapshot:
-        return self._orch.progress(self.id)
+        self.record()
+        return self._client.storage.progress.snapshot(self.id)
 
     def events(self, timeout: float | None = None) -> Iterator[ProgressEvent]:
         """Every event from the beginning, then live ones; ends after the terminal event.
         Raises TimeoutError if ``timeout`` seconds pass first."""
-        return self._orch.events(self.id, timeout=timeout)
+        self.record()
+        return self._client.storage.progress.events(self.id, timeout=timeout)
+
+    def wait(self, timeout: float | None = None) -> JobRecord:
+        """Block until the job ends (TimeoutError after ``timeout`` seconds)."""
+        for _ in self.events(timeout=timeout):
+            pass
+        return self.record()
 
     def result(self, timeout: float | None = None) -> TranslationOutput:
         """Wait for the job and return its output; JobFailed / JobCancelled otherwise."""
-        record = self._orch.wait(self.id, timeout=timeout)
+        record = self.wait(timeout)
         if record.status is JobStatus.FAILED:
             raise JobFailed(record)
         if record.status is JobStatus.CANCELLED:
             raise JobCancelled(record)
-        output = self._orch.output(self.id)
-        if output is None:
-            raise JobError(record, f"job {self.id} succeeded but its result has expired")
-        return output
+        raw = self._client.storage.jobs.load_result(self.id)
+        if raw is None:
+            raise ResultExpired(record, f"job {self.id} succeeded but its result has expired")
+        return TranslationOutput.model_validate_json(raw)
 
     def cancel(self) -> bool:
-        return self._orch.cancel(self.id)
+        """Stop the job: no step makes another LLM call. False if it had already ended."""
+        return self._client.cancel(self.id)
 
 
 class Client:
     """Submit and follow translation jobs.
 
     Options (keyword-only):
-      redis_url: the cluster's Redis (broker, result store and job registry).
-      config: the AppConfig used to validate requests (default: load_config()).
+      redis_url: the cluster's state store (jobs, progress, results).
+      config: the AppConfig used to validate and plan requests (default: load_config(),
+        read on first use).
     """
 
     def __init__(self, *, redis_url: str, config: AppConfig | None = None) -> None:
-        self._orch = Orchestrator(redis_url, config=config)
+        self._config = config
+        self.storage: Storage = connect(redis_url)
 
     @classmethod
     def from_env(cls, *, config: AppConfig | None = None) -> Client:
-        url = os.environ.get(REDIS_URL_ENV)
-        if not url:
-            raise RuntimeError(
-                f"{REDIS_URL_ENV} is not set; point it at the cluster's Redis, "
-                "e.g. redis://:password@host:6379/0"
-            )
-        return cls(redis_url=url, config=config)
+        return cls(redis_url=settings.require_redis_url("the client"), config=config)
+
+    @property
+    def config(self) -> AppConfig:
+        if self._config is None:
+            self._config = load_config()
+        return self._config
+
+    def plan(
+        self, request: TranslationRequest | dict[str, Any], *, offline: bool | None = None
+    ) -> JobPlan:
+        """Validate and plan a request without submitting it (RequestInvalid if bad)."""
+        return plan_job(request, self.config, offline=offline)
+
+    def submit_plan(self, plan: JobPlan) -> Job:
+        """Submit a plan made by ``plan`` / ``plan_job``."""
+        self.storage.jobs.create([plan])
+        return Job(self, plan.job_id)
 
     def submit(
         self,
@@ -127,38 +164,48 @@ class Client:
         offline: bool | None = None,
     ) -> Job:
         """Validate and enqueue; raises RequestInvalid before anything is enqueued."""
-        request: dict[str, Any] = {
-            "poem": poem,
-            "source_lang": source_lang,
-            "target_lang": target_lang,
-            "parallel_count": parallel_count,
-            "workflow_mode": workflow_mode,
-            "title": title,
-            "author": author,
-            "background_briefing": background_briefing,
-        }
-        if strategy is not None:
-            request["strategy"] = (
-                strategy.model_dump() if isinstance(strategy, StrategyOverrides) else strategy
-            )
-        return Job(self._orch, self._orch.submit(request, offline=offline))
+        request = _request(
+            poem=poem,
+            source_lang=source_lang,
+            target_lang=target_lang,
+            parallel_count=parallel_count,
+            workflow_mode=workflow_mode,
+            title=title,
+            author=author,
+            strategy=strategy,
+            background_briefing=background_briefing,
+        )
+        return self.submit_plan(self.plan(request, offline=offline))
 
-    def submit_request(self, request: TranslationRequest, *, offline: bool | None = None) -> Job:
-        return Job(self._orch, self._orch.submit(request, offline=offline))
+    def record(self, job_id: str) -> JobRecord:
+        """JobNotFound for an id that is malformed or unknown to this store."""
+        record = self.storage.jobs.get(job_id) if _JOB_ID.match(job_id) else None
+        if record is None:
+            raise JobNotFound(job_id)
+        return record
 
     def get(self, job_id: str) -> Job:
-        """A handle on an existing job; JobNotFound if Redis does not know it."""
-        self._orch.get(job_id)
-        return Job(self._orch, job_id)
+        """A handle on an existing job; JobNotFound if the store does not know it."""
+        self.record(job_id)
+        return Job(self, job_id)
 
     def cancel(self, job_id: str) -> bool:
-        return self._orch.cancel(job_id)
+        record = self.record(job_id)
+        if record.status.terminal:
+            return False
+        finished = Event(
+            EventKind.JOB_FINISHED, 0, {"status": "cancelled", "message": "cancelled by user"}
+        )
+        return self.storage.jobs.end(
+            job_id, JobStatus.CANCELLED, record.plan.retention_s, events=[finished]
+        )
 
     def recent(self, limit: int = 20) -> list[JobRecord]:
-        return self._orch.recent(limit)
+        records = (self.storage.jobs.get(j) for j in self.storage.jobs.recent_jobs(limit))
+        return [r for r in records if r is not None]
 
     def close(self) -> None:
-        self._orch.close()
+        self.storage.close()
 
     def __enter__(self) -> Client:
         return self

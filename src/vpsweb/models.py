@@ -38,24 +38,6 @@ class WorkflowMode(StrEnum):
     NON_REASONING = "non_reasoning"
 
 
-class StepName(StrEnum):
-    INITIAL_TRANSLATION = "initial_translation"
-    EVALUATION = "evaluation"
-    EDITOR_REVIEW = "editor_review"
-    TRANSLATOR_REVISION = "translator_revision"
-
-    @property
-    def display_name(self) -> str:
-        return STEP_DISPLAY_NAMES[self]
-
-
-STEP_DISPLAY_NAMES: dict[StepName, str] = {
-    StepName.INITIAL_TRANSLATION: "Initial Translation",
-    StepName.EVALUATION: "Translation Evaluation",
-    StepName.EDITOR_REVIEW: "Editor Review",
-    StepName.TRANSLATOR_REVISION: "Translator Revision",
-}
-
 AdaptationLevel = Literal["foreignizing", "balanced", "domesticating"]
 RepetitionPolicy = Literal["strict", "adaptive"]
 AdditionsPolicy = Literal["forbid", "allow_with_alt"]
@@ -256,44 +238,6 @@ class Totals(_Model):
     cost: dict[str, float] = Field(default_factory=dict)  # currency -> amount
     llm_calls: int = 0
     duration_s: float = 0.0
-
-
-class TranslationOutput(_Model):
-    """The whole story of a job, saved as JSON and Markdown."""
-
-    job_id: str
-    request: TranslationRequest
-    workflow_mode: WorkflowMode
-    parallel_count: int
-    strategy: StrategyDials
-    candidates: list[CandidateResult]
-    evaluation: EvaluationResult
-    selected_candidate: CandidateResult
-    editor_review: EditorReview
-    revision: Revision
-    totals: Totals = Field(default_factory=Totals)
-    step_durations: dict[str, float] = Field(default_factory=dict)
-    created_at: datetime
-    finished_at: datetime
-
-    def all_metrics(self) -> list[StepMetrics]:
-        steps: list[StepMetrics | None] = [c.metrics for c in self.candidates]
-        steps += [self.evaluation.metrics, self.editor_review.metrics, self.revision.metrics]
-        return [m for m in steps if m is not None]
-
-
-def compute_totals(metrics: list[StepMetrics], duration_s: float) -> Totals:
-    """Totals over every call of a job: all candidates (failed ones too) and evaluation."""
-    totals = Totals(duration_s=round(duration_s, 3))
-    for m in metrics:
-        totals.prompt_tokens += m.usage.prompt_tokens
-        totals.completion_tokens += m.usage.completion_tokens
-        totals.llm_calls += m.attempts
-        if m.usage.cost:
-            cur = m.usage.currency
-            totals.cost[cur] = round(totals.cost.get(cur, 0.0) + m.usage.cost, 10)
-    totals.total_tokens = totals.prompt_tokens + totals.completion_tokens
-    return totals
 
 
 def utcnow() -> datetime:

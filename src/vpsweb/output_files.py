@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from vpsweb.languages import language_name
-from vpsweb.models import TranslationOutput
+from vpsweb.stages.table import STAGES, TranslationOutput
 
 _UNSAFE = re.compile(r"[^\w\-]+", re.UNICODE)
 
@@ -38,12 +38,9 @@ def format_cost(cost: dict[str, float]) -> str:
     return ", ".join(f"{amount:.6f} {currency}" for currency, amount in sorted(cost.items()))
 
 
-def to_markdown(output: TranslationOutput) -> str:
-    req = output.request
-    ev = output.evaluation
-    rev = output.revision
-    t = output.totals
-    lines = [
+def _header(output: TranslationOutput) -> list[str]:
+    req, rev = output.request, output.revision
+    return [
         f"# {rev.translated_title or req.title or 'Untitled'}",
         "",
         f"*{rev.translated_poet or req.author}* — translated from "
@@ -63,50 +60,12 @@ def to_markdown(output: TranslationOutput) -> str:
         req.poem.strip("\n"),
         "```",
         "",
-        "## Candidates",
-        "",
     ]
-    for c in output.candidates:
-        mark = " (selected)" if c.index == ev.selected_index else ""
-        if c.ok:
-            lines += [
-                f"### Candidate {c.index} — {c.variant}{mark}",
-                "",
-                "```text",
-                c.translation,
-                "```",
-                "",
-                c.notes,
-                "",
-            ]
-        else:
-            lines += [f"### Candidate {c.index} — {c.variant}: failed", "", f"> {c.error}", ""]
-    lines += [
-        "## Evaluation",
-        "",
-        f"Selected candidate {ev.selected_index} (method: {ev.method}). The judge saw the "
-        "candidates shuffled, numbered "
-        + ", ".join(f"{pid} = candidate {idx}" for pid, idx in enumerate(ev.presented_order, 1))
-        + "; its rationale uses those numbers.",
-        "",
-        ev.rationale,
-        "",
-    ]
-    if ev.scores:
-        lines += ["| candidate | scores | total |", "|---|---|---|"]
-        for s in ev.scores:
-            detail = ", ".join(f"{k} {v:g}" for k, v in s.scores.items())
-            lines.append(f"| {s.index} | {detail} | {s.total if s.total is not None else ''} |")
-        lines.append("")
-    lines += [
-        "## Editor review",
-        "",
-        output.editor_review.suggestions,
-        "",
-        "## Revision notes",
-        "",
-        rev.notes,
-        "",
+
+
+def _totals(output: TranslationOutput) -> list[str]:
+    t = output.totals
+    return [
         "## Totals",
         "",
         f"- LLM calls: {t.llm_calls}",
@@ -115,6 +74,15 @@ def to_markdown(output: TranslationOutput) -> str:
         f"- duration: {t.duration_s:.1f} s",
         "",
     ]
+
+
+def to_markdown(output: TranslationOutput) -> str:
+    """The job's header and final text, one section per stage (from the stage table),
+    then the totals."""
+    lines = _header(output)
+    for s in STAGES:
+        lines += s.markdown(output)
+    lines += _totals(output)
     return "\n".join(lines)
 
 

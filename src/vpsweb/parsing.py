@@ -12,17 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from vpsweb.errors import ParseError
+
 _FENCE = re.compile(r"^\s*```[\w-]*\s*$", re.MULTILINE)
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
-
-
-class ParseError(ValueError):
-    """The answer lacks required tags; callers may re-ask a bounded number of times."""
-
-    def __init__(self, message: str, *, missing: Iterable[str] = (), excerpt: str = "") -> None:
-        self.missing = list(missing)
-        self.excerpt = excerpt
-        super().__init__(message)
 
 
 def clean_answer(text: str) -> str:

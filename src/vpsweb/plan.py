@@ -7,33 +7,24 @@ It names the env var of each API key, never the key itself.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from vpsweb import settings
 from vpsweb.config import AppConfig
-from vpsweb.config.schema import Criterion, Price, ProgressWeights, Routing, StepSettings
+from vpsweb.config.schema import Criterion, Price, StepSettings
+from vpsweb.errors import RequestInvalid
 from vpsweb.models import (
     ModelInfo,
-    StepName,
     StrategyDials,
     TranslationRequest,
     Usage,
     WorkflowMode,
     utcnow,
 )
-
-OFFLINE_ENV = "VPSWEB_OFFLINE"
-
-
-class RequestInvalid(ValueError):
-    """The submission is invalid; nothing was enqueued. ``errors`` has one line per problem."""
-
-    def __init__(self, errors: list[str]) -> None:
-        self.errors = errors
-        super().__init__("invalid translation request: " + "; ".join(errors))
+from vpsweb.stages.table import STAGES
 
 
 class StepCall(BaseModel):
@@ -41,7 +32,7 @@ class StepCall(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    step: StepName
+    step: str
     model: ModelInfo
     base_url: str
     base_url_env: str | None = None
@@ -65,11 +56,6 @@ class StepCall(BaseModel):
             currency=self.price.currency,
         )
 
-    def longest_run_s(self, parse_attempts: int) -> float:
-        """Upper bound of one step's wall time, for the broker visibility timeout."""
-        per_call = self.timeout_s * (self.retries + 1) + 60 * self.retries
-        return per_call * parse_attempts
-
 
 class CandidatePlan(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -81,6 +67,8 @@ class CandidatePlan(BaseModel):
 
 
 class JobPlan(BaseModel):
+    """``candidates`` plans the fan-out stage; ``steps`` every other stage by name."""
+
     model_config = ConfigDict(extra="forbid")
 
     job_id: str
@@ -89,40 +77,41 @@ class JobPlan(BaseModel):
     parallel_count: int
     strategy: StrategyDials
     candidates: list[CandidatePlan]
-    evaluation: StepCall
-    editor_review: StepCall
-    translator_revision: StepCall
+    steps: dict[str, StepCall]
     criteria: list[Criterion]
     parse_retries: int
     judge_retries: int
     retention_s: int
-    progress_weights: ProgressWeights
-    routing: Routing
+    progress_weights: dict[str, float]
     offline: bool
     created_at: datetime
 
+    def call(self, step: str, index: int | None = None) -> StepCall:
+        if index is not None:
+            return self.candidates[index].call
+        return self.steps[step]
 
-def offline_from_env() -> bool:
-    return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    def calls(self) -> list[StepCall]:
+        return [c.call for c in self.candidates] + list(self.steps.values())
 
 
 def _step_call(
     cfg: AppConfig,
-    step: StepName,
-    settings: StepSettings,
+    step: str,
+    settings_: StepSettings,
     *,
     offline: bool,
     model_key: str | None = None,
     temperature: float | None = None,
 ) -> StepCall:
-    key = model_key or settings.model
+    key = model_key or settings_.model
     entry = cfg.models.models[key]
     info = ModelInfo(
         model=key,
         provider=entry.provider,
         api_model=entry.name,
         reasoning=entry.reasoning,
-        temperature=temperature if temperature is not None else settings.temperature,
+        temperature=temperature if temperature is not None else settings_.temperature,
     )
     provider = cfg.models.providers[entry.provider]
     if offline:
@@ -138,11 +127,11 @@ def _step_call(
         base_url_env=provider.base_url_env,
         api_key_env=provider.api_key_env,
         price=entry.price,
-        temperature=info.temperature if info.temperature is not None else settings.temperature,
-        max_tokens=settings.max_tokens,
-        timeout_s=settings.timeout_s,
-        retries=settings.retries,
-        stop=settings.stop,
+        temperature=info.temperature if info.temperature is not None else settings_.temperature,
+        max_tokens=settings_.max_tokens,
+        timeout_s=settings_.timeout_s,
+        retries=settings_.retries,
+        stop=settings_.stop,
     )
 
 
@@ -175,29 +164,31 @@ def build_plan(
 ) -> JobPlan:
     request = validate_request(data, cfg)
     pipeline = cfg.pipeline
-    offline = offline_from_env() if offline is None else offline
+    offline = settings.offline() if offline is None else offline
     mode = request.workflow_mode
     n = request.parallel_count or pipeline.default_parallel_count(mode)
     request = request.model_copy(update={"parallel_count": n})
-    steps = pipeline.modes[mode].steps
+    mode_steps = pipeline.modes[mode].steps
 
-    candidates = []
-    for i in range(n):
-        variant = pipeline.variant_for(i)
-        translator = _step_call(
-            cfg,
-            StepName.INITIAL_TRANSLATION,
-            steps[StepName.INITIAL_TRANSLATION],
-            offline=offline,
-            model_key=variant.model,
-            temperature=variant.temperature,
-        )
-        candidates.append(
-            CandidatePlan(index=i, variant=variant.name, hint=variant.hint, call=translator)
-        )
-
-    def call(step: StepName) -> StepCall:
-        return _step_call(cfg, step, steps[step], offline=offline)
+    candidates: list[CandidatePlan] = []
+    steps: dict[str, StepCall] = {}
+    for s in STAGES:
+        if not s.fan_out:
+            steps[s.name] = _step_call(cfg, s.name, mode_steps[s.name], offline=offline)
+            continue
+        for i in range(n):
+            variant = pipeline.variant_for(i)
+            call = _step_call(
+                cfg,
+                s.name,
+                mode_steps[s.name],
+                offline=offline,
+                model_key=variant.model,
+                temperature=variant.temperature,
+            )
+            candidates.append(
+                CandidatePlan(index=i, variant=variant.name, hint=variant.hint, call=call)
+            )
 
     return JobPlan(
         job_id=job_id,
@@ -206,15 +197,12 @@ def build_plan(
         parallel_count=n,
         strategy=request.strategy.apply_to(pipeline.strategy_defaults),
         candidates=candidates,
-        evaluation=call(StepName.EVALUATION),
-        editor_review=call(StepName.EDITOR_REVIEW),
-        translator_revision=call(StepName.TRANSLATOR_REVISION),
+        steps=steps,
         criteria=pipeline.evaluation.criteria,
         parse_retries=pipeline.parse_retries,
         judge_retries=pipeline.evaluation.judge_retries,
         retention_s=pipeline.retention_s,
-        progress_weights=pipeline.progress_weights,
-        routing=pipeline.routing,
+        progress_weights=cfg.progress_weights(),
         offline=offline,
         created_at=utcnow(),
     )

@@ -19,14 +19,14 @@ from tests.conftest import FAKE_KEY, make_config_dir, use_models
 from tests.integration.test_pipeline import POEM, submit
 from vpsweb.client import Client
 from vpsweb.config import load_config
-from vpsweb.workers.app import create_app
-from vpsweb.workers.processes import (
+from vpsweb.local.processes import (
     RedisServer,
     free_port,
     start_worker,
     stop_process,
     wait_for_worker,
 )
+from vpsweb.workers.factory import create_app
 
 pytestmark = pytest.mark.integration
 

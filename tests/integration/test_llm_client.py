@@ -11,20 +11,15 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
+from tests.stage_calls import editor_review, evaluate, translate_candidate, translator_revision
 from vpsweb.config import load_config
+from vpsweb.errors import LLMTimeout, MissingAPIKey, PermanentLLMError, TransientLLMError
 from vpsweb.llm.client import OpenAICompatibleClient
-from vpsweb.llm.errors import LLMTimeout, MissingAPIKey, PermanentLLMError, TransientLLMError
-from vpsweb.llm.simulator_process import start_simulator_process
+from vpsweb.local.processes import stop_process
+from vpsweb.local.simulator_process import start_simulator_process
 from vpsweb.models import ModelInfo
 from vpsweb.plan import build_plan
-from vpsweb.stages import (
-    StageContext,
-    editor_review,
-    evaluate,
-    translate_candidate,
-    translator_revision,
-)
-from vpsweb.workers.processes import stop_process
+from vpsweb.stages import StageContext
 
 pytestmark = pytest.mark.integration
 
@@ -207,10 +202,15 @@ def test_simulator_holds_500_concurrent_requests(sim):
             applied = await asyncio.gather(*(one(i) for i in range(500)))
             return time.perf_counter() - t0, applied
 
+    urllib.request.urlopen(
+        urllib.request.Request(sim.removesuffix("/v1") + "/stats/reset", method="POST"), timeout=5
+    ).close()
     wall, applied = asyncio.run(burst())
     print(f"500 concurrent requests at 1 s latency: {wall:.2f} s wall")
     assert len(applied) == 500 and set(applied) == {1000.0}
-    assert wall < 3.0
+    # Overlap, measured by the server (the wall time is a bench figure).
+    with urllib.request.urlopen(sim.removesuffix("/v1") + "/stats", timeout=5) as resp:
+        assert json.load(resp)["max_in_flight"] >= 500
 
 
 def test_provider_errors_never_carry_the_api_key(sim):

@@ -10,11 +10,12 @@ import redis
 from celery.result import AsyncResult
 
 from tests.conftest import make_config_dir, use_models
-from vpsweb.client import Client, JobCancelled, JobFailed, RequestInvalid
+from vpsweb.client import Client
 from vpsweb.config import load_config
-from vpsweb.models import compute_totals
-from vpsweb.orchestrator.store import JobStatus
-from vpsweb.workers.app import create_app
+from vpsweb.errors import JobCancelled, JobFailed, RequestInvalid
+from vpsweb.result import compute_totals
+from vpsweb.storage import JobStatus
+from vpsweb.workers.factory import create_app
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from vpsweb.workers import processes
+from vpsweb.local import processes
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,11 @@ import threading
 import pytest
 import redis
 
-from vpsweb.config.schema import ProgressWeights
-from vpsweb.orchestrator.progress import ProgressReader, ProgressRecorder, milestones
+from vpsweb.config import load_config
+from vpsweb.plan import build_plan
+from vpsweb.progress import EventKind, milestones
+from vpsweb.storage import Event, JobStatus, connect
+from vpsweb.storage.redis import RedisProgressLog
 
 pytestmark = pytest.mark.integration
 
@@ -19,10 +22,11 @@ TTL = 600
 
 
 def _count(url: str, job: str, indexes: list[int], failed: set[int]) -> None:
-    rec = ProgressRecorder(redis.Redis.from_url(url, decode_responses=True))
-    weights = ProgressWeights()
+    log = RedisProgressLog(redis.Redis.from_url(url, decode_responses=True))
     for i in indexes:
-        rec.candidate_finished(job, i, ok=i not in failed, n=N, weights=weights, ttl=TTL)
+        log.candidate_finished(
+            job, i, ok=i not in failed, n=N, end_percent=25.0, stage="Initial Translation", ttl=TTL
+        )
 
 
 def test_milestones_once_each_in_order_under_contention(redis_server):
@@ -51,7 +55,7 @@ def test_milestones_once_each_in_order_under_contention(redis_server):
     assert percents == sorted(percents) and percents[-1] == 25.0
     assert events[-1]["successful"] == str(N - len(failed))
     assert events[-1]["failed"] == str(len(failed))
-    snap = ProgressReader(r).snapshot(job)
+    snap = RedisProgressLog(r).snapshot(job)
     assert snap.successful + snap.failed == N
 
 
@@ -63,14 +67,22 @@ def test_milestone_counts(n, expected):
 
 
 def test_percent_never_goes_back_and_nothing_after_terminal(redis_server):
-    r = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    job = "monotonic"
-    r.delete(f"vpsweb:job:{job}:progress", f"vpsweb:job:{job}:events")
-    rec = ProgressRecorder(r)
+    storage = connect(redis_server.url)
+    plan = build_plan(
+        {"poem": "a\nb", "source_lang": "en", "target_lang": "zh-CN"},
+        load_config(),
+        job_id="0123456789ab",
+        offline=True,
+    )
+    storage.jobs.create([plan])
+    job, log = plan.job_id, storage.progress
     for p in (10, 50, 30, 70, 20):
-        assert rec.emit(job, event="x", percent=p, ttl=TTL)
-    assert rec.finished(job, "succeeded", TTL)
-    assert not rec.emit(job, event="late", percent=99, ttl=TTL)
-    values = [float(f["progress_percent"]) for _id, f in r.xrange(f"vpsweb:job:{job}:events")]
-    assert values == [10, 50, 50, 70, 70, 100]
-    assert ProgressReader(r).snapshot(job).terminal
+        assert log.emit(job, Event(EventKind.STAGE_STARTED, p, {}), TTL)
+    finished = Event(EventKind.JOB_FINISHED, 100, {"status": "succeeded"})
+    assert storage.jobs.end(job, JobStatus.SUCCEEDED, TTL, events=[finished])
+    assert not storage.jobs.end(job, JobStatus.FAILED, TTL, events=[finished])
+    assert not log.emit(job, Event(EventKind.STAGE_STARTED, 99, {}), TTL)
+    events = list(log.events(job, timeout=5))
+    assert [e.progress_percent for e in events] == [0, 10, 50, 50, 70, 70, 100]
+    assert events[-1].terminal and log.snapshot(job).terminal
+    assert storage.jobs.status(job) is JobStatus.SUCCEEDED

@@ -11,7 +11,7 @@ from tests.conftest import make_config_dir, use_models
 from tests.integration.test_pipeline import submit
 from vpsweb.client import Client, JobCancelled, JobFailed
 from vpsweb.config import load_config
-from vpsweb.orchestrator.progress import milestones
+from vpsweb.progress import milestones
 
 pytestmark = pytest.mark.integration
 

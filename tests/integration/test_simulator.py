@@ -14,21 +14,22 @@ import openai
 import pytest
 
 from vpsweb.config import load_config
-from vpsweb.llm.simulator import LATENCY_HEADER
-from vpsweb.llm.simulator_process import start_simulator_process
-from vpsweb.models import StepName, StrategyDials
+from vpsweb.local.processes import stop_process
+from vpsweb.local.simulator_process import start_simulator_process
+from vpsweb.models import StrategyDials
 from vpsweb.parsing import extract_fields, label_lines
 from vpsweb.prompts import dial_variables, render
-from vpsweb.workers.processes import stop_process
+from vpsweb.simulator.server import LATENCY_HEADER
+from vpsweb.stages.table import STAGE_NAMES
 
 pytestmark = pytest.mark.integration
 
 POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"
 STEP_TAGS = {
-    StepName.INITIAL_TRANSLATION: ("initial_translation", "translated_poem_title"),
-    StepName.EVALUATION: ("selected_index", "scores"),
-    StepName.EDITOR_REVIEW: ("editor_suggestions",),
-    StepName.TRANSLATOR_REVISION: ("revised_translation", "refined_translated_poem_title"),
+    "initial_translation": ("initial_translation", "translated_poem_title"),
+    "evaluation": ("selected_index", "scores"),
+    "editor_review": ("editor_suggestions",),
+    "translator_revision": ("revised_translation", "refined_translated_poem_title"),
 }
 
 
@@ -55,10 +56,10 @@ def stats(sim: str, *, reset: bool = False) -> dict[str, Any]:
         return json.load(resp)
 
 
-def messages(step: StepName, **extra: Any) -> list[dict[str, str]]:
+def messages(step: str, **extra: Any) -> list[dict[str, str]]:
     """The real template of a step, rendered as a worker would render it."""
     variables: dict[str, Any] = {
-        "original_poem": label_lines(POEM) if step == StepName.EDITOR_REVIEW else POEM,
+        "original_poem": label_lines(POEM) if step == "editor_review" else POEM,
         "source_lang": "Chinese",
         "target_lang": "English",
         "poem_title": "静夜思",
@@ -85,7 +86,7 @@ def messages(step: StepName, **extra: Any) -> list[dict[str, str]]:
     return render(pair, variables).messages()
 
 
-@pytest.mark.parametrize("step", list(StepName))
+@pytest.mark.parametrize("step", list(STAGE_NAMES))
 def test_each_step_answers_with_its_tags(client, step):
     done = client.chat.completions.create(
         model="deepseek-chat", messages=messages(step), temperature=0.7
@@ -99,7 +100,7 @@ def test_each_step_answers_with_its_tags(client, step):
 
 
 def test_answer_shape_latency_header_and_determinism(client):
-    msgs = messages(StepName.INITIAL_TRANSLATION)
+    msgs = messages("initial_translation")
     raw = client.chat.completions.with_raw_response.create(
         model="sim-slow120", messages=msgs, temperature=0.3
     )
@@ -113,7 +114,7 @@ def test_answer_shape_latency_header_and_determinism(client):
 
 
 def test_reasoning_content_only_for_reasoner_models(client):
-    msgs = messages(StepName.INITIAL_TRANSLATION)
+    msgs = messages("initial_translation")
     reasoner = client.chat.completions.create(model="deepseek-reasoner", messages=msgs)
     thought = getattr(reasoner.choices[0].message, "reasoning_content", None)
     content = reasoner.choices[0].message.content or ""
@@ -161,7 +162,7 @@ def test_429x1_answers_retry_after_then_succeeds(client):
 
 def test_malformed_is_billed_but_has_no_tags(client):
     done = client.chat.completions.create(
-        model="sim-malformed", messages=messages(StepName.INITIAL_TRANSLATION)
+        model="sim-malformed", messages=messages("initial_translation")
     )
     content = done.choices[0].message.content or ""
     assert "<" not in content and done.usage and done.usage.completion_tokens > 0
@@ -185,7 +186,7 @@ def test_hang_times_out_and_frees_its_handler(sim):
 
 def test_stats_count_requests_steps_and_statuses(client, sim):
     stats(sim, reset=True)
-    for step in (StepName.INITIAL_TRANSLATION, StepName.INITIAL_TRANSLATION, StepName.EVALUATION):
+    for step in ("initial_translation", "initial_translation", "evaluation"):
         client.chat.completions.create(model="deepseek-chat", messages=messages(step))
     with pytest.raises(openai.InternalServerError):
         client.chat.completions.create(
@@ -232,5 +233,6 @@ def test_500_concurrent_requests_through_the_sdk(sim):
     wall, applied = asyncio.run(burst())
     print(f"\n{n} concurrent SDK requests at {latency_s:g} s latency: {wall:.2f} s wall")
     assert applied == [1000.0] * n
+    # Overlap, measured by the server: all n were in flight at once (wall time is a
+    # bench figure: bench/sim_concurrency.py).
     assert stats(sim)["max_in_flight"] >= n
-    assert wall < 3.0

@@ -12,9 +12,11 @@ import pytest
 import yaml
 
 from vpsweb.config import AppConfig, ConfigError, load_config
-from vpsweb.config.loader import CONFIG_DIR_ENV, _load_cached, default_config_dir, summarize
-from vpsweb.models import StepName, WorkflowMode
-from vpsweb.prompts import STEP_VARIABLES
+from vpsweb.config.loader import _load_cached, default_config_dir, summarize
+from vpsweb.config.prompt_check import variables_of
+from vpsweb.models import WorkflowMode
+from vpsweb.settings import CONFIG_DIR_ENV
+from vpsweb.stages.table import STAGE_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,7 +66,7 @@ def test_shipped_config_loads() -> None:
     assert isinstance(cfg, AppConfig)
     assert cfg.config_dir == (REPO / "config").resolve()
     assert set(cfg.pipeline.modes) == set(WorkflowMode)
-    assert set(cfg.prompts) == set(StepName)
+    assert set(cfg.prompts) == set(STAGE_NAMES)
     assert [v.name for v in cfg.pipeline.variants] == ["literal", "lyric", "musical"]
     assert [c.name for c in cfg.pipeline.evaluation.criteria] == [
         "fidelity",
@@ -76,8 +78,8 @@ def test_shipped_config_loads() -> None:
     # hybrid: non-reasoning translator, reasoning editor (the domain's definition).
     hybrid = cfg.pipeline.modes[WorkflowMode.HYBRID].steps
     models = cfg.models.models
-    assert not models[hybrid[StepName.INITIAL_TRANSLATION].model].reasoning
-    assert models[hybrid[StepName.EDITOR_REVIEW].model].reasoning
+    assert not models[hybrid["initial_translation"].model].reasoning
+    assert models[hybrid["editor_review"].model].reasoning
     for step, settings in cfg.pipeline.modes[WorkflowMode.REASONING].steps.items():
         assert models[settings.model].reasoning, step
     for step, settings in cfg.pipeline.modes[WorkflowMode.NON_REASONING].steps.items():
@@ -185,7 +187,7 @@ def test_mode_missing_a_step(config_copy: Path) -> None:
         lambda d: d["modes"]["non_reasoning"]["steps"].pop("editor_review"),
     )
     line = only_problem(config_copy)
-    assert "pipeline.yaml: modes.non_reasoning: steps: missing editor_review" in line
+    assert "pipeline.yaml: modes.non_reasoning.steps: missing editor_review" in line
 
 
 def test_parallel_count_default_above_max(config_copy: Path) -> None:
@@ -244,7 +246,7 @@ def test_prompt_with_undefined_variable(config_copy: Path) -> None:
         assert line.startswith(f"{config_copy.resolve()}/prompts/initial_translation.yaml: ")
         assert "'poem_txt' is undefined" in line
         available = line.split("variables available: ", 1)[1]
-        assert available.split(", ") == list(STEP_VARIABLES[StepName.INITIAL_TRANSLATION])
+        assert available.split(", ") == list(variables_of("initial_translation"))
     joined = "\n".join(problems)
     assert "default templates (mode hybrid)" in joined
     assert "default templates (mode non_reasoning)" in joined
@@ -282,22 +284,26 @@ def test_prompt_file_missing_user_template(config_copy: Path) -> None:
     assert "Field required" in line
 
 
-def test_progress_weights_not_increasing(config_copy: Path) -> None:
-    edit_yaml(
-        config_copy / "pipeline.yaml",
-        lambda d: d["progress_weights"].update(evaluation=80, editor_review=75),
-    )
+def test_progress_weight_must_be_positive(config_copy: Path) -> None:
+    edit_yaml(config_copy / "pipeline.yaml", lambda d: d["progress_weights"].update(evaluation=0))
     line = only_problem(config_copy)
-    assert "pipeline.yaml: progress_weights: " in line
-    assert "must increase strictly and end at 100" in line
-
-
-def test_progress_weights_not_ending_at_100(config_copy: Path) -> None:
-    edit_yaml(
-        config_copy / "pipeline.yaml",
-        lambda d: d["progress_weights"].update(translator_revision=90),
+    assert line.endswith(
+        "pipeline.yaml: progress_weights.evaluation: Input should be greater than 0"
     )
-    assert "end at 100" in only_problem(config_copy)
+
+
+def test_progress_weight_of_an_unknown_stage(config_copy: Path) -> None:
+    edit_yaml(config_copy / "pipeline.yaml", lambda d: d["progress_weights"].update(polish=10))
+    line = only_problem(config_copy)
+    assert "pipeline.yaml: progress_weights.polish: unknown stage; allowed: " in line
+    assert "initial_translation, evaluation, editor_review, translator_revision" in line
+
+
+def test_routing_of_an_unknown_stage(config_copy: Path) -> None:
+    edit_yaml(config_copy / "pipeline.yaml", lambda d: d["routing"].update(candidate="q"))
+    line = only_problem(config_copy)
+    assert "pipeline.yaml: routing.candidate: unknown stage; allowed: " in line
+    assert line.endswith("translator_revision, finalize")
 
 
 def test_unknown_extra_key(config_copy: Path) -> None:
@@ -364,3 +370,54 @@ def test_config_dir_env_pointing_at_a_broken_config_fails(
     monkeypatch.setenv(CONFIG_DIR_ENV, str(config_copy))
     with pytest.raises(ConfigError, match=r"models\.yaml: file not found"):
         load_config()
+
+
+# --- the packaged defaults and `vpsweb config init` ------------------------------------
+
+
+def test_without_a_config_dir_the_packaged_defaults_are_used(monkeypatch) -> None:
+    from vpsweb.config import packaged_config_dir
+
+    monkeypatch.delenv(CONFIG_DIR_ENV, raising=False)
+    assert default_config_dir() == packaged_config_dir()
+    assert (packaged_config_dir() / "pipeline.yaml").is_file()
+    assert load_config().config_dir == packaged_config_dir().resolve()
+
+
+def test_config_init_writes_an_editable_copy_that_checks(tmp_path: Path, capsys) -> None:
+    from vpsweb.cli import main
+
+    target = tmp_path / "my-config"
+    assert main(["config", "init", str(target)]) == 0
+    assert f"{CONFIG_DIR_ENV}={target.resolve()}" in capsys.readouterr().out
+    assert sorted(p.name for p in (target / "prompts").iterdir()) == sorted(
+        f"{s}.yaml" for s in STAGE_NAMES
+    )
+    assert main(["config", "check", "--config-dir", str(target)]) == 0
+    assert capsys.readouterr().out.startswith(f"config OK: {target.resolve()}")
+    # A second init does not overwrite edits unless told to.
+    (target / "models.yaml").write_text("edited")
+    assert main(["config", "init", str(target)]) == 1
+    assert "exists and is not empty (use --force to overwrite)" in capsys.readouterr().err
+    assert (target / "models.yaml").read_text() == "edited"
+    assert main(["config", "init", str(target), "--force"]) == 0
+    assert (target / "models.yaml").read_text() != "edited"
+
+
+def test_help_and_config_check_work_with_a_broken_config(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", CONFIG_DIR_ENV: str(tmp_path / "missing")}
+    helped = subprocess.run(
+        [sys.executable, "-m", "vpsweb.cli", "--help"], env=env, capture_output=True, text=True
+    )
+    assert helped.returncode == 0 and "translate" in helped.stdout
+    checked = subprocess.run(
+        [sys.executable, "-m", "vpsweb.cli", "config", "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 1
+    assert "missing: config directory not found" in checked.stderr

@@ -8,9 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from vpsweb.cli import main
-from vpsweb.llm import sim_answers
-from vpsweb.llm.simulator import add_arguments, options_from
 from vpsweb.monitoring.flower import FlowerConfigError, flower_environment
+from vpsweb.simulator import answers as sim_answers
+from vpsweb.simulator.server import add_arguments, options_from
 
 
 def test_flower_needs_credentials():

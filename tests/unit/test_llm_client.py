@@ -13,16 +13,17 @@ import httpx2
 import openai
 import pytest
 
+from tests.stage_calls import translate_candidate
 from vpsweb.config import AppConfig, load_config
+from vpsweb.errors import LLMError, MissingAPIKey, PermanentLLMError, TransientLLMError
 from vpsweb.llm.client import (
-    DEFAULT_SIMULATOR_URL,
     MAX_RETRY_AFTER_S,
     OpenAICompatibleClient,
     _retry_after_s,
 )
-from vpsweb.llm.errors import LLMError, MissingAPIKey, PermanentLLMError, TransientLLMError
 from vpsweb.plan import JobPlan, StepCall, build_plan
-from vpsweb.stages import StageContext, translate_candidate
+from vpsweb.settings import DEFAULT_SIMULATOR_URL
+from vpsweb.stages import StageContext
 
 POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"
 MESSAGES = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
@@ -91,7 +92,7 @@ def test_missing_key_for_other_providers(cfg: AppConfig, model: str) -> None:
 
 
 def test_blank_api_key_counts_as_missing(cfg: AppConfig) -> None:
-    call = plan_for(cfg, offline=False).evaluation
+    call = plan_for(cfg, offline=False).steps["evaluation"]
     with pytest.raises(MissingAPIKey, match="DEEPSEEK_API_KEY"):
         OpenAICompatibleClient(env={"DEEPSEEK_API_KEY": "   "})._endpoint(call)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from vpsweb.errors import VpswebError
 from vpsweb.parsing import (
     ParseError,
     extract_fields,
@@ -254,8 +255,8 @@ def test_optional_tags_default_to_empty() -> None:
     }
 
 
-def test_parse_error_is_a_value_error() -> None:
-    assert issubclass(ParseError, ValueError)
+def test_parse_error_is_a_vpsweb_error() -> None:
+    assert issubclass(ParseError, VpswebError)
 
 
 def test_case_folding_does_not_shift_the_field() -> None:

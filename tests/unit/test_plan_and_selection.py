@@ -9,16 +9,16 @@ import pytest
 
 from vpsweb.config import AppConfig, load_config
 from vpsweb.config.schema import Price
+from vpsweb.errors import RequestInvalid
 from vpsweb.models import (
     CandidateResult,
     ModelInfo,
     StepMetrics,
-    StepName,
     Usage,
     WorkflowMode,
-    compute_totals,
 )
-from vpsweb.plan import JobPlan, RequestInvalid, StepCall, build_plan
+from vpsweb.plan import JobPlan, StepCall, build_plan
+from vpsweb.result import compute_totals
 from vpsweb.selection import fallback_select, map_presented_id, presentation_order
 
 POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"
@@ -37,7 +37,7 @@ def plan_for(cfg: AppConfig, *, offline: bool = True, **changes: Any) -> JobPlan
 
 def step_call(price: Price) -> StepCall:
     return StepCall(
-        step=StepName.EVALUATION,
+        step="evaluation",
         model=ModelInfo(model="m", provider="p", api_model="m"),
         base_url="http://x/v1",
         price=price,
@@ -158,7 +158,7 @@ def test_variants_cycle_over_the_candidates(cfg: AppConfig) -> None:
         assert cand.hint == variant.hint
         assert cand.call.temperature == variant.temperature
         assert cand.call.model.temperature == variant.temperature
-        assert cand.call.step == StepName.INITIAL_TRANSLATION
+        assert cand.call.step == "initial_translation"
     assert [c.call.temperature for c in plan.candidates] == [0.4, 0.8, 0.9, 0.4, 0.8]
 
 
@@ -215,9 +215,13 @@ def test_offline_plan_routes_to_the_simulator_but_keeps_the_real_price(cfg: AppC
     assert online.offline is False
     calls = [
         (offline.candidates[0].call, online.candidates[0].call, "deepseek-chat"),
-        (offline.evaluation, online.evaluation, "deepseek-reasoner"),
-        (offline.editor_review, online.editor_review, "deepseek-reasoner"),
-        (offline.translator_revision, online.translator_revision, "deepseek-chat"),
+        (offline.steps["evaluation"], online.steps["evaluation"], "deepseek-reasoner"),
+        (offline.steps["editor_review"], online.steps["editor_review"], "deepseek-reasoner"),
+        (
+            offline.steps["translator_revision"],
+            online.steps["translator_revision"],
+            "deepseek-chat",
+        ),
     ]
     for off, on, model in calls:
         assert off.model.provider == "simulator"
@@ -264,13 +268,13 @@ def test_workflow_mode_picks_the_modes_models(
     plan = plan_for(cfg, workflow_mode=mode)
     assert plan.workflow_mode == WorkflowMode(mode)
     assert {c.call.model.model for c in plan.candidates} == {translator}
-    assert plan.evaluation.model.model == judge
-    assert plan.editor_review.model.model == editor
-    assert plan.translator_revision.model.model == reviser
+    assert plan.steps["evaluation"].model.model == judge
+    assert plan.steps["editor_review"].model.model == editor
+    assert plan.steps["translator_revision"].model.model == reviser
     steps = cfg.pipeline.modes[WorkflowMode(mode)].steps
-    assert plan.evaluation.temperature == steps[StepName.EVALUATION].temperature
-    assert plan.editor_review.max_tokens == steps[StepName.EDITOR_REVIEW].max_tokens
-    assert plan.translator_revision.timeout_s == steps[StepName.TRANSLATOR_REVISION].timeout_s
+    assert plan.steps["evaluation"].temperature == steps["evaluation"].temperature
+    assert plan.steps["editor_review"].max_tokens == steps["editor_review"].max_tokens
+    assert plan.steps["translator_revision"].timeout_s == steps["translator_revision"].timeout_s
 
 
 def test_reasoning_mode_translator_is_a_reasoning_model(cfg: AppConfig) -> None:

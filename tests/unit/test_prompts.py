@@ -9,34 +9,24 @@ from typing import Any
 
 import pytest
 
+from tests.stage_calls import editor_review, evaluate, translate_candidate, translator_revision
 from vpsweb.config import AppConfig, load_config
-from vpsweb.config.schema import PromptFile, PromptPair
+from vpsweb.config.prompt_check import check_prompts, sample_variables, variables_of
+from vpsweb.errors import PromptRenderError
 from vpsweb.llm.client import Completion
-from vpsweb.models import CandidateResult, EditorReview, StepName
+from vpsweb.models import CandidateResult, EditorReview
 from vpsweb.plan import JobPlan, StepCall, build_plan
-from vpsweb.prompts import (
-    STEP_VARIABLES,
-    PromptRenderError,
-    RenderedPrompt,
-    check_prompts,
-    render,
-    sample_variables,
-)
-from vpsweb.stages import (
-    StageContext,
-    editor_review,
-    evaluate,
-    translate_candidate,
-    translator_revision,
-)
+from vpsweb.prompts import PromptFile, PromptPair, RenderedPrompt, render
+from vpsweb.stages import StageContext
+from vpsweb.stages.table import STAGE_NAMES
 
 POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"
 
 ANSWERS = {
-    StepName.INITIAL_TRANSLATION: "<initial_translation>line</initial_translation>",
-    StepName.EVALUATION: "<selected_index>1</selected_index><rationale>r</rationale>",
-    StepName.EDITOR_REVIEW: "<editor_suggestions>1. [L1] ok</editor_suggestions>",
-    StepName.TRANSLATOR_REVISION: "<revised_translation>line</revised_translation>",
+    "initial_translation": "<initial_translation>line</initial_translation>",
+    "evaluation": "<selected_index>1</selected_index><rationale>r</rationale>",
+    "editor_review": "<editor_suggestions>1. [L1] ok</editor_suggestions>",
+    "translator_revision": "<revised_translation>line</revised_translation>",
 }
 
 
@@ -120,7 +110,7 @@ CHOSEN = CandidateResult(
 # --- rendering ----------------------------------------------------------------------------
 
 
-def _pairs(cfg: AppConfig) -> list[tuple[StepName, str, PromptPair]]:
+def _pairs(cfg: AppConfig) -> list[tuple[str, str, PromptPair]]:
     pairs = []
     for step, prompt in cfg.prompts.items():
         pairs.append((step, "default", prompt.for_model(reasoning=False)))
@@ -131,14 +121,14 @@ def _pairs(cfg: AppConfig) -> list[tuple[StepName, str, PromptPair]]:
 
 def test_every_steps_prompt_renders_with_sample_variables(cfg: AppConfig) -> None:
     pairs = _pairs(cfg)
-    assert {step for step, _, _ in pairs} == set(StepName)
-    assert (StepName.INITIAL_TRANSLATION, "reasoning") in {(s, k) for s, k, _ in pairs}
+    assert {step for step, _, _ in pairs} == set(STAGE_NAMES)
+    assert ("initial_translation", "reasoning") in {(s, k) for s, k, _ in pairs}
     for step, kind, pair in pairs:
         variables = sample_variables(step)
-        assert set(variables) == set(STEP_VARIABLES[step])
+        assert set(variables) == set(variables_of(step))
         rendered = render(pair, variables)
         assert isinstance(rendered, RenderedPrompt)
-        where = f"{step.value}/{kind}"
+        where = f"{step}/{kind}"
         assert rendered.system and rendered.user, where
         for leftover in ("{{", "}}", "{%", "%}"):
             assert leftover not in rendered.system + rendered.user, where
@@ -154,8 +144,8 @@ def test_shipped_prompts_pass_the_config_check(cfg: AppConfig) -> None:
     assert check_prompts(cfg.config_dir, cfg.prompts, cfg.pipeline, cfg.models) == []
 
 
-@pytest.mark.parametrize("step", list(StepName))
-def test_a_missing_variable_raises_prompt_render_error(cfg: AppConfig, step: StepName) -> None:
+@pytest.mark.parametrize("step", list(STAGE_NAMES))
+def test_a_missing_variable_raises_prompt_render_error(cfg: AppConfig, step: str) -> None:
     pair = cfg.prompts[step].for_model(reasoning=False)
     variables = sample_variables(step)
     del variables["target_lang"]
@@ -324,14 +314,14 @@ def test_other_steps_see_the_poem_without_labels(cfg: AppConfig) -> None:
 
 
 def test_prompt_file_for_model(cfg: AppConfig) -> None:
-    initial = cfg.prompts[StepName.INITIAL_TRANSLATION]
+    initial = cfg.prompts["initial_translation"]
     assert initial.reasoning is not None
     assert initial.for_model(reasoning=True) == initial.reasoning
     default = initial.for_model(reasoning=False)
     assert default == PromptPair(system=initial.system, user=initial.user)
     assert default != initial.reasoning
     # A step without reasoning templates uses its default ones for reasoning models.
-    editor = cfg.prompts[StepName.EDITOR_REVIEW]
+    editor = cfg.prompts["editor_review"]
     assert editor.reasoning is None
     assert editor.for_model(reasoning=True) == PromptPair(system=editor.system, user=editor.user)
 

@@ -17,6 +17,7 @@ import yaml
 
 from vpsweb.config import AppConfig, load_config
 from vpsweb.config.loader import _load_cached
+from vpsweb.errors import RequestInvalid
 from vpsweb.models import (
     MAX_POEM_CHARS,
     CandidateResult,
@@ -28,12 +29,12 @@ from vpsweb.models import (
     StepMetrics,
     StrategyDials,
     Totals,
-    TranslationOutput,
     TranslationRequest,
     Usage,
     WorkflowMode,
 )
-from vpsweb.plan import RequestInvalid, validate_request
+from vpsweb.plan import validate_request
+from vpsweb.stages.table import TranslationOutput
 
 REPO = Path(__file__).resolve().parents[2]
 POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from vpsweb.config import load_config
-from vpsweb.llm import sim_answers
-from vpsweb.llm.simulator import Directives, add_arguments, run_from_args
-from vpsweb.models import StepName, StrategyDials
+from vpsweb.models import StrategyDials
 from vpsweb.parsing import extract_fields, label_lines, parse_scores, parse_selected_index
 from vpsweb.prompts import dial_variables, render
+from vpsweb.simulator import answers as sim_answers
+from vpsweb.simulator.server import Directives, add_arguments, run_from_args
+from vpsweb.stages.table import STAGE_NAMES
 
 POEM = (
     "The fog comes\non little cat feet.\n\n"
@@ -59,10 +60,10 @@ def _variables(poem: str, target: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def prompt(step: StepName, *, poem: str = POEM, target: str = "Chinese", **extra: Any) -> str:
+def prompt(step: str, *, poem: str = POEM, target: str = "Chinese", **extra: Any) -> str:
     """System + user text of the real template, as the simulator receives it."""
     pair = load_config().prompts[step].for_model(reasoning=bool(extra.pop("reasoning", False)))
-    if step == StepName.EDITOR_REVIEW:
+    if step == "editor_review":
         poem = label_lines(poem)
     rendered = render(pair, _variables(poem, target, **extra))
     return "\n".join(m["content"] for m in rendered.messages())
@@ -83,19 +84,19 @@ def _candidates(*texts: str) -> list[dict[str, Any]]:
 # --- step recognition ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("step", list(StepName))
+@pytest.mark.parametrize("step", list(STAGE_NAMES))
 def test_each_real_template_is_recognised_as_its_step(step):
     extra = {"candidates": _candidates("a", "b"), "criteria": _criteria("fidelity")}
-    assert sim_answers.recognise_step(prompt(step, **extra)) == step.value
+    assert sim_answers.recognise_step(prompt(step, **extra)) == step
 
 
 def test_reasoning_template_is_recognised_too():
-    text = prompt(StepName.INITIAL_TRANSLATION, reasoning=True)
+    text = prompt("initial_translation", reasoning=True)
     assert sim_answers.recognise_step(text) == "initial_translation"
 
 
 def test_revision_prompt_quotes_earlier_tags_but_is_a_revision():
-    text = prompt(StepName.TRANSLATOR_REVISION)
+    text = prompt("translator_revision")
     assert "editor_suggestions" in text  # it quotes the editor, yet the order decides
     assert sim_answers.recognise_step(text) == "translator_revision"
 
@@ -110,15 +111,15 @@ def test_unrecognised_prompt_gets_plain_text():
 # --- every answer parses with the production parser ------------------------------------
 
 
-@pytest.mark.parametrize("step", list(StepName))
+@pytest.mark.parametrize("step", list(STAGE_NAMES))
 def test_answers_carry_the_step_tags_whatever_the_wrapping(step):
     extra = {"candidates": _candidates("a", "b", "c"), "criteria": _criteria("fidelity", "tone")}
     text = prompt(step, **extra)
     wrappers = set()
     for seed in range(12):  # enough seeds to meet every wrapping style
         got_step, content = sim_answers.answer(text, temperature=0.5, seed=seed)
-        assert got_step == step.value
-        fields = extract_fields(content, TAGS[step.value], what=step.value)
+        assert got_step == step
+        fields = extract_fields(content, TAGS[step], what=step)
         assert all(fields.values())
         wrappers.add(content.lstrip()[:3])
     assert len(wrappers) > 1  # some answers come with prose or a fence around the tags
@@ -133,11 +134,11 @@ def _translation(text: str, **kw: Any) -> str:
 
 
 def test_same_prompt_same_answer_and_any_change_gives_another():
-    text = prompt(StepName.INITIAL_TRANSLATION)
+    text = prompt("initial_translation")
     assert sim_answers.answer(text, temperature=0.7, seed=0) == sim_answers.answer(
         text, temperature=0.7, seed=0
     )
-    other_hint = prompt(StepName.INITIAL_TRANSLATION, strategy_hint="favour rhythm and sound")
+    other_hint = prompt("initial_translation", strategy_hint="favour rhythm and sound")
     base = _translation(text)
     assert _translation(other_hint) != base
     assert _translation(text, temperature=0.9) != base
@@ -154,8 +155,8 @@ def test_same_prompt_same_answer_and_any_change_gives_another():
 @pytest.mark.parametrize(
     ("step", "tag"),
     [
-        (StepName.INITIAL_TRANSLATION, "initial_translation"),
-        (StepName.TRANSLATOR_REVISION, "revised_translation"),
+        ("initial_translation", "initial_translation"),
+        ("translator_revision", "revised_translation"),
     ],
 )
 def test_translations_keep_lines_stanzas_and_target_script(poem, target, script, step, tag):
@@ -187,7 +188,7 @@ def _judge(text: str, seed: int = 0) -> tuple[int, dict[int, dict[str, float]]]:
 def test_judge_scores_every_presented_candidate_on_the_prompt_criteria():
     names = ("fidelity", "imagery", "tone", "form_and_rhythm")
     cands = _candidates("mist on cat feet", "fog creeps in", "the grey cat", "harbor sits")
-    text = prompt(StepName.EVALUATION, candidates=cands, criteria=_criteria(*names))
+    text = prompt("evaluation", candidates=cands, criteria=_criteria(*names))
     chosen, scores = _judge(text)
     assert set(scores) == {1, 2, 3, 4}
     for per in scores.values():
@@ -216,7 +217,7 @@ def test_judge_defaults_criteria_and_follows_the_text_not_the_position():
 def test_judge_always_answers_a_presented_id():
     for n in range(1, 7):
         cands = _candidates(*(f"text {n} {i}" for i in range(n)))
-        text = prompt(StepName.EVALUATION, candidates=cands, criteria=_criteria("fidelity"))
+        text = prompt("evaluation", candidates=cands, criteria=_criteria("fidelity"))
         for seed in range(5):
             chosen, scores = _judge(text, seed)
             assert 1 <= chosen <= n and set(scores) == set(range(1, n + 1))
@@ -229,7 +230,7 @@ def test_judge_always_answers_a_presented_id():
 def test_editor_gives_two_to_four_numbered_suggestions_on_real_labels(poem):
     labels = {f"L{i}" for i in range(1, len([x for x in poem.splitlines() if x.strip()]) + 1)}
     for hint in range(6):
-        text = prompt(StepName.EDITOR_REVIEW, poem=poem, translation_notes=str(hint))
+        text = prompt("editor_review", poem=poem, translation_notes=str(hint))
         _, content = sim_answers.answer(text, temperature=0.3, seed=0)
         body = extract_fields(content, ["editor_suggestions"])["editor_suggestions"]
         items = body.splitlines()
@@ -252,7 +253,7 @@ def test_token_counts_follow_text_length():
 
 
 def test_reasoning_is_short_deterministic_and_has_no_answer_tags():
-    text = prompt(StepName.INITIAL_TRANSLATION)
+    text = prompt("initial_translation")
     thought = sim_answers.reasoning_for(text, 0)
     assert thought == sim_answers.reasoning_for(text, 0)
     assert 20 < len(thought) < 600 and "<" not in thought

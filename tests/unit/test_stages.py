@@ -10,19 +10,13 @@ from typing import Any
 
 import pytest
 
+from tests.stage_calls import editor_review, evaluate, translate_candidate, translator_revision
 from vpsweb.config import AppConfig, load_config
+from vpsweb.errors import Cancelled, PermanentLLMError, StageFailed, TransientLLMError
 from vpsweb.llm.client import Completion
-from vpsweb.llm.errors import Cancelled, PermanentLLMError, TransientLLMError
-from vpsweb.models import CandidateResult, EditorReview, StepName, Usage
+from vpsweb.models import CandidateResult, EditorReview, Usage
 from vpsweb.plan import JobPlan, StepCall, build_plan
-from vpsweb.stages import (
-    StageContext,
-    StageFailed,
-    editor_review,
-    evaluate,
-    translate_candidate,
-    translator_revision,
-)
+from vpsweb.stages import StageContext
 
 POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"
 
@@ -313,9 +307,9 @@ def test_evaluate_maps_the_judges_presented_id_back(
     assert "HTTP 500 from provider" not in prompt
     m = result.metrics
     assert m is not None
-    assert m.model == plan.evaluation.model
-    assert m.usage == plan.evaluation.cost(1000, 200)
-    assert llm.calls[0][0] == plan.evaluation
+    assert m.model == plan.steps["evaluation"].model
+    assert m.usage == plan.steps["evaluation"].cost(1000, 200)
+    assert llm.calls[0][0] == plan.steps["evaluation"]
 
 
 def test_evaluate_presented_order_really_varies_across_jobs(cfg: AppConfig) -> None:
@@ -347,7 +341,9 @@ def test_evaluate_unparseable_then_good_is_judge_retry(cfg: AppConfig) -> None:
     m = result.metrics
     assert m is not None
     assert m.billed_calls == 2
-    assert m.usage == plan.evaluation.cost(700, 30) + plan.evaluation.cost(1000, 200)
+    assert m.usage == plan.steps["evaluation"].cost(700, 30) + plan.steps["evaluation"].cost(
+        1000, 200
+    )
 
 
 def test_evaluate_out_of_range_id_is_retried(cfg: AppConfig) -> None:
@@ -376,7 +372,9 @@ def test_evaluate_unparseable_twice_falls_back_to_line_count(cfg: AppConfig) -> 
     m = result.metrics
     assert m is not None
     assert m.billed_calls == 2
-    assert m.usage == plan.evaluation.cost(500, 10) + plan.evaluation.cost(600, 20)
+    assert m.usage == plan.steps["evaluation"].cost(500, 10) + plan.steps["evaluation"].cost(
+        600, 20
+    )
     assert len(llm.calls) == 2
 
 
@@ -417,7 +415,7 @@ def test_evaluate_without_survivors_lists_every_cause(cfg: AppConfig) -> None:
     with pytest.raises(StageFailed) as info:
         evaluate(ctx_for(cfg, plan, llm), cands)
     exc = info.value
-    assert exc.step == StepName.EVALUATION
+    assert exc.step == "evaluation"
     msg = str(exc)
     assert msg.startswith("Translation Evaluation failed: no candidate succeeded")
     assert "candidate 0 (literal): HTTP 401 (check the API key)" in msg
@@ -444,8 +442,8 @@ def test_editor_review_parses_the_tag(cfg: AppConfig) -> None:
     review = editor_review(ctx_for(cfg, plan, llm), CHOSEN)
     assert review.suggestions == "1. [L2] say 'frost'"
     assert review.metrics is not None
-    assert review.metrics.model == plan.editor_review.model
-    assert llm.calls[0][0] == plan.editor_review
+    assert review.metrics.model == plan.steps["editor_review"].model
+    assert llm.calls[0][0] == plan.steps["editor_review"]
 
 
 def test_editor_review_falls_back_to_raw_text(cfg: AppConfig) -> None:
@@ -473,11 +471,13 @@ def test_editor_review_empty_twice_fails_the_stage(cfg: AppConfig) -> None:
     with pytest.raises(StageFailed) as info:
         editor_review(ctx_for(cfg, plan, llm), CHOSEN)
     exc = info.value
-    assert exc.step == StepName.EDITOR_REVIEW
+    assert exc.step == "editor_review"
     assert str(exc) == "Editor Review failed: editor review has no suggestions"
     assert exc.metrics is not None
     assert exc.metrics.billed_calls == 2
-    assert exc.metrics.usage == plan.editor_review.cost(400, 0) + plan.editor_review.cost(500, 1)
+    assert exc.metrics.usage == plan.steps["editor_review"].cost(400, 0) + plan.steps[
+        "editor_review"
+    ].cost(500, 1)
 
 
 def test_editor_review_llm_error_fails_the_stage_with_metrics(cfg: AppConfig) -> None:
@@ -485,7 +485,7 @@ def test_editor_review_llm_error_fails_the_stage_with_metrics(cfg: AppConfig) ->
     llm = ScriptedLLM(TransientLLMError("HTTP 429 after 4 attempt(s)", attempts=4))
     with pytest.raises(StageFailed) as info:
         editor_review(ctx_for(cfg, plan, llm), CHOSEN)
-    assert info.value.step == StepName.EDITOR_REVIEW
+    assert info.value.step == "editor_review"
     assert "HTTP 429" in info.value.cause
     assert info.value.metrics is not None
     assert info.value.metrics.attempts == 4
@@ -526,7 +526,7 @@ def test_translator_revision_parses_the_tags(cfg: AppConfig) -> None:
     assert revision.translation == "Moonlight before my bed,\nlike frost."
     assert revision.notes == "took suggestion 1"
     assert revision.metrics is not None
-    assert revision.metrics.model == plan.translator_revision.model
+    assert revision.metrics.model == plan.steps["translator_revision"].model
     user = llm.user()
     assert "say 'frost' plainly" in user
     assert CHOSEN.translation in user
@@ -554,7 +554,7 @@ def test_translator_revision_without_translation_fails_the_stage(cfg: AppConfig)
     with pytest.raises(StageFailed) as info:
         translator_revision(ctx_for(cfg, plan, llm), CHOSEN, REVIEW)
     exc = info.value
-    assert exc.step == StepName.TRANSLATOR_REVISION
+    assert exc.step == "translator_revision"
     assert str(exc).startswith("Translator Revision failed: translator revision is missing")
     assert "<revised_translation>" in exc.cause
     assert exc.metrics is not None and exc.metrics.billed_calls == 2

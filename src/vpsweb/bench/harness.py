@@ -15,10 +15,14 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-from vpsweb.models import TranslationOutput
-from vpsweb.workers.processes import RedisServer, spawn_worker, stop_process, wait_for_worker
+from pydantic import BaseModel
+
+from vpsweb import settings
+from vpsweb.local.processes import RedisServer, spawn_worker, stop_process, wait_for_worker
+from vpsweb.stages.table import STAGES, TranslationOutput
 
 
 @dataclass
@@ -55,38 +59,38 @@ class Spread:
         )
 
 
-def critical_path_s(out: TranslationOutput) -> float:
-    """LLM latency on the critical path, as the simulator reported it."""
+def _reported(out: BaseModel) -> float:
+    m = getattr(out, "metrics", None)
+    return (m.reported_latency_s or 0.0) if m is not None else 0.0
 
-    def lat(m) -> float:
-        return (m.reported_latency_s or 0.0) if m is not None else 0.0
 
-    slowest = max((lat(c.metrics) for c in out.candidates), default=0.0)
-    return (
-        slowest
-        + lat(out.evaluation.metrics)
-        + lat(out.editor_review.metrics)
-        + lat(out.revision.metrics)
-    )
+def critical_path_s(out: TranslationOutput, *, sequential: bool = False) -> float:
+    """LLM latency on the critical path, as the simulator reported it: the slowest item
+    of a fan-out stage (their sum if they ran ``sequential``), plus every other stage."""
+    total = 0.0
+    for s in STAGES:
+        lat = [_reported(o) for o in out.stage_outputs(s)]
+        total += sum(lat) if sequential or not s.fan_out else max(lat, default=0.0)
+    return total
+
+
+def _span(out: BaseModel, edge: str) -> datetime | None:
+    m = getattr(out, "metrics", None)
+    return getattr(m, edge) if m is not None else None
 
 
 def hop_gaps_s(out: TranslationOutput) -> dict[str, float]:
     """Time between one stage's end and the next one's start (queue + Redis + Celery)."""
-    cands = [c.metrics for c in out.candidates if c.metrics is not None]
-    ev, rv, rs = out.evaluation.metrics, out.editor_review.metrics, out.revision.metrics
     gaps: dict[str, float] = {}
-    if cands and all(m.started_at for m in cands):
-        first = min(m.started_at for m in cands if m.started_at)
-        gaps["submit->candidate"] = (first - out.created_at).total_seconds()
-        last = max(m.finished_at for m in cands if m.finished_at)
-        if ev and ev.started_at:
-            gaps["candidates->evaluation"] = (ev.started_at - last).total_seconds()
-    if ev and rv and ev.finished_at and rv.started_at:
-        gaps["evaluation->review"] = (rv.started_at - ev.finished_at).total_seconds()
-    if rv and rs and rv.finished_at and rs.started_at:
-        gaps["review->revision"] = (rs.started_at - rv.finished_at).total_seconds()
-    if rs and rs.finished_at:
-        gaps["revision->finalized"] = (out.finished_at - rs.finished_at).total_seconds()
+    prev_name, prev_end = "submit", out.created_at
+    for s in STAGES:
+        starts = [t for o in out.stage_outputs(s) if (t := _span(o, "started_at"))]
+        ends = [t for o in out.stage_outputs(s) if (t := _span(o, "finished_at"))]
+        if not starts or not ends:
+            return gaps
+        gaps[f"{prev_name}->{s.name}"] = (min(starts) - prev_end).total_seconds()
+        prev_name, prev_end = s.name, max(ends)
+    gaps[f"{prev_name}->finalized"] = (out.finished_at - prev_end).total_seconds()
     return gaps
 
 
@@ -128,9 +132,9 @@ class WorkerPool:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def grow_to(self, count: int) -> None:
-        from vpsweb.workers.app import create_app
+        from vpsweb.workers.factory import create_app
 
-        env = {"VPSWEB_SIMULATOR_URL": self.env.simulator.url}
+        env = {settings.SIMULATOR_URL_ENV: self.env.simulator.url}
         new = [
             spawn_worker(
                 self.env.redis_url,
@@ -142,9 +146,12 @@ class WorkerPool:
             for i in range(len(self.procs), count)
         ]
         app = create_app(self.env.redis_url)
-        for proc, name in new:
-            self.procs.append(proc)
-            wait_for_worker(app, name, proc)
+        try:
+            for proc, name in new:
+                self.procs.append(proc)
+                wait_for_worker(app, name, proc)
+        finally:
+            app.close()
 
     @property
     def pids(self) -> list[int]:
@@ -184,7 +191,7 @@ class BenchEnv:
 def bench_env(
     *, latency_ms: float, jitter_ms: float, redis_url: str | None, simulator_url: str | None
 ) -> Iterator[BenchEnv]:
-    from vpsweb.llm.simulator_process import start_simulator_process
+    from vpsweb.local.simulator_process import start_simulator_process
 
     server = None
     sim_proc = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -16,73 +15,8 @@ from typing import Any
 
 from vpsweb.bench import scenarios
 from vpsweb.bench.harness import Spread, bench_env
-from vpsweb.config import load_config
-
-
-@dataclasses.dataclass(frozen=True)
-class Profile:
-    ns: list[int]
-    reps: int
-    sequential_ns: list[int]
-    overhead_reps: int
-    throughput_jobs: int
-    throughput_procs: list[int]
-    throughput_concurrency: int
-    memory_in_flight: int
-    cost_ns: list[int]
-
-
-# Quick: three sizes instead of five, fewer jobs; still medians of three runs.
-QUICK = Profile(
-    ns=[1, 3, 8],
-    reps=3,
-    sequential_ns=[8],
-    overhead_reps=3,
-    throughput_jobs=30,
-    throughput_procs=[1, 2, 4],
-    throughput_concurrency=8,
-    memory_in_flight=64,
-    cost_ns=[1, 3, 5],
-)
-FULL = Profile(
-    ns=[1, 2, 3, 5, 8],
-    reps=7,
-    sequential_ns=[1, 2, 3, 5, 8],
-    overhead_reps=7,
-    throughput_jobs=200,
-    throughput_procs=[1, 2, 4],
-    throughput_concurrency=8,
-    memory_in_flight=64,
-    cost_ns=[1, 3, 5],
-)
-TINY = Profile(
-    ns=[1, 2],
-    reps=1,
-    sequential_ns=[1],
-    overhead_reps=1,
-    throughput_jobs=3,
-    throughput_procs=[1],
-    throughput_concurrency=4,
-    memory_in_flight=8,
-    cost_ns=[1],
-)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quick", action="store_true", help="fewer repetitions (< 3 minutes)")
-    p.add_argument("--tiny", action="store_true", help="smoke run for tests (seconds)")
-    p.add_argument("--latency-ms", type=float, default=1000.0, help="simulated LLM latency")
-    p.add_argument("--jitter-pct", type=float, default=10.0, help="± jitter, percent of latency")
-    p.add_argument("--redis-url", help="use this Redis instead of starting one")
-    p.add_argument("--simulator-url", help="use this simulator instead of starting one")
-    p.add_argument(
-        "--output",
-        default="bench/results",
-        help="directory for the JSON results (default bench/results)",
-    )
-    p.add_argument(
-        "--only", help="comma-separated scenarios: scaling,overhead,throughput,memory,cost"
-    )
+from vpsweb.bench.options import FULL, QUICK, SCENARIOS, TINY, Profile
+from vpsweb.config import AppConfig, load_config
 
 
 def _plain(value: Any) -> Any:
@@ -161,67 +95,77 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _scenarios(
+    env: Any, cfg: AppConfig, profile: Profile, only: set[str], latency_s: float
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    log_dir = Path(tempfile.mkdtemp(prefix="vpsweb-bench-"))
+    if "scaling" in only or "overhead" in only:
+        say("parallel scaling ...")
+        results["scaling"] = scenarios.parallel_scaling(
+            env,
+            cfg,
+            ns=profile.ns,
+            reps=profile.reps,
+            sequential_ns=profile.sequential_ns,
+            log_dir=log_dir,
+            say=say,
+        )
+    if "overhead" in only:
+        say("in-process floor ...")
+        n = 3 if 3 in profile.ns else profile.ns[-1]
+        results["overhead"] = scenarios.overhead_vs_inprocess(
+            env, cfg, results["scaling"], n=n, reps=profile.overhead_reps
+        )
+    if "throughput" in only:
+        say("throughput ...")
+        results["throughput"] = scenarios.throughput(
+            env,
+            cfg,
+            procs=profile.throughput_procs,
+            jobs=profile.throughput_jobs,
+            concurrency=profile.throughput_concurrency,
+            latency_s=latency_s,
+            log_dir=log_dir,
+            say=say,
+        )
+    if "memory" in only:
+        say("memory ...")
+        results["memory"] = scenarios.memory_in_flight(
+            env, cfg, in_flight=profile.memory_in_flight, log_dir=log_dir
+        )
+    if "cost" in only:
+        say("cost ...")
+        results["cost"] = scenarios.cost_per_job(env, cfg, ns=profile.cost_ns, log_dir=log_dir)
+    return results
+
+
+def say(msg: str) -> None:
+    sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
+
+
+def _write(doc: dict[str, Any], output: str) -> Path:
+    out_dir = Path(output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"bench-{doc['profile']}-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"
+    path.write_text(json.dumps(doc, indent=2, ensure_ascii=False))
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
     profile = TINY if args.tiny else QUICK if args.quick else FULL
-    only = (
-        set(args.only.split(","))
-        if args.only
-        else {"scaling", "overhead", "throughput", "memory", "cost"}
-    )
+    only = set(args.only.split(",")) if args.only else set(SCENARIOS)
     cfg = load_config()
-    latency_s = args.latency_ms / 1000
     jitter_ms = args.latency_ms * args.jitter_pct / 100
-
-    def say(msg: str) -> None:
-        sys.stderr.write(msg + "\n")
-        sys.stderr.flush()
-
-    results: dict[str, Any] = {}
     started = time.perf_counter()
-    log_dir = Path(tempfile.mkdtemp(prefix="vpsweb-bench-"))
     with bench_env(
         latency_ms=args.latency_ms,
         jitter_ms=jitter_ms,
         redis_url=args.redis_url,
         simulator_url=args.simulator_url,
     ) as env:
-        if "scaling" in only or "overhead" in only:
-            say("parallel scaling ...")
-            results["scaling"] = scenarios.parallel_scaling(
-                env,
-                cfg,
-                ns=profile.ns,
-                reps=profile.reps,
-                sequential_ns=profile.sequential_ns,
-                log_dir=log_dir,
-                say=say,
-            )
-        if "overhead" in only:
-            say("in-process floor ...")
-            n = 3 if 3 in profile.ns else profile.ns[-1]
-            results["overhead"] = scenarios.overhead_vs_inprocess(
-                env, cfg, results["scaling"], n=n, reps=profile.overhead_reps
-            )
-        if "throughput" in only:
-            say("throughput ...")
-            results["throughput"] = scenarios.throughput(
-                env,
-                cfg,
-                procs=profile.throughput_procs,
-                jobs=profile.throughput_jobs,
-                concurrency=profile.throughput_concurrency,
-                latency_s=latency_s,
-                log_dir=log_dir,
-                say=say,
-            )
-        if "memory" in only:
-            say("memory ...")
-            results["memory"] = scenarios.memory_in_flight(
-                env, cfg, in_flight=profile.memory_in_flight, log_dir=log_dir
-            )
-        if "cost" in only:
-            say("cost ...")
-            results["cost"] = scenarios.cost_per_job(env, cfg, ns=profile.cost_ns, log_dir=log_dir)
+        results = _scenarios(env, cfg, profile, only, args.latency_ms / 1000)
     elapsed = time.perf_counter() - started
     print(table(results))
     print(f"(bench wall time {elapsed:.0f} s)")
@@ -235,9 +179,5 @@ def run(args: argparse.Namespace) -> int:
         "command": " ".join(["vpsweb", "bench", *sys.argv[2:]]),
         "results": _plain(results),
     }
-    out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"bench-{doc['profile']}-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"
-    path.write_text(json.dumps(doc, indent=2, ensure_ascii=False))
-    print(f"results written to {path}")
+    print(f"results written to {_write(doc, args.output)}")
     return 0

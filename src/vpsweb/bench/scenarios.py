@@ -3,27 +3,22 @@ figures measured in the same run."""
 
 from __future__ import annotations
 
-import asyncio
+import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from vpsweb import settings
 from vpsweb.bench.harness import BenchEnv, Spread, critical_path_s, hop_gaps_s, rss_mb
 from vpsweb.client import Client, Job
 from vpsweb.config import AppConfig
 from vpsweb.llm.client import OpenAICompatibleClient
-from vpsweb.models import TranslationOutput, WorkflowMode
+from vpsweb.models import WorkflowMode
 from vpsweb.plan import build_plan
-from vpsweb.stages import (
-    StageContext,
-    editor_review,
-    evaluate,
-    translate_candidate,
-    translator_revision,
-)
+from vpsweb.runner import run_job as run_job_in_process
+from vpsweb.stages.table import TranslationOutput
 
 POEM = (
     "The fog comes\non little cat feet.\n\nIt sits looking\nover harbor and city\n"
@@ -54,50 +49,23 @@ _LLMS: dict[str, OpenAICompatibleClient] = {}
 def _inprocess_llm(env: BenchEnv) -> OpenAICompatibleClient:
     """One warm client per simulator, as a long-running single process would have:
     the first call of a fresh SDK client costs ~100 ms of imports and connection."""
-    import os
-
     url = env.simulator.url
     if url not in _LLMS:
-        _LLMS[url] = OpenAICompatibleClient(env={**os.environ, "VPSWEB_SIMULATOR_URL": url})
+        _LLMS[url] = OpenAICompatibleClient(env={**os.environ, settings.SIMULATOR_URL_ENV: url})
     return _LLMS[url]
 
 
 def run_inprocess(
     cfg: AppConfig, env: BenchEnv, n: int, *, sequential: bool
 ) -> tuple[float, float]:
-    """The single-process design: the same stages, no queue, no Redis.
-
-    Concurrent candidates use asyncio over a thread pool (stages are blocking
-    functions); ``sequential`` runs them one after another as the seed application
-    did. Returns (makespan, critical path).
-    """
-    llm = _inprocess_llm(env)
+    """The single-process design: the same stages through the in-process runner, no
+    queue, no Redis. ``sequential`` runs the candidates one after another, as the
+    seed application did. Returns (makespan, critical path)."""
     plan = build_plan({**REQUEST, "parallel_count": n}, cfg, job_id=f"inproc-{n}", offline=True)
-    ctx = StageContext(plan=plan, prompts=cfg.prompts, llm=llm)
-
-    async def pipeline() -> list[Any]:
-        loop = asyncio.get_running_loop()
-        loop.set_default_executor(ThreadPoolExecutor(max_workers=max(8, n)))
-        if sequential:
-            cands = [await asyncio.to_thread(translate_candidate, ctx, i) for i in range(n)]
-        else:
-            cands = list(
-                await asyncio.gather(
-                    *(asyncio.to_thread(translate_candidate, ctx, i) for i in range(n))
-                )
-            )
-        ev = await asyncio.to_thread(evaluate, ctx, cands)
-        chosen = cands[ev.selected_index]
-        review = await asyncio.to_thread(editor_review, ctx, chosen)
-        rev = await asyncio.to_thread(translator_revision, ctx, chosen, review)
-        return [*(c.metrics for c in cands), ev.metrics, review.metrics, rev.metrics]
-
     t0 = time.perf_counter()
-    metrics = asyncio.run(pipeline())
+    out = run_job_in_process(plan, cfg, _inprocess_llm(env), sequential=sequential)
     makespan = time.perf_counter() - t0
-    lat = [m.reported_latency_s or 0.0 for m in metrics]
-    path = (sum(lat[:n]) if sequential else max(lat[:n])) + sum(lat[n:])
-    return makespan, path
+    return makespan, critical_path_s(out, sequential=sequential)
 
 
 def parallel_scaling(

@@ -1,15 +1,21 @@
-"""Configuration: YAML files validated by pydantic (see config/ in the repository)."""
+"""Configuration: YAML files validated by pydantic (the defaults ship in ``defaults/``)."""
 
-from vpsweb.config.loader import AppConfig, ConfigError, default_config_dir, load_config
+from vpsweb.config.loader import (
+    AppConfig,
+    default_config_dir,
+    init_config,
+    load_config,
+    packaged_config_dir,
+)
 from vpsweb.config.schema import (
     ModelEntry,
     ModelsConfig,
     PipelineConfig,
-    PromptFile,
     Provider,
     StepSettings,
     Variant,
 )
+from vpsweb.errors import ConfigError
 
 __all__ = [
     "AppConfig",
@@ -17,10 +23,11 @@ __all__ = [
     "ModelEntry",
     "ModelsConfig",
     "PipelineConfig",
-    "PromptFile",
     "Provider",
     "StepSettings",
     "Variant",
     "default_config_dir",
+    "init_config",
     "load_config",
+    "packaged_config_dir",
 ]

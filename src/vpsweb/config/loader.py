@@ -1,29 +1,29 @@
-"""Load and cross-check the YAML config, with errors that name file, key and choices."""
+"""Load and cross-check the YAML config, with errors that name file, key and choices.
+
+Without a config directory (``VPSWEB_CONFIG_DIR`` or an explicit path) the
+defaults that ship inside the package are used, so a wheel installed anywhere
+runs; `vpsweb config init DIR` writes an editable copy of them.
+"""
 
 from __future__ import annotations
 
-import os
+import shutil
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from vpsweb.config.schema import ModelsConfig, PipelineConfig, PromptFile
-from vpsweb.models import StepName, WorkflowMode
+from vpsweb import settings
+from vpsweb.config.schema import ModelsConfig, PipelineConfig
+from vpsweb.errors import ConfigError
+from vpsweb.models import WorkflowMode
+from vpsweb.prompts import PromptFile
 
-CONFIG_DIR_ENV = "VPSWEB_CONFIG_DIR"
 M = TypeVar("M", bound=BaseModel)
-
-
-class ConfigError(Exception):
-    """The config is unusable; ``problems`` holds one line per mistake."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -31,18 +31,43 @@ class AppConfig:
     config_dir: Path
     models: ModelsConfig
     pipeline: PipelineConfig
-    prompts: dict[StepName, PromptFile]
+    prompts: dict[str, PromptFile]  # by stage name
+
+    def progress_weights(self) -> dict[str, float]:
+        from vpsweb.stages.table import default_weights
+
+        return {**default_weights(), **self.pipeline.progress_weights}
+
+    def routing(self) -> dict[str, str]:
+        from vpsweb.stages.table import default_routing
+
+        return {**default_routing(), **self.pipeline.routing}
+
+    def queues(self) -> list[str]:
+        return sorted(set(self.routing().values()))
+
+    def simulator_provider(self) -> str:
+        """The provider of the offline simulator (steps on it need the simulator running)."""
+        return self.models.models[self.models.simulator_model].provider
+
+
+def packaged_config_dir() -> Path:
+    """The defaults inside the installed package (a real directory for pip installs)."""
+    return Path(str(resources.files("vpsweb.config").joinpath("defaults")))
 
 
 def default_config_dir() -> Path:
-    """VPSWEB_CONFIG_DIR, else the repository's config/ (src layout), else ./config."""
-    env = os.environ.get(CONFIG_DIR_ENV)
-    if env:
-        return Path(env)
-    repo_config = Path(__file__).resolve().parents[3] / "config"
-    if (repo_config / "pipeline.yaml").exists():
-        return repo_config
-    return Path.cwd() / "config"
+    """VPSWEB_CONFIG_DIR, else the packaged defaults."""
+    env = settings.config_dir()
+    return Path(env) if env else packaged_config_dir()
+
+
+def init_config(target: Path, *, force: bool = False) -> Path:
+    """Write an editable copy of the packaged defaults into ``target``."""
+    if target.exists() and any(target.iterdir()) and not force:
+        raise ConfigError([f"{target}: exists and is not empty (use --force to overwrite)"])
+    shutil.copytree(packaged_config_dir(), target, dirs_exist_ok=True)
+    return target
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:
@@ -60,6 +85,8 @@ def _read_yaml(path: Path, problems: list[str]) -> Any:
         problems.append(f"{path}: file not found")
     except yaml.YAMLError as exc:
         problems.append(f"{path}: not valid YAML: {exc}")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{path}: cannot read: {exc}")
     return _UNREADABLE
 
 
@@ -78,17 +105,36 @@ def _validate(path: Path, data: Any, model: type[M], problems: list[str]) -> M |
         return None
 
 
+def _check_keys(
+    path: Path, where: str, found: Any, allowed: list[str], problems: list[str]
+) -> None:
+    for key in found:
+        if key not in allowed:
+            problems.append(f"{path}: {where}.{key}: unknown stage; allowed: {', '.join(allowed)}")
+
+
 def _cross_check(
     pipeline: PipelineConfig, models: ModelsConfig, path: Path, problems: list[str]
 ) -> None:
+    """Every mode names a known model for every stage of the table, and nothing else."""
+    from vpsweb.stages.table import STAGE_NAMES
+
+    names = list(STAGE_NAMES)
     allowed = ", ".join(sorted(models.models))
-    for mode, settings in pipeline.modes.items():
-        for step, step_settings in settings.steps.items():
+    for mode, settings_ in pipeline.modes.items():
+        where = f"modes.{mode.value}.steps"
+        missing = [s for s in names if s not in settings_.steps]
+        if missing:
+            problems.append(f"{path}: {where}: missing {', '.join(missing)}")
+        _check_keys(path, where, settings_.steps, names, problems)
+        for step, step_settings in settings_.steps.items():
             if step_settings.model not in models.models:
                 problems.append(
-                    f"{path}: modes.{mode.value}.steps.{step.value}.model: unknown model "
+                    f"{path}: {where}.{step}.model: unknown model "
                     f"{step_settings.model!r}; allowed: {allowed}"
                 )
+    _check_keys(path, "progress_weights", pipeline.progress_weights, names, problems)
+    _check_keys(path, "routing", pipeline.routing, [*names, "finalize"], problems)
     for i, variant in enumerate(pipeline.variants):
         if variant.model is not None and variant.model not in models.models:
             problems.append(
@@ -104,25 +150,31 @@ def load_config(config_dir: str | Path | None = None) -> AppConfig:
 
 @lru_cache(maxsize=8)
 def _load_cached(root: Path) -> AppConfig:
+    from vpsweb.stages.table import STAGES
+
     problems: list[str] = []
     if not root.is_dir():
-        raise ConfigError([f"{root}: config directory not found (set {CONFIG_DIR_ENV})"])
+        raise ConfigError(
+            [
+                f"{root}: config directory not found; fix {settings.CONFIG_DIR_ENV} or "
+                "--config-dir, or unset it to use the packaged defaults"
+            ]
+        )
     models_path, pipeline_path = root / "models.yaml", root / "pipeline.yaml"
     models = _validate(models_path, _read_yaml(models_path, problems), ModelsConfig, problems)
     pipeline = _validate(
         pipeline_path, _read_yaml(pipeline_path, problems), PipelineConfig, problems
     )
-    prompts: dict[StepName, PromptFile] = {}
-    for step in StepName:
-        path = root / "prompts" / f"{step.value}.yaml"
+    prompts: dict[str, PromptFile] = {}
+    for s in STAGES:
+        path = root / "prompts" / f"{s.prompt}.yaml"
         prompt = _validate(path, _read_yaml(path, problems), PromptFile, problems)
         if prompt is not None:
-            prompts[step] = prompt
+            prompts[s.name] = prompt
     if models is not None and pipeline is not None:
         _cross_check(pipeline, models, pipeline_path, problems)
     if not problems and models is not None and pipeline is not None:
-        # Deferred import: prompts.py depends on schema types only.
-        from vpsweb.prompts import check_prompts
+        from vpsweb.config.prompt_check import check_prompts
 
         problems.extend(check_prompts(root, prompts, pipeline, models))
     if problems or models is None or pipeline is None:
@@ -132,6 +184,8 @@ def _load_cached(root: Path) -> AppConfig:
 
 def summarize(cfg: AppConfig) -> str:
     """The text `vpsweb config check` prints for a valid config."""
+    from vpsweb.stages.table import STAGE_NAMES
+
     p = cfg.pipeline
     lines = [
         f"config OK: {cfg.config_dir}",
@@ -143,6 +197,6 @@ def summarize(cfg: AppConfig) -> str:
     ]
     for mode in WorkflowMode:
         steps = p.modes[mode].steps
-        chain = ", ".join(f"{s.value}={steps[s].model}" for s in StepName)
+        chain = ", ".join(f"{s}={steps[s].model}" for s in STAGE_NAMES)
         lines.append(f"  mode {mode.value} (N={p.default_parallel_count(mode)}): {chain}")
     return "\n".join(lines)

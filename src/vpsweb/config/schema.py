@@ -6,11 +6,11 @@ provider) are checked here too, so that one load tells every mistake at once.
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vpsweb.models import StepName, StrategyDials, WorkflowMode
+from vpsweb.models import StrategyDials, WorkflowMode
 
 
 class _Strict(BaseModel):
@@ -80,15 +80,10 @@ class StepSettings(_Strict):
 
 
 class ModeSettings(_Strict):
-    parallel_count: int | None = Field(default=None, ge=1)
-    steps: dict[StepName, StepSettings]
+    """A workflow mode: the model of every stage (keys checked against the stage table)."""
 
-    @model_validator(mode="after")
-    def _all_steps(self) -> Self:
-        missing = [s.value for s in StepName if s not in self.steps]
-        if missing:
-            raise ValueError(f"steps: missing {', '.join(missing)}")
-        return self
+    parallel_count: int | None = Field(default=None, ge=1)
+    steps: dict[str, StepSettings]
 
 
 class Variant(_Strict):
@@ -115,36 +110,6 @@ class EvaluationSettings(_Strict):
     judge_retries: int = Field(default=1, ge=0, le=3)
 
 
-class ProgressWeights(_Strict):
-    """Overall percentage reached when each stage completes (strictly increasing)."""
-
-    initial_translation: float = 25
-    evaluation: float = 50
-    editor_review: float = 75
-    translator_revision: float = 100
-
-    @model_validator(mode="after")
-    def _increasing(self) -> Self:
-        seq = [self.initial_translation, self.evaluation, self.editor_review]
-        seq.append(self.translator_revision)
-        if not (0 < seq[0] < seq[1] < seq[2] < seq[3] == 100):
-            raise ValueError("must increase strictly and end at 100, e.g. 25, 50, 75, 100")
-        return self
-
-
-class Routing(_Strict):
-    """Queue per stage kind so that pools can be scaled per stage."""
-
-    candidate: str = "vpsweb.candidates"
-    evaluation: str = "vpsweb.evaluation"
-    editor_review: str = "vpsweb.review"
-    translator_revision: str = "vpsweb.review"
-    finalize: str = "vpsweb.evaluation"
-
-    def queues(self) -> list[str]:
-        return sorted(set(self.model_dump().values()))
-
-
 class PipelineConfig(_Strict):
     parallel_count: ParallelSettings = Field(default_factory=ParallelSettings)
     modes: dict[WorkflowMode, ModeSettings]
@@ -153,8 +118,10 @@ class PipelineConfig(_Strict):
     strategy_defaults: StrategyDials = Field(default_factory=StrategyDials)
     parse_retries: int = Field(default=1, ge=0, le=3, description="re-asks on unparseable answers")
     retention_s: int = Field(default=7 * 24 * 3600, ge=60)
-    progress_weights: ProgressWeights = Field(default_factory=ProgressWeights)
-    routing: Routing = Field(default_factory=Routing)
+    # Share of the progress bar per stage, and queue per stage (plus "finalize").
+    # Both default to the stage table; keys are checked against it by the loader.
+    progress_weights: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    routing: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -186,22 +153,3 @@ class PipelineConfig(_Strict):
 
     def variant_for(self, index: int) -> Variant:
         return self.variants[index % len(self.variants)]
-
-
-# --- prompts/*.yaml -------------------------------------------------------------
-
-
-class PromptPair(_Strict):
-    system: str = Field(min_length=1)
-    user: str = Field(min_length=1)
-
-
-class PromptFile(PromptPair):
-    """One step's templates; ``reasoning`` replaces them when the step's model reasons."""
-
-    reasoning: PromptPair | None = None
-
-    def for_model(self, *, reasoning: bool) -> PromptPair:
-        if reasoning and self.reasoning is not None:
-            return self.reasoning
-        return PromptPair(system=self.system, user=self.user)

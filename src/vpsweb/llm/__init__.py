@@ -1,23 +1,5 @@
-"""The single path to LLMs (openai SDK) and the offline simulator."""
+"""The single path to LLMs: an OpenAI-compatible client on the ``openai`` SDK."""
 
 from vpsweb.llm.client import Completion, LLMClient, OpenAICompatibleClient
-from vpsweb.llm.errors import (
-    Cancelled,
-    LLMError,
-    LLMTimeout,
-    MissingAPIKey,
-    PermanentLLMError,
-    TransientLLMError,
-)
 
-__all__ = [
-    "Cancelled",
-    "Completion",
-    "LLMClient",
-    "LLMError",
-    "LLMTimeout",
-    "MissingAPIKey",
-    "OpenAICompatibleClient",
-    "PermanentLLMError",
-    "TransientLLMError",
-]
+__all__ = ["Completion", "LLMClient", "OpenAICompatibleClient"]

@@ -17,23 +17,19 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import openai
 
-from vpsweb.llm.errors import (
-    LLMTimeout,
-    MissingAPIKey,
-    PermanentLLMError,
-    TransientLLMError,
-)
+from vpsweb import settings
+from vpsweb.errors import LLMTimeout, MissingAPIKey, PermanentLLMError, TransientLLMError
 from vpsweb.models import Usage
-from vpsweb.plan import OFFLINE_ENV, StepCall
+
+if TYPE_CHECKING:  # pragma: no cover - the plan module imports the stages, which import this
+    from vpsweb.plan import StepCall
 
 SIM_LATENCY_HEADER = "x-vpsweb-latency-ms"
 MAX_RETRY_AFTER_S = 120.0
-SIMULATOR_URL_ENV = "VPSWEB_SIMULATOR_URL"
-DEFAULT_SIMULATOR_URL = "http://127.0.0.1:8765/v1"
 
 
 @dataclass(frozen=True)
@@ -131,9 +127,8 @@ class OpenAICompatibleClient:
         base_url = call.base_url
         if call.base_url_env and self._env.get(call.base_url_env):
             base_url = self._env[call.base_url_env]
-        if self._env.get(OFFLINE_ENV, "").lower() in {"1", "true", "yes", "on"}:
-            base_url = self._env.get(SIMULATOR_URL_ENV, DEFAULT_SIMULATOR_URL)
-            return base_url, "offline"
+        if settings.offline(self._env):
+            return settings.simulator_url(self._env), "offline"
         if call.api_key_env is None:
             return base_url, "none"
         key = self._env.get(call.api_key_env, "").strip()
@@ -141,7 +136,7 @@ class OpenAICompatibleClient:
             raise MissingAPIKey(
                 f"no API key for model {call.model.model!r} (provider {call.model.provider!r}): "
                 f"set {call.api_key_env} in the worker's environment, or run offline "
-                f"with {OFFLINE_ENV}=1 / --offline"
+                f"with {settings.OFFLINE_ENV}=1 / --offline"
             )
         return base_url, key
 
@@ -176,7 +171,7 @@ class OpenAICompatibleClient:
         }
         if call.stop:
             kwargs["stop"] = call.stop
-        where = f"{call.step.value} via {call.model.provider}/{call.model.api_model}"
+        where = f"{call.step} via {call.model.provider}/{call.model.api_model}"
         last: Exception | None = None
         for attempt in range(call.retries + 1):
             if check is not None:

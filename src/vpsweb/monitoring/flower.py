@@ -15,12 +15,13 @@ from __future__ import annotations
 import os
 import sys
 
-USER_ENV = "VPSWEB_FLOWER_USER"
-PASSWORD_ENV = "VPSWEB_FLOWER_PASSWORD"
+from vpsweb.errors import VpswebError
+from vpsweb.settings import FLOWER_PASSWORD_ENV as PASSWORD_ENV
+from vpsweb.settings import FLOWER_USER_ENV as USER_ENV
 
 
-class FlowerConfigError(Exception):
-    pass
+class FlowerConfigError(VpswebError):
+    """Flower's credentials are missing or unusable."""
 
 
 def flower_environment(

@@ -1,9 +1,13 @@
-"""The canvas of one job: chain(chord([candidate x N], evaluate), review, revision, finalize).
+"""The canvas of one job, derived from the stage table:
 
-Signatures are built by task name, so a client can submit without importing the
-task code, and every task gets a deterministic id (job id + step) that cancel can
-revoke and Flower can group by. Arguments are the job id and small numbers only:
-the poem and every step output stay in Redis, never in a broker message.
+    chain(chord(group(candidate x N), evaluation), editor_review, translator_revision, finalize)
+
+A fan-out stage becomes a group whose chord callback is the next stage; every
+other stage is a link of the chain. Signatures are immutable and built by task
+name: each task reads its inputs from the store, not from its parent's return
+value. Every task gets a deterministic id ({job}.{step key}) that Flower can
+group by. Arguments are the job id and an item index only: the poem and every
+step output stay in the store, never in a broker message.
 """
 
 from __future__ import annotations
@@ -11,32 +15,24 @@ from __future__ import annotations
 from celery import Celery, chain, chord, group
 from celery.canvas import Signature
 
-from vpsweb.orchestrator import keys
 from vpsweb.plan import JobPlan
+from vpsweb.stages.table import FINALIZE_TASK, STAGES, Stage
 
-FINAL_STEPS = ("editor_review", "translator_revision", "finalize")
 
-
-def task_ids(plan: JobPlan) -> list[str]:
-    ids = [keys.task_id(plan.job_id, f"candidate-{c.index}") for c in plan.candidates]
-    return ids + [keys.task_id(plan.job_id, s) for s in ("evaluate", *FINAL_STEPS)]
+def task_id(job_id: str, key: str) -> str:
+    return f"{job_id}.{key}"
 
 
 def _sig(
-    app: Celery,
-    plan: JobPlan,
-    step: str,
-    queue: str,
-    *args: object,
-    immutable: bool = True,
-    label: str = "",
+    app: Celery, plan: JobPlan, task: str, key: str, queue: str, index: int | None, label: str
 ) -> Signature:
     job = plan.job_id
+    args: tuple[object, ...] = (job,) if index is None else (job, index)
     return app.signature(
-        f"vpsweb.{step.split('-')[0]}",
+        task,
         args=args,
-        immutable=immutable,
-        task_id=keys.task_id(job, step),
+        immutable=True,
+        task_id=task_id(job, key),
         queue=queue,
         # What Flower shows: short, no poem text, no secrets.
         argsrepr=f"job={job}{label}",
@@ -44,35 +40,36 @@ def _sig(
     )
 
 
-def build_canvas(app: Celery, plan: JobPlan) -> Signature:
-    routing = plan.routing
-    job = plan.job_id
-    header = group(
+def _stage_sigs(app: Celery, plan: JobPlan, s: Stage, queue: str) -> list[Signature]:
+    if not s.fan_out:
+        return [_sig(app, plan, s.task_name, s.key(), queue, None, "")]
+    return [
         _sig(
             app,
             plan,
-            f"candidate-{c.index}",
-            routing.candidate,
-            job,
+            s.task_name,
+            s.key(c.index),
+            queue,
             c.index,
-            label=f" candidate={c.index} variant={c.variant}",
+            f" {s.item}={c.index} variant={c.variant}",
         )
         for c in plan.candidates
-    )
-    # chord() built explicitly: a one-member group inside a chain would otherwise be
-    # unrolled into a plain task, and the callback would get a dict, not a list.
-    body = _sig(
-        app,
-        plan,
-        "evaluate",
-        routing.evaluation,
-        job,
-        immutable=False,
-        label=f" candidates={plan.parallel_count}",
-    )
-    rest = [
-        _sig(app, plan, "editor_review", routing.editor_review, job),
-        _sig(app, plan, "translator_revision", routing.translator_revision, job),
-        _sig(app, plan, "finalize", routing.finalize, job),
     ]
-    return chain(chord(header, body), *rest)
+
+
+def build_canvas(app: Celery, plan: JobPlan, routing: dict[str, str]) -> Signature:
+    links: list[Signature] = []
+    header: list[Signature] | None = None
+    for s in STAGES:
+        sigs = _stage_sigs(app, plan, s, routing[s.name])
+        if s.fan_out:
+            header = sigs
+            continue
+        if header is not None:
+            # chord() built explicitly: a one-member group in a chain would be unrolled.
+            links.append(chord(group(header), sigs[0]))
+            header = None
+        else:
+            links.extend(sigs)
+    links.append(_sig(app, plan, FINALIZE_TASK, "finalize", routing["finalize"], None, ""))
+    return chain(*links)

@@ -1,1 +1,1 @@
-"""Celery app, queues and worker launch. `celery -A vpsweb.workers.app worker` starts one."""
+"""The Celery side: the app factory, and the app `celery -A vpsweb.workers.app` loads."""

@@ -6,12 +6,13 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
-from vpsweb.models import TranslationOutput
-from vpsweb.orchestrator.progress import ProgressEvent, ProgressSnapshot
-from vpsweb.orchestrator.store import JobRecord
 from vpsweb.output_files import format_cost
+from vpsweb.progress import EventKind, ProgressEvent, ProgressSnapshot
+from vpsweb.stages.table import TranslationOutput
+from vpsweb.storage import JobRecord
 
 BAR_WIDTH = 30
+_STAGE_EVENTS = {EventKind.STAGE_STARTED, EventKind.STAGE_COMPLETED, EventKind.STAGE_FAILED}
 
 
 def bar(percent: float, width: int = BAR_WIDTH) -> str:
@@ -43,11 +44,11 @@ class ProgressView:
 
     def show(self, event: ProgressEvent) -> None:
         self.percent = max(self.percent, event.progress_percent)
-        if event.event in ("stage_started", "stage_completed", "stage_failed"):
+        if event.event in _STAGE_EVENTS:
             model = f" [{event.model}]" if event.model else ""
             tail = f": {event.error}" if event.error else ""
             self._line(f"  {event.stage:<24} {event.status:<10}{model}{tail}")
-        elif event.event == "milestone":
+        elif event.event is EventKind.MILESTONE:
             self._line(
                 f"  {event.stage:<24} {event.parallel_progress} "
                 f"({event.successful} ok, {event.failed} failed)"

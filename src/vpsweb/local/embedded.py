@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 from types import FrameType, TracebackType
 
-from vpsweb.workers.processes import RedisServer, start_worker, stop_process
+from vpsweb import settings
+from vpsweb.local.processes import RedisServer, start_worker, stop_process
 
 _PR_SET_PDEATHSIG = 1
 
@@ -64,15 +65,15 @@ class EmbeddedCluster:
     def _start(self) -> None:
         self.redis.start(preexec_fn=_die_with_parent)
         self.redis_url = self.redis.url
-        env = {"VPSWEB_REDIS_URL": self.redis_url}
+        env = {settings.REDIS_URL_ENV: self.redis_url}
         if self.simulator:
-            from vpsweb.llm.simulator_process import start_simulator_process
+            from vpsweb.local.simulator_process import start_simulator_process
 
             proc, self.simulator_url = start_simulator_process(
                 extra_args=self.simulator_args, preexec_fn=_die_with_parent
             )
             self._procs.append(proc)
-            env["VPSWEB_SIMULATOR_URL"] = self.simulator_url
+            env[settings.SIMULATOR_URL_ENV] = self.simulator_url
         worker = start_worker(
             self.redis_url,
             env=env,
@@ -84,10 +85,6 @@ class EmbeddedCluster:
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt("SIGTERM")
-
-    @property
-    def worker_log(self) -> Path:
-        return self._logdir / "worker.log"
 
     def close(self) -> None:
         for proc in reversed(self._procs):

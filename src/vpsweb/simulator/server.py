@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 import random
 import re
 import signal
@@ -31,9 +30,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
-from vpsweb.llm import sim_answers
+from vpsweb import settings
+from vpsweb.simulator import answers
+from vpsweb.simulator.options import SimulatorOptions, add_arguments, options_from
 
 LATENCY_HEADER = "X-Vpsweb-Latency-Ms"
 MODEL_IDS = ("vpsweb-sim", "deepseek-chat", "deepseek-reasoner")
@@ -41,35 +42,6 @@ _COUNTED = re.compile(r"(429|500|malformed)x(\d+)")
 _SLOW = re.compile(r"slow(\d+)")
 _ALWAYS = ("fail401", "fail400", "fail500", "hang", "malformed")
 _COUNTED_FAULT = {"429": "rate429", "500": "fail500", "malformed": "malformed"}
-
-
-class SimulatorOptions(BaseModel):
-    """Every knob of the simulator; flags and VPSWEB_SIM_* variables fill it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    host: str = "127.0.0.1"
-    port: int = Field(default=8765, ge=0, le=65535)
-    latency_ms: float = Field(default=0.0, ge=0)
-    jitter_ms: float = Field(default=0.0, ge=0)
-    rate_429: float = Field(default=0.0, ge=0, le=1)
-    rate_500: float = Field(default=0.0, ge=0, le=1)
-    rate_hang: float = Field(default=0.0, ge=0, le=1)
-    rate_malformed: float = Field(default=0.0, ge=0, le=1)
-    retry_after_ms: float = Field(default=1000.0, ge=0)
-    hang_s: float = Field(default=3600.0, ge=0)
-    seed: int = 0
-
-    @model_validator(mode="after")
-    def _rates_fit(self) -> SimulatorOptions:
-        # One draw decides the fault, so the fractions share the unit interval.
-        total = self.rate_429 + self.rate_500 + self.rate_hang + self.rate_malformed
-        if total > 1 + 1e-9:
-            raise ValueError(f"the --rate-* fractions add up to {total:g}, more than 1")
-        return self
-
-
-FIELDS = list(SimulatorOptions.model_fields)
 
 
 @dataclass(frozen=True)
@@ -92,7 +64,7 @@ class Directives:
         return cls(always, counted, float(slow.group(1)) if slow else None)
 
 
-class BadRequest(Exception):
+class _BadRequest(Exception):
     """A request the simulator answers with 400, as a provider would."""
 
 
@@ -125,16 +97,16 @@ class ChatRequest:
     @classmethod
     def parse(cls, body: Any) -> ChatRequest:
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            raise BadRequest("body must be a JSON object with 'model' and 'messages'")
+            raise _BadRequest("body must be a JSON object with 'model' and 'messages'")
         if body.get("stream"):
-            raise BadRequest("streaming is not supported by the simulator; send stream=false")
+            raise _BadRequest("streaming is not supported by the simulator; send stream=false")
         messages = body["messages"]
         texts = [_content_text(m.get("content")) for m in messages if isinstance(m, dict)]
         model = str(body.get("model") or "vpsweb-sim")
         try:
             temperature = float(body.get("temperature") or 0.0)
         except (TypeError, ValueError):
-            raise BadRequest("temperature must be a number") from None
+            raise _BadRequest("temperature must be a number") from None
         canonical = json.dumps([model, messages], sort_keys=True, ensure_ascii=False)
         key = hashlib.sha256(canonical.encode()).hexdigest()
         return cls(model, texts, temperature, key)
@@ -209,10 +181,10 @@ class Simulator:
             req = ChatRequest.parse(await request.json())
         except json.JSONDecodeError:
             return _error(400, "body is not valid JSON", "invalid_request_error")
-        except BadRequest as exc:
+        except _BadRequest as exc:
             return _error(400, str(exc), "invalid_request_error")
         prompt = req.prompt
-        step = sim_answers.recognise_step(prompt)
+        step = answers.recognise_step(prompt)
         self.stats["by_step"][step or "unknown"] += 1
         self.stats["by_model"][req.model] += 1
         directives = Directives.parse(req.model)
@@ -234,14 +206,14 @@ class Simulator:
             return self._rate_limited()
         if fault == "fail500":
             return _error(500, "The server had an error (simulated)", "server_error")
-        _, content = sim_answers.answer(prompt, temperature=req.temperature, seed=self.options.seed)
+        _, content = answers.answer(prompt, temperature=req.temperature, seed=self.options.seed)
         if fault == "malformed":
-            content = sim_answers.MALFORMED
+            content = answers.MALFORMED
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if "reason" in req.model.lower():
-            message["reasoning_content"] = sim_answers.reasoning_for(prompt, self.options.seed)
-        prompt_tokens = sim_answers.count_tokens("".join(req.texts))
-        completion_tokens = sim_answers.count_tokens(content)
+            message["reasoning_content"] = answers.reasoning_for(prompt, self.options.seed)
+        prompt_tokens = answers.count_tokens("".join(req.texts))
+        completion_tokens = answers.count_tokens(content)
         latency_ms = round(latency * 1000, 3)
         payload = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
@@ -332,45 +304,6 @@ async def serve(options: SimulatorOptions, *, stop: asyncio.Event | None = None)
         await runner.cleanup()
 
 
-_HELPS = {
-    "host": "bind address (default 127.0.0.1)",
-    "port": "port (default 8765; 0: any free one, printed at start)",
-    "latency_ms": "mean latency per answer in ms (default 0)",
-    "jitter_ms": "uniform ± jitter in ms (default 0)",
-    "rate_429": "fraction answered 429 with Retry-After (0-1)",
-    "rate_500": "fraction answered 500 (0-1)",
-    "rate_hang": "fraction that hang for --hang-s (0-1)",
-    "rate_malformed": "fraction answered without the step's tags (0-1)",
-    "retry_after_ms": "Retry-After of 429 answers in ms (default 1000)",
-    "hang_s": "how long a hang lasts in s (default 3600)",
-    "seed": "random seed for faults, jitter and answers (default 0)",
-}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags default to None so that an unset flag falls back to its environment variable."""
-    for name in FIELDS:
-        parser.add_argument(
-            f"--{name.replace('_', '-')}",
-            dest=name,
-            default=None,
-            help=f"{_HELPS[name]}; env VPSWEB_SIM_{name.upper()}",
-        )
-
-
-def options_from(ns: argparse.Namespace, env: dict[str, str] | None = None) -> SimulatorOptions:
-    """Flags win over VPSWEB_SIM_* variables, which win over the defaults."""
-    env = dict(os.environ) if env is None else env
-    values: dict[str, Any] = {}
-    for name in FIELDS:
-        value = getattr(ns, name, None)
-        if value is None:
-            value = env.get(f"VPSWEB_SIM_{name.upper()}")
-        if value is not None and value != "":
-            values[name] = value
-    return SimulatorOptions.model_validate(values)
-
-
 def run_from_args(ns: argparse.Namespace) -> int:
     try:
         options = options_from(ns)
@@ -378,7 +311,7 @@ def run_from_args(ns: argparse.Namespace) -> int:
         for err in exc.errors():
             if err["loc"]:
                 name = str(err["loc"][0])
-                where = f"--{name.replace('_', '-')} (or VPSWEB_SIM_{name.upper()}): "
+                where = f"--{name.replace('_', '-')} (or {settings.SIM_ENV_PREFIX}{name.upper()}): "
             else:
                 where = ""
             sys.stderr.write(f"vpsweb simulate-llm: {where}{err['msg']}\n")

@@ -13,15 +13,8 @@ import hashlib
 import random
 import re
 
-# Checked in this order: a later step's prompt quotes earlier steps' tags (the
-# revision prompt carries the editor's suggestions), so the most specific goes first.
-STEP_MARKERS = (
-    ("revised_translation", "translator_revision"),
-    ("selected_index", "evaluation"),
-    ("editor_suggestions", "editor_review"),
-    ("initial_translation", "initial_translation"),
-)
-STEPS = tuple(step for _, step in STEP_MARKERS)
+from vpsweb.stages.table import STAGES
+
 DEFAULT_CRITERIA = ("fidelity", "imagery", "musicality", "fluency")
 UNRECOGNISED = "I am a simulator and did not recognise the step."
 # A 200 answer that names none of the steps' tags: what a model says when it refuses.
@@ -75,10 +68,14 @@ _CJK_RANGES = (
 
 
 def recognise_step(text: str) -> str | None:
-    """The step a prompt belongs to, by the first marker tag (in STEP_MARKERS order)."""
-    for marker, step in STEP_MARKERS:
-        if marker in text:
-            return step
+    """The stage a prompt belongs to, by the marker tag its answer format asks for.
+
+    Later stages are tried first: their prompts quote earlier stages' output (the
+    revision prompt carries the editor's suggestions), never the other way round.
+    """
+    for s in reversed(STAGES):
+        if s.marker in text:
+            return s.name
     return None
 
 
@@ -236,6 +233,13 @@ def _revision(text: str, rng: random.Random) -> str:
     )
 
 
+def _generic(text: str, rng: random.Random) -> str:
+    """A stage with no builder of its own: its marker tag around a pseudo-translation."""
+    step = recognise_step(text) or "answer"
+    marker = next((s.marker for s in STAGES if s.name == step), step)
+    return f"<{marker}>\n{pseudo_translation(text, rng)}\n</{marker}>"
+
+
 _BUILDERS = {
     "initial_translation": _initial,
     "evaluation": _evaluation,
@@ -250,7 +254,7 @@ def answer(text: str, *, temperature: float, seed: int) -> tuple[str | None, str
     if step is None:
         return None, UNRECOGNISED
     rng = _rng(text, temperature, seed)
-    return step, _wrap(_BUILDERS[step](text, rng), rng)
+    return step, _wrap(_BUILDERS.get(step, _generic)(text, rng), rng)
 
 
 _THOUGHTS = {

@@ -1,8 +1,7 @@
-"""Starting and stopping the local processes vpsweb needs: redis-server and workers.
+"""Starting and stopping redis-server and celery workers as child processes.
 
-Used by embedded mode, the tests and the benchmarks, so that all three run the
-real thing the same way. Every child starts in its own session so that stopping
-it also stops anything it spawned.
+Every child starts in its own session so that stopping it also stops anything
+it spawned.
 """
 
 from __future__ import annotations
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import redis
+
+from vpsweb import settings
 
 
 def free_port() -> int:
@@ -155,7 +156,7 @@ def spawn_worker(
     preexec_fn: Callable[[], None] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start a real `celery worker` subprocess; returns it and its node name."""
-    child_env = {**os.environ, **(env or {}), "VPSWEB_REDIS_URL": redis_url}
+    child_env = {**os.environ, **(env or {}), settings.REDIS_URL_ENV: redis_url}
     name = name or f"vpsweb-{free_port()}@%h"
     out: IO[bytes] | int = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
@@ -173,10 +174,15 @@ def spawn_worker(
 
 def start_worker(redis_url: str, **options: Any) -> subprocess.Popen[bytes]:
     """spawn_worker, then wait until the worker answers ping."""
-    from vpsweb.workers.app import create_app
+    from vpsweb.workers.factory import create_app
 
     proc, name = spawn_worker(redis_url, **options)
-    wait_for_worker(create_app(redis_url), name, proc)
+    broker = (options.get("env") or {}).get(settings.BROKER_URL_ENV)
+    app = create_app(redis_url, broker)
+    try:
+        wait_for_worker(app, name, proc)
+    finally:
+        app.close()
     return proc
 
 

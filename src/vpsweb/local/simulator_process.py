@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 
-from vpsweb.workers.processes import free_port, stop_process
+from vpsweb.local.processes import free_port, stop_process
 
 # Loopback only: an http_proxy in the environment must not see the readiness probe.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -58,7 +58,7 @@ def _start(
     preexec_fn: Callable[[], None] | None,
     timeout_s: float,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    cmd = [sys.executable, "-m", "vpsweb.llm.simulator", "--port", str(port), *extra_args]
+    cmd = [sys.executable, "-m", "vpsweb.simulator", "--port", str(port), *extra_args]
     # stderr goes to a file, not a pipe: an unread pipe would block a chatty child.
     errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed once the child serves
     proc = subprocess.Popen(

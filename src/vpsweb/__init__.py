@@ -1,0 +1,65 @@
+"""vpsweb: distributed poetry translation with LLMs.
+
+    from vpsweb import Client
+    with Client(redis_url="redis://localhost:6379/0") as client:
+        job = client.submit(poem=..., source_lang="en", target_lang="zh-CN")
+        output = job.result(timeout=600)
+
+Importing this package reads no config, builds no Celery app and opens no
+connection: the names below are loaded on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = version("vpsweb")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+_EXPORTS = {
+    "Client": "vpsweb.client",
+    "Job": "vpsweb.client",
+    "TranslationOutput": "vpsweb.stages.table",
+    "ProgressEvent": "vpsweb.progress",
+    "VpswebError": "vpsweb.errors",
+    "ConfigError": "vpsweb.errors",
+    "RequestInvalid": "vpsweb.errors",
+    "JobNotFound": "vpsweb.errors",
+    "JobError": "vpsweb.errors",
+    "JobFailed": "vpsweb.errors",
+    "JobCancelled": "vpsweb.errors",
+    "ResultExpired": "vpsweb.errors",
+    "StoreUnavailable": "vpsweb.errors",
+    "SettingsError": "vpsweb.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:  # pragma: no cover - static checkers see the lazy names
+    from vpsweb.client import Client as Client
+    from vpsweb.client import Job as Job
+    from vpsweb.errors import ConfigError as ConfigError
+    from vpsweb.errors import JobCancelled as JobCancelled
+    from vpsweb.errors import JobError as JobError
+    from vpsweb.errors import JobFailed as JobFailed
+    from vpsweb.errors import JobNotFound as JobNotFound
+    from vpsweb.errors import RequestInvalid as RequestInvalid
+    from vpsweb.errors import ResultExpired as ResultExpired
+    from vpsweb.errors import SettingsError as SettingsError
+    from vpsweb.errors import StoreUnavailable as StoreUnavailable
+    from vpsweb.errors import VpswebError as VpswebError
+    from vpsweb.progress import ProgressEvent as ProgressEvent
+    from vpsweb.stages.table import TranslationOutput as TranslationOutput
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vpsweb' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,72 @@
+"""`vpsweb bench` options and profiles; light to import (the CLI parser loads it)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+SCENARIOS = ("scaling", "overhead", "throughput", "memory", "cost")
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    ns: list[int]
+    reps: int
+    sequential_ns: list[int]
+    overhead_reps: int
+    throughput_jobs: int
+    throughput_procs: list[int]
+    throughput_concurrency: int
+    memory_in_flight: int
+    cost_ns: list[int]
+
+
+# Quick: three sizes instead of five, fewer jobs; still medians of three runs.
+QUICK = Profile(
+    ns=[1, 3, 8],
+    reps=3,
+    sequential_ns=[8],
+    overhead_reps=3,
+    throughput_jobs=30,
+    throughput_procs=[1, 2, 4],
+    throughput_concurrency=8,
+    memory_in_flight=64,
+    cost_ns=[1, 3, 5],
+)
+FULL = Profile(
+    ns=[1, 2, 3, 5, 8],
+    reps=7,
+    sequential_ns=[1, 2, 3, 5, 8],
+    overhead_reps=7,
+    throughput_jobs=200,
+    throughput_procs=[1, 2, 4],
+    throughput_concurrency=8,
+    memory_in_flight=64,
+    cost_ns=[1, 3, 5],
+)
+TINY = Profile(
+    ns=[1, 2],
+    reps=1,
+    sequential_ns=[1],
+    overhead_reps=1,
+    throughput_jobs=3,
+    throughput_procs=[1],
+    throughput_concurrency=4,
+    memory_in_flight=8,
+    cost_ns=[1],
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="fewer repetitions (< 3 minutes)")
+    p.add_argument("--tiny", action="store_true", help="smoke run for tests (seconds)")
+    p.add_argument("--latency-ms", type=float, default=1000.0, help="simulated LLM latency")
+    p.add_argument("--jitter-pct", type=float, default=10.0, help="± jitter, percent of latency")
+    p.add_argument("--redis-url", help="use this Redis instead of starting one")
+    p.add_argument("--simulator-url", help="use this simulator instead of starting one")
+    p.add_argument(
+        "--output",
+        default="bench/results",
+        help="directory for the JSON results (default bench/results)",
+    )
+    p.add_argument("--only", help=f"comma-separated scenarios: {','.join(SCENARIOS)}")

@@ -1,0 +1,5 @@
+import sys
+
+from vpsweb.cli import main
+
+sys.exit(main())

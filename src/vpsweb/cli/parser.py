@@ -1,0 +1,148 @@
+"""The `vpsweb` argument parser: one function per group of subcommands.
+
+Building it imports nothing heavy and reads no config, so `vpsweb --help` works
+even when the config or the environment is broken.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from vpsweb import settings
+from vpsweb.cli.commands import (
+    cmd_bench,
+    cmd_cancel,
+    cmd_config_check,
+    cmd_config_init,
+    cmd_flower,
+    cmd_jobs,
+    cmd_result,
+    cmd_simulate,
+    cmd_status,
+    cmd_translate,
+    cmd_watch,
+    cmd_worker,
+)
+
+
+def _add_redis(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--redis-url", help=f"the cluster's Redis (default: ${settings.REDIS_URL_ENV})")
+
+
+def _add_translate(sub: Any) -> None:
+    from vpsweb.models import WorkflowMode
+
+    t = sub.add_parser("translate", help="translate a poem file and wait for the result")
+    t.add_argument("file")
+    t.add_argument("--source-lang", required=True, help="en, zh-CN or pl")
+    t.add_argument("--target-lang", required=True, help="en or zh-CN")
+    t.add_argument("--parallel-count", type=int, help="number of candidates (default: config)")
+    t.add_argument(
+        "--mode", default=WorkflowMode.HYBRID.value, choices=[m.value for m in WorkflowMode]
+    )
+    t.add_argument("--title")
+    t.add_argument("--author")
+    dials = t.add_argument_group("strategy dials (default: strategy_defaults in pipeline.yaml)")
+    dials.add_argument("--adaptation-level", choices=["foreignizing", "balanced", "domesticating"])
+    dials.add_argument("--repetition-policy", choices=["strict", "adaptive"])
+    dials.add_argument("--additions-policy", choices=["forbid", "allow_with_alt"])
+    dials.add_argument("--prosody-target", help="free text, e.g. 'rhymed quatrains'")
+    dials.add_argument("--few-shots", metavar="FILE", help="example translations to imitate")
+    dials.add_argument("--background", metavar="FILE", help="background briefing on the poem")
+    t.add_argument(
+        "--offline", action="store_true", help="use the offline LLM simulator for every step"
+    )
+    t.add_argument("--json", action="store_true", help="print the full result as JSON")
+    t.add_argument("--output-dir", help="save JSON and Markdown files here")
+    t.add_argument("--timeout", type=float, default=None, help="give up waiting after N s")
+    _add_redis(t)
+    t.set_defaults(func=cmd_translate)
+
+
+def _add_job_commands(sub: Any) -> None:
+    for name, func, text in (
+        ("status", cmd_status, "show a job's status and progress"),
+        ("result", cmd_result, "wait for and print a job's result"),
+        ("cancel", cmd_cancel, "cancel a job: no further LLM calls"),
+        ("watch", cmd_watch, "follow a job's progress until it ends"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("job")
+        _add_redis(p)
+        if name in ("result", "watch"):
+            p.add_argument("--timeout", type=float, default=None)
+        if name == "result":
+            p.add_argument("--json", action="store_true")
+            p.add_argument("--output-dir")
+        p.set_defaults(func=func)
+    j = sub.add_parser("jobs", help="list recent jobs")
+    j.add_argument("--limit", type=int, default=20)
+    _add_redis(j)
+    j.set_defaults(func=cmd_jobs)
+
+
+def _add_operations(sub: Any) -> None:
+    w = sub.add_parser("worker", help="start a Celery worker (threads pool)")
+    w.add_argument("--queues", help="comma-separated queues (default: all)")
+    w.add_argument("--concurrency", type=int, help="threads (default 32)")
+    w.add_argument("--loglevel", default="INFO")
+    w.add_argument("--name", help="node name, e.g. candidates1@%%h (default celery@%%h)")
+    _add_redis(w)
+    w.set_defaults(func=cmd_worker)
+
+    f = sub.add_parser(
+        "flower",
+        help="start Flower (basic auth from "
+        f"{settings.FLOWER_USER_ENV}, {settings.FLOWER_PASSWORD_ENV})",
+    )
+    f.add_argument("--port", type=int, default=5555)
+    f.add_argument("--address", help="bind address (default 0.0.0.0; 127.0.0.1 with --dev-no-auth)")
+    f.add_argument(
+        "--dev-no-auth",
+        action="store_true",
+        help="development only: run without credentials, bound to 127.0.0.1",
+    )
+    _add_redis(f)
+    f.set_defaults(func=cmd_flower)
+
+    b = sub.add_parser("bench", help="run the benchmarks (own Redis, simulator and workers)")
+    from vpsweb.bench.options import add_arguments as add_bench_arguments
+
+    add_bench_arguments(b)
+    b.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("simulate-llm", help="run the offline OpenAI-compatible LLM simulator")
+    from vpsweb.simulator.options import add_arguments
+
+    add_arguments(s)
+    s.set_defaults(func=cmd_simulate)
+
+
+def _add_config(sub: Any) -> None:
+    c = sub.add_parser("config", help="configuration commands")
+    csub = c.add_subparsers(dest="config_command", required=True)
+    check = csub.add_parser("check", help="validate the config and print a summary")
+    check.add_argument(
+        "--config-dir", help=f"default: ${settings.CONFIG_DIR_ENV} or the packaged defaults"
+    )
+    check.set_defaults(func=cmd_config_check)
+    init = csub.add_parser("init", help="write an editable copy of the default config")
+    init.add_argument("directory")
+    init.add_argument("--force", action="store_true", help="overwrite files in DIRECTORY")
+    init.set_defaults(func=cmd_config_init)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vpsweb import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="vpsweb", description="Distributed poetry translation with LLMs."
+    )
+    parser.add_argument("--version", action="version", version=f"vpsweb {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_translate(sub)
+    _add_job_commands(sub)
+    _add_operations(sub)
+    _add_config(sub)
+    return parser

@@ -1,0 +1,150 @@
+"""Every exception vpsweb raises on purpose, under one root (as httpx does).
+
+Messages say what went wrong and what to do next, so a CLI can print them as
+they are. Catch ``VpswebError`` for all of them, or a subclass for one kind.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vpsweb.storage.base import JobRecord
+
+
+class VpswebError(Exception):
+    """Root of every vpsweb error."""
+
+
+# --- configuration and input -------------------------------------------------------
+
+
+class SettingsError(VpswebError):
+    """A required setting (environment variable or flag) is missing or unusable."""
+
+
+class ConfigError(VpswebError):
+    """The YAML config is unusable; ``problems`` holds one line per mistake."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+class RequestInvalid(VpswebError):
+    """The submission is invalid; nothing was enqueued. ``errors`` has one line per problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        super().__init__("invalid translation request: " + "; ".join(errors))
+
+
+class PromptRenderError(VpswebError):
+    """A template referenced a variable the step does not provide, or failed to render."""
+
+
+# --- jobs --------------------------------------------------------------------------
+
+
+class StoreUnavailable(VpswebError):
+    """The state store (Redis) cannot be reached or refused us."""
+
+
+class JobNotFound(VpswebError):
+    """No job with this id: a typo, another Redis, or the job expired."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(
+            f"job {job_id!r} not found: check the id (`vpsweb jobs` lists recent ones), "
+            "the Redis URL, and that the job has not expired"
+        )
+
+
+class JobError(VpswebError):
+    """A job ended without a translation."""
+
+    def __init__(self, record: JobRecord, message: str) -> None:
+        self.record = record
+        super().__init__(message)
+
+
+class JobFailed(JobError):
+    """The job failed; ``stage`` and ``cause`` say where and why."""
+
+    def __init__(self, record: JobRecord) -> None:
+        self.stage = record.error_stage or "unknown stage"
+        self.cause = record.error or "no cause recorded"
+        super().__init__(record, f"job {record.job_id} failed in {self.stage}: {self.cause}")
+
+
+class JobCancelled(JobError):
+    def __init__(self, record: JobRecord) -> None:
+        super().__init__(record, f"job {record.job_id} was cancelled; it has no result")
+
+
+class ResultExpired(JobError):
+    """The job succeeded, but its result is no longer stored."""
+
+
+# --- stages and LLM calls ------------------------------------------------------------
+
+
+class ParseError(VpswebError):
+    """An answer lacks required tags; callers may re-ask a bounded number of times."""
+
+    def __init__(self, message: str, *, missing: Any = (), excerpt: str = "") -> None:
+        self.missing = list(missing)
+        self.excerpt = excerpt
+        super().__init__(message)
+
+
+class StageFailed(VpswebError):
+    """A stage could not produce its output; names the stage and the cause."""
+
+    def __init__(self, step: str, display_name: str, cause: str, *, metrics: Any = None):
+        self.step = step
+        self.display_name = display_name
+        self.cause = cause
+        self.metrics = metrics
+        super().__init__(f"{display_name} failed: {cause}")
+
+
+class LLMError(VpswebError):
+    """Base of every LLM failure. ``attempts`` counts the HTTP calls made."""
+
+    def __init__(self, message: str, *, attempts: int = 0) -> None:
+        self.attempts = attempts
+        super().__init__(message)
+
+
+class MissingAPIKey(LLMError):
+    """The worker's environment lacks the provider's key; no call was made."""
+
+
+class PermanentLLMError(LLMError):
+    """400/401/403/404/422: retrying cannot help (bad request, bad key, unknown model)."""
+
+    def __init__(self, message: str, *, status: int, attempts: int = 0) -> None:
+        self.status = status
+        super().__init__(message, attempts=attempts)
+
+
+class TransientLLMError(LLMError):
+    """Connection errors, timeouts, 429 and 5xx that outlasted the retry budget."""
+
+
+class LLMTimeout(TransientLLMError):
+    """The call exceeded the step's timeout on its last attempt."""
+
+
+# --- control flow inside workers -----------------------------------------------------
+
+
+class Cancelled(VpswebError):
+    """The job ended (cancelled or failed elsewhere); raised before an LLM call so that
+    no more money is spent."""
+
+
+class JobGone(VpswebError):
+    """The job is unknown or expired; its tasks have nothing to do."""

@@ -1,0 +1,71 @@
+"""What progress looks like: event kinds, events, snapshots and milestones.
+
+Pure data and arithmetic; the store (vpsweb.storage) writes and reads them.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class EventKind(StrEnum):
+    JOB_QUEUED = "job_queued"
+    STAGE_STARTED = "stage_started"
+    STAGE_COMPLETED = "stage_completed"
+    STAGE_FAILED = "stage_failed"
+    MILESTONE = "milestone"  # k of N candidates finished, at about 1/3, 2/3, all
+    JOB_FINISHED = "job_finished"  # terminal: nothing follows it
+
+
+class ProgressEvent(BaseModel):
+    """One entry of a job's event stream."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = ""
+    event: EventKind
+    stage: str = ""
+    status: str = ""
+    progress_percent: float = 0.0
+    parallel_progress: str = ""
+    successful: int | None = None
+    failed: int | None = None
+    message: str = ""
+    model: str = ""
+    error: str = ""
+    ts: float = 0.0
+
+    @property
+    def terminal(self) -> bool:
+        return self.event is EventKind.JOB_FINISHED
+
+    @classmethod
+    def from_fields(cls, entry_id: str, fields: dict[str, str]) -> ProgressEvent:
+        data: dict[str, Any] = {k: v for k, v in fields.items() if v != ""}
+        return cls(id=entry_id, **data)
+
+
+class ProgressSnapshot(BaseModel):
+    """The latest state of a job's progress (what the last event said)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    stage: str = ""
+    status: str = "queued"
+    progress_percent: float = 0.0
+    parallel_progress: str = ""
+    successful: int = 0
+    failed: int = 0
+    message: str = ""
+    terminal: bool = False
+
+
+def milestones(n: int) -> list[int]:
+    """Finished-candidate counts at which progress is published: about 1/3, 2/3, all."""
+    if n <= 2:
+        return list(range(1, n + 1))
+    return sorted({math.ceil(n / 3), math.ceil(2 * n / 3), n})

@@ -1,0 +1,71 @@
+"""Every ``VPSWEB_*`` environment variable, in one place, and how each is read.
+
+Nothing here is read at import time: callers ask when they need a value, so
+importing vpsweb never depends on the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from vpsweb.errors import SettingsError
+
+REDIS_URL_ENV = "VPSWEB_REDIS_URL"  # the state store: jobs, step outputs, progress
+BROKER_URL_ENV = "VPSWEB_BROKER_URL"  # Celery's broker; defaults to the state store
+CONFIG_DIR_ENV = "VPSWEB_CONFIG_DIR"  # a config directory instead of the packaged one
+OFFLINE_ENV = "VPSWEB_OFFLINE"  # 1: every step goes to the offline simulator
+SIMULATOR_URL_ENV = "VPSWEB_SIMULATOR_URL"  # where workers find the simulator
+FLOWER_USER_ENV = "VPSWEB_FLOWER_USER"
+FLOWER_PASSWORD_ENV = "VPSWEB_FLOWER_PASSWORD"
+WORKER_CONCURRENCY_ENV = "VPSWEB_WORKER_CONCURRENCY"
+SIM_ENV_PREFIX = "VPSWEB_SIM_"  # simulator knobs: VPSWEB_SIM_LATENCY_MS, ...
+
+DEFAULT_SIMULATOR_URL = "http://127.0.0.1:8765/v1"
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if env is None else env
+
+
+def truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in _TRUE
+
+
+def offline(env: Mapping[str, str] | None = None) -> bool:
+    return truthy(_env(env).get(OFFLINE_ENV))
+
+
+def redis_url(env: Mapping[str, str] | None = None) -> str | None:
+    return _env(env).get(REDIS_URL_ENV) or None
+
+
+def broker_url(env: Mapping[str, str] | None = None) -> str | None:
+    """The broker: VPSWEB_BROKER_URL, else the state store's URL."""
+    e = _env(env)
+    return e.get(BROKER_URL_ENV) or e.get(REDIS_URL_ENV) or None
+
+
+def simulator_url(env: Mapping[str, str] | None = None) -> str:
+    return _env(env).get(SIMULATOR_URL_ENV) or DEFAULT_SIMULATOR_URL
+
+
+def config_dir(env: Mapping[str, str] | None = None) -> str | None:
+    return _env(env).get(CONFIG_DIR_ENV) or None
+
+
+def require_redis_url(what: str, env: Mapping[str, str] | None = None) -> str:
+    """The state store's URL, or a message that says how to give one.
+
+    There is deliberately no default: on a shared host a silent
+    redis://127.0.0.1:6379 would be somebody else's Redis.
+    """
+    url = redis_url(env)
+    if not url:
+        raise SettingsError(
+            f"{what} needs the cluster's Redis: set {REDIS_URL_ENV} "
+            "(e.g. redis://:password@host:6379/0) or pass --redis-url"
+        )
+    return url

@@ -1,0 +1,5 @@
+import sys
+
+from vpsweb.simulator.server import main
+
+sys.exit(main())

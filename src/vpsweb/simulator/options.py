@@ -1,0 +1,79 @@
+"""The simulator's options: flags, VPSWEB_SIM_* variables and their defaults."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from vpsweb import settings
+
+
+class SimulatorOptions(BaseModel):
+    """Every knob of the simulator; flags and VPSWEB_SIM_* variables fill it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    latency_ms: float = Field(default=0.0, ge=0)
+    jitter_ms: float = Field(default=0.0, ge=0)
+    rate_429: float = Field(default=0.0, ge=0, le=1)
+    rate_500: float = Field(default=0.0, ge=0, le=1)
+    rate_hang: float = Field(default=0.0, ge=0, le=1)
+    rate_malformed: float = Field(default=0.0, ge=0, le=1)
+    retry_after_ms: float = Field(default=1000.0, ge=0)
+    hang_s: float = Field(default=3600.0, ge=0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _rates_fit(self) -> SimulatorOptions:
+        # One draw decides the fault, so the fractions share the unit interval.
+        total = self.rate_429 + self.rate_500 + self.rate_hang + self.rate_malformed
+        if total > 1 + 1e-9:
+            raise ValueError(f"the --rate-* fractions add up to {total:g}, more than 1")
+        return self
+
+
+FIELDS = list(SimulatorOptions.model_fields)
+
+
+_HELPS = {
+    "host": "bind address (default 127.0.0.1)",
+    "port": "port (default 8765; 0: any free one, printed at start)",
+    "latency_ms": "mean latency per answer in ms (default 0)",
+    "jitter_ms": "uniform ± jitter in ms (default 0)",
+    "rate_429": "fraction answered 429 with Retry-After (0-1)",
+    "rate_500": "fraction answered 500 (0-1)",
+    "rate_hang": "fraction that hang for --hang-s (0-1)",
+    "rate_malformed": "fraction answered without the step's tags (0-1)",
+    "retry_after_ms": "Retry-After of 429 answers in ms (default 1000)",
+    "hang_s": "how long a hang lasts in s (default 3600)",
+    "seed": "random seed for faults, jitter and answers (default 0)",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags default to None so that an unset flag falls back to its environment variable."""
+    for name in FIELDS:
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            default=None,
+            help=f"{_HELPS[name]}; env {settings.SIM_ENV_PREFIX}{name.upper()}",
+        )
+
+
+def options_from(ns: argparse.Namespace, env: dict[str, str] | None = None) -> SimulatorOptions:
+    """Flags win over VPSWEB_SIM_* variables, which win over the defaults."""
+    env = dict(os.environ) if env is None else env
+    values: dict[str, Any] = {}
+    for name in FIELDS:
+        value = getattr(ns, name, None)
+        if value is None:
+            value = env.get(f"{settings.SIM_ENV_PREFIX}{name.upper()}")
+        if value is not None and value != "":
+            values[name] = value
+    return SimulatorOptions.model_validate(values)

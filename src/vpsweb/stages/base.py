@@ -1,0 +1,145 @@
+"""What every stage shares: its context, its inputs, usage recording and the ask loop.
+
+No Celery, no Redis: a stage is a function of its inputs and an LLM client, so it
+runs the same in a worker, in the in-process runner and in a unit test. Usage is
+recorded over *all* billed calls, including answers that failed to parse,
+because the user paid for them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
+
+from vpsweb.errors import LLMError, ParseError, StageFailed
+from vpsweb.languages import language_name
+from vpsweb.llm.client import Completion, LLMClient
+from vpsweb.models import CandidateResult, EvaluationResult, StepMetrics, utcnow
+from vpsweb.parsing import label_lines
+from vpsweb.prompts import PromptFile, RenderedPrompt, dial_variables, render
+
+if TYPE_CHECKING:  # pragma: no cover - the plan module imports the stage table
+    from vpsweb.plan import JobPlan, StepCall
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class StageContext:
+    """What every stage needs: the plan, the prompt templates, the LLM, a cancel check."""
+
+    plan: JobPlan
+    prompts: dict[str, PromptFile]
+    llm: LLMClient
+    check: Callable[[], None] | None = None
+
+
+@dataclass
+class Prior:
+    """Outputs of earlier stages, by stage name (a list for a fan-out stage)."""
+
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, name: str, model: type[M]) -> M:
+        value = self.outputs.get(name)
+        if not isinstance(value, model):
+            raise KeyError(f"output of stage {name!r} is not available")
+        return value
+
+    def items(self, name: str, model: type[M]) -> list[M]:
+        value = self.outputs.get(name)
+        if not isinstance(value, list) or not all(isinstance(v, model) for v in value):
+            raise KeyError(f"outputs of fan-out stage {name!r} are not available")
+        return value
+
+    def candidates(self) -> list[CandidateResult]:
+        return self.items("initial_translation", CandidateResult)
+
+    def selected(self) -> CandidateResult:
+        """The candidate the evaluation chose: what the editor and the reviser work on."""
+        chosen = self.get("evaluation", EvaluationResult).selected_index
+        return self.candidates()[chosen]
+
+
+@dataclass
+class Recorder:
+    """Accumulates usage across attempts into one StepMetrics."""
+
+    call: StepCall
+    started: float = field(default_factory=time.monotonic)
+    metrics: StepMetrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = StepMetrics(model=self.call.model, started_at=utcnow())
+
+    def billed(self, completion: Completion) -> None:
+        m = self.metrics
+        m.usage = m.usage + completion.usage
+        m.attempts += completion.attempts
+        m.billed_calls += 1
+        m.llm_latency_s += completion.latency_s
+        if completion.sim_latency_ms is not None:
+            m.reported_latency_s = (m.reported_latency_s or 0.0) + completion.sim_latency_ms / 1000
+
+    def failed(self, exc: LLMError) -> None:
+        self.metrics.attempts += exc.attempts
+
+    def done(self) -> StepMetrics:
+        self.metrics.duration_s = round(time.monotonic() - self.started, 4)
+        self.metrics.llm_latency_s = round(self.metrics.llm_latency_s, 4)
+        self.metrics.finished_at = utcnow()
+        return self.metrics
+
+
+def ask(
+    ctx: StageContext,
+    rec: Recorder,
+    prompt: RenderedPrompt,
+    parse: Callable[[str], T],
+    *,
+    parse_attempts: int,
+) -> T:
+    """Call, parse, and re-ask on a ParseError up to ``parse_attempts`` times in all."""
+    last: ParseError | None = None
+    for _ in range(parse_attempts):
+        try:
+            completion = ctx.llm.complete(rec.call, prompt.messages(), check=ctx.check)
+        except LLMError as exc:
+            rec.failed(exc)
+            raise
+        rec.billed(completion)
+        try:
+            return parse(completion.content)
+        except ParseError as exc:
+            last = exc
+    assert last is not None
+    raise last
+
+
+def common_variables(plan: JobPlan, *, labelled: bool = False) -> dict[str, Any]:
+    """Variables every prompt gets: the poem (with [L1] labels where lines are cited)."""
+    req = plan.request
+    return {
+        "original_poem": label_lines(req.poem) if labelled else req.poem.strip("\n"),
+        "source_lang": language_name(req.source_lang),
+        "target_lang": language_name(req.target_lang),
+        "poem_title": req.title,
+        "poet_name": req.author,
+        **dial_variables(plan.strategy),
+    }
+
+
+def stage_prompt(
+    ctx: StageContext, step: str, call: StepCall, variables: dict[str, Any]
+) -> RenderedPrompt:
+    return render(ctx.prompts[step].for_model(reasoning=call.model.reasoning), variables)
+
+
+def failure(step: str, display_name: str, rec: Recorder, exc: Exception) -> StageFailed:
+    """A stage's failure with the usage it was billed for, so totals stay honest."""
+    return StageFailed(step, display_name, str(exc), metrics=rec.done())

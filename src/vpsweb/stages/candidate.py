@@ -1,0 +1,82 @@
+"""Initial translation: one candidate per variant, run N times in parallel (fan-out)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from vpsweb.errors import LLMError, ParseError
+from vpsweb.models import CandidateResult
+from vpsweb.parsing import extract_fields
+from vpsweb.stages.base import Prior, Recorder, StageContext, ask, common_variables, stage_prompt
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vpsweb.plan import JobPlan
+    from vpsweb.stages.table import TranslationOutput
+
+STEP = "initial_translation"
+TAGS = ("translated_poem_title", "translated_poet_name", "initial_translation")
+OPTIONAL_TAGS = ("initial_translation_notes",)
+
+
+def translate_candidate(ctx: StageContext, prior: Prior, index: int | None) -> CandidateResult:
+    """One candidate. LLM and parse failures become a failed record, never an exception,
+    so that one bad candidate cannot stop the others' evaluation."""
+    assert index is not None, "a candidate needs its index"
+    plan = ctx.plan
+    cand = plan.candidates[index]
+    rec = Recorder(cand.call)
+    variables = {
+        **common_variables(plan),
+        "background_briefing_report": plan.request.background_briefing or "",
+        "strategy_hint": cand.hint,
+        "variant_name": cand.variant,
+    }
+    prompt = stage_prompt(ctx, STEP, cand.call, variables)
+
+    def parse(text: str) -> dict[str, str]:
+        return extract_fields(
+            text, ["initial_translation"], [*TAGS, *OPTIONAL_TAGS], what="initial translation"
+        )
+
+    record = CandidateResult(
+        index=index, variant=cand.variant, strategy_hint=cand.hint, status="failed"
+    )
+    try:
+        fields = ask(ctx, rec, prompt, parse, parse_attempts=plan.parse_retries + 1)
+    except (LLMError, ParseError) as exc:
+        return record.model_copy(update={"error": str(exc), "metrics": rec.done()})
+    return record.model_copy(
+        update={
+            "status": "succeeded",
+            "translated_title": fields["translated_poem_title"],
+            "translated_poet": fields["translated_poet_name"],
+            "translation": fields["initial_translation"],
+            "notes": fields["initial_translation_notes"],
+            "metrics": rec.done(),
+        }
+    )
+
+
+def lost(plan: JobPlan, index: int, error: str) -> CandidateResult:
+    """The record of a candidate whose output is missing when the next stage runs."""
+    c = plan.candidates[index]
+    return CandidateResult(
+        index=index, variant=c.variant, strategy_hint=c.hint, status="failed", error=error
+    )
+
+
+def summary(candidates: list[CandidateResult]) -> str:
+    ok = sum(c.ok for c in candidates)
+    return f"{ok} of {len(candidates)} candidates succeeded"
+
+
+def markdown(output: TranslationOutput) -> list[str]:
+    lines = ["## Candidates", ""]
+    for c in output.candidates:
+        mark = " (selected)" if c.index == output.evaluation.selected_index else ""
+        if c.ok:
+            lines += [f"### Candidate {c.index} — {c.variant}{mark}", ""]
+            lines += ["```text", c.translation, "```", "", c.notes, ""]
+        else:
+            lines += [f"### Candidate {c.index} — {c.variant}: failed", "", f"> {c.error}", ""]
+    return lines

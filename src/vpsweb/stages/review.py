@@ -1,0 +1,64 @@
+"""Editor review: the editor reads the chosen candidate against the labelled source."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from vpsweb.errors import LLMError, ParseError
+from vpsweb.models import EditorReview
+from vpsweb.parsing import clean_answer, extract_tag
+from vpsweb.stages.base import (
+    Prior,
+    Recorder,
+    StageContext,
+    ask,
+    common_variables,
+    failure,
+    stage_prompt,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vpsweb.stages.table import TranslationOutput
+
+STEP = "editor_review"
+DISPLAY = "Editor Review"
+
+
+def parse_suggestions(text: str) -> str:
+    """A tagless but non-empty answer is accepted as raw suggestions: an editor's plain
+    prose is still useful. Empty tags are not."""
+    value = extract_tag(text, "editor_suggestions")
+    if value:
+        return value
+    if value is None and (raw := clean_answer(text).strip()):
+        return raw
+    raise ParseError("editor review has no suggestions", missing=["editor_suggestions"])
+
+
+def editor_review(ctx: StageContext, prior: Prior, index: int | None = None) -> EditorReview:
+    plan = ctx.plan
+    chosen = prior.selected()
+    call = plan.steps[STEP]
+    variables = {
+        **common_variables(plan, labelled=True),
+        "translated_title": chosen.translated_title,
+        "translation": chosen.translation,
+        "translation_notes": chosen.notes,
+    }
+    rec = Recorder(call)
+    prompt = stage_prompt(ctx, STEP, call, variables)
+    try:
+        suggestions = ask(
+            ctx, rec, prompt, parse_suggestions, parse_attempts=plan.parse_retries + 1
+        )
+    except (LLMError, ParseError) as exc:
+        raise failure(STEP, DISPLAY, rec, exc) from exc
+    return EditorReview(suggestions=suggestions, metrics=rec.done())
+
+
+def summary(review: EditorReview) -> str:
+    return f"{DISPLAY} completed"
+
+
+def markdown(output: TranslationOutput) -> list[str]:
+    return ["## Editor review", "", output.editor_review.suggestions, ""]

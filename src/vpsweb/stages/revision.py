@@ -1,0 +1,67 @@
+"""Translator revision: the translator revises the chosen candidate after the review."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from vpsweb.errors import LLMError, ParseError
+from vpsweb.models import EditorReview, Revision
+from vpsweb.parsing import extract_fields
+from vpsweb.stages.base import (
+    Prior,
+    Recorder,
+    StageContext,
+    ask,
+    common_variables,
+    failure,
+    stage_prompt,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vpsweb.stages.table import TranslationOutput
+
+STEP = "translator_revision"
+DISPLAY = "Translator Revision"
+TAGS = ("refined_translated_poem_title", "refined_translated_poet_name", "revised_translation")
+OPTIONAL_TAGS = ("revised_translation_notes",)
+
+
+def translator_revision(ctx: StageContext, prior: Prior, index: int | None = None) -> Revision:
+    plan = ctx.plan
+    chosen = prior.selected()
+    review = prior.get("editor_review", EditorReview)
+    call = plan.steps[STEP]
+    variables = {
+        **common_variables(plan),
+        "translated_title": chosen.translated_title,
+        "translation": chosen.translation,
+        "translation_notes": chosen.notes,
+        "editor_suggestions": review.suggestions,
+    }
+    rec = Recorder(call)
+    prompt = stage_prompt(ctx, STEP, call, variables)
+
+    def parse(text: str) -> dict[str, str]:
+        return extract_fields(
+            text, ["revised_translation"], [*TAGS, *OPTIONAL_TAGS], what="translator revision"
+        )
+
+    try:
+        fields = ask(ctx, rec, prompt, parse, parse_attempts=plan.parse_retries + 1)
+    except (LLMError, ParseError) as exc:
+        raise failure(STEP, DISPLAY, rec, exc) from exc
+    return Revision(
+        translated_title=fields["refined_translated_poem_title"] or chosen.translated_title,
+        translated_poet=fields["refined_translated_poet_name"] or chosen.translated_poet,
+        translation=fields["revised_translation"],
+        notes=fields["revised_translation_notes"],
+        metrics=rec.done(),
+    )
+
+
+def summary(revision: Revision) -> str:
+    return f"{DISPLAY} completed"
+
+
+def markdown(output: TranslationOutput) -> list[str]:
+    return ["## Revision notes", "", output.revision.notes, ""]

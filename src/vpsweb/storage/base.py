@@ -1,0 +1,177 @@
+"""The storage seam: what the orchestrator, workers and clients need from a state store.
+
+Small abstract interfaces, one concrete implementation per store (Redis in
+``vpsweb.storage.redis``), as dramatiq does with its result backends. Payloads
+cross this seam as JSON text; the callers own the models.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from vpsweb.plan import JobPlan
+from vpsweb.progress import EventKind, ProgressEvent, ProgressSnapshot
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class JobRecord(BaseModel):
+    """What the registry knows about a job, for status displays and clients."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str
+    status: JobStatus
+    plan: JobPlan
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    error_stage: str | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event to append: fields as the stream stores them, and the percentage it proposes
+    (the store keeps the percentage monotonic)."""
+
+    kind: EventKind
+    percent: float
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A job waiting for a dispatcher to send its canvas."""
+
+    entry_id: str
+    job_id: str
+
+
+class JobStore(abc.ABC):
+    """Jobs, their step outputs and results, and the queue of submissions."""
+
+    @abc.abstractmethod
+    def create(self, plans: list[JobPlan]) -> None:
+        """Register jobs (status queued, a queued event each) and submit them, at once."""
+
+    @abc.abstractmethod
+    def get(self, job_id: str) -> JobRecord | None: ...
+
+    @abc.abstractmethod
+    def status(self, job_id: str) -> JobStatus | None: ...
+
+    @abc.abstractmethod
+    def plan(self, job_id: str) -> JobPlan | None:
+        """The job's plan (plans never change, so implementations may cache it)."""
+
+    @abc.abstractmethod
+    def mark_running(self, job_id: str, ttl: int) -> None:
+        """queued -> running, once; later calls keep the first start time."""
+
+    @abc.abstractmethod
+    def end(
+        self,
+        job_id: str,
+        status: JobStatus,
+        ttl: int,
+        *,
+        events: list[Event],
+        result: str | None = None,
+        error: str | None = None,
+        error_stage: str | None = None,
+    ) -> bool:
+        """End a job in one atomic write: the result (if any, first one stands), the
+        status and the events, the last of which must be the terminal one. False if
+        the job had already ended (then nothing is written)."""
+
+    @abc.abstractmethod
+    def recent_jobs(self, limit: int = 20) -> list[str]: ...
+
+    @abc.abstractmethod
+    def save_step(self, job_id: str, key: str, payload: str, ttl: int) -> str:
+        """Store a step's output once; returns the stored one (first writer wins)."""
+
+    @abc.abstractmethod
+    def load_steps(self, job_id: str, keys: list[str]) -> list[str | None]: ...
+
+    @abc.abstractmethod
+    def load_result(self, job_id: str) -> str | None: ...
+
+    @abc.abstractmethod
+    def next_submissions(self, consumer: str, *, block_ms: int, count: int) -> list[Submission]:
+        """Submissions for this dispatcher: new ones, or ones a dead dispatcher left."""
+
+    @abc.abstractmethod
+    def ack_submissions(self, entries: list[Submission]) -> None: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def load_step(self, job_id: str, key: str) -> str | None:
+        return self.load_steps(job_id, [key])[0]
+
+
+class ProgressLog(abc.ABC):
+    """A job's progress: a snapshot that only moves forward, and a replayable event stream."""
+
+    @abc.abstractmethod
+    def emit(self, job_id: str, event: Event, ttl: int, *, once: str = "") -> bool:
+        """Append an event (once per ``once`` key, if given); False if refused (a
+        duplicate, or the job's stream already ended)."""
+
+    @abc.abstractmethod
+    def candidate_finished(
+        self,
+        job_id: str,
+        index: int,
+        *,
+        ok: bool,
+        n: int,
+        end_percent: float,
+        stage: str,
+        ttl: int,
+    ) -> tuple[int, bool]:
+        """Count a fan-out item once; returns (finished count or 0 for a duplicate,
+        whether a milestone event was published)."""
+
+    @abc.abstractmethod
+    def snapshot(self, job_id: str) -> ProgressSnapshot: ...
+
+    @abc.abstractmethod
+    def events(
+        self, job_id: str, *, timeout: float | None = None, start: str = "0-0"
+    ) -> Iterator[ProgressEvent]:
+        """Replay from ``start``, then follow; ends after the terminal event. Raises
+        TimeoutError when ``timeout`` seconds pass without it."""
+
+
+@dataclass(frozen=True)
+class Storage:
+    """A store's two halves, sharing one connection pool."""
+
+    jobs: JobStore
+    progress: ProgressLog
+
+    def close(self) -> None:
+        self.jobs.close()

@@ -1,0 +1,38 @@
+"""Every Redis key vpsweb uses, in one place (as arq does)."""
+
+from __future__ import annotations
+
+PREFIX = "vpsweb"
+JOBS_INDEX = f"{PREFIX}:jobs"  # sorted set: job id -> created timestamp
+SUBMISSIONS = f"{PREFIX}:submissions"  # stream: jobs waiting for a dispatcher
+DISPATCHERS = "dispatchers"  # the consumer group of SUBMISSIONS
+
+
+def job(job_id: str) -> str:
+    """Hash: status, plan, timestamps, error."""
+    return f"{PREFIX}:job:{job_id}"
+
+
+def step(job_id: str, key: str) -> str:
+    """String: a finished step's JSON output (candidate-0, evaluation, ...)."""
+    return f"{PREFIX}:job:{job_id}:step:{key}"
+
+
+def result(job_id: str) -> str:
+    """String: the TranslationOutput JSON."""
+    return f"{PREFIX}:job:{job_id}:result"
+
+
+def events(job_id: str) -> str:
+    """Stream: the job's progress events, replayable from the start."""
+    return f"{PREFIX}:job:{job_id}:events"
+
+
+def progress(job_id: str) -> str:
+    """Hash: the latest progress snapshot (percent only ever increases)."""
+    return f"{PREFIX}:job:{job_id}:progress"
+
+
+def finished_items(job_id: str) -> str:
+    """Set: indexes of fan-out items already counted, so a redelivery counts once."""
+    return f"{PREFIX}:job:{job_id}:finished"

@@ -1,0 +1,96 @@
+"""Progress in Redis: counters, milestones, a monotonic percentage and an event stream.
+
+Both writes are Lua scripts, so that concurrent workers and redelivered tasks
+cannot double-count a candidate, publish a milestone twice, move the percentage
+back, or append anything after the terminal event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any, cast
+
+import redis
+
+from vpsweb.progress import ProgressEvent, ProgressSnapshot, milestones
+from vpsweb.storage.base import Event, ProgressLog
+from vpsweb.storage.redis import keys
+from vpsweb.storage.redis.store import STREAM_MAXLEN, event_fields, load_lua
+
+# What XREAD returns with decode_responses=True: [(stream, [(id, fields), ...])].
+StreamBatch = list[tuple[str, list[tuple[str, dict[str, str]]]]] | None
+
+
+class RedisProgressLog(ProgressLog):
+    """Cheap to build; holds no job state of its own."""
+
+    def __init__(self, client: redis.Redis, *, block_ms: int = 1000) -> None:
+        self.redis = client
+        self.block_ms = block_ms
+        self._emit = client.register_script(load_lua("emit.lua"))
+        self._finished = client.register_script(load_lua("candidate_finished.lua"))
+
+    def emit(self, job_id: str, event: Event, ttl: int, *, once: str = "") -> bool:
+        args: list[Any] = [round(event.percent, 2), ttl, STREAM_MAXLEN, once]
+        for k, v in event_fields(event).items():
+            args += [k, v]
+        return bool(self._emit(keys=[keys.progress(job_id), keys.events(job_id)], args=args))
+
+    def candidate_finished(
+        self,
+        job_id: str,
+        index: int,
+        *,
+        ok: bool,
+        n: int,
+        end_percent: float,
+        stage: str,
+        ttl: int,
+    ) -> tuple[int, bool]:
+        args = [
+            index,
+            "1" if ok else "0",
+            n,
+            ttl,
+            STREAM_MAXLEN,
+            end_percent,
+            f"{time.time():.3f}",
+            stage,
+            *milestones(n),
+        ]
+        k, published = self._finished(
+            keys=[keys.finished_items(job_id), keys.progress(job_id), keys.events(job_id)],
+            args=args,
+        )
+        return int(k), bool(published)
+
+    def snapshot(self, job_id: str) -> ProgressSnapshot:
+        data = cast(dict[str, str], self.redis.hgetall(keys.progress(job_id)))
+        clean: dict[str, Any] = {
+            k: v for k, v in data.items() if not k.startswith("once:") and v != ""
+        }
+        clean["terminal"] = data.get("terminal") == "1"
+        return ProgressSnapshot.model_validate(clean)
+
+    def events(
+        self, job_id: str, *, timeout: float | None = None, start: str = "0-0"
+    ) -> Iterator[ProgressEvent]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last = start
+        stream = keys.events(job_id)
+        while True:
+            wait = self.block_ms
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"job {job_id}: no terminal event within {timeout:g}s")
+                wait = max(1, min(wait, int(remaining * 1000)))
+            batch = cast(StreamBatch, self.redis.xread({stream: last}, block=wait, count=100))
+            for _name, entries in batch or []:
+                for entry_id, fields in entries:
+                    last = entry_id
+                    event = ProgressEvent.from_fields(entry_id, fields)
+                    yield event
+                    if event.terminal:
+                        return

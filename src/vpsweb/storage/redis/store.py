@@ -1,0 +1,247 @@
+"""The job registry in Redis: status, plan, step outputs, results and submissions.
+
+Any process with the Redis URL can read any job. Step outputs are written with
+SET NX, so a redelivered task finds the first writer's output and returns it
+without paying for the LLM call again. Ending a job is one Lua script, so the
+status and the terminal event can never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from datetime import datetime
+from importlib import resources
+from typing import Any, cast
+
+import redis
+
+from vpsweb.models import utcnow
+from vpsweb.plan import JobPlan
+from vpsweb.progress import EventKind
+from vpsweb.storage.base import Event, JobRecord, JobStatus, JobStore, Submission
+from vpsweb.storage.redis import keys
+
+PLAN_CACHE_SIZE = 512
+STREAM_MAXLEN = 1000
+# A submission a dispatcher read but did not acknowledge within this is taken over.
+CLAIM_IDLE_MS = 30_000
+CLAIM_EVERY_S = 10.0
+
+
+def load_lua(name: str) -> str:
+    return resources.files("vpsweb.storage.redis").joinpath(name).read_text(encoding="utf-8")
+
+
+def event_fields(event: Event) -> dict[str, str]:
+    """An event as the stream stores it: strings only, empty for None."""
+    payload = {"event": event.kind.value, "ts": f"{time.time():.3f}", **event.fields}
+    return {k: "" if v is None else str(v) for k, v in payload.items()}
+
+
+class RedisJobStore(JobStore):
+    """Safe to share between threads.
+
+    Options (keyword-only):
+      claim_idle_ms: a submission read but not acknowledged for this long belongs to a
+        dispatcher that died; another one takes it over.
+    """
+
+    def __init__(self, client: redis.Redis, *, claim_idle_ms: int = CLAIM_IDLE_MS) -> None:
+        self.redis = client
+        self.claim_idle_ms = claim_idle_ms
+        self._mark_running = client.register_script(load_lua("mark_running.lua"))
+        self._end = client.register_script(load_lua("end.lua"))
+        self._plans: OrderedDict[str, JobPlan] = OrderedDict()
+        self._plans_lock = threading.Lock()
+        self._group_ready = False
+        self._last_claim = 0.0
+
+    # --- registry -------------------------------------------------------------
+
+    def create(self, plans: list[JobPlan]) -> None:
+        if not plans:
+            return
+        with self.redis.pipeline(transaction=True) as pipe:
+            for plan in plans:
+                self._create(pipe, plan)
+            newest = max(p.created_at.timestamp() for p in plans)
+            pipe.zremrangebyscore(keys.JOBS_INDEX, "-inf", newest - plans[0].retention_s)
+            pipe.execute()
+
+    @staticmethod
+    def _create(pipe: Any, plan: JobPlan) -> None:
+        job, ttl = plan.job_id, plan.retention_s
+        pipe.hset(
+            keys.job(job),
+            mapping={
+                "status": JobStatus.QUEUED.value,
+                "plan": plan.model_dump_json(),
+                "created_at": plan.created_at.isoformat(),
+            },
+        )
+        pipe.expire(keys.job(job), ttl)
+        pipe.zadd(keys.JOBS_INDEX, {job: plan.created_at.timestamp()})
+        queued = event_fields(
+            Event(
+                EventKind.JOB_QUEUED,
+                0,
+                {
+                    "status": "queued",
+                    "message": f"queued with {plan.parallel_count} candidate(s), "
+                    f"mode {plan.workflow_mode.value}",
+                },
+            )
+        )
+        fields = {**queued, "progress_percent": "0"}
+        pipe.hset(keys.progress(job), mapping=fields)
+        pipe.xadd(keys.events(job), fields, maxlen=STREAM_MAXLEN, approximate=True)
+        pipe.expire(keys.progress(job), ttl)
+        pipe.expire(keys.events(job), ttl)
+        pipe.xadd(keys.SUBMISSIONS, {"job": job})
+
+    def get(self, job_id: str) -> JobRecord | None:
+        data = cast(dict[str, str], self.redis.hgetall(keys.job(job_id)))
+        if not data or "plan" not in data:
+            return None
+        return JobRecord(
+            job_id=job_id,
+            status=JobStatus(data["status"]),
+            plan=JobPlan.model_validate_json(data["plan"]),
+            created_at=datetime.fromisoformat(data["created_at"]),
+            started_at=_dt(data.get("started_at")),
+            finished_at=_dt(data.get("finished_at")),
+            error=data.get("error") or None,
+            error_stage=data.get("error_stage") or None,
+        )
+
+    def status(self, job_id: str) -> JobStatus | None:
+        value = cast(str | None, self.redis.hget(keys.job(job_id), "status"))
+        return JobStatus(value) if value else None
+
+    def plan(self, job_id: str) -> JobPlan | None:
+        with self._plans_lock:
+            plan = self._plans.get(job_id)
+        if plan is not None:
+            return plan
+        raw = cast(str | None, self.redis.hget(keys.job(job_id), "plan"))
+        if raw is None:
+            return None
+        plan = JobPlan.model_validate_json(raw)
+        with self._plans_lock:
+            self._plans[job_id] = plan
+            while len(self._plans) > PLAN_CACHE_SIZE:
+                self._plans.popitem(last=False)
+        return plan
+
+    def mark_running(self, job_id: str, ttl: int) -> None:
+        self._mark_running(keys=[keys.job(job_id)], args=[utcnow().isoformat()])
+
+    def end(
+        self,
+        job_id: str,
+        status: JobStatus,
+        ttl: int,
+        *,
+        events: list[Event],
+        result: str | None = None,
+        error: str | None = None,
+        error_stage: str | None = None,
+    ) -> bool:
+        fields = {"finished_at": utcnow().isoformat()}
+        if error is not None:
+            fields["error"] = error
+        if error_stage is not None:
+            fields["error_stage"] = error_stage
+        encoded = [{"percent": round(e.percent, 2), "fields": event_fields(e)} for e in events]
+        done = self._end(
+            keys=[
+                keys.job(job_id),
+                keys.progress(job_id),
+                keys.events(job_id),
+                keys.result(job_id),
+            ],
+            args=[
+                status.value,
+                ttl,
+                STREAM_MAXLEN,
+                result or "",
+                json.dumps(fields),
+                json.dumps(encoded),
+            ],
+        )
+        return bool(done)
+
+    def recent_jobs(self, limit: int = 20) -> list[str]:
+        return cast(list[str], self.redis.zrevrange(keys.JOBS_INDEX, 0, limit - 1))
+
+    # --- step outputs and results --------------------------------------------------
+
+    def save_step(self, job_id: str, key: str, payload: str, ttl: int) -> str:
+        name = keys.step(job_id, key)
+        if self.redis.set(name, payload, nx=True, ex=ttl):
+            return payload
+        existing = cast(str | None, self.redis.get(name))
+        return existing if existing is not None else payload
+
+    def load_steps(self, job_id: str, step_keys: list[str]) -> list[str | None]:
+        if not step_keys:
+            return []
+        return cast(list[str | None], self.redis.mget([keys.step(job_id, k) for k in step_keys]))
+
+    def load_result(self, job_id: str) -> str | None:
+        return cast(str | None, self.redis.get(keys.result(job_id)))
+
+    # --- submissions ------------------------------------------------------------------
+
+    def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            self.redis.xgroup_create(keys.SUBMISSIONS, keys.DISPATCHERS, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    def next_submissions(self, consumer: str, *, block_ms: int, count: int) -> list[Submission]:
+        self._ensure_group()
+        found: list[Submission] = []
+        now = time.monotonic()
+        if now - self._last_claim > min(CLAIM_EVERY_S, self.claim_idle_ms / 1000):
+            self._last_claim = now
+            reply = self.redis.xautoclaim(
+                keys.SUBMISSIONS, keys.DISPATCHERS, consumer, self.claim_idle_ms, count=count
+            )
+            found += _submissions(cast(list[Any], reply)[1])
+        if found:
+            return found
+        batch = self.redis.xreadgroup(
+            keys.DISPATCHERS, consumer, {keys.SUBMISSIONS: ">"}, count=count, block=block_ms
+        )
+        for _stream, entries in cast(list[Any], batch) or []:
+            found += _submissions(entries)
+        return found
+
+    def ack_submissions(self, entries: list[Submission]) -> None:
+        if not entries:
+            return
+        ids = [e.entry_id for e in entries]
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xack(keys.SUBMISSIONS, keys.DISPATCHERS, *ids)
+            pipe.xdel(keys.SUBMISSIONS, *ids)
+            pipe.execute()
+
+    def close(self) -> None:
+        self.redis.close()
+
+
+def _submissions(entries: list[Any]) -> list[Submission]:
+    # A claimed entry that was deleted meanwhile comes back with no fields.
+    return [Submission(entry_id, fields["job"]) for entry_id, fields in entries if fields]
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

@@ -1,0 +1,45 @@
+"""Calling the stages from tests with their direct inputs rather than a Prior.
+
+The stage functions take (ctx, prior, index) so that workers and the in-process
+runner can call every stage the same way; these wrappers build the Prior.
+"""
+
+from __future__ import annotations
+
+from vpsweb.models import CandidateResult, EditorReview, EvaluationResult, Revision
+from vpsweb.stages.base import Prior, StageContext
+from vpsweb.stages.candidate import translate_candidate as _candidate
+from vpsweb.stages.evaluation import evaluate as _evaluate
+from vpsweb.stages.review import editor_review as _review
+from vpsweb.stages.revision import translator_revision as _revision
+
+
+def chosen_prior(chosen: CandidateResult, review: EditorReview | None = None) -> Prior:
+    """A Prior whose evaluation selected ``chosen`` (other positions are never read)."""
+    outputs: dict[str, object] = {
+        "initial_translation": [chosen] * (chosen.index + 1),
+        "evaluation": EvaluationResult(
+            selected_index=chosen.index, rationale="test", method="judge"
+        ),
+    }
+    if review is not None:
+        outputs["editor_review"] = review
+    return Prior(outputs)
+
+
+def translate_candidate(ctx: StageContext, index: int) -> CandidateResult:
+    return _candidate(ctx, Prior(), index)
+
+
+def evaluate(ctx: StageContext, candidates: list[CandidateResult]) -> EvaluationResult:
+    return _evaluate(ctx, Prior({"initial_translation": candidates}))
+
+
+def editor_review(ctx: StageContext, chosen: CandidateResult) -> EditorReview:
+    return _review(ctx, chosen_prior(chosen))
+
+
+def translator_revision(
+    ctx: StageContext, chosen: CandidateResult, review: EditorReview
+) -> Revision:
+    return _revision(ctx, chosen_prior(chosen, review))
