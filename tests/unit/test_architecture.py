@@ -1,0 +1,302 @@
+"""The architecture's rules, checked so that they stay true.
+
+One stage table from which the rest derives; a domain core free of Celery and
+Redis; no two packages importing each other; one error root; one settings
+module for every VPSWEB_* name; a public API that imports without side effects.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import subprocess
+import sys
+import typing
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import yaml
+
+import vpsweb
+from vpsweb import errors
+from vpsweb.config import load_config, packaged_config_dir
+from vpsweb.plan import build_plan
+from vpsweb.stages.table import FINALIZE_TASK, STAGES, TranslationOutput, stage_bounds
+
+SRC = Path(vpsweb.__file__).parent
+MAX_FUNCTION_LINES = 60
+MAX_MODULE_LINES = 400
+
+
+def _modules() -> list[tuple[str, Path]]:
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC.parent).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found.append((".".join(parts), path))
+    return found
+
+
+# --- the stage table -------------------------------------------------------------
+
+
+def test_every_stage_lands_in_the_result_with_its_output_type() -> None:
+    hints = typing.get_type_hints(TranslationOutput)
+    for s in STAGES:
+        expected = list[s.output] if s.fan_out else s.output  # type: ignore[name-defined]
+        assert hints[s.result_field] == expected, s.name
+
+
+def test_every_stage_has_a_prompt_file_and_a_model_in_every_mode() -> None:
+    root = packaged_config_dir()
+    pipeline = yaml.safe_load((root / "pipeline.yaml").read_text())
+    for s in STAGES:
+        assert (root / "prompts" / f"{s.prompt}.yaml").is_file(), s.name
+        for mode, settings in pipeline["modes"].items():
+            assert s.name in settings["steps"], (mode, s.name)
+    names = [s.task_name for s in STAGES] + [FINALIZE_TASK]
+    assert len(set(names)) == len(names)
+    # A fan-out stage is a chord header: something must follow it as the callback.
+    assert not STAGES[-1].fan_out
+
+
+def test_progress_bounds_tile_the_bar_from_0_to_100() -> None:
+    weights = load_config().progress_weights()
+    bounds = [stage_bounds(weights, s.name) for s in STAGES]
+    assert bounds[0][0] == 0 and bounds[-1][1] == 100
+    for (_, end), (start, _) in zip(bounds, bounds[1:], strict=False):
+        assert end == start
+
+
+def test_the_canvas_is_derived_from_the_table() -> None:
+    from vpsweb.orchestrator.canvas import build_canvas
+    from vpsweb.workers.factory import create_app
+
+    cfg = load_config()
+    plan = build_plan(
+        {"poem": "a\nb", "source_lang": "en", "target_lang": "zh-CN", "parallel_count": 3},
+        cfg,
+        job_id="0123456789ab",
+        offline=True,
+    )
+    app = create_app("redis://127.0.0.1:9/0")  # building signatures connects nowhere
+    canvas = build_canvas(app, plan, cfg.routing())
+    app.close()
+    # Celery folds the links after a chord into its body; flatten in execution order.
+    header: list = []
+    links: list = []
+
+    def walk(sig) -> None:
+        if hasattr(sig, "body") and hasattr(sig, "tasks"):  # a chord
+            header.extend(sig.tasks)
+            walk(sig.body)
+        elif hasattr(sig, "tasks"):  # a chain
+            for t in sig.tasks:
+                walk(t)
+        else:
+            links.append(sig)
+
+    walk(canvas)
+    assert [t.task for t in header] == ["vpsweb.candidate"] * 3
+    assert [t.id for t in header] == [f"{plan.job_id}.candidate-{i}" for i in range(3)]
+    assert [t.args for t in header] == [(plan.job_id, i) for i in range(3)]
+    assert [t.task for t in links] == [
+        "vpsweb.evaluate",
+        "vpsweb.editor_review",
+        "vpsweb.translator_revision",
+        "vpsweb.finalize",
+    ]
+    assert [t.id for t in links] == [
+        f"{plan.job_id}.{k}"
+        for k in ("evaluation", "editor_review", "translator_revision", "finalize")
+    ]
+    assert all(t.immutable for t in [*header, *links])
+    routing = cfg.routing()
+    assert [t.options["queue"] for t in [*header, *links]] == [
+        *[routing["initial_translation"]] * 3,
+        routing["evaluation"],
+        routing["editor_review"],
+        routing["translator_revision"],
+        routing["finalize"],
+    ]
+
+
+# --- layering ----------------------------------------------------------------------
+
+DOMAIN_CORE = (
+    "vpsweb.models",
+    "vpsweb.languages",
+    "vpsweb.parsing",
+    "vpsweb.prompts",
+    "vpsweb.selection",
+    "vpsweb.plan",
+    "vpsweb.stages",
+    "vpsweb.result",
+    "vpsweb.runner",
+    "vpsweb.progress",
+)
+
+
+def test_the_domain_core_loads_no_celery_kombu_or_redis() -> None:
+    code = (
+        "import sys\n"
+        f"for m in {DOMAIN_CORE!r}: __import__(m)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('celery', 'kombu', 'redis'))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """Which top-level parts of vpsweb import which (TYPE_CHECKING imports excluded)."""
+    edges: dict[str, set[str]] = defaultdict(set)
+    for name, path in _modules():
+        tree = ast.parse(path.read_text())
+        skip = {
+            id(n)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for n in ast.walk(node)
+        }
+        here = name.split(".")[1] if "." in name else ""
+        for node in ast.walk(tree):
+            if id(node) in skip:
+                continue
+            targets = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module]
+                if node.module == "vpsweb":
+                    targets = [f"vpsweb.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            for t in targets:
+                parts = t.split(".")
+                if parts[0] == "vpsweb" and len(parts) > 1 and parts[1] != here:
+                    edges[here].add(parts[1])
+    return edges
+
+
+def test_no_two_packages_import_each_other() -> None:
+    edges = _package_imports()
+    mutual = sorted(
+        f"{a} <-> {b}" for a, targets in edges.items() for b in targets if a in edges.get(b, ())
+    )
+    assert mutual == []
+
+
+def test_functions_and_modules_stay_readable() -> None:
+    long_functions, long_modules = [], []
+    for name, path in _modules():
+        text = path.read_text()
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            long_modules.append(name)
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                if size > MAX_FUNCTION_LINES:
+                    long_functions.append(f"{name}.{node.name} ({size} lines)")
+    assert long_functions == []
+    assert long_modules == []
+
+
+# --- errors and settings ------------------------------------------------------------
+
+
+def test_every_public_exception_is_a_vpsweb_error() -> None:
+    found = []
+    for info in pkgutil.walk_packages(vpsweb.__path__, "vpsweb."):
+        if info.name == "vpsweb.workers.app" or info.name.endswith("__main__"):
+            continue  # the worker's entry point builds an app from the environment
+        module = importlib.import_module(info.name)
+        for name, obj in inspect.getmembers(module, inspect.isclass):
+            if (
+                issubclass(obj, BaseException)
+                and obj.__module__ == info.name
+                and not name.startswith("_")
+            ):
+                found.append(obj)
+    assert len(found) >= 20
+    assert [c.__name__ for c in found if not issubclass(c, errors.VpswebError)] == []
+    assert not issubclass(errors.JobNotFound, KeyError)
+
+
+def _string_constants(tree: ast.AST) -> list[str]:
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        if id(node) not in docstrings
+    ]
+
+
+def test_only_the_settings_module_names_vpsweb_variables() -> None:
+    offenders = [
+        f"{name}: {text!r}"
+        for name, path in _modules()
+        if name != "vpsweb.settings"
+        for text in _string_constants(ast.parse(path.read_text()))
+        if "VPSWEB_" in text
+    ]
+    assert offenders == []
+
+
+# --- the public API -------------------------------------------------------------------
+
+
+def test_importing_the_public_api_reads_no_config_and_builds_nothing(tmp_path: Path) -> None:
+    code = """
+import sys
+import vpsweb
+from vpsweb import Client, Job, JobNotFound, RequestInvalid, VpswebError, __version__
+from vpsweb.config.loader import _load_cached
+client = Client(redis_url="redis://127.0.0.1:9/0")   # nothing listens there
+assert _load_cached.cache_info().currsize == 0, "config was read"
+assert not any(m.split(".")[0] in ("celery", "kombu") for m in sys.modules), "celery loaded"
+assert "vpsweb.workers.app" not in sys.modules
+try:
+    client.plan({"poem": "x", "source_lang": "en", "target_lang": "zh-CN"})
+except vpsweb.ConfigError as exc:
+    print("config read on first use:", exc)
+"""
+    env = {"PATH": "/usr/bin:/bin", "VPSWEB_CONFIG_DIR": str(tmp_path / "nonexistent")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert "config read on first use:" in out.stdout
+    assert "nonexistent: config directory not found" in out.stdout
+
+
+def test_the_worker_app_refuses_to_guess_a_redis_url() -> None:
+    env = {"PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-c", "import vpsweb.workers.app"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert out.returncode == 1
+    assert out.stderr.strip() == (
+        "vpsweb: a vpsweb worker needs the cluster's Redis: set VPSWEB_REDIS_URL "
+        "(e.g. redis://:password@host:6379/0) or pass --redis-url"
+    )
+
+
+@pytest.mark.parametrize("name", vpsweb.__all__)
+def test_every_public_name_resolves(name: str) -> None:
+    assert getattr(vpsweb, name) is not None
