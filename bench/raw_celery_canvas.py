@@ -18,10 +18,10 @@ import time
 
 import redis
 from celery import Celery, chain, chord
+from vpsweb.workers.processes import RedisServer, stop_process
 
 from vpsweb.config import load_config
 from vpsweb.workers.app import celery_settings
-from vpsweb.workers.processes import RedisServer, stop_process
 
 URL = os.environ.get("RAW_CANVAS_URL", "")
 app = Celery("raw_canvas")

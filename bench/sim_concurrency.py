@@ -24,7 +24,6 @@ from typing import Any
 import aiohttp
 import httpx2
 import openai
-
 from vpsweb.llm.simulator_process import start_simulator_process
 from vpsweb.workers.processes import stop_process
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import itertools
 import pkgutil
 import subprocess
 import sys
@@ -69,7 +70,7 @@ def test_progress_bounds_tile_the_bar_from_0_to_100() -> None:
     weights = load_config().progress_weights()
     bounds = [stage_bounds(weights, s.name) for s in STAGES]
     assert bounds[0][0] == 0 and bounds[-1][1] == 100
-    for (_, end), (start, _) in zip(bounds, bounds[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(bounds):
         assert end == start
 
 

@@ -26,7 +26,9 @@ ANSWERS = {
     ),
     "evaluation": "<selected_index>2</selected_index><rationale>best</rationale>",
     "editor_review": "<editor_suggestions>1. [L2] sharper</editor_suggestions>",
-    "translator_revision": "<revised_translation>Moonlight\nfrost!\n\nmoon\nhome</revised_translation>",
+    "translator_revision": (
+        "<revised_translation>Moonlight\nfrost!\n\nmoon\nhome</revised_translation>"
+    ),
 }
 
 
