@@ -1,20 +1,29 @@
-"""The one LLM path (openai SDK) against the real simulator over HTTP."""
+"""The one LLM path (openai SDK) against the real simulator over HTTP: answers,
+retries, the wall-clock deadline, cancellation and concurrency on the shared loop."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import aiohttp
 import pytest
 
 from tests.stage_calls import editor_review, evaluate, translate_candidate, translator_revision
 from vpsweb.config import load_config
-from vpsweb.errors import LLMTimeout, MissingAPIKey, PermanentLLMError, TransientLLMError
-from vpsweb.llm.client import OpenAICompatibleClient
+from vpsweb.errors import (
+    Cancelled,
+    LLMTimeout,
+    MissingAPIKey,
+    PermanentLLMError,
+    TransientLLMError,
+)
+from vpsweb.llm.client import Completion, OpenAICompatibleClient
 from vpsweb.local.processes import stop_process
 from vpsweb.local.simulator_process import start_simulator_process
 from vpsweb.models import ModelInfo
@@ -33,9 +42,21 @@ def sim() -> Iterator[str]:
     stop_process(proc)
 
 
-def requests_seen(url: str) -> int:
+@pytest.fixture(scope="module")
+def patient_sim() -> Iterator[str]:
+    """A simulator whose 429 answers ask for a 30 s wait."""
+    proc, url = start_simulator_process(extra_args=["--retry-after-ms", "30000"])
+    yield url
+    stop_process(proc)
+
+
+def sim_stats(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(url.removesuffix("/v1") + "/stats", timeout=5) as resp:
-        return int(json.load(resp)["total_requests"])
+        return dict(json.load(resp))
+
+
+def requests_seen(url: str) -> int:
+    return int(sim_stats(url)["total_requests"])
 
 
 def plan_for(sim: str, n: int = 3):
@@ -67,13 +88,31 @@ class Sleeps(list):
         time.sleep(seconds)
 
 
-def llm_for(sim: str, sleeps: Sleeps | None = None) -> OpenAICompatibleClient:
-    return OpenAICompatibleClient(
-        env={"VPSWEB_SIMULATOR_URL": sim}, sleep=sleeps if sleeps is not None else time.sleep
-    )
+@pytest.fixture()
+def llm_for() -> Iterator[Callable[..., OpenAICompatibleClient]]:
+    """Clients routed to a simulator; all are closed after the test (no loop leaks)."""
+    made: list[OpenAICompatibleClient] = []
+
+    def make(sim: str, sleeps: Sleeps | None = None, **options: Any) -> OpenAICompatibleClient:
+        client = OpenAICompatibleClient(
+            env={"VPSWEB_SIMULATOR_URL": sim},
+            sleep=sleeps if sleeps is not None else time.sleep,
+            **options,
+        )
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
 
 
-def test_every_step_answer_parses(sim):
+def fresh(text: str = "<initial_translation>") -> list[dict[str, str]]:
+    """Messages never sent before, so counted directives (``tricklex1``) start afresh."""
+    return [{"role": "user", "content": f"{text} {time.time_ns()}"}]
+
+
+def test_every_step_answer_parses(sim, llm_for):
     plan = plan_for(sim)
     ctx = StageContext(plan=plan, prompts=load_config().prompts, llm=llm_for(sim))
     cands = [translate_candidate(ctx, i) for i in range(3)]
@@ -92,7 +131,7 @@ def test_every_step_answer_parses(sim):
     assert rev.translation and rev.translated_title
 
 
-def test_reasoning_content_kept_apart(sim):
+def test_reasoning_content_kept_apart(sim, llm_for):
     plan = plan_for(sim)
     llm = llm_for(sim)
     messages = [
@@ -105,7 +144,7 @@ def test_reasoning_content_kept_apart(sim):
     assert plain.reasoning_content is None
 
 
-def test_429_then_success_honours_retry_after(sim):
+def test_429_then_success_honours_retry_after(sim, llm_for):
     plan = plan_for(sim)
     sleeps = Sleeps()
     before = requests_seen(sim)
@@ -114,11 +153,12 @@ def test_429_then_success_honours_retry_after(sim):
         [{"role": "user", "content": f"<initial_translation> {time.time()}"}],
     )
     assert done.attempts == 3
-    assert sleeps == [0.3, 0.3]  # the server's retry-after-ms, not our back-off
+    # The server's retry-after-ms (not our back-off), jittered upward by at most 20 %.
+    assert len(sleeps) == 2 and all(0.3 <= s <= 0.36 for s in sleeps), sleeps
     assert requests_seen(sim) - before == 3
 
 
-def test_401_is_not_retried(sim):
+def test_401_is_not_retried(sim, llm_for):
     plan = plan_for(sim)
     sleeps = Sleeps()
     before = requests_seen(sim)
@@ -130,19 +170,17 @@ def test_401_is_not_retried(sim):
     assert sleeps == [] and requests_seen(sim) - before == 1
 
 
-def test_500_is_retried_until_budget_then_fails(sim):
+def test_500_is_retried_until_budget_then_fails(sim, llm_for):
     plan = plan_for(sim)
     sleeps = Sleeps()
-    llm = OpenAICompatibleClient(
-        env={"VPSWEB_SIMULATOR_URL": sim}, sleep=sleeps, backoff_base_s=0.01
-    )
+    llm = llm_for(sim, sleeps, backoff_base_s=0.01)
     with pytest.raises(TransientLLMError) as info:
         llm.complete(call_with(plan, "sim-fail500", retries=2), [{"role": "user", "content": "x"}])
     assert "HTTP 500" in str(info.value) and info.value.attempts == 3
     assert len(sleeps) == 2
 
 
-def test_hang_ends_at_timeout_with_clear_error(sim):
+def test_hang_ends_at_timeout_with_clear_error(sim, llm_for):
     plan = plan_for(sim)
     t0 = time.monotonic()
     with pytest.raises(LLMTimeout) as info:
@@ -155,7 +193,7 @@ def test_hang_ends_at_timeout_with_clear_error(sim):
     assert "no answer within 1s" in str(info.value)
 
 
-def test_malformed_answers_are_retried_then_fail_clearly(sim):
+def test_malformed_answers_are_retried_then_fail_clearly(sim, llm_for):
     plan = plan_for(sim, n=1)
     bad = call_with(plan, "sim-malformed")
     plan.candidates[0].call = bad
@@ -219,9 +257,139 @@ def test_provider_errors_never_carry_the_api_key(sim):
     call = call_with(
         plan, "sim-fail401", base_url=sim, base_url_env=None, api_key_env="DEEPSEEK_API_KEY"
     )
-    llm = OpenAICompatibleClient(env={"DEEPSEEK_API_KEY": secret})
-    with pytest.raises(PermanentLLMError) as info:
+    with (
+        OpenAICompatibleClient(env={"DEEPSEEK_API_KEY": secret}) as llm,
+        pytest.raises(PermanentLLMError) as info,
+    ):
         llm.complete(call, [{"role": "user", "content": "x"}])
     text = str(info.value)
     assert "Incorrect API key provided" in text and "[redacted key]" in text
     assert "6789" not in text and "sk-" not in text
+
+
+# --- the wall-clock deadline ----------------------------------------------------------------
+
+
+def wait_for_stat(url: str, name: str, at_least: int, within_s: float = 2.0) -> int:
+    """The server notices a dropped connection a moment after the client drops it."""
+    deadline = time.monotonic() + within_s
+    while (value := int(sim_stats(url)[name])) < at_least and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value
+
+
+def test_a_trickling_answer_is_cut_at_the_deadline(sim, llm_for):
+    plan = plan_for(sim)
+    cancelled = int(sim_stats(sim)["cancelled"])
+    t0 = time.monotonic()
+    with pytest.raises(LLMTimeout) as info:
+        llm_for(sim).complete(call_with(plan, "sim-trickle", timeout_s=2, retries=0), fresh())
+    elapsed = time.monotonic() - t0
+    print(f"\ntrickling provider, timeout_s=2: LLMTimeout after {elapsed:.2f} s")
+    assert elapsed < 2 + 1  # the acceptance criterion: the whole call, not each read
+    assert "no answer within 2s (attempt 1 of 1)" in str(info.value)
+    assert wait_for_stat(sim, "cancelled", cancelled + 1) == cancelled + 1  # body abandoned
+
+
+def test_a_trickle_then_success_is_retried(sim, llm_for):
+    call = call_with(plan_for(sim), "sim-tricklex1", timeout_s=2, retries=1)
+    done = llm_for(sim).complete(call, fresh())
+    assert done.attempts == 2
+    assert "<initial_translation>" in done.content and done.usage.completion_tokens > 0
+
+
+# --- 200 answers that are not JSON -----------------------------------------------------------
+
+
+def test_an_html_page_with_status_200_is_retried(sim, llm_for):
+    plan = plan_for(sim)
+    done = llm_for(sim).complete(call_with(plan, "sim-html200x1", retries=1), fresh())
+    assert done.attempts == 2 and "<initial_translation>" in done.content
+    before = requests_seen(sim)
+    with pytest.raises(TransientLLMError) as info:
+        llm_for(sim).complete(call_with(plan, "sim-html200", retries=1), fresh())
+    assert info.value.attempts == 2 and requests_seen(sim) - before == 2
+    assert "the answer was not JSON (text/html" in str(info.value)
+    assert "Bad gateway" in str(info.value)
+
+
+# --- cancellation --------------------------------------------------------------------------
+
+
+class CancelAfter:
+    """A worker's cancel check: raises Cancelled once the job ended (``after_s`` from now)."""
+
+    def __init__(self, after_s: float) -> None:
+        self.ended_at: float | None = None
+        self.timer = threading.Timer(after_s, self._end)
+        self.timer.start()
+
+    def _end(self) -> None:
+        self.ended_at = time.monotonic()
+
+    def __call__(self) -> None:
+        if self.ended_at is not None:
+            raise Cancelled("the job was cancelled")
+
+
+def test_cancel_reaches_an_in_flight_call(sim, llm_for):
+    call = call_with(plan_for(sim), "sim-hang", timeout_s=60, retries=0)
+    cancelled = int(sim_stats(sim)["cancelled"])
+    check = CancelAfter(1.2)
+    with pytest.raises(Cancelled):
+        llm_for(sim).complete(call, fresh(), check=check)
+    assert check.ended_at is not None
+    latency = time.monotonic() - check.ended_at
+    print(f"\ncancel of an in-flight call took effect after {latency:.2f} s")
+    assert latency < 1.5
+    assert wait_for_stat(sim, "cancelled", cancelled + 1) == cancelled + 1
+
+
+def test_cancel_cuts_a_long_retry_after_sleep(patient_sim, llm_for):
+    call = call_with(plan_for(patient_sim), "sim-429x1", retries=3)
+    before = requests_seen(patient_sim)
+    check = CancelAfter(0.7)
+    with pytest.raises(Cancelled):
+        llm_for(patient_sim).complete(call, fresh(), check=check)  # real, sliced sleeps
+    assert check.ended_at is not None
+    latency = time.monotonic() - check.ended_at
+    print(f"\ncancel during a 30 s Retry-After took effect after {latency:.2f} s")
+    assert latency < 1.5
+    assert requests_seen(patient_sim) - before == 1  # the retry was never sent
+
+
+# --- many threads, one loop ----------------------------------------------------------------
+
+
+def test_twenty_threads_share_the_loop_and_overlap(sim, llm_for):
+    call = call_with(plan_for(sim), "sim-slow500", retries=0)
+    llm = llm_for(sim)
+    results: list[Completion] = []
+    errors: list[BaseException] = []
+
+    def one(i: int) -> None:
+        try:
+            results.append(llm.complete(call, fresh(f"<initial_translation> {i}")))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    wall = time.monotonic() - t0
+    print(f"\n20 threads x 0.5 s simulated latency: {wall:.2f} s wall")
+    assert errors == [] and len(results) == 20
+    assert all(r.sim_latency_ms == 500.0 and r.attempts == 1 for r in results)
+    assert wall < 5  # 20 x 0.5 s in series would be 10 s: the calls overlapped
+
+
+def test_close_stops_the_loop_thread(sim, llm_for):
+    llm = llm_for(sim)
+    llm.complete(call_with(plan_for(sim), "deepseek-chat"), fresh())
+    loops = [t for t in threading.enumerate() if t.name == f"vpsweb-llm-{id(llm):x}"]
+    assert len(loops) == 1 and loops[0].daemon
+    llm.close()
+    assert not loops[0].is_alive()

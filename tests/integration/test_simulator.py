@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import time
@@ -12,6 +13,7 @@ from typing import Any
 import httpx2
 import openai
 import pytest
+from pydantic import ValidationError
 
 from vpsweb.config import load_config
 from vpsweb.local.processes import stop_process
@@ -19,7 +21,8 @@ from vpsweb.local.simulator_process import start_simulator_process
 from vpsweb.models import StrategyDials
 from vpsweb.parsing import extract_fields, label_lines
 from vpsweb.prompts import dial_variables, render
-from vpsweb.simulator.server import LATENCY_HEADER
+from vpsweb.simulator.options import SimulatorOptions, add_arguments, options_from
+from vpsweb.simulator.server import HTML_PAGE, LATENCY_HEADER, Directives, Simulator
 from vpsweb.stages.table import STAGE_NAMES
 
 pytestmark = pytest.mark.integration
@@ -35,7 +38,7 @@ STEP_TAGS = {
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[str]:
-    proc, url = start_simulator_process(extra_args=["--retry-after-ms", "1500"])
+    proc, url = start_simulator_process(extra_args=["--retry-after-ms", "1500", "--trickle-s", "3"])
     yield url
     stop_process(proc)
 
@@ -236,3 +239,129 @@ def test_500_concurrent_requests_through_the_sdk(sim):
     # Overlap, measured by the server: all n were in flight at once (wall time is a
     # bench figure: bench/sim_concurrency.py).
     assert stats(sim)["max_in_flight"] >= n
+
+
+# --- trickle and html200 ----------------------------------------------------------------------
+
+
+def post(model: str, content: str = "<initial_translation> x") -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "user", "content": content}]}
+
+
+def test_trickle_sends_a_correct_answer_over_several_seconds(sim):
+    arrivals: list[float] = []
+    chunks: list[bytes] = []
+    # A 1 s read timeout never fires: every piece comes sooner than that.
+    with (
+        httpx2.Client(timeout=1.0) as http,
+        http.stream("POST", sim + "/chat/completions", json=post("sim-trickle")) as resp,
+    ):
+        headers_at = time.monotonic()
+        assert resp.status_code == 200
+        assert resp.headers["content-type"].startswith("application/json")
+        for chunk in resp.iter_raw():
+            arrivals.append(time.monotonic())
+            chunks.append(chunk)
+    assert len(chunks) >= 4
+    assert arrivals[-1] - headers_at >= 2.0  # --trickle-s 3, after the headers
+    answer = json.loads(b"".join(chunks))
+    assert "<initial_translation>" in answer["choices"][0]["message"]["content"]
+    assert answer["usage"]["completion_tokens"] > 0
+
+
+def test_an_abandoned_trickle_counts_as_cancelled(sim):
+    before = stats(sim)
+    with (
+        httpx2.Client(timeout=5.0) as http,
+        http.stream("POST", sim + "/chat/completions", json=post("sim-trickle")) as resp,
+    ):
+        next(resp.iter_raw())  # one piece, then hang up
+    deadline = time.monotonic() + 3
+    while stats(sim)["cancelled"] == before["cancelled"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    after = stats(sim)
+    assert after["cancelled"] == before["cancelled"] + 1 and after["in_flight"] == 0
+
+
+def test_html200_is_an_html_page_with_status_200(sim):
+    with httpx2.Client(timeout=5.0) as http:
+        resp = http.post(sim + "/chat/completions", json=post("sim-html200"))
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("text/html")
+    assert resp.text == HTML_PAGE == "<html><body>Bad gateway</body></html>"
+
+
+def chunked(http: httpx2.Client, url: str, body: dict[str, Any]) -> tuple[bytes, int]:
+    """The body of a POST and the number of pieces it arrived in."""
+    with http.stream("POST", url + "/chat/completions", json=body) as resp:
+        assert resp.status_code == 200
+        chunks = list(resp.iter_raw())
+    return b"".join(chunks), len(chunks)
+
+
+def test_counted_trickle_hits_only_the_first_identical_request(sim):
+    body = post("sim-tricklex1", f"<initial_translation> {time.time_ns()}")
+    with httpx2.Client(timeout=10.0) as http:
+        first, first_pieces = chunked(http, sim, body)
+        second, second_pieces = chunked(http, sim, body)
+    assert first_pieces >= 4 and second_pieces < first_pieces  # sent at once
+    a, b = json.loads(first), json.loads(second)
+    assert a["choices"] == b["choices"] and a["usage"] == b["usage"]  # same correct answer
+
+
+def test_counted_html200_hits_only_the_first_identical_request(sim):
+    body = post("sim-html200x1", f"<initial_translation> {time.time_ns()}")
+    with httpx2.Client(timeout=5.0) as http:
+        first = http.post(sim + "/chat/completions", json=body)
+        second = http.post(sim + "/chat/completions", json=body)
+    assert first.status_code == second.status_code == 200
+    assert first.text == HTML_PAGE
+    assert "<initial_translation>" in second.json()["choices"][0]["message"]["content"]
+
+
+@pytest.mark.parametrize(
+    ("model", "always", "counted", "slow"),
+    [
+        ("sim-trickle", "trickle", None, None),
+        ("sim-html200", "html200", None, None),
+        ("sim-tricklex2", None, ("trickle", 2), None),
+        ("sim-html200x1-slow300", None, ("html200", 1), 300.0),
+        ("sim-trickle-429x1", "trickle", ("rate429", 1), None),
+    ],
+)
+def test_trickle_and_html200_directives(model, always, counted, slow):
+    assert Directives.parse(model) == Directives(always, counted, slow)
+
+
+@pytest.mark.parametrize(
+    ("rate", "fault"), [("rate_trickle", "trickle"), ("rate_html200", "html200")]
+)
+def test_new_fault_rates_draw_their_fault(rate, fault):
+    sim = Simulator(SimulatorOptions(**{rate: 1.0}))
+    assert {sim._fault(Directives(), str(i)) for i in range(20)} == {fault}
+    assert Simulator(SimulatorOptions())._fault(Directives(), "k") is None
+
+
+def test_new_fault_rates_come_from_flags_and_env_and_share_one_draw():
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    env = {"VPSWEB_SIM_RATE_TRICKLE": "0.25", "VPSWEB_SIM_RATE_HTML200": "0.5"}
+    opts = options_from(parser.parse_args([]), env)
+    assert (opts.rate_trickle, opts.rate_html200) == (0.25, 0.5)
+    assert options_from(parser.parse_args(["--rate-trickle", "0.1"]), env).rate_trickle == 0.1
+    with pytest.raises(ValidationError, match=r"fractions add up to 1\.1, more than 1"):
+        options_from(parser.parse_args(["--rate-trickle", "0.6", "--rate-html200", "0.5"]), {})
+    with pytest.raises(ValidationError, match=r"add up to 1\.25"):
+        options_from(parser.parse_args(["--rate-429", "0.5", "--rate-trickle", "0.75"]), {})
+    helps = parser.format_help()
+    assert "--trickle-s" in helps and "VPSWEB_SIM_RATE_HTML200" in helps
+
+
+def test_rate_html200_from_the_environment_reaches_http():
+    proc, url = start_simulator_process(env={"VPSWEB_SIM_RATE_HTML200": "1"})
+    try:
+        with httpx2.Client(timeout=5.0) as http:
+            resp = http.post(url + "/chat/completions", json=post("deepseek-chat"))
+    finally:
+        stop_process(proc)
+    assert resp.status_code == 200 and resp.text == HTML_PAGE

@@ -3,33 +3,44 @@
 Exactly one retry layer lives here (the SDK's own retries are switched off; the
 original application nested two and could make ~16 calls per step). Only what
 is transient is retried: connection errors, timeouts, 429 (honouring
-Retry-After) and 5xx. 4xx answers are final.
+Retry-After), 5xx and 200 answers that are not JSON. 4xx answers are final.
+
+Each attempt runs on a private event loop (see ``loop``), so ``timeout_s`` bounds
+the whole attempt and a cancelled job abandons its call at once.
 """
 
 from __future__ import annotations
 
-import email.utils
-import math
+import concurrent.futures
 import os
-import random
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+import httpx2
 import openai
+from openai.types.chat import ChatCompletion
 
 from vpsweb import settings
 from vpsweb.errors import LLMTimeout, MissingAPIKey, PermanentLLMError, TransientLLMError
+from vpsweb.llm.backoff import MAX_RETRY_AFTER_S, backoff_s, retry_after_s
+from vpsweb.llm.loop import POLL_S, DeadlinePassed, LoopThread
 from vpsweb.models import Usage
 
 if TYPE_CHECKING:  # pragma: no cover - the plan module imports the stages, which import this
+    from openai._legacy_response import LegacyAPIResponse
+
     from vpsweb.plan import StepCall
 
+__all__ = ["MAX_RETRY_AFTER_S", "Completion", "LLMClient", "OpenAICompatibleClient", "redact"]
+
 SIM_LATENCY_HEADER = "x-vpsweb-latency-ms"
-MAX_RETRY_AFTER_S = 120.0
+
+_SDKs = dict[tuple[str, str], openai.AsyncOpenAI]
 
 
 @dataclass(frozen=True)
@@ -65,47 +76,36 @@ def redact(text: str, key: str) -> str:
     return _KEYLIKE.sub("[redacted key]", text)
 
 
-def _seconds(value: float) -> float | None:
-    """A usable wait: at least 0, at most MAX_RETRY_AFTER_S; NaN is no answer."""
-    if math.isnan(value):
-        return None
-    return min(max(value, 0.0), MAX_RETRY_AFTER_S)
+class _Retry(Exception):
+    """An attempt failed in a way the next one may not: the error to raise when no
+    attempt is left, and the wait the server asked for, if any."""
+
+    def __init__(self, error: TransientLLMError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
 
 
-def _retry_after_s(headers: Mapping[str, str] | None) -> float | None:
-    """The server's requested wait (retry-after-ms, then Retry-After seconds or date);
-    None when absent or unreadable, so the caller falls back to its own back-off."""
-    if not headers:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            if (wait := _seconds(float(ms) / 1000)) is not None:
-                return wait
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return _seconds(float(value))
-    except ValueError:
-        pass
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return _seconds(parsed.timestamp() - time.time())
+async def _close_all(sdks: _SDKs) -> None:
+    for sdk in list(sdks.values()):
+        await sdk.close()
+    sdks.clear()
 
 
 class OpenAICompatibleClient:
-    """Thread-safe; one SDK client per (base_url, key) is reused across calls.
+    """Thread-safe: many worker threads call ``complete`` at once and their attempts
+    overlap on one event loop, with one SDK client per (base_url, key).
 
     Options (keyword-only):
       env: where API keys and URL overrides are read (default os.environ). Keys are
         read here, in the worker, and never travel with the job.
-      sleep: the back-off sleep (tests pass a recorder).
+      sleep: the back-off sleep (tests pass a recorder). With a ``check`` it is
+        called in slices of at most POLL_S, so that cancellation is not delayed.
       backoff_base_s / backoff_max_s: exponential back-off when no Retry-After.
+      transport: an httpx2 transport for the SDK (tests pass an in-memory one).
+
+    The loop thread starts on the first call; ``close()`` stops it (a later call
+    starts a new one), and so does garbage collection of the client.
     """
 
     def __init__(
@@ -115,13 +115,46 @@ class OpenAICompatibleClient:
         sleep: Callable[[float], None] = time.sleep,
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
+        transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
         self._env = env if env is not None else os.environ
         self._sleep = sleep
         self._base = backoff_base_s
         self._max = backoff_max_s
-        self._clients: dict[tuple[str, str], openai.OpenAI] = {}
+        self._transport = transport
         self._lock = threading.Lock()
+        self._runner: LoopThread | None = None
+        self._sdks: _SDKs = {}  # filled and used on the loop thread only
+        self._stopper: weakref.finalize[Any, Any] | None = None
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def _started(self) -> tuple[LoopThread, _SDKs]:
+        with self._lock:
+            if self._runner is None or not self._runner.usable:
+                if self._stopper is not None:
+                    self._stopper.detach()  # its loop is gone (forked child) or dead
+                self._runner = LoopThread(f"vpsweb-llm-{id(self):x}")
+                self._sdks = {}  # clients of another loop (or a parent process) are unusable
+                self._stopper = weakref.finalize(self, _stop, self._runner, self._sdks)
+                # Not at exit: a daemon loop must never hold up the end of a process.
+                self._stopper.atexit = False
+            return self._runner, self._sdks
+
+    def close(self) -> None:
+        """Cancel calls in flight, close the SDK clients and stop the loop thread."""
+        with self._lock:
+            stopper, self._stopper, self._runner = self._stopper, None, None
+        if stopper is not None:
+            stopper()  # runs _stop once; a finalizer is dead after its first call
+
+    def __enter__(self) -> OpenAICompatibleClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- configuration -----------------------------------------------------------------
 
     def _endpoint(self, call: StepCall) -> tuple[str, str]:
         base_url = call.base_url
@@ -140,18 +173,20 @@ class OpenAICompatibleClient:
             )
         return base_url, key
 
-    def _sdk(self, base_url: str, key: str) -> openai.OpenAI:
-        with self._lock:
-            client = self._clients.get((base_url, key))
-            if client is None:
-                client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=0)
-                self._clients[(base_url, key)] = client
-            return client
+    def _sdk(self, sdks: _SDKs, base_url: str, key: str) -> openai.AsyncOpenAI:
+        """Called on the loop thread only, so the cache needs no lock."""
+        client = sdks.get((base_url, key))
+        if client is None:
+            http = None
+            if self._transport is not None:
+                http = openai.DefaultAsyncHttpxClient(transport=self._transport)
+            client = openai.AsyncOpenAI(
+                base_url=base_url, api_key=key, max_retries=0, http_client=http
+            )
+            sdks[(base_url, key)] = client
+        return client
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return retry_after
-        return min(self._max, self._base * 2**attempt) * (0.5 + random.random() / 2)
+    # --- calls -------------------------------------------------------------------------
 
     def complete(
         self,
@@ -161,74 +196,142 @@ class OpenAICompatibleClient:
         check: Callable[[], None] | None = None,
     ) -> Completion:
         base_url, key = self._endpoint(call)
-        sdk = self._sdk(base_url, key)
         kwargs: dict[str, Any] = {
             "model": call.model.api_model,
             "messages": messages,
             "temperature": call.temperature,
             "max_tokens": call.max_tokens,
+            # Per read only; the wall-clock bound is the runner's deadline.
             "timeout": call.timeout_s,
         }
         if call.stop:
             kwargs["stop"] = call.stop
-        where = f"{call.step} via {call.model.provider}/{call.model.api_model}"
-        last: Exception | None = None
-        for attempt in range(call.retries + 1):
+        for attempt in range(1, call.retries + 2):
             if check is not None:
                 check()
-            started = time.monotonic()
-            retry_after: float | None = None
             try:
-                raw = sdk.chat.completions.with_raw_response.create(**kwargs)
-            except openai.APITimeoutError as exc:
-                last = LLMTimeout(
-                    f"{where}: no answer within {call.timeout_s:g}s "
-                    f"(attempt {attempt + 1} of {call.retries + 1})",
-                    attempts=attempt + 1,
-                )
-                last.__cause__ = exc
-            except openai.APIConnectionError as exc:
-                last = TransientLLMError(
-                    f"{where}: cannot connect to {base_url}: {exc}", attempts=attempt + 1
-                )
-            except openai.APIStatusError as exc:
-                status = exc.status_code
-                if status == 429 or status >= 500:
-                    retry_after = _retry_after_s(exc.response.headers)
-                    last = TransientLLMError(
-                        f"{where}: HTTP {status} after {attempt + 1} attempt(s): "
-                        f"{redact(exc.message, key)}",
-                        attempts=attempt + 1,
-                    )
-                else:
-                    hint = " (check the API key)" if status in (401, 403) else ""
-                    raise PermanentLLMError(
-                        f"{where}: HTTP {status}{hint}: {redact(exc.message, key)}",
-                        status=status,
-                        attempts=attempt + 1,
-                    ) from exc
-            else:
-                return self._completion(call, raw, time.monotonic() - started, attempt + 1)
-            if attempt < call.retries:
-                self._sleep(self._delay(attempt, retry_after))
-        assert last is not None
-        raise last
+                return self._attempt(call, base_url, key, kwargs, attempt, check)
+            except _Retry as retry:
+                if attempt > call.retries:
+                    raise retry.error from retry.__cause__
+                wait = backoff_s(attempt - 1, retry.retry_after, base_s=self._base, max_s=self._max)
+                self._pause(wait, check)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
-    @staticmethod
-    def _completion(call: StepCall, raw: Any, latency_s: float, attempts: int) -> Completion:
-        parsed = raw.parse()
-        message = parsed.choices[0].message if parsed.choices else None
-        content = (message.content or "") if message else ""
-        reasoning = getattr(message, "reasoning_content", None) if message else None
-        usage = parsed.usage
-        prompt_tokens = usage.prompt_tokens if usage else 0
-        completion_tokens = usage.completion_tokens if usage else 0
-        sim_ms = raw.headers.get(SIM_LATENCY_HEADER)
-        return Completion(
-            content=content,
-            reasoning_content=reasoning,
-            usage=call.cost(prompt_tokens, completion_tokens),
-            latency_s=latency_s,
-            attempts=attempts,
-            sim_latency_ms=float(sim_ms) if sim_ms else None,
+    def _pause(self, seconds: float, check: Callable[[], None] | None) -> None:
+        """Back off; with a ``check``, in slices, so a job cancelled during a long
+        Retry-After stops within POLL_S instead of at the end of the wait."""
+        if check is None:
+            self._sleep(seconds)
+            return
+        left = seconds
+        while left > 0:
+            step = min(POLL_S, left)
+            self._sleep(step)
+            left -= step
+            if left > 0:
+                check()  # the last slice is followed by complete()'s own check
+
+    async def _send(
+        self, sdks: _SDKs, base_url: str, key: str, kwargs: dict[str, Any]
+    ) -> tuple[LegacyAPIResponse[ChatCompletion], float]:
+        started = time.monotonic()
+        create = self._sdk(sdks, base_url, key).chat.completions.with_raw_response.create
+        raw = await create(**kwargs)
+        return raw, time.monotonic() - started
+
+    def _attempt(
+        self,
+        call: StepCall,
+        base_url: str,
+        key: str,
+        kwargs: dict[str, Any],
+        attempt: int,
+        check: Callable[[], None] | None,
+    ) -> Completion:
+        where = f"{call.step} via {call.model.provider}/{call.model.api_model}"
+        runner, sdks = self._started()
+        try:
+            raw, latency_s = runner.run(
+                self._send(sdks, base_url, key, kwargs), timeout_s=call.timeout_s, check=check
+            )
+        except (DeadlinePassed, openai.APITimeoutError) as exc:
+            raise _Retry(
+                LLMTimeout(
+                    f"{where}: no answer within {call.timeout_s:g}s "
+                    f"(attempt {attempt} of {call.retries + 1})",
+                    attempts=attempt,
+                )
+            ) from exc
+        except openai.APIConnectionError as exc:
+            text = redact(f"{exc}: {exc.__cause__ or ''}".rstrip(": "), key)
+            raise _Retry(
+                TransientLLMError(
+                    f"{where}: cannot connect to {base_url}: {text}", attempts=attempt
+                )
+            ) from exc
+        except openai.APIStatusError as exc:
+            raise _status_error(exc, where, key, attempt) from exc
+        except concurrent.futures.CancelledError as exc:  # a concurrent close()
+            raise _Retry(
+                TransientLLMError(f"{where}: the LLM client was closed", attempts=attempt)
+            ) from exc
+        return _completion(call, raw, latency_s, attempt, where, key)
+
+
+def _stop(runner: LoopThread, sdks: _SDKs) -> None:
+    runner.stop(lambda: _close_all(sdks))
+
+
+def _status_error(
+    exc: openai.APIStatusError, where: str, key: str, attempt: int
+) -> _Retry | PermanentLLMError:
+    status = exc.status_code
+    message = redact(exc.message, key)
+    if status == 429 or status >= 500:
+        error = TransientLLMError(
+            f"{where}: HTTP {status} after {attempt} attempt(s): {message}", attempts=attempt
         )
+        return _Retry(error, retry_after_s(exc.response.headers))
+    hint = " (check the API key)" if status in (401, 403) else ""
+    return PermanentLLMError(
+        f"{where}: HTTP {status}{hint}: {message}", status=status, attempts=attempt
+    )
+
+
+def _completion(
+    call: StepCall,
+    raw: LegacyAPIResponse[ChatCompletion],
+    latency_s: float,
+    attempts: int,
+    where: str,
+    key: str,
+) -> Completion:
+    try:
+        parsed: object = raw.parse()
+    except ValueError:  # declared JSON, but is not
+        parsed = None
+    if not isinstance(parsed, ChatCompletion):
+        # The SDK hands back the text of a non-JSON body; a proxy's error page, say.
+        kind = raw.headers.get("content-type", "no content type")
+        excerpt = redact(raw.http_response.text, key)[:120]  # redact first: no key halves
+        error = TransientLLMError(
+            f"{where}: HTTP {raw.status_code} but the answer was not JSON ({kind}): {excerpt!r}",
+            attempts=attempts,
+        )
+        raise _Retry(error)
+    message = parsed.choices[0].message if parsed.choices else None
+    content = (message.content or "") if message else ""
+    reasoning = getattr(message, "reasoning_content", None) if message else None
+    usage = parsed.usage
+    sim_ms = raw.headers.get(SIM_LATENCY_HEADER)
+    return Completion(
+        content=content,
+        reasoning_content=reasoning,
+        usage=call.cost(
+            usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0
+        ),
+        latency_s=latency_s,
+        attempts=attempts,
+        sim_latency_ms=float(sim_ms) if sim_ms else None,
+    )

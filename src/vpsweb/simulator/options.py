@@ -24,20 +24,24 @@ class SimulatorOptions(BaseModel):
     rate_500: float = Field(default=0.0, ge=0, le=1)
     rate_hang: float = Field(default=0.0, ge=0, le=1)
     rate_malformed: float = Field(default=0.0, ge=0, le=1)
+    rate_trickle: float = Field(default=0.0, ge=0, le=1)
+    rate_html200: float = Field(default=0.0, ge=0, le=1)
     retry_after_ms: float = Field(default=1000.0, ge=0)
     hang_s: float = Field(default=3600.0, ge=0)
+    trickle_s: float = Field(default=5.0, ge=0)
     seed: int = 0
 
     @model_validator(mode="after")
     def _rates_fit(self) -> SimulatorOptions:
         # One draw decides the fault, so the fractions share the unit interval.
-        total = self.rate_429 + self.rate_500 + self.rate_hang + self.rate_malformed
+        total = sum(getattr(self, name) for name in RATE_FIELDS)
         if total > 1 + 1e-9:
             raise ValueError(f"the --rate-* fractions add up to {total:g}, more than 1")
         return self
 
 
 FIELDS = list(SimulatorOptions.model_fields)
+RATE_FIELDS = tuple(name for name in FIELDS if name.startswith("rate_"))
 
 
 _HELPS = {
@@ -49,8 +53,11 @@ _HELPS = {
     "rate_500": "fraction answered 500 (0-1)",
     "rate_hang": "fraction that hang for --hang-s (0-1)",
     "rate_malformed": "fraction answered without the step's tags (0-1)",
+    "rate_trickle": "fraction whose correct answer trickles in over --trickle-s (0-1)",
+    "rate_html200": "fraction answered 200 with an HTML page instead of JSON (0-1)",
     "retry_after_ms": "Retry-After of 429 answers in ms (default 1000)",
     "hang_s": "how long a hang lasts in s (default 3600)",
+    "trickle_s": "how long a trickled body takes to arrive in s (default 5)",
     "seed": "random seed for faults, jitter and answers (default 0)",
 }
 

@@ -6,8 +6,11 @@ hundreds of requests at once. Faults come two ways: random rates (for load and
 chaos runs) and directives in the model name (for deterministic tests):
 
 * ``fail401`` / ``fail400`` / ``fail500``: always that status; ``hang``: never answer
-  in time; ``malformed``: always an answer without the step's tags;
-* ``429xK`` / ``500xK`` / ``malformedxK``: the first K identical requests get it;
+  in time; ``malformed``: always an answer without the step's tags; ``trickle``: a
+  correct answer whose body dribbles in over ``--trickle-s`` (defeats per-read
+  timeouts); ``html200``: status 200 with an HTML page, as a broken proxy sends;
+* ``429xK`` / ``500xK`` / ``malformedxK`` / ``tricklexK`` / ``html200xK``: the first K
+  identical requests get it;
 * ``slowNNN``: NNN ms latency for this request.
 """
 
@@ -38,10 +41,20 @@ from vpsweb.simulator.options import SimulatorOptions, add_arguments, options_fr
 
 LATENCY_HEADER = "X-Vpsweb-Latency-Ms"
 MODEL_IDS = ("vpsweb-sim", "deepseek-chat", "deepseek-reasoner")
-_COUNTED = re.compile(r"(429|500|malformed)x(\d+)")
+_COUNTED = re.compile(r"(429|500|malformed|trickle|html200)x(\d+)")
 _SLOW = re.compile(r"slow(\d+)")
-_ALWAYS = ("fail401", "fail400", "fail500", "hang", "malformed")
-_COUNTED_FAULT = {"429": "rate429", "500": "fail500", "malformed": "malformed"}
+_ALWAYS = ("fail401", "fail400", "fail500", "hang", "malformed", "trickle", "html200")
+_COUNTED_FAULT = {
+    "429": "rate429",
+    "500": "fail500",
+    "malformed": "malformed",
+    "trickle": "trickle",
+    "html200": "html200",
+}
+# A trickled body comes in one piece per tick: each read succeeds well within any
+# per-read timeout, so only a deadline on the whole call stops it.
+TRICKLE_TICK_S = 0.5
+HTML_PAGE = "<html><body>Bad gateway</body></html>"
 
 
 @dataclass(frozen=True)
@@ -155,20 +168,24 @@ class Simulator:
             ("fail500", o.rate_500),
             ("hang", o.rate_hang),
             ("malformed", o.rate_malformed),
+            ("trickle", o.rate_trickle),
+            ("html200", o.rate_html200),
         ):
             if r < rate:
                 return name
             r -= rate
         return None
 
-    async def chat(self, request: web.Request) -> web.Response:
+    async def chat(self, request: web.Request) -> web.StreamResponse:
         stats = self.stats
         stats["total_requests"] += 1
         stats["in_flight"] += 1
         stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
         try:
             response = await self._chat(request)
-        except asyncio.CancelledError:  # the client went away (timeout, Ctrl-C)
+        # The client went away (timeout, cancel, Ctrl-C): the handler is cancelled, or
+        # a trickled body finds the connection closed under it.
+        except (asyncio.CancelledError, ConnectionResetError):
             self.stats["cancelled"] += 1
             raise
         finally:
@@ -176,7 +193,7 @@ class Simulator:
         self.stats["by_status"][str(response.status)] += 1
         return response
 
-    async def _chat(self, request: web.Request) -> web.Response:
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
         try:
             req = ChatRequest.parse(await request.json())
         except json.JSONDecodeError:
@@ -206,16 +223,26 @@ class Simulator:
             return self._rate_limited()
         if fault == "fail500":
             return _error(500, "The server had an error (simulated)", "server_error")
+        if fault == "html200":
+            return web.Response(text=HTML_PAGE, content_type="text/html")
+        latency_ms = round(latency * 1000, 3)
+        payload = self._payload(req, malformed=fault == "malformed", latency_ms=latency_ms)
+        headers = {LATENCY_HEADER: str(latency_ms)}
+        if fault == "trickle":
+            return await self._trickle(request, payload, headers)
+        return web.json_response(payload, headers=headers)
+
+    def _payload(self, req: ChatRequest, *, malformed: bool, latency_ms: float) -> dict[str, Any]:
+        prompt = req.prompt
         _, content = answers.answer(prompt, temperature=req.temperature, seed=self.options.seed)
-        if fault == "malformed":
+        if malformed:
             content = answers.MALFORMED
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if "reason" in req.model.lower():
             message["reasoning_content"] = answers.reasoning_for(prompt, self.options.seed)
         prompt_tokens = answers.count_tokens("".join(req.texts))
         completion_tokens = answers.count_tokens(content)
-        latency_ms = round(latency * 1000, 3)
-        payload = {
+        return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
             "created": int(time.time()),
@@ -228,7 +255,23 @@ class Simulator:
             },
             "vpsweb_latency_ms": latency_ms,
         }
-        return web.json_response(payload, headers={LATENCY_HEADER: str(latency_ms)})
+
+    async def _trickle(
+        self, request: web.Request, payload: dict[str, Any], headers: dict[str, str]
+    ) -> web.StreamResponse:
+        """A correct answer, sent after the headers in pieces over ``trickle_s``."""
+        body = json.dumps(payload).encode()
+        response = web.StreamResponse(headers=headers)
+        response.content_type = "application/json"
+        response.content_length = len(body)
+        await response.prepare(request)
+        ticks = max(1, round(self.options.trickle_s / TRICKLE_TICK_S))
+        size = math.ceil(len(body) / ticks)
+        for start in range(0, len(body), size):
+            await asyncio.sleep(TRICKLE_TICK_S)
+            await response.write(body[start : start + size])
+        await response.write_eof()
+        return response
 
     def _rate_limited(self) -> web.Response:
         after_ms = self.options.retry_after_ms
