@@ -8,21 +8,25 @@ any job, so a job submitted on one machine can be watched from another.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 from vpsweb import settings
 from vpsweb.config import AppConfig, load_config
-from vpsweb.errors import JobCancelled, JobFailed, JobNotFound, ResultExpired
-from vpsweb.models import StrategyOverrides, TranslationRequest, WorkflowMode
+from vpsweb.errors import JobCancelled, JobFailed, JobNotFound, ResultExpired, VpswebError
+from vpsweb.lifecycle import cancel_job, spent, stall_job
+from vpsweb.models import StrategyOverrides, Totals, TranslationRequest, WorkflowMode
 from vpsweb.plan import JobPlan, build_plan
-from vpsweb.progress import EventKind, ProgressEvent, ProgressSnapshot
+from vpsweb.progress import ProgressEvent, ProgressSnapshot
 from vpsweb.stages.table import TranslationOutput
-from vpsweb.storage import Event, JobRecord, JobStatus, Storage, connect
+from vpsweb.storage import JobRecord, JobStatus, Storage, connect
 
 _JOB_ID = re.compile(r"^[0-9a-f]{12}$")
+DEADLINE_CHECK_S = 5.0  # how often a follower looks whether its job is past its deadline
 
 
 def new_job_id() -> str:
@@ -88,9 +92,23 @@ class Job:
 
     def events(self, timeout: float | None = None) -> Iterator[ProgressEvent]:
         """Every event from the beginning, then live ones; ends after the terminal event.
-        Raises TimeoutError if ``timeout`` seconds pass first."""
+        Raises TimeoutError if ``timeout`` seconds pass first.
+
+        A job past its deadline with nobody left to end it (every worker gone) is
+        failed as stalled by the follower itself, so following always ends; a store
+        that is briefly unreachable is waited for.
+        """
         self.record()
-        return self._client.storage.progress.events(self.id, timeout=timeout)
+        storage = self._client.storage
+        last = [time.monotonic()]
+
+        def on_idle() -> None:
+            if time.monotonic() - last[0] >= DEADLINE_CHECK_S:
+                last[0] = time.monotonic()
+                with contextlib.suppress(VpswebError):
+                    stall_job(storage, self.id)
+
+        return storage.progress.events(self.id, timeout=timeout, on_idle=on_idle)
 
     def wait(self, timeout: float | None = None) -> JobRecord:
         """Block until the job ends (TimeoutError after ``timeout`` seconds)."""
@@ -102,7 +120,7 @@ class Job:
         """Wait for the job and return its output; JobFailed / JobCancelled otherwise."""
         record = self.wait(timeout)
         if record.status is JobStatus.FAILED:
-            raise JobFailed(record)
+            raise JobFailed(record, spent=self.spent())
         if record.status is JobStatus.CANCELLED:
             raise JobCancelled(record)
         raw = self._client.storage.jobs.load_result(self.id)
@@ -113,6 +131,11 @@ class Job:
     def cancel(self) -> bool:
         """Stop the job: no step makes another LLM call. False if it had already ended."""
         return self._client.cancel(self.id)
+
+    def spent(self) -> Totals:
+        """Tokens, calls and cost billed so far: every attempt of every step, failed
+        ones included (a failed or cancelled job still cost this much)."""
+        return spent(self._client.storage, self.record().plan)
 
 
 class Client:
@@ -193,12 +216,7 @@ class Client:
         record = self.record(job_id)
         if record.status.terminal:
             return False
-        finished = Event(
-            EventKind.JOB_FINISHED, 0, {"status": "cancelled", "message": "cancelled by user"}
-        )
-        return self.storage.jobs.end(
-            job_id, JobStatus.CANCELLED, record.plan.retention_s, events=[finished]
-        )
+        return cancel_job(self.storage, job_id, record.plan)
 
     def recent(self, limit: int = 20) -> list[JobRecord]:
         records = (self.storage.jobs.get(j) for j in self.storage.jobs.recent_jobs(limit))

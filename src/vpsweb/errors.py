@@ -70,11 +70,13 @@ class JobError(VpswebError):
 
 
 class JobFailed(JobError):
-    """The job failed; ``stage`` and ``cause`` say where and why."""
+    """The job failed; ``stage`` and ``cause`` say where and why, ``spent`` (Totals, when
+    known) what it cost up to then."""
 
-    def __init__(self, record: JobRecord) -> None:
+    def __init__(self, record: JobRecord, *, spent: Any = None) -> None:
         self.stage = record.error_stage or "unknown stage"
         self.cause = record.error or "no cause recorded"
+        self.spent = spent
         super().__init__(record, f"job {record.job_id} failed in {self.stage}: {self.cause}")
 
 

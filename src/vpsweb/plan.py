@@ -16,6 +16,7 @@ from vpsweb import settings
 from vpsweb.config import AppConfig
 from vpsweb.config.schema import Criterion, Price, StepSettings
 from vpsweb.errors import RequestInvalid
+from vpsweb.llm.backoff import MAX_RETRY_AFTER_S
 from vpsweb.models import (
     ModelInfo,
     StrategyDials,
@@ -25,6 +26,9 @@ from vpsweb.models import (
     utcnow,
 )
 from vpsweb.stages.table import STAGES
+
+# Longest wait between attempts: the LLM client caps Retry-After (jitter included).
+MAX_BACKOFF_S = MAX_RETRY_AFTER_S
 
 
 class StepCall(BaseModel):
@@ -43,6 +47,11 @@ class StepCall(BaseModel):
     timeout_s: float
     retries: int
     stop: list[str] = Field(default_factory=list)
+
+    def budget_s(self) -> float:
+        """Worst case of one call: every attempt runs to its timeout, then waits the
+        longest back-off."""
+        return self.timeout_s * (self.retries + 1) + MAX_BACKOFF_S * self.retries
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> Usage:
         amount = (
@@ -82,6 +91,7 @@ class JobPlan(BaseModel):
     parse_retries: int
     judge_retries: int
     retention_s: int
+    queue_allowance_s: int = 900
     progress_weights: dict[str, float]
     offline: bool
     created_at: datetime
@@ -93,6 +103,25 @@ class JobPlan(BaseModel):
 
     def calls(self) -> list[StepCall]:
         return [c.call for c in self.candidates] + list(self.steps.values())
+
+    def step_budget_s(self, step: str, index: int | None = None) -> float:
+        """Worst case of one step: its call's budget for every answer it may re-ask."""
+        retries = self.judge_retries if step == "evaluation" else self.parse_retries
+        return self.call(step, index).budget_s() * (retries + 1)
+
+    def remaining_budget_s(self, step: str) -> float:
+        """Worst case from the start of ``step`` to the end of the job (a fan-out stage
+        takes as long as its slowest item)."""
+        names = [s.name for s in STAGES]
+        total = 0.0
+        for s in STAGES[names.index(step) :]:
+            items = range(self.parallel_count) if s.fan_out else [None]
+            total += max(self.step_budget_s(s.name, i) for i in items)
+        return total
+
+    def deadline_after(self, step: str, now: float) -> float:
+        """When the job is stalled if ``step`` starts (or is queued) at ``now``."""
+        return now + self.queue_allowance_s + self.remaining_budget_s(step)
 
 
 def _step_call(
@@ -202,6 +231,7 @@ def build_plan(
         parse_retries=pipeline.parse_retries,
         judge_retries=pipeline.evaluation.judge_retries,
         retention_s=pipeline.retention_s,
+        queue_allowance_s=pipeline.queue_allowance_s,
         progress_weights=cfg.progress_weights(),
         offline=offline,
         created_at=utcnow(),

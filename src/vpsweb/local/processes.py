@@ -64,9 +64,14 @@ def stop_process(proc: subprocess.Popen[bytes], *, grace_s: float = 10.0) -> Non
 
 @dataclass
 class RedisServer:
-    """A private redis-server in a temp dir; nothing persisted, loopback only."""
+    """A private redis-server in a temp dir, loopback only.
+
+    ``appendonly``: persist with an append-only file (fsync every write), so that
+    ``restart`` brings back every key, as a production Redis with AOF would.
+    """
 
     port: int = field(default_factory=free_port)
+    appendonly: bool = False
     proc: subprocess.Popen[bytes] | None = None
     workdir: Path | None = None
 
@@ -77,7 +82,8 @@ class RedisServer:
     def start(
         self, timeout_s: float = 10.0, preexec_fn: Callable[[], None] | None = None
     ) -> RedisServer:
-        self.workdir = Path(tempfile.mkdtemp(prefix="vpsweb-redis-"))
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="vpsweb-redis-"))
         cmd = [
             redis_server_binary(),
             "--port",
@@ -87,7 +93,9 @@ class RedisServer:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "always",
             "--dir",
             str(self.workdir),
             "--logfile",
@@ -110,11 +118,19 @@ class RedisServer:
         client.close()
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, keep_data: bool = False) -> None:
         if self.proc is not None:
             stop_process(self.proc)
-        if self.workdir is not None:
+            self.proc = None
+        if self.workdir is not None and not keep_data:
             shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def restart(self, down_s: float = 0.0) -> None:
+        """Stop and start again on the same port and data (the AOF, if any)."""
+        self.stop(keep_data=True)
+        time.sleep(down_s)
+        self.start()
 
 
 def worker_command(

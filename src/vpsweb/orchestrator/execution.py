@@ -1,25 +1,32 @@
 """Worker-side execution of one job step: the glue between tasks, stages and the store.
 
 ``run_step`` is what every stage's Celery task does, minus Celery: load the job,
-stop if it ended, reuse a stored output if this is a redelivery, run the stage,
-store its output, and record progress. ``finalize`` and ``fail_job`` end a job
-with one atomic write of status, result and terminal event.
+stop if it ended, reuse a stored output if this is a redelivery, run the stage
+under a lease, store its output, and record progress. Deliveries are at least
+once; billing is at most once per step: a second delivery of a running step
+waits for its output, and takes over only when the first one's lease lapsed
+(its worker died). ``finalize`` ends a job with one atomic write.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from vpsweb.config import AppConfig, load_config
-from vpsweb.errors import Cancelled, JobGone
+from vpsweb.errors import Cancelled, JobGone, StoreUnavailable
+from vpsweb.lifecycle import fail_job
 from vpsweb.llm.client import LLMClient, OpenAICompatibleClient
 from vpsweb.models import utcnow
+from vpsweb.orchestrator.keeper import Claim, Keeper
 from vpsweb.plan import JobPlan
 from vpsweb.progress import EventKind
 from vpsweb.result import assemble
@@ -28,30 +35,45 @@ from vpsweb.stages.table import FINALIZE_DISPLAY, STAGES, Stage, previous, stage
 from vpsweb.storage import Event, JobStatus, Storage, connect
 
 M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger(__name__)
+
+LEASE_TTL_S = 15.0  # a dead worker's step is free again this long after its last renewal
+POLL_S = 0.5  # how often a second delivery looks for the first one's output
+SAVE_PATIENCE_S = 300.0  # how long a paid output waits for an unreachable store
+FINALIZE_BUDGET_S = 120.0  # finalize makes no LLM call: a short keep-alive suffices
+STORE_RETRIES = 30  # commands retried with back-off: rides out a Redis restart
+
+
+class Delivery(Protocol):
+    """The broker message a task is working on (Celery side: kept invisible while the
+    step runs, so that a healthy long step is not delivered again)."""
+
+    def renew(self) -> bool: ...
 
 
 @dataclass(frozen=True)
 class Services:
     """What a worker process shares between its threads: the store, its own config
-    (prompts, routing) and one LLM client."""
+    (prompts, routing), one LLM client, and the keeper of its leases."""
 
     storage: Storage
     config: AppConfig
     llm: LLMClient
+    keeper: Keeper = field(default_factory=Keeper)
+    owner: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
-_llm_lock = threading.Lock()
+_services_lock = threading.Lock()
 
 
 @lru_cache(maxsize=4)
 def services(store_url: str) -> Services:
-    with _llm_lock:
-        return Services(storage=connect(store_url), config=load_config(), llm=_default_llm())
-
-
-@lru_cache(maxsize=1)
-def _default_llm() -> LLMClient:
-    return OpenAICompatibleClient()
+    with _services_lock:
+        return Services(
+            storage=connect(store_url, retries=STORE_RETRIES),
+            config=load_config(),
+            llm=OpenAICompatibleClient(),
+        )
 
 
 class JobRun:
@@ -61,6 +83,7 @@ class JobRun:
         self.svc = svc
         self.jobs = svc.storage.jobs
         self.progress = svc.storage.progress
+        self.leases = svc.storage.leases
         status = self.jobs.status(job_id)
         plan = self.jobs.plan(job_id) if status is not None else None
         if status is None or plan is None:
@@ -70,12 +93,19 @@ class JobRun:
         self.job_id = job_id
         self.plan: JobPlan = plan
         self.ttl = plan.retention_s
+        self.lease: Claim | None = None
 
     def check(self) -> None:
-        """Called before every LLM call: an ended job spends nothing more."""
-        status = self.jobs.status(self.job_id)
+        """Called before and during every LLM call: an ended job spends nothing more,
+        and a step whose lease another worker took stops."""
+        try:
+            status = self.jobs.status(self.job_id)
+        except StoreUnavailable:
+            status = JobStatus.RUNNING  # cannot tell right now: a paid call goes on
         if status is None or status.terminal:
             raise Cancelled(f"job {self.job_id} ended ({status.value if status else 'expired'})")
+        if self.lease is not None and self.lease.lost.is_set():
+            raise Cancelled(f"job {self.job_id}: {self.lease.what} was taken over")
 
     def context(self) -> StageContext:
         return StageContext(
@@ -85,8 +115,7 @@ class JobRun:
     def outputs(self, s: Stage) -> Any:
         """A stage's stored output (for a fan-out stage, every item; a missing item
         becomes its stage's "lost" record so the next stage can go on without it)."""
-        step_keys = s.keys(self.plan)
-        raw = self.jobs.load_steps(self.job_id, step_keys)
+        raw = self.jobs.load_steps(self.job_id, s.keys(self.plan))
         if not s.fan_out:
             if raw[0] is None:
                 raise RuntimeError(f"job {self.job_id}: output of {s.name} is missing")
@@ -101,14 +130,61 @@ class JobRun:
         by_name = {s.name: s for s in STAGES}
         return Prior({name: self.outputs(by_name[name]) for name in names})
 
-    def once(self, key: str, model: type[M], produce: Callable[[], M]) -> M:
-        """The stored output if a previous delivery finished it, else produce and store."""
-        stored = self.jobs.load_step(self.job_id, key)
-        if stored is not None:
-            return model.model_validate_json(stored)
-        output = produce()
-        kept = self.jobs.save_step(self.job_id, key, output.model_dump_json(), self.ttl)
-        return model.model_validate_json(kept)
+    def once(self, key: str, model: type[M], produce: Callable[[], M], budget_s: float) -> M:
+        """The stored output if any delivery finished the step; else run it under a
+        lease; or, while another delivery holds the lease, wait for its output."""
+        while True:
+            stored = self.jobs.load_step(self.job_id, key)
+            if stored is not None:
+                return model.model_validate_json(stored)
+            token = f"{self.svc.owner}:{uuid.uuid4().hex[:8]}"
+            if self.leases.acquire(self.job_id, key, token, LEASE_TTL_S):
+                return self._run_leased(key, model, produce, budget_s, token)
+            self._wait_for_other(key)
+
+    def _run_leased(
+        self, key: str, model: type[M], produce: Callable[[], M], budget_s: float, token: str
+    ) -> M:
+        def renew() -> bool:
+            return self.leases.renew(self.job_id, key, token, LEASE_TTL_S)
+
+        claim = self.svc.keeper.keep(renew, for_s=budget_s, what=f"lease on {self.job_id}/{key}")
+        try:
+            stored = self.jobs.load_step(self.job_id, key)  # finished just before we took it
+            if stored is not None:
+                return model.model_validate_json(stored)
+            self.lease = claim
+            output = produce()
+            return model.model_validate_json(self._save(key, output.model_dump_json()))
+        finally:
+            self.lease = None
+            self.svc.keeper.drop(claim)
+            self.leases.release(self.job_id, key, token)
+
+    def _wait_for_other(self, key: str) -> None:
+        """Until the other delivery stored its output or its lease lapsed (it died)."""
+        log.warning(
+            "job %s step %s is running in another delivery; waiting for its output",
+            self.job_id,
+            key,
+        )
+        while self.leases.holder(self.job_id, key) is not None:
+            if self.jobs.load_step(self.job_id, key) is not None:
+                return
+            self.check()
+            time.sleep(POLL_S)
+
+    def _save(self, key: str, payload: str) -> str:
+        """A paid output is stored before anything else can fail: keep trying while the
+        store is unreachable."""
+        give_up = time.monotonic() + SAVE_PATIENCE_S
+        while True:
+            try:
+                return self.jobs.save_step(self.job_id, key, payload, self.ttl)
+            except StoreUnavailable:
+                if time.monotonic() > give_up:
+                    raise
+                time.sleep(2.0)
 
     def stage_event(self, s: Stage, *, started: bool, message: str) -> None:
         """A stage's start (at its lower bound) or end (upper bound), once each."""
@@ -141,15 +217,40 @@ def _produce(run: JobRun, s: Stage, index: int | None) -> BaseModel:
         return s.lost(run.plan, index, f"internal error: {type(exc).__name__}: {exc}")
 
 
-def run_step(svc: Services, s: Stage, job_id: str, index: int | None = None) -> dict[str, Any]:
+def _kept_alive(svc: Services, delivery: Delivery | None, for_s: float) -> Claim | None:
+    if delivery is None:
+        return None
+    return svc.keeper.keep(delivery.renew, for_s=for_s, what="broker message")
+
+
+def run_step(
+    svc: Services,
+    s: Stage,
+    job_id: str,
+    index: int | None = None,
+    *,
+    delivery: Delivery | None = None,
+) -> dict[str, Any]:
     run = JobRun(svc, job_id)
+    budget = run.plan.step_budget_s(s.name, index)
+    kept = _kept_alive(svc, delivery, budget)
+    try:
+        return _step(run, s, index, budget)
+    finally:
+        if kept is not None:
+            svc.keeper.drop(kept)
+
+
+def _step(run: JobRun, s: Stage, index: int | None, budget: float) -> dict[str, Any]:
+    job_id = run.job_id
     before = previous(s)
     if before is not None and before.fan_out:
         run.stage_event(before, started=False, message=before.summary(run.outputs(before)))
     run.jobs.mark_running(job_id, run.ttl)
+    run.jobs.extend_deadline(job_id, run.plan.deadline_after(s.name, time.time()))
     call = run.plan.call(s.name, index)
     run.stage_event(s, started=True, message=f"{s.display_name} started ({call.model.model})")
-    output = run.once(s.key(index), s.output, lambda: _produce(run, s, index))
+    output = run.once(s.key(index), s.output, lambda: _produce(run, s, index), budget)
     if s.fan_out:
         assert index is not None
         ok = bool(getattr(output, "ok", True))
@@ -169,67 +270,43 @@ def run_step(svc: Services, s: Stage, job_id: str, index: int | None = None) -> 
     return {"job_id": job_id, "step": s.name}
 
 
-def finalize(svc: Services, job_id: str) -> dict[str, Any]:
+def finalize(svc: Services, job_id: str, *, delivery: Delivery | None = None) -> dict[str, Any]:
     """Assemble and store the result, and end the job: one write, the first one stands."""
     run = JobRun(svc, job_id)
-    plan = run.plan
-    output = assemble(plan, {s.name: run.outputs(s) for s in STAGES}, utcnow())
-    last = STAGES[-1]
-    _, end = stage_bounds(plan.progress_weights, last.name)
-    model = plan.call(last.name).model.model
-    events = [
-        Event(
-            EventKind.STAGE_COMPLETED,
-            end,
-            {
-                "stage": last.display_name,
-                "status": "completed",
-                "model": model,
-                "message": last.summary(getattr(output, last.result_field)),
-            },
-        ),
-        Event(
-            EventKind.JOB_FINISHED,
-            100,
-            {"status": "succeeded", "stage": FINALIZE_DISPLAY, "message": "translation finished"},
-        ),
-    ]
-    svc.storage.jobs.end(
-        job_id, JobStatus.SUCCEEDED, run.ttl, events=events, result=output.model_dump_json()
-    )
+    kept = _kept_alive(svc, delivery, FINALIZE_BUDGET_S)
+    try:
+        plan = run.plan
+        output = assemble(plan, {s.name: run.outputs(s) for s in STAGES}, utcnow())
+        last = STAGES[-1]
+        _, end = stage_bounds(plan.progress_weights, last.name)
+        events = [
+            Event(
+                EventKind.STAGE_COMPLETED,
+                end,
+                {
+                    "stage": last.display_name,
+                    "status": "completed",
+                    "model": plan.call(last.name).model.model,
+                    "message": last.summary(getattr(output, last.result_field)),
+                },
+            ),
+            Event(
+                EventKind.JOB_FINISHED,
+                100,
+                {
+                    "status": "succeeded",
+                    "stage": FINALIZE_DISPLAY,
+                    "message": "translation finished",
+                },
+            ),
+        ]
+        svc.storage.jobs.end(
+            job_id, JobStatus.SUCCEEDED, run.ttl, events=events, result=output.model_dump_json()
+        )
+    finally:
+        if kept is not None:
+            svc.keeper.drop(kept)
     return {"job_id": job_id, "status": "succeeded"}
 
 
-def failure_events(stage: str, cause: str) -> list[Event]:
-    return [
-        Event(
-            EventKind.STAGE_FAILED,
-            0,
-            {"stage": stage, "status": "failed", "error": cause, "message": f"{stage} failed"},
-        ),
-        Event(
-            EventKind.JOB_FINISHED,
-            0,
-            {
-                "status": "failed",
-                "stage": stage,
-                "error": cause,
-                "message": f"job failed in {stage}: {cause}",
-            },
-        ),
-    ]
-
-
-def fail_job(storage: Storage, job_id: str, stage: str, cause: str) -> bool:
-    """Mark the job failed (unless it already ended) and close its event stream."""
-    plan = storage.jobs.plan(job_id)
-    if plan is None:
-        return False
-    return storage.jobs.end(
-        job_id,
-        JobStatus.FAILED,
-        plan.retention_s,
-        events=failure_events(stage, cause),
-        error=cause,
-        error_stage=stage,
-    )
+__all__ = ["Delivery", "JobRun", "Services", "fail_job", "finalize", "run_step", "services"]

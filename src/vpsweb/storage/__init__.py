@@ -6,6 +6,7 @@ from vpsweb.storage.base import (
     JobRecord,
     JobStatus,
     JobStore,
+    Leases,
     ProgressLog,
     Storage,
     Submission,
@@ -17,6 +18,7 @@ __all__ = [
     "JobRecord",
     "JobStatus",
     "JobStore",
+    "Leases",
     "ProgressLog",
     "Storage",
     "Submission",
@@ -24,8 +26,8 @@ __all__ = [
 ]
 
 
-def connect(url: str) -> Storage:
-    """The store for a URL (redis:// and rediss:// today)."""
+def connect(url: str, *, retries: int = 3) -> Storage:
+    """The store for a URL (redis:// and rediss:// today); see storage.redis.connect."""
     from vpsweb.storage.redis import connect as redis_connect
 
-    return redis_connect(url)
+    return redis_connect(url, retries=retries)

@@ -8,7 +8,7 @@ cross this seam as JSON text; the callers own the models.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -109,6 +109,21 @@ class JobStore(abc.ABC):
     def recent_jobs(self, limit: int = 20) -> list[str]: ...
 
     @abc.abstractmethod
+    def extend_deadline(self, job_id: str, at: float) -> None:
+        """Move a running job's deadline (epoch seconds) later; never earlier."""
+
+    @abc.abstractmethod
+    def deadline(self, job_id: str) -> float | None: ...
+
+    @abc.abstractmethod
+    def overdue(self, now: float, limit: int = 100) -> list[str]:
+        """Jobs not yet ended whose deadline is before ``now``."""
+
+    @abc.abstractmethod
+    def forget_deadline(self, job_id: str) -> None:
+        """Stop watching a job that ended or expired; one whose deadline moved stays."""
+
+    @abc.abstractmethod
     def save_step(self, job_id: str, key: str, payload: str, ttl: int) -> str:
         """Store a step's output once; returns the stored one (first writer wins)."""
 
@@ -130,6 +145,32 @@ class JobStore(abc.ABC):
 
     def load_step(self, job_id: str, key: str) -> str | None:
         return self.load_steps(job_id, [key])[0]
+
+
+class Leases(abc.ABC):
+    """Who is running a step right now, and cluster-wide locks.
+
+    A lease has an owner token and a short TTL that its holder keeps renewing; when a
+    worker dies its leases lapse within the TTL and another worker may take over.
+    """
+
+    @abc.abstractmethod
+    def acquire(self, job_id: str, key: str, owner: str, ttl_s: float) -> bool: ...
+
+    @abc.abstractmethod
+    def renew(self, job_id: str, key: str, owner: str, ttl_s: float) -> bool:
+        """Extend the lease; re-take it if it lapsed and nobody else took it. False when
+        another owner holds it (this holder must stop)."""
+
+    @abc.abstractmethod
+    def release(self, job_id: str, key: str, owner: str) -> None: ...
+
+    @abc.abstractmethod
+    def holder(self, job_id: str, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    def try_lock(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Hold (or keep holding) a named lock for ``ttl_s``: one sweeper at a time."""
 
 
 class ProgressLog(abc.ABC):
@@ -160,18 +201,26 @@ class ProgressLog(abc.ABC):
 
     @abc.abstractmethod
     def events(
-        self, job_id: str, *, timeout: float | None = None, start: str = "0-0"
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = None,
+        start: str = "0-0",
+        on_idle: Callable[[], None] | None = None,
     ) -> Iterator[ProgressEvent]:
         """Replay from ``start``, then follow; ends after the terminal event. Raises
-        TimeoutError when ``timeout`` seconds pass without it."""
+        TimeoutError when ``timeout`` seconds pass without it. ``on_idle`` runs
+        whenever about a second passed with nothing new (or the store was briefly
+        unreachable: the reader reconnects and goes on)."""
 
 
 @dataclass(frozen=True)
 class Storage:
-    """A store's two halves, sharing one connection pool."""
+    """A store's parts, sharing one connection pool."""
 
     jobs: JobStore
     progress: ProgressLog
+    leases: Leases
 
     def close(self) -> None:
         self.jobs.close()

@@ -2,8 +2,8 @@
 
 Each is a thin adapter: it runs one step through vpsweb.orchestrator.execution
 and returns a small JSON reference. An ended job raises Ignore so the chain stops
-without a FAILURE entry; a stage failure marks the job failed (stage and cause)
-and re-raises so that Celery and Flower show it too.
+without a FAILURE entry; a stage failure marks the job failed (stage, cause and
+the usage it was billed) and re-raises so that Celery and Flower show it too.
 """
 
 from __future__ import annotations
@@ -15,33 +15,43 @@ from celery import Task, shared_task
 from celery.exceptions import Ignore
 
 from vpsweb.errors import Cancelled, JobGone, StageFailed, VpswebError
+from vpsweb.lifecycle import fail_job
 from vpsweb.orchestrator import execution
 from vpsweb.stages.table import FINALIZE_DISPLAY, FINALIZE_TASK, STAGES, Stage
+from vpsweb.workers.broker import delivery_of
 
 
 class StepFailed(VpswebError):
     """What Celery records for a failed step: one plain message, JSON-serialisable."""
 
 
-def _run(task: Task, job_id: str, display: str, step: Callable[[execution.Services], Any]) -> Any:
+Step = Callable[[execution.Services, execution.Delivery | None], Any]
+
+
+def _run(task: Task, job_id: str, display: str, step: Step) -> Any:
     svc = execution.services(task.app.conf.vpsweb_store_url)
     try:
-        return step(svc)
+        return step(svc, delivery_of(task))
     except (Cancelled, JobGone):
         raise Ignore() from None
     except StageFailed as exc:
-        execution.fail_job(svc.storage, job_id, exc.display_name, exc.cause)
+        fail_job(
+            svc.storage, job_id, exc.display_name, exc.cause, step_key=exc.step, metrics=exc.metrics
+        )
         raise StepFailed(str(exc)) from None
     except Exception as exc:
         cause = f"{type(exc).__name__}: {exc}"
-        execution.fail_job(svc.storage, job_id, display, cause)
+        fail_job(svc.storage, job_id, display, cause)
         raise StepFailed(f"{display} failed: {cause}") from exc
 
 
 def _define(s: Stage) -> Task:
     def step(self: Task, job_id: str, index: int | None = None) -> Any:
         return _run(
-            self, job_id, s.display_name, lambda svc: execution.run_step(svc, s, job_id, index)
+            self,
+            job_id,
+            s.display_name,
+            lambda svc, d: execution.run_step(svc, s, job_id, index, delivery=d),
         )
 
     step.__name__ = step.__qualname__ = s.name
@@ -54,4 +64,9 @@ STAGE_TASKS: dict[str, Task] = {s.name: _define(s) for s in STAGES}
 
 @shared_task(name=FINALIZE_TASK, bind=True)
 def finalize(self: Task, job_id: str) -> Any:
-    return _run(self, job_id, FINALIZE_DISPLAY, lambda svc: execution.finalize(svc, job_id))
+    return _run(
+        self,
+        job_id,
+        FINALIZE_DISPLAY,
+        lambda svc, d: execution.finalize(svc, job_id, delivery=d),
+    )

@@ -7,9 +7,8 @@ Settings that matter and why:
 * JSON only, in and out: nothing crosses the broker that a non-Python tool
   cannot read, and nothing that pickle could turn into code.
 * acks_late + prefetch 1 + reject_on_worker_lost: a message leaves the broker
-  only after its task finished, so a killed worker's steps are delivered again.
-* visibility_timeout above the longest task including all its retries: Redis
-  redelivers an unacknowledged message after it, even to a healthy worker.
+  only after its task finished, so a killed worker's steps are delivered again
+  (how fast depends on the broker: vpsweb.workers.broker).
 * threads pool: LLM calls are I/O-bound, so one process holds many in flight.
   That pool enforces no time limits; the LLM client's timeout is the guard.
 """
@@ -21,24 +20,12 @@ import threading
 from typing import Any, ClassVar
 
 from celery import Celery, bootsteps
-from kombu import Queue
 
 from vpsweb import settings
 from vpsweb.config import AppConfig, load_config
+from vpsweb.workers import broker
 
 DEFAULT_CONCURRENCY = 32
-
-
-def visibility_timeout_s(cfg: AppConfig) -> int:
-    """Longest possible task (every step's timeout x retries x parse attempts) plus margin."""
-    parse_attempts = cfg.pipeline.parse_retries + 1
-    judge_attempts = cfg.pipeline.evaluation.judge_retries + 1
-    longest = 0.0
-    for mode in cfg.pipeline.modes.values():
-        for step in mode.steps.values():
-            per_call = step.timeout_s * (step.retries + 1) + 60 * step.retries
-            longest = max(longest, per_call * max(parse_attempts, judge_attempts))
-    return int(max(3600, longest * 1.25))
 
 
 def task_routes(cfg: AppConfig) -> dict[str, dict[str, str]]:
@@ -51,9 +38,9 @@ def task_routes(cfg: AppConfig) -> dict[str, dict[str, str]]:
 
 
 def celery_settings(store_url: str, broker_url: str, cfg: AppConfig) -> dict[str, Any]:
-    transport = {"visibility_timeout": visibility_timeout_s(cfg)}
     queues = cfg.queues()
     return {
+        **broker.celery_settings(broker_url, cfg),
         "broker_url": broker_url,
         "result_backend": store_url,
         "vpsweb_store_url": store_url,
@@ -65,14 +52,18 @@ def celery_settings(store_url: str, broker_url: str, cfg: AppConfig) -> dict[str
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "broker_transport_options": transport,
-        "result_backend_transport_options": transport,
+        # A lost broker connection must not kill running steps: their calls are paid
+        # for and their outputs are stored; a second delivery waits on the lease.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+        "broker_connection_retry": True,
+        "broker_connection_max_retries": None,
+        "result_backend_always_retry": True,
+        "result_backend_max_retries": 30,
         "result_expires": cfg.pipeline.retention_s,
         "worker_pool": "threads",
         "worker_concurrency": int(
             os.environ.get(settings.WORKER_CONCURRENCY_ENV) or DEFAULT_CONCURRENCY
         ),
-        "task_queues": [Queue(q) for q in queues],
         "task_default_queue": queues[0],
         "task_routes": task_routes(cfg),
         "task_track_started": False,  # Flower learns "started" from events
@@ -84,35 +75,37 @@ def celery_settings(store_url: str, broker_url: str, cfg: AppConfig) -> dict[str
     }
 
 
-class DispatcherStep(bootsteps.StartStopStep):
-    """Runs the job dispatcher in a thread of every worker process (see
-    vpsweb.orchestrator.dispatcher); it stops with the worker."""
+class HousekeepingStep(bootsteps.StartStopStep):
+    """Runs the job dispatcher and the sweeper in threads of every worker process
+    (vpsweb.orchestrator.dispatcher, .sweeper); they stop with the worker."""
 
     requires: ClassVar[set[str]] = {"celery.worker.components:Pool"}
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
-        self.dispatcher: Any = None
-        self.thread: threading.Thread | None = None
+        self.stops: list[threading.Event] = []
+        self.threads: list[threading.Thread] = []
 
     def start(self, parent: Any) -> None:
         from vpsweb.orchestrator.dispatcher import Dispatcher
         from vpsweb.orchestrator.execution import services
+        from vpsweb.orchestrator.sweeper import Sweeper
 
         app = parent.app
-        self.dispatcher = Dispatcher(
-            app=app, services=services(app.conf.vpsweb_store_url), consumer=parent.hostname
-        )
-        self.thread = threading.Thread(
-            target=self.dispatcher.run, name="vpsweb-dispatcher", daemon=True
-        )
-        self.thread.start()
+        svc = services(app.conf.vpsweb_store_url)
+        dispatcher = Dispatcher(app=app, services=svc, consumer=parent.hostname)
+        sweeper = Sweeper(storage=svc.storage, owner=parent.hostname)
+        for name, part in (("dispatcher", dispatcher), ("sweeper", sweeper)):
+            thread = threading.Thread(target=part.run, name=f"vpsweb-{name}", daemon=True)
+            self.stops.append(part.stop)
+            self.threads.append(thread)
+            thread.start()
 
     def stop(self, parent: Any) -> None:
-        if self.dispatcher is not None:
-            self.dispatcher.stop.set()
-        if self.thread is not None:
-            self.thread.join(timeout=5)
+        for stop in self.stops:
+            stop.set()
+        for thread in self.threads:
+            thread.join(timeout=5)
 
 
 def create_app(
@@ -122,7 +115,7 @@ def create_app(
     cfg = cfg or load_config()
     app = Celery("vpsweb", include=["vpsweb.tasks.pipeline"])
     app.conf.update(celery_settings(store_url, broker_url or store_url, cfg))
-    app.steps["worker"].add(DispatcherStep)
+    app.steps["worker"].add(HousekeepingStep)
     return app
 
 

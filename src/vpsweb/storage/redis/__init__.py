@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from vpsweb.storage.base import Storage
+from vpsweb.storage.redis.leases import RedisLeases
 from vpsweb.storage.redis.progress import RedisProgressLog
 from vpsweb.storage.redis.store import RedisJobStore
 
-__all__ = ["RedisJobStore", "RedisProgressLog", "connect"]
+__all__ = ["RedisJobStore", "RedisLeases", "RedisProgressLog", "connect"]
 
 
-def connect(url: str) -> Storage:
-    """Both halves on one connection pool (threads may share it)."""
-    client = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
-    return Storage(jobs=RedisJobStore(client), progress=RedisProgressLog(client))
+def connect(url: str, *, retries: int = 3) -> Storage:
+    """Every part on one connection pool (threads may share it).
+
+    ``retries``: how many times a command is retried, with exponential back-off capped
+    at 1 s, when Redis is unreachable. Workers ride out a Redis restart (about 30);
+    an interactive client fails fast (3) and its event reader reconnects on its own.
+    """
+    client = redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        health_check_interval=30,
+        socket_connect_timeout=5,
+        socket_keepalive=True,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+    )
+    return Storage(
+        jobs=RedisJobStore(client), progress=RedisProgressLog(client), leases=RedisLeases(client)
+    )

@@ -6,6 +6,12 @@ PREFIX = "vpsweb"
 JOBS_INDEX = f"{PREFIX}:jobs"  # sorted set: job id -> created timestamp
 SUBMISSIONS = f"{PREFIX}:submissions"  # stream: jobs waiting for a dispatcher
 DISPATCHERS = "dispatchers"  # the consumer group of SUBMISSIONS
+DEADLINES = f"{PREFIX}:deadlines"  # sorted set: job id -> deadline (epoch s), jobs not ended
+
+
+def lock(name: str) -> str:
+    """String: a cluster-wide lock's owner (e.g. the sweeper)."""
+    return f"{PREFIX}:lock:{name}"
 
 
 def job(job_id: str) -> str:
@@ -31,6 +37,11 @@ def events(job_id: str) -> str:
 def progress(job_id: str) -> str:
     """Hash: the latest progress snapshot (percent only ever increases)."""
     return f"{PREFIX}:job:{job_id}:progress"
+
+
+def lease(job_id: str, key: str) -> str:
+    """String: the owner token of whoever runs this step now (expires unless renewed)."""
+    return f"{PREFIX}:job:{job_id}:lease:{key}"
 
 
 def finished_items(job_id: str) -> str:

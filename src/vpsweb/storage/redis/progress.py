@@ -8,7 +8,7 @@ back, or append anything after the terminal event.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import redis
@@ -16,12 +16,14 @@ import redis
 from vpsweb.progress import ProgressEvent, ProgressSnapshot, milestones
 from vpsweb.storage.base import Event, ProgressLog
 from vpsweb.storage.redis import keys
+from vpsweb.storage.redis.errors import translating
 from vpsweb.storage.redis.store import STREAM_MAXLEN, event_fields, load_lua
 
 # What XREAD returns with decode_responses=True: [(stream, [(id, fields), ...])].
 StreamBatch = list[tuple[str, list[tuple[str, dict[str, str]]]]] | None
 
 
+@translating
 class RedisProgressLog(ProgressLog):
     """Cheap to build; holds no job state of its own."""
 
@@ -74,11 +76,15 @@ class RedisProgressLog(ProgressLog):
         return ProgressSnapshot.model_validate(clean)
 
     def events(
-        self, job_id: str, *, timeout: float | None = None, start: str = "0-0"
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = None,
+        start: str = "0-0",
+        on_idle: Callable[[], None] | None = None,
     ) -> Iterator[ProgressEvent]:
         deadline = None if timeout is None else time.monotonic() + timeout
         last = start
-        stream = keys.events(job_id)
         while True:
             wait = self.block_ms
             if deadline is not None:
@@ -86,7 +92,9 @@ class RedisProgressLog(ProgressLog):
                 if remaining <= 0:
                     raise TimeoutError(f"job {job_id}: no terminal event within {timeout:g}s")
                 wait = max(1, min(wait, int(remaining * 1000)))
-            batch = cast(StreamBatch, self.redis.xread({stream: last}, block=wait, count=100))
+            batch = self._read(job_id, last, wait)
+            if not batch and on_idle is not None:
+                on_idle()
             for _name, entries in batch or []:
                 for entry_id, fields in entries:
                     last = entry_id
@@ -94,3 +102,15 @@ class RedisProgressLog(ProgressLog):
                     yield event
                     if event.terminal:
                         return
+
+    def _read(self, job_id: str, last: str, wait_ms: int) -> StreamBatch:
+        """One blocking read; an unreachable Redis (a restart, a failover) reads as
+        nothing new, after a pause, so that followers keep waiting instead of dying."""
+        try:
+            return cast(
+                StreamBatch,
+                self.redis.xread({keys.events(job_id): last}, block=wait_ms, count=100),
+            )
+        except (redis.ConnectionError, redis.TimeoutError):
+            time.sleep(min(1.0, wait_ms / 1000))
+            return None

@@ -21,8 +21,10 @@ import redis
 from vpsweb.models import utcnow
 from vpsweb.plan import JobPlan
 from vpsweb.progress import EventKind
+from vpsweb.stages.table import STAGES
 from vpsweb.storage.base import Event, JobRecord, JobStatus, JobStore, Submission
 from vpsweb.storage.redis import keys
+from vpsweb.storage.redis.errors import translating
 
 PLAN_CACHE_SIZE = 512
 STREAM_MAXLEN = 1000
@@ -41,6 +43,7 @@ def event_fields(event: Event) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in payload.items()}
 
 
+@translating
 class RedisJobStore(JobStore):
     """Safe to share between threads.
 
@@ -54,6 +57,7 @@ class RedisJobStore(JobStore):
         self.claim_idle_ms = claim_idle_ms
         self._mark_running = client.register_script(load_lua("mark_running.lua"))
         self._end = client.register_script(load_lua("end.lua"))
+        self._extend = client.register_script(load_lua("extend_deadline.lua"))
         self._plans: OrderedDict[str, JobPlan] = OrderedDict()
         self._plans_lock = threading.Lock()
         self._group_ready = False
@@ -74,15 +78,18 @@ class RedisJobStore(JobStore):
     @staticmethod
     def _create(pipe: Any, plan: JobPlan) -> None:
         job, ttl = plan.job_id, plan.retention_s
+        deadline = plan.deadline_after(STAGES[0].name, plan.created_at.timestamp())
         pipe.hset(
             keys.job(job),
             mapping={
                 "status": JobStatus.QUEUED.value,
                 "plan": plan.model_dump_json(),
                 "created_at": plan.created_at.isoformat(),
+                "deadline_at": f"{deadline:.3f}",
             },
         )
         pipe.expire(keys.job(job), ttl)
+        pipe.zadd(keys.DEADLINES, {job: deadline})
         pipe.zadd(keys.JOBS_INDEX, {job: plan.created_at.timestamp()})
         queued = event_fields(
             Event(
@@ -162,6 +169,7 @@ class RedisJobStore(JobStore):
                 keys.progress(job_id),
                 keys.events(job_id),
                 keys.result(job_id),
+                keys.DEADLINES,
             ],
             args=[
                 status.value,
@@ -170,12 +178,29 @@ class RedisJobStore(JobStore):
                 result or "",
                 json.dumps(fields),
                 json.dumps(encoded),
+                job_id,
             ],
         )
         return bool(done)
 
     def recent_jobs(self, limit: int = 20) -> list[str]:
         return cast(list[str], self.redis.zrevrange(keys.JOBS_INDEX, 0, limit - 1))
+
+    def extend_deadline(self, job_id: str, at: float) -> None:
+        self._extend(keys=[keys.job(job_id), keys.DEADLINES], args=[job_id, f"{at:.3f}"])
+
+    def deadline(self, job_id: str) -> float | None:
+        value = cast(str | None, self.redis.hget(keys.job(job_id), "deadline_at"))
+        return float(value) if value else None
+
+    def forget_deadline(self, job_id: str) -> None:
+        status = self.status(job_id)
+        if status is None or status.terminal:
+            self.redis.zrem(keys.DEADLINES, job_id)
+
+    def overdue(self, now: float, limit: int = 100) -> list[str]:
+        found = self.redis.zrangebyscore(keys.DEADLINES, "-inf", now, start=0, num=limit)
+        return cast(list[str], found)
 
     # --- step outputs and results --------------------------------------------------
 

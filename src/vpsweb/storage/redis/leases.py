@@ -1,0 +1,38 @@
+"""Step leases and cluster-wide locks in Redis (the scripts live beside this module)."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import redis
+
+from vpsweb.storage.base import Leases
+from vpsweb.storage.redis import keys
+from vpsweb.storage.redis.errors import translating
+from vpsweb.storage.redis.store import load_lua
+
+
+@translating
+class RedisLeases(Leases):
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        self._renew = client.register_script(load_lua("lease_renew.lua"))
+        self._release = client.register_script(load_lua("lease_release.lua"))
+
+    def acquire(self, job_id: str, key: str, owner: str, ttl_s: float) -> bool:
+        name = keys.lease(job_id, key)
+        return bool(self.redis.set(name, owner, nx=True, px=int(ttl_s * 1000)))
+
+    def renew(self, job_id: str, key: str, owner: str, ttl_s: float) -> bool:
+        name = keys.lease(job_id, key)
+        return bool(self._renew(keys=[name], args=[owner, int(ttl_s * 1000)]))
+
+    def release(self, job_id: str, key: str, owner: str) -> None:
+        self._release(keys=[keys.lease(job_id, key)], args=[owner])
+
+    def holder(self, job_id: str, key: str) -> str | None:
+        return cast(str | None, self.redis.get(keys.lease(job_id, key)))
+
+    def try_lock(self, name: str, owner: str, ttl_s: float) -> bool:
+        # The same renew-or-take script: a lock is a lease on no particular job.
+        return bool(self._renew(keys=[keys.lock(name)], args=[owner, int(ttl_s * 1000)]))

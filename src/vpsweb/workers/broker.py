@@ -1,0 +1,142 @@
+"""What each broker needs so that a dead worker's step runs again within seconds.
+
+Redis (the default): a message stays in kombu's "unacked" index while its task
+runs and is delivered again once its score there is older than the visibility
+timeout. vpsweb keeps that timeout short (a SIGKILLed worker's step is back
+within about a minute) and bumps the score of every running step's message while
+the step is within its worst case (``execution.Delivery``), so a healthy long
+call is not delivered twice.
+
+RabbitMQ: an unacknowledged message returns the moment its consumer's connection
+closes, so recovery after a crash takes seconds. Queues are durable quorum queues
+with a consumer timeout above the longest step, and publishing is confirmed.
+
+Either way a second delivery is harmless: the step's lease makes it wait for the
+first one's output (vpsweb.orchestrator.execution).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlparse
+
+import redis
+from celery import Task
+from kombu import Queue
+from kombu.transport import redis as kombu_redis
+
+from vpsweb.config import AppConfig
+
+VISIBILITY_TIMEOUT_S = 60
+RESTORE_EVERY_S = 5
+UNACKED_INDEX = "unacked_index"  # kombu's default key for it
+AMQP_HEARTBEAT_S = 10
+
+
+def broker_kind(url: str) -> str:
+    scheme = urlparse(url).scheme
+    if scheme in ("redis", "rediss"):
+        return "redis"
+    if scheme in ("amqp", "amqps", "pyamqp"):
+        return "amqp"
+    return scheme
+
+
+class RedisChannel(kombu_redis.Channel):
+    """kombu's Redis channel, able to reach Redis after its broker connection was lost.
+
+    When the connection drops, Celery clears the transport's client and then closes
+    the channel; closing restores the unacknowledged messages, and a task that
+    finishes later acknowledges through the same channel. Both need a new connection
+    pool, whose parameters kombu 5.7 reads from the cleared client: the
+    AttributeError ("'NoneType' object has no attribute 'hostname'") killed the
+    worker on every Redis restart with steps in flight. A channel's parameters do not
+    change during its life, so they are kept from its first use.
+    """
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        kept: dict[bool, dict[str, Any]] = self.__dict__.setdefault("_vpsweb_connparams", {})
+        if asynchronous not in kept:
+            kept[asynchronous] = super()._connparams(asynchronous=asynchronous)
+        return dict(kept[asynchronous])
+
+
+class RedisTransport(kombu_redis.Transport):
+    Channel = RedisChannel
+
+
+def celery_settings(broker_url: str, cfg: AppConfig) -> dict[str, Any]:
+    queues = cfg.queues()
+    if broker_kind(broker_url) == "amqp":
+        # Above the longest step of any mode (RabbitMQ >= 3.11.15 applies it per
+        # queue; older servers need consumer_timeout in rabbitmq.conf, see
+        # docs/reliability.md).
+        timeout_ms = int(longest_step_s(cfg) * 1.5 * 1000)
+        arguments = {"x-queue-type": "quorum", "x-consumer-timeout": timeout_ms}
+        return {
+            "task_queues": [Queue(q, queue_arguments=arguments) for q in queues],
+            "broker_heartbeat": AMQP_HEARTBEAT_S,
+            "broker_transport_options": {"confirm_publish": True},
+        }
+    return {
+        "broker_transport": f"{__name__}:RedisTransport",
+        "task_queues": [Queue(q) for q in queues],
+        "broker_transport_options": {
+            "visibility_timeout": VISIBILITY_TIMEOUT_S,
+            "unacked_restore_interval": RESTORE_EVERY_S,
+            "unacked_restore_throttle": 1,
+        },
+    }
+
+
+def longest_step_s(cfg: AppConfig) -> float:
+    """The worst case of any step in any mode (timeouts x attempts + back-off)."""
+    from vpsweb.plan import MAX_BACKOFF_S
+
+    attempts = max(cfg.pipeline.parse_retries, cfg.pipeline.evaluation.judge_retries) + 1
+    longest = 0.0
+    for mode in cfg.pipeline.modes.values():
+        for step in mode.steps.values():
+            per_call = step.timeout_s * (step.retries + 1) + MAX_BACKOFF_S * step.retries
+            longest = max(longest, per_call * attempts)
+    return longest
+
+
+# --- keeping a running step's message invisible (Redis broker) -------------------------
+
+_clients_lock = threading.Lock()
+
+
+@lru_cache(maxsize=4)
+def _client(broker_url: str) -> redis.Redis:
+    with _clients_lock:
+        return redis.Redis.from_url(broker_url, socket_connect_timeout=5)
+
+
+class RedisDelivery:
+    """A Redis-broker message whose unacked-index score is refreshed while its step runs.
+
+    ``XX``: a message that kombu already restored (its connection dropped) is not put
+    back into the index; its second delivery waits on the step's lease instead.
+    """
+
+    def __init__(self, client: redis.Redis, tag: str) -> None:
+        self.client = client
+        self.tag = tag
+
+    def renew(self) -> bool:
+        self.client.zadd(UNACKED_INDEX, {self.tag: time.time()}, xx=True)
+        return True
+
+
+def delivery_of(task: Task) -> RedisDelivery | None:
+    """The message a running task works on, when the broker needs it kept alive."""
+    url = task.app.conf.broker_url
+    info = getattr(task.request, "delivery_info", None) or {}
+    tag = info.get("delivery_tag")
+    if not tag or broker_kind(url) != "redis":
+        return None
+    return RedisDelivery(_client(url), str(tag))
