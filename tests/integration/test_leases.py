@@ -1,0 +1,143 @@
+"""Leases, the keeper and the sweeper's lock against a real Redis, without Celery."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from vpsweb.config import load_config
+from vpsweb.errors import Cancelled
+from vpsweb.local.processes import RedisServer
+from vpsweb.models import EditorReview
+from vpsweb.orchestrator import execution
+from vpsweb.orchestrator.keeper import Keeper
+from vpsweb.orchestrator.sweeper import Sweeper
+from vpsweb.plan import build_plan
+from vpsweb.storage import Storage, connect
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def storage():
+    server = RedisServer().start()
+    store = connect(server.url)
+    yield store
+    store.close()
+    server.stop()
+
+
+def _job(storage: Storage, job_id: str = "1ea5e0000001"):
+    plan = build_plan(
+        {"poem": "a\nb", "source_lang": "en", "target_lang": "zh-CN", "parallel_count": 1},
+        load_config(),
+        job_id=job_id,
+        offline=True,
+    )
+    storage.jobs.create([plan])
+    return plan
+
+
+def test_a_lease_has_one_holder_and_lapses_without_renewal(storage: Storage) -> None:
+    leases = storage.leases
+    assert leases.acquire("j", "evaluation", "A", 0.5)
+    assert not leases.acquire("j", "evaluation", "B", 0.5)
+    assert not leases.renew("j", "evaluation", "B", 0.5)  # B may not steal it
+    assert leases.renew("j", "evaluation", "A", 0.5)
+    leases.release("j", "evaluation", "B")  # not B's to release
+    assert leases.holder("j", "evaluation") == "A"
+    time.sleep(0.7)
+    assert leases.holder("j", "evaluation") is None  # A died: it lapsed
+    assert leases.renew("j", "evaluation", "A", 0.5)  # A alive after all: re-taken
+    leases.release("j", "evaluation", "A")
+    assert leases.holder("j", "evaluation") is None
+
+
+def test_the_keeper_renews_until_the_budget_and_flags_a_lost_claim() -> None:
+    renewals: list[float] = []
+    keeper = Keeper(every_s=0.1)
+    kept = keeper.keep(lambda: renewals.append(time.monotonic()) or True, for_s=0.35, what="a")
+    stolen = keeper.keep(lambda: False, for_s=5, what="b")
+    time.sleep(0.8)
+    assert 2 <= len(renewals) <= 4  # renewed while within its budget, then left to lapse
+    assert stolen.lost.is_set() and not kept.lost.is_set()
+
+
+def test_a_second_delivery_waits_for_the_first_ones_output(storage: Storage) -> None:
+    plan = _job(storage)
+    svc = execution.Services(storage=storage, config=load_config(), llm=None)  # type: ignore[arg-type]
+    produced: list[str] = []
+    release = threading.Event()
+
+    def slow_first() -> EditorReview:
+        produced.append("first")
+        release.wait(5)
+        return EditorReview(suggestions="from the first delivery")
+
+    def second() -> EditorReview:
+        produced.append("second")
+        return EditorReview(suggestions="from the second delivery")
+
+    results: dict[str, EditorReview] = {}
+    first = threading.Thread(
+        target=lambda: results.setdefault(
+            "first",
+            execution.JobRun(svc, plan.job_id).once("editor_review", EditorReview, slow_first, 30),
+        )
+    )
+    first.start()
+    time.sleep(0.3)
+    waiter = threading.Thread(
+        target=lambda: results.setdefault(
+            "second",
+            execution.JobRun(svc, plan.job_id).once("editor_review", EditorReview, second, 30),
+        )
+    )
+    waiter.start()
+    time.sleep(1.0)
+    assert "second" not in results  # still waiting: the first holds the lease
+    release.set()
+    first.join(5)
+    waiter.join(5)
+    assert produced == ["first"]  # one paid run
+    assert results["first"] == results["second"]
+    assert results["second"].suggestions == "from the first delivery"
+
+
+def test_a_lost_lease_stops_the_step_before_its_next_call(storage: Storage) -> None:
+    plan = _job(storage)
+    svc = execution.Services(
+        storage=storage, config=load_config(), llm=None, keeper=Keeper(every_s=0.1)
+    )  # type: ignore[arg-type]
+    run = execution.JobRun(svc, plan.job_id)
+
+    def produce() -> EditorReview:
+        # Another worker takes the step over (this one's lease was deemed dead).
+        holder = storage.leases.holder(plan.job_id, "editor_review")
+        assert holder is not None
+        storage.leases.release(plan.job_id, "editor_review", holder)
+        storage.leases.acquire(plan.job_id, "editor_review", "someone-else", 10)
+        time.sleep(0.5)  # the keeper's next renewal finds out
+        run.check()  # what the LLM client calls before and during every call
+        return EditorReview(suggestions="never stored")
+
+    with pytest.raises(Cancelled, match="taken over"):
+        run.once("editor_review", EditorReview, produce, 30)
+    assert storage.jobs.load_step(plan.job_id, "editor_review") is None
+
+
+def test_one_sweeper_at_a_time_and_only_overdue_jobs(storage: Storage) -> None:
+    plan = _job(storage, "5eee00000001")
+    a = Sweeper(storage=storage, owner="A", every_s=1)
+    b = Sweeper(storage=storage, owner="B", every_s=1)
+    deadline = storage.jobs.deadline(plan.job_id)
+    assert deadline is not None
+    assert a.sweep(now=deadline - 1) == []  # not overdue yet
+    assert b.sweep(now=deadline + 1) == []  # A holds the lock
+    assert a.sweep(now=deadline + 1) == [plan.job_id]
+    record = storage.jobs.get(plan.job_id)
+    assert record is not None and record.status.value == "failed"
+    assert record.error_stage == "Queued" and "stalled" in (record.error or "")
+    assert storage.jobs.overdue(deadline + 1) == []
