@@ -51,6 +51,14 @@ TEST_MODELS = """
     provider: simulator
     name: sim-malformedx1
     price: {input_per_1k: 0.001, output_per_1k: 0.002, currency: USD}
+  sim-truncate:
+    provider: simulator
+    name: sim-truncate
+    price: {input_per_1k: 0.001, output_per_1k: 0.002, currency: USD}
+  sim-truncatex1:
+    provider: simulator
+    name: sim-truncatex1
+    price: {input_per_1k: 0.001, output_per_1k: 0.002, currency: USD}
   sim-slow:
     provider: simulator
     name: sim-slow1500
@@ -110,9 +118,22 @@ def worker_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def workers(redis_server: RedisServer, simulator: str, worker_logs: Path) -> Iterator[list]:
+def workers_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session workers' config: the shipped one plus the fault-injection models, so
+    that a test's client may name them (workers refuse models they do not know)."""
+    return make_config_dir(tmp_path_factory.mktemp("workers-config"))
+
+
+@pytest.fixture(scope="session")
+def workers(
+    redis_server: RedisServer, simulator: str, worker_logs: Path, workers_config: Path
+) -> Iterator[list]:
     """Two real `celery worker` processes (threads pool) with a fake API key in their env."""
-    env = {"VPSWEB_SIMULATOR_URL": simulator, "DEEPSEEK_API_KEY": FAKE_KEY}
+    env = {
+        "VPSWEB_SIMULATOR_URL": simulator,
+        "DEEPSEEK_API_KEY": FAKE_KEY,
+        "VPSWEB_CONFIG_DIR": str(workers_config),
+    }
     procs = [
         start_worker(
             redis_server.url,

@@ -6,7 +6,10 @@ runner can call every stage the same way; these wrappers build the Prior.
 
 from __future__ import annotations
 
+from vpsweb.config import AppConfig, load_config
+from vpsweb.llm.endpoints import resolve
 from vpsweb.models import CandidateResult, EditorReview, EvaluationResult, Revision
+from vpsweb.plan import JobPlan, StepCall
 from vpsweb.stages.base import Prior, StageContext
 from vpsweb.stages.candidate import translate_candidate as _candidate
 from vpsweb.stages.evaluation import evaluate as _evaluate
@@ -43,3 +46,12 @@ def translator_revision(
     ctx: StageContext, chosen: CandidateResult, review: EditorReview
 ) -> Revision:
     return _revision(ctx, chosen_prior(chosen, review))
+
+
+def cost(call: StepCall, prompt_tokens: int, completion_tokens: int, cfg: AppConfig | None = None):
+    """What a worker with ``cfg`` (default: the shipped config) bills for a call."""
+    return resolve((cfg or load_config()).models, call).cost(prompt_tokens, completion_tokens)
+
+
+def context(cfg: AppConfig, plan: JobPlan, llm, check=None) -> StageContext:
+    return StageContext(plan=plan, prompts=cfg.prompts, llm=llm, models=cfg.models, check=check)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from vpsweb import settings
+from vpsweb.admission import require_fits
 from vpsweb.config import AppConfig, load_config
 from vpsweb.errors import JobCancelled, JobFailed, JobNotFound, ResultExpired, VpswebError
 from vpsweb.lifecycle import cancel_job, spent, stall_job
@@ -37,8 +38,9 @@ def plan_job(
     request: TranslationRequest | dict[str, Any], config: AppConfig, *, offline: bool | None = None
 ) -> JobPlan:
     """Validate and plan a request with a fresh job id, touching no store (RequestInvalid
-    if bad); ``Client.submit_plan`` submits it as it is."""
-    return build_plan(request, config, job_id=new_job_id(), offline=offline)
+    if bad or too large for a step's model); ``Client.submit_plan`` submits it as it is."""
+    plan = build_plan(request, config, job_id=new_job_id(), offline=offline)
+    return require_fits(plan, config)
 
 
 def _request(
@@ -135,7 +137,10 @@ class Job:
     def spent(self) -> Totals:
         """Tokens, calls and cost billed so far: every attempt of every step, failed
         ones included (a failed or cancelled job still cost this much)."""
-        return spent(self._client.storage, self.record().plan)
+        record = self.record()
+        if record.status is JobStatus.SUCCEEDED:
+            return self.result(timeout=5).totals  # its steps live in the result now
+        return spent(self._client.storage, record.plan)
 
 
 class Client:

@@ -93,7 +93,12 @@ class ResultExpired(JobError):
 
 
 class ParseError(VpswebError):
-    """An answer lacks required tags; callers may re-ask a bounded number of times."""
+    """An answer lacks required tags; callers may re-ask a bounded number of times.
+
+    The message names what is missing, never the model's text: messages reach Celery
+    results and Flower. ``excerpt`` (the answer's first characters) is for the job's
+    own record only.
+    """
 
     def __init__(self, message: str, *, missing: Any = (), excerpt: str = "") -> None:
         self.missing = list(missing)
@@ -101,14 +106,29 @@ class ParseError(VpswebError):
         super().__init__(message)
 
 
-class StageFailed(VpswebError):
-    """A stage could not produce its output; names the stage and the cause."""
+class TruncatedAnswer(ParseError):
+    """The answer was cut off (finish_reason "length", or it ends inside a required
+    field): re-asked once with a note, then a failure naming the limit."""
 
-    def __init__(self, step: str, display_name: str, cause: str, *, metrics: Any = None):
+
+class StageFailed(VpswebError):
+    """A stage could not produce its output; names the stage and the cause (and, for
+    the job's own record only, an excerpt of the answer it could not use)."""
+
+    def __init__(
+        self,
+        step: str,
+        display_name: str,
+        cause: str,
+        *,
+        metrics: Any = None,
+        excerpt: str = "",
+    ) -> None:
         self.step = step
         self.display_name = display_name
         self.cause = cause
         self.metrics = metrics
+        self.excerpt = excerpt
         super().__init__(f"{display_name} failed: {cause}")
 
 
@@ -118,6 +138,11 @@ class LLMError(VpswebError):
     def __init__(self, message: str, *, attempts: int = 0) -> None:
         self.attempts = attempts
         super().__init__(message)
+
+
+class ModelNotConfigured(LLMError):
+    """The job names a model this worker's models.yaml does not know: workers call only
+    the providers their own config names."""
 
 
 class MissingAPIKey(LLMError):

@@ -6,15 +6,18 @@ round-trip through ``model_dump_json`` / ``model_validate_json`` without loss.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StrictInt,
+    StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -38,6 +41,37 @@ class WorkflowMode(StrEnum):
     NON_REASONING = "non_reasoning"
 
 
+# C0 and C1 control characters and DEL; newlines and tabs are text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _plain_text(value: str) -> str:
+    """Free text (a poem, a briefing, examples): lines and tabs, no control characters
+    (a NUL or an escape sequence is never part of a poem, and models mishandle them)."""
+    if found := _CONTROL.search(value):
+        raise ValueError(
+            f"contains a control character ({found.group()!r} at position {found.start()}); "
+            "paste plain text"
+        )
+    return value
+
+
+def _one_line(value: str) -> str:
+    """A title, a name, a dial: one line of plain text, and no tags, since it is quoted
+    in the prompts beside the protocol's own tags."""
+    _plain_text(value)
+    if "\n" in value or "\r" in value:
+        raise ValueError("must be a single line")
+    if "<" in value or ">" in value:
+        raise ValueError("must not contain '<' or '>'")
+    return value.strip()
+
+
+PlainText = Annotated[str, AfterValidator(_plain_text)]
+OneLine = Annotated[str, AfterValidator(_one_line)]
+# A briefing or examples: long, but bounded (each goes into every candidate's prompt).
+LongText = Annotated[str, StringConstraints(max_length=20_000), AfterValidator(_plain_text)]
+
 AdaptationLevel = Literal["foreignizing", "balanced", "domesticating"]
 RepetitionPolicy = Literal["strict", "adaptive"]
 AdditionsPolicy = Literal["forbid", "allow_with_alt"]
@@ -49,8 +83,8 @@ class StrategyDials(_Model):
     adaptation_level: AdaptationLevel = "balanced"
     repetition_policy: RepetitionPolicy = "strict"
     additions_policy: AdditionsPolicy = "forbid"
-    prosody_target: str = Field(default="", max_length=2000)
-    few_shots: str | None = Field(default=None, max_length=20_000)
+    prosody_target: OneLine = Field(default="", max_length=2000)
+    few_shots: LongText | None = None
 
 
 class StrategyOverrides(_Model):
@@ -59,8 +93,8 @@ class StrategyOverrides(_Model):
     adaptation_level: AdaptationLevel | None = None
     repetition_policy: RepetitionPolicy | None = None
     additions_policy: AdditionsPolicy | None = None
-    prosody_target: str | None = Field(default=None, max_length=2000)
-    few_shots: str | None = Field(default=None, max_length=20_000)
+    prosody_target: OneLine | None = Field(default=None, max_length=2000)
+    few_shots: LongText | None = None
 
     def apply_to(self, defaults: StrategyDials) -> StrategyDials:
         changes = {k: v for k, v in self.model_dump().items() if v is not None}
@@ -74,21 +108,22 @@ class TranslationRequest(_Model):
     validation context key ``max_parallel_count`` (default 8).
     """
 
-    poem: str = Field(min_length=1, max_length=MAX_POEM_CHARS)
+    poem: PlainText = Field(min_length=1, max_length=MAX_POEM_CHARS)
     source_lang: str
     target_lang: str
-    title: str = Field(default="", max_length=500)
-    author: str = Field(default="", max_length=500)
+    title: OneLine = Field(default="", max_length=500)
+    author: OneLine = Field(default="", max_length=500)
     workflow_mode: WorkflowMode = WorkflowMode.HYBRID
     parallel_count: StrictInt | None = None  # strict: true/"3" are not counts
     strategy: StrategyOverrides = Field(default_factory=StrategyOverrides)
-    background_briefing: str | None = Field(default=None, max_length=20_000)
+    background_briefing: LongText | None = None
 
     @field_validator("poem")
     @classmethod
     def _poem_not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("poem is empty or whitespace only; paste the poem text")
+        # Spaces, tabs, zero-width and other invisible characters do not make a poem.
+        if not any(ch.isprintable() and not ch.isspace() for ch in v):
+            raise ValueError("poem has no visible text; paste the poem text")
         return v
 
     @field_validator("source_lang")

@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from vpsweb.errors import ParseError
+from vpsweb.errors import ParseError, TruncatedAnswer
+
+EXCERPT_CHARS = 60  # of an unusable answer, for the job's own record only
 
 _FENCE = re.compile(r"^\s*```[\w-]*\s*$", re.MULTILINE)
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
@@ -52,6 +54,19 @@ def extract_tag(text: str, tag: str, *, siblings: Iterable[str] = ()) -> str | N
     return text[start:stop].strip()
 
 
+def ends_inside(text: str, tag: str, siblings: Iterable[str] = ()) -> bool:
+    """The answer opens ``tag`` and ends before closing it, with no other field after it:
+    it was cut off mid-field (a model that merely forgot a closing tag goes on to the
+    next field)."""
+    text = clean_answer(text)
+    opening = _open_tag(tag).search(text)
+    if opening is None or re.search(re.escape(f"</{tag}>"), text, re.IGNORECASE):
+        return False
+    return not any(
+        other != tag and _open_tag(other).search(text, opening.end()) for other in siblings
+    )
+
+
 def extract_fields(
     text: str,
     required: Iterable[str],
@@ -60,22 +75,26 @@ def extract_fields(
     what: str = "answer",
 ) -> dict[str, str]:
     """Extract required and optional tags; raise ParseError if a required one is absent
-    or empty."""
+    or empty, and TruncatedAnswer if the answer ends inside a required one (it was cut
+    off). The error names the tags, not the answer: excerpt is kept apart."""
     required = list(required)
     fields: dict[str, str] = {}
     missing: list[str] = []
     siblings = [*required, *optional]
+    excerpt = clean_answer(text).strip()[:EXCERPT_CHARS]
     for tag in required:
+        if ends_inside(text, tag, siblings):
+            raise TruncatedAnswer(
+                f"{what} was cut off inside <{tag}>", missing=[tag], excerpt=excerpt
+            )
         value = extract_tag(text, tag, siblings=siblings)
         if not value:
             missing.append(tag)
         else:
             fields[tag] = value
     if missing:
-        excerpt = text.strip()[:200]
         raise ParseError(
-            f"{what} is missing required tag(s) {', '.join(f'<{t}>' for t in missing)}; "
-            f"answer began: {excerpt!r}",
+            f"{what} is missing required tag(s) {', '.join(f'<{t}>' for t in missing)}",
             missing=missing,
             excerpt=excerpt,
         )

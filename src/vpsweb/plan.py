@@ -2,7 +2,7 @@
 
 The plan fixes, once, which model, temperature and variant every step uses, so
 that every worker runs the job the user submitted even if worker configs drift.
-It names the env var of each API key, never the key itself.
+It names models, never endpoints or keys: workers resolve those themselves.
 """
 
 from __future__ import annotations
@@ -14,17 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vpsweb import settings
 from vpsweb.config import AppConfig
-from vpsweb.config.schema import Criterion, Price, StepSettings
+from vpsweb.config.schema import Criterion, StepSettings
 from vpsweb.errors import RequestInvalid
 from vpsweb.llm.backoff import MAX_RETRY_AFTER_S
-from vpsweb.models import (
-    ModelInfo,
-    StrategyDials,
-    TranslationRequest,
-    Usage,
-    WorkflowMode,
-    utcnow,
-)
+from vpsweb.models import StrategyDials, TranslationRequest, WorkflowMode, utcnow
 from vpsweb.stages.table import STAGES
 
 # Longest wait between attempts: the LLM client caps Retry-After (jitter included).
@@ -32,38 +25,26 @@ MAX_BACKOFF_S = MAX_RETRY_AFTER_S
 
 
 class StepCall(BaseModel):
-    """Everything a worker needs to make one step's LLM call (no secrets)."""
+    """One step's call as the submitter planned it: a model named in models.yaml and
+    sampling parameters and limits. No URL and no key variable: each worker resolves
+    those from its own config (vpsweb.llm.endpoints) and re-checks the limits
+    (``check_plan``)."""
 
     model_config = ConfigDict(extra="forbid")
 
     step: str
-    model: ModelInfo
-    base_url: str
-    base_url_env: str | None = None
-    api_key_env: str | None = None
-    price: Price
-    temperature: float
+    model: str  # key in models.yaml
+    temperature: float = Field(ge=0, le=2)
     max_tokens: int
     timeout_s: float
     retries: int
     stop: list[str] = Field(default_factory=list)
+    offline: bool = False  # the job asked for the offline simulator
 
     def budget_s(self) -> float:
         """Worst case of one call: every attempt runs to its timeout, then waits the
         longest back-off."""
         return self.timeout_s * (self.retries + 1) + MAX_BACKOFF_S * self.retries
-
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> Usage:
-        amount = (
-            prompt_tokens / 1000 * self.price.input_per_1k
-            + completion_tokens / 1000 * self.price.output_per_1k
-        )
-        return Usage(
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            cost=round(amount, 10),
-            currency=self.price.currency,
-        )
 
 
 class CandidatePlan(BaseModel):
@@ -133,34 +114,15 @@ def _step_call(
     model_key: str | None = None,
     temperature: float | None = None,
 ) -> StepCall:
-    key = model_key or settings_.model
-    entry = cfg.models.models[key]
-    info = ModelInfo(
-        model=key,
-        provider=entry.provider,
-        api_model=entry.name,
-        reasoning=entry.reasoning,
-        temperature=temperature if temperature is not None else settings_.temperature,
-    )
-    provider = cfg.models.providers[entry.provider]
-    if offline:
-        sim = cfg.models.models[cfg.models.simulator_model]
-        provider = cfg.models.providers[sim.provider]
-        # The simulator answers in the requested model's style (reasoning or not);
-        # the price stays the real model's, so offline cost is an estimate.
-        info = info.model_copy(update={"provider": sim.provider})
     return StepCall(
         step=step,
-        model=info,
-        base_url=provider.base_url,
-        base_url_env=provider.base_url_env,
-        api_key_env=provider.api_key_env,
-        price=entry.price,
-        temperature=info.temperature if info.temperature is not None else settings_.temperature,
+        model=model_key or settings_.model,
+        temperature=temperature if temperature is not None else settings_.temperature,
         max_tokens=settings_.max_tokens,
         timeout_s=settings_.timeout_s,
         retries=settings_.retries,
         stop=settings_.stop,
+        offline=offline,
     )
 
 

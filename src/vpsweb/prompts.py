@@ -7,6 +7,7 @@ so a typo in a template fails the check, not a paid job.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -52,6 +53,17 @@ class PromptFile(PromptPair):
         return PromptPair(system=self.system, user=self.user)
 
 
+# Anything shaped like an XML tag: <tag>, </tag>, <tag attr="x"/>.
+_TAGLIKE = re.compile(r"<(/?)\s*([A-Za-z_][\w.:-]*)([^<>]*)>")
+
+
+def neutralise(text: str) -> str:
+    """User text (and model text quoted in a later prompt) is data: tag-like sequences
+    lose their angle brackets (``<b>`` becomes ``‹b›``), so that a poem can neither
+    close a delimiter of the prompt nor pass for a field of the answer."""
+    return _TAGLIKE.sub(lambda m: f"\u2039{m.group(1)}{m.group(2)}{m.group(3)}\u203a", text)
+
+
 @dataclass(frozen=True)
 class RenderedPrompt:
     system: str
@@ -87,6 +99,6 @@ def dial_variables(dials: StrategyDials) -> dict[str, Any]:
         "adaptation_level": dials.adaptation_level,
         "repetition_policy": dials.repetition_policy,
         "additions_policy": dials.additions_policy,
-        "prosody_target": dials.prosody_target,
-        "few_shots": dials.few_shots or "",
+        "prosody_target": neutralise(dials.prosody_target),
+        "few_shots": neutralise(dials.few_shots or ""),
     }

@@ -42,7 +42,7 @@ def run_job(
     on_stage: Callable[[Stage, Any], None] | None = None,
 ) -> TranslationOutput:
     """Run a whole job; stage failures raise StageFailed as they would in a worker."""
-    ctx = StageContext(plan=plan, prompts=config.prompts, llm=llm)
+    ctx = StageContext(plan=plan, prompts=config.prompts, llm=llm, models=config.models)
     prior = Prior()
     for s in STAGES:
         prior.outputs[s.name] = run_stage(ctx, s, prior, sequential=sequential)

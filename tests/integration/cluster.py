@@ -20,17 +20,26 @@ from typing import Any
 
 import pytest
 import redis
+import yaml
 
 from tests.conftest import make_config_dir
 from vpsweb import settings
 from vpsweb.client import Client
 from vpsweb.config import load_config
+from vpsweb.config.loader import _load_cached
 from vpsweb.local.processes import RedisServer, spawn_worker, stop_process, wait_for_worker
 from vpsweb.local.simulator_process import start_simulator_process
 from vpsweb.workers.factory import create_app
 
 POEM = "The fog comes\non little cat feet.\n\nIt sits looking\nover harbor and city\n"
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672"
+
+
+def edit_yaml(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    _load_cached.cache_clear()
 
 
 def rabbitmq_vhost() -> str:
@@ -62,6 +71,8 @@ class Cluster:
     broker: "redis" (the state store's Redis) or "amqp" (RabbitMQ, own vhost).
     appendonly: persist Redis with AOF, so that it can be restarted mid-job.
     edit: a function changing pipeline.yaml (timeouts, allowance, models).
+    models_edit: a function changing the workers' models.yaml, given the simulator's URL
+      (e.g. to send a real provider's calls, with its key, to the simulator).
     concurrency: threads per worker.
     """
 
@@ -74,15 +85,18 @@ class Cluster:
         broker: str = "redis",
         appendonly: bool = False,
         edit: Callable[[dict[str, Any]], None] | None = None,
+        models_edit: Callable[[dict[str, Any], str], None] | None = None,
         concurrency: int = 8,
     ) -> None:
         self.tmp = tmp
-        self.config_dir = make_config_dir(tmp, pipeline_edit=edit)
-        self.config = load_config(self.config_dir)
-        self.redis = RedisServer(appendonly=appendonly).start()
         self.sim_proc, self.sim_url = start_simulator_process(
             extra_args=["--latency-ms", str(latency_ms), *sim_args]
         )
+        self.config_dir = make_config_dir(tmp, pipeline_edit=edit)
+        if models_edit is not None:
+            edit_yaml(self.config_dir / "models.yaml", lambda d: models_edit(d, self.sim_url))
+        self.config = load_config(self.config_dir)
+        self.redis = RedisServer(appendonly=appendonly).start()
         self.vhost = rabbitmq_vhost() if broker == "amqp" else None
         self.broker_url = f"{RABBITMQ}/{self.vhost}" if self.vhost else self.redis.url
         self.concurrency = concurrency
@@ -94,10 +108,14 @@ class Cluster:
         return redis.Redis.from_url(self.redis.url, decode_responses=True)
 
     def add_worker(
-        self, name: str | None = None, queues: list[str] | None = None
+        self,
+        name: str | None = None,
+        queues: list[str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
         name = name or f"w{len(self.workers)}-{uuid.uuid4().hex[:6]}@%h"
         env = {
+            **(env or {}),
             settings.SIMULATOR_URL_ENV: self.sim_url,
             settings.CONFIG_DIR_ENV: str(self.config_dir),
             settings.BROKER_URL_ENV: self.broker_url,

@@ -53,9 +53,13 @@ def http(url: str, *, auth: bool = True) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def cluster(redis_server, workers, simulator, worker_logs) -> Iterator[dict]:
+def cluster(redis_server, workers, simulator, worker_logs, workers_config) -> Iterator[dict]:
     """A third worker beside the two session workers, and Flower with basic auth."""
-    env = {"VPSWEB_SIMULATOR_URL": simulator, "DEEPSEEK_API_KEY": FAKE_KEY}
+    env = {
+        "VPSWEB_SIMULATOR_URL": simulator,
+        "DEEPSEEK_API_KEY": FAKE_KEY,
+        "VPSWEB_CONFIG_DIR": str(workers_config),
+    }
     # The third worker is started the way an operator does: `vpsweb worker`.
     third = subprocess.Popen(
         [
@@ -173,13 +177,13 @@ def test_tasks_spread_over_three_workers(cluster, redis_server):
 @pytest.mark.slow
 def test_sigterm_to_a_worker_mid_job_loses_nothing(simulator, tmp_path):
     """Own Redis and two own workers, so the stopped worker holds part of the job."""
-    cfg = load_config(
-        make_config_dir(
-            tmp_path, pipeline_edit=lambda d: use_models(d, initial_translation="sim-slow")
-        )
+    config_dir = make_config_dir(
+        tmp_path, pipeline_edit=lambda d: use_models(d, initial_translation="sim-slow")
     )
+    cfg = load_config(config_dir)
     server = RedisServer().start()
-    env = {"VPSWEB_SIMULATOR_URL": simulator}
+    # The workers share the client's config: they refuse models they do not know.
+    env = {"VPSWEB_SIMULATOR_URL": simulator, "VPSWEB_CONFIG_DIR": str(config_dir)}
     procs = [
         start_worker(
             server.url, env=env, concurrency=2, name=f"t{i}@%h", log_path=tmp_path / f"t{i}.log"

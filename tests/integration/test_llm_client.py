@@ -16,6 +16,7 @@ import pytest
 
 from tests.stage_calls import editor_review, evaluate, translate_candidate, translator_revision
 from vpsweb.config import load_config
+from vpsweb.config.schema import ModelEntry, ModelsConfig, Price
 from vpsweb.errors import (
     Cancelled,
     LLMTimeout,
@@ -26,7 +27,6 @@ from vpsweb.errors import (
 from vpsweb.llm.client import Completion, OpenAICompatibleClient
 from vpsweb.local.processes import stop_process
 from vpsweb.local.simulator_process import start_simulator_process
-from vpsweb.models import ModelInfo
 from vpsweb.plan import build_plan
 from vpsweb.stages import StageContext
 
@@ -76,10 +76,32 @@ def plan_for(sim: str, n: int = 3):
     return plan
 
 
+# Simulator directives used as model names below; the client resolves models through
+# its models.yaml, so the test's models config knows them (on the simulator provider).
+DIRECTIVES = (
+    "sim-429x1",
+    "sim-429x2",
+    "sim-fail401",
+    "sim-fail500",
+    "sim-hang",
+    "sim-malformed",
+    "sim-trickle",
+    "sim-tricklex1",
+    "sim-html200",
+    "sim-html200x1",
+    "sim-slow500",
+)
+
+
+def directive_models(provider: str = "simulator") -> ModelsConfig:
+    base = load_config().models
+    price = Price(input_per_1k=0.001, output_per_1k=0.002, currency="USD")
+    extra = {n: ModelEntry(provider=provider, name=n, price=price) for n in DIRECTIVES}
+    return base.model_copy(update={"models": {**base.models, **extra}})
+
+
 def call_with(plan, model: str, **changes):
-    call = plan.candidates[0].call
-    info = ModelInfo(model=model, provider="simulator", api_model=model)
-    return call.model_copy(update={"model": info, **changes})
+    return plan.candidates[0].call.model_copy(update={"model": model, **changes})
 
 
 class Sleeps(list):
@@ -95,6 +117,7 @@ def llm_for() -> Iterator[Callable[..., OpenAICompatibleClient]]:
 
     def make(sim: str, sleeps: Sleeps | None = None, **options: Any) -> OpenAICompatibleClient:
         client = OpenAICompatibleClient(
+            models=directive_models(),
             env={"VPSWEB_SIMULATOR_URL": sim},
             sleep=sleeps if sleeps is not None else time.sleep,
             **options,
@@ -114,7 +137,9 @@ def fresh(text: str = "<initial_translation>") -> list[dict[str, str]]:
 
 def test_every_step_answer_parses(sim, llm_for):
     plan = plan_for(sim)
-    ctx = StageContext(plan=plan, prompts=load_config().prompts, llm=llm_for(sim))
+    ctx = StageContext(
+        plan=plan, prompts=load_config().prompts, llm=llm_for(sim), models=load_config().models
+    )
     cands = [translate_candidate(ctx, i) for i in range(3)]
     assert all(c.ok for c in cands), [c.error for c in cands]
     assert len({c.translation for c in cands}) == 3  # variants differ
@@ -198,7 +223,9 @@ def test_malformed_answers_are_retried_then_fail_clearly(sim, llm_for):
     bad = call_with(plan, "sim-malformed")
     plan.candidates[0].call = bad
     before = requests_seen(sim)
-    ctx = StageContext(plan=plan, prompts=load_config().prompts, llm=llm_for(sim))
+    ctx = StageContext(
+        plan=plan, prompts=load_config().prompts, llm=llm_for(sim), models=directive_models()
+    )
     result = translate_candidate(ctx, 0)
     assert not result.ok
     assert "missing required tag(s) <initial_translation>" in (result.error or "")
@@ -252,13 +279,14 @@ def test_simulator_holds_500_concurrent_requests(sim):
 
 
 def test_provider_errors_never_carry_the_api_key(sim):
-    plan = plan_for(sim)
     secret = "sk-test-SECRET-123456789"
-    call = call_with(
-        plan, "sim-fail401", base_url=sim, base_url_env=None, api_key_env="DEEPSEEK_API_KEY"
-    )
+    # The worker's own config sends DeepSeek's calls (and key) to the simulator.
+    models = directive_models(provider="deepseek")
+    deepseek = models.providers["deepseek"].model_copy(update={"base_url": sim})
+    models = models.model_copy(update={"providers": {**models.providers, "deepseek": deepseek}})
+    call = call_with(plan_for(sim), "sim-fail401", offline=False)
     with (
-        OpenAICompatibleClient(env={"DEEPSEEK_API_KEY": secret}) as llm,
+        OpenAICompatibleClient(models=models, env={"DEEPSEEK_API_KEY": secret}) as llm,
         pytest.raises(PermanentLLMError) as info,
     ):
         llm.complete(call, [{"role": "user", "content": "x"}])

@@ -16,7 +16,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.stage_calls import translate_candidate
+from tests.stage_calls import context, cost, translate_candidate
 from vpsweb.config import AppConfig, load_config
 from vpsweb.errors import (
     Cancelled,
@@ -31,7 +31,6 @@ from vpsweb.llm.client import MAX_RETRY_AFTER_S, OpenAICompatibleClient
 from vpsweb.llm.loop import POLL_S
 from vpsweb.plan import JobPlan, StepCall, build_plan
 from vpsweb.settings import DEFAULT_SIMULATOR_URL
-from vpsweb.stages import StageContext
 
 POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"
 MESSAGES = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
@@ -49,24 +48,15 @@ def plan_for(cfg: AppConfig, *, offline: bool, **changes: Any) -> JobPlan:
 
 
 def call_on(cfg: AppConfig, model: str, **changes: Any) -> StepCall:
-    """The translator call of an online plan, switched to another model's provider."""
-    plan = plan_for(cfg, offline=False)
-    entry = cfg.models.models[model]
-    provider = cfg.models.providers[entry.provider]
-    call = plan.candidates[0].call
-    info = call.model.model_copy(
-        update={"model": model, "provider": entry.provider, "api_model": entry.name}
-    )
-    return call.model_copy(
-        update={
-            "model": info,
-            "base_url": provider.base_url,
-            "base_url_env": provider.base_url_env,
-            "api_key_env": provider.api_key_env,
-            "price": entry.price,
-            **changes,
-        }
-    )
+    """The translator call of an online plan, switched to another model."""
+    call = plan_for(cfg, offline=False).candidates[0].call
+    return call.model_copy(update={"model": model, **changes})
+
+
+def where(client: OpenAICompatibleClient, call: StepCall) -> tuple[str, str]:
+    """(base URL, key) as this worker would send the call."""
+    endpoint = client.endpoint(call)
+    return endpoint.base_url, client.api_key(endpoint)
 
 
 # --- missing API key ------------------------------------------------------------------------
@@ -90,24 +80,26 @@ def test_missing_api_key_names_env_var_provider_and_model(cfg: AppConfig) -> Non
 @pytest.mark.parametrize("model", ["qwen-max", "gpt-4o-mini", "kimi-k2"])
 def test_missing_key_for_other_providers(cfg: AppConfig, model: str) -> None:
     call = call_on(cfg, model)
+    client = OpenAICompatibleClient(env={"DEEPSEEK_API_KEY": "k"})
+    endpoint = client.endpoint(call)
     with pytest.raises(MissingAPIKey) as info:
-        OpenAICompatibleClient(env={"DEEPSEEK_API_KEY": "k"})._endpoint(call)
+        client.api_key(endpoint)
     msg = str(info.value)
-    assert call.api_key_env is not None
-    assert call.api_key_env in msg
-    assert f"provider {call.model.provider!r}" in msg
+    assert endpoint.api_key_env is not None
+    assert endpoint.api_key_env in msg
+    assert f"provider {cfg.models.models[model].provider!r}" in msg
     assert f"model {model!r}" in msg
 
 
 def test_blank_api_key_counts_as_missing(cfg: AppConfig) -> None:
     call = plan_for(cfg, offline=False).steps["evaluation"]
     with pytest.raises(MissingAPIKey, match="DEEPSEEK_API_KEY"):
-        OpenAICompatibleClient(env={"DEEPSEEK_API_KEY": "   "})._endpoint(call)
+        where(OpenAICompatibleClient(env={"DEEPSEEK_API_KEY": "   "}), call)
 
 
 def test_missing_key_makes_a_failed_candidate_not_a_crash(cfg: AppConfig) -> None:
     plan = plan_for(cfg, offline=False)
-    ctx = StageContext(plan=plan, prompts=cfg.prompts, llm=OpenAICompatibleClient(env={}))
+    ctx = context(cfg, plan, OpenAICompatibleClient(env={}))
     result = translate_candidate(ctx, 0)
     assert result.status == "failed"
     assert "DEEPSEEK_API_KEY" in (result.error or "")
@@ -128,45 +120,44 @@ def test_missing_key_is_checked_before_cancel_check_or_network(cfg: AppConfig) -
 def test_endpoint_with_key(cfg: AppConfig) -> None:
     call = plan_for(cfg, offline=False).candidates[0].call
     client = OpenAICompatibleClient(env={"DEEPSEEK_API_KEY": " sk-abc \n"})
-    assert client._endpoint(call) == ("https://api.deepseek.com/v1", "sk-abc")
+    assert where(client, call) == ("https://api.deepseek.com/v1", "sk-abc")
 
 
 def test_endpoint_for_a_provider_without_key(cfg: AppConfig) -> None:
     call = call_on(cfg, "ollama-qwen2.5")
-    assert call.api_key_env is None
-    assert OpenAICompatibleClient(env={})._endpoint(call) == ("http://localhost:11434/v1", "none")
+    assert where(OpenAICompatibleClient(env={}), call) == ("http://localhost:11434/v1", "none")
 
 
 def test_endpoint_base_url_env_override(cfg: AppConfig) -> None:
     call = call_on(cfg, "ollama-qwen2.5")
     client = OpenAICompatibleClient(env={"OLLAMA_BASE_URL": "http://gpu-box:11434/v1"})
-    assert client._endpoint(call) == ("http://gpu-box:11434/v1", "none")
+    assert where(client, call) == ("http://gpu-box:11434/v1", "none")
     # An empty override is ignored.
-    assert OpenAICompatibleClient(env={"OLLAMA_BASE_URL": ""})._endpoint(call)[0] == (
+    assert where(OpenAICompatibleClient(env={"OLLAMA_BASE_URL": ""}), call)[0] == (
         "http://localhost:11434/v1"
     )
 
 
 def test_offline_plan_goes_to_the_simulator(cfg: AppConfig) -> None:
     call = plan_for(cfg, offline=True).candidates[0].call
-    assert OpenAICompatibleClient(env={})._endpoint(call) == ("http://127.0.0.1:8765/v1", "none")
+    assert where(OpenAICompatibleClient(env={}), call) == ("http://127.0.0.1:8765/v1", "offline")
     env = {"VPSWEB_SIMULATOR_URL": "http://127.0.0.1:9999/v1"}
-    assert OpenAICompatibleClient(env=env)._endpoint(call) == ("http://127.0.0.1:9999/v1", "none")
+    assert where(OpenAICompatibleClient(env=env), call) == ("http://127.0.0.1:9999/v1", "offline")
 
 
 @pytest.mark.parametrize("flag", ["1", "true", "YES", "on"])
 def test_offline_env_overrides_an_online_plan(cfg: AppConfig, flag: str) -> None:
     call = plan_for(cfg, offline=False).candidates[0].call
     client = OpenAICompatibleClient(env={"VPSWEB_OFFLINE": flag})
-    assert client._endpoint(call) == (DEFAULT_SIMULATOR_URL, "offline")
+    assert where(client, call) == (DEFAULT_SIMULATOR_URL, "offline")
     env = {"VPSWEB_OFFLINE": flag, "VPSWEB_SIMULATOR_URL": "http://sim:1/v1"}
-    assert OpenAICompatibleClient(env=env)._endpoint(call) == ("http://sim:1/v1", "offline")
+    assert where(OpenAICompatibleClient(env=env), call) == ("http://sim:1/v1", "offline")
 
 
 def test_offline_env_false_still_needs_a_key(cfg: AppConfig) -> None:
     call = plan_for(cfg, offline=False).candidates[0].call
     with pytest.raises(MissingAPIKey):
-        OpenAICompatibleClient(env={"VPSWEB_OFFLINE": "0"})._endpoint(call)
+        where(OpenAICompatibleClient(env={"VPSWEB_OFFLINE": "0"}), call)
 
 
 # --- Retry-After -------------------------------------------------------------------------------
@@ -354,7 +345,7 @@ def test_complete_success_costs_the_planned_model(cfg: AppConfig, make_client) -
     done = make_client(transport, sleeps, key="sk-1").complete(call, MESSAGES)
     assert done.content == "hi" and done.reasoning_content is None
     assert done.attempts == 1
-    assert done.usage == call.cost(1000, 500)
+    assert done.usage == cost(call, 1000, 500)
     assert done.usage.cost == 0.0035
     assert done.latency_s >= 0 and done.sim_latency_ms is None
     assert sleeps == []

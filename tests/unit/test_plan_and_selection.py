@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 
+from tests.stage_calls import cost
 from vpsweb.config import AppConfig, load_config
 from vpsweb.config.schema import Price
 from vpsweb.errors import RequestInvalid
+from vpsweb.llm.endpoints import Endpoint, resolve
 from vpsweb.models import (
     CandidateResult,
     ModelInfo,
@@ -17,7 +19,7 @@ from vpsweb.models import (
     Usage,
     WorkflowMode,
 )
-from vpsweb.plan import JobPlan, StepCall, build_plan
+from vpsweb.plan import JobPlan, build_plan
 from vpsweb.result import compute_totals
 from vpsweb.selection import fallback_select, map_presented_id, presentation_order
 
@@ -35,16 +37,13 @@ def plan_for(cfg: AppConfig, *, offline: bool = True, **changes: Any) -> JobPlan
     return build_plan(data, cfg, job_id="t", offline=offline)
 
 
-def step_call(price: Price) -> StepCall:
-    return StepCall(
-        step="evaluation",
-        model=ModelInfo(model="m", provider="p", api_model="m"),
+def endpoint(price: Price) -> Endpoint:
+    return Endpoint(
+        info=ModelInfo(model="m", provider="p", api_model="m"),
         base_url="http://x/v1",
+        api_key_env=None,
         price=price,
-        temperature=0.2,
-        max_tokens=100,
-        timeout_s=10,
-        retries=0,
+        offline=False,
     )
 
 
@@ -63,11 +62,11 @@ def step_call(price: Price) -> StepCall:
         (1, 1, 0.0, 0.0, 0.0),
     ],
 )
-def test_step_call_cost(
+def test_endpoint_cost(
     prompt: int, completion: int, price_in: float, price_out: float, expected: float
 ) -> None:
-    call = step_call(Price(input_per_1k=price_in, output_per_1k=price_out, currency="CNY"))
-    usage = call.cost(prompt, completion)
+    ep = endpoint(Price(input_per_1k=price_in, output_per_1k=price_out, currency="CNY"))
+    usage = ep.cost(prompt, completion)
     assert usage.prompt_tokens == prompt
     assert usage.completion_tokens == completion
     assert usage.total_tokens == prompt + completion
@@ -78,7 +77,7 @@ def test_step_call_cost(
 def test_cost_uses_the_planned_models_price(cfg: AppConfig) -> None:
     plan = plan_for(cfg, offline=False)
     # hybrid: deepseek-chat (0.002 / 0.003 CNY per 1K) translates
-    usage = plan.candidates[0].call.cost(3000, 2000)
+    usage = cost(plan.candidates[0].call, 3000, 2000)
     assert (usage.cost, usage.currency) == (0.012, "CNY")
 
 
@@ -157,7 +156,6 @@ def test_variants_cycle_over_the_candidates(cfg: AppConfig) -> None:
         variant = variants[cand.variant]
         assert cand.hint == variant.hint
         assert cand.call.temperature == variant.temperature
-        assert cand.call.model.temperature == variant.temperature
         assert cand.call.step == "initial_translation"
     assert [c.call.temperature for c in plan.candidates] == [0.4, 0.8, 0.9, 0.4, 0.8]
 
@@ -176,13 +174,15 @@ def test_variant_model_override(cfg: AppConfig) -> None:
     pipeline = cfg.pipeline.model_copy(update={"variants": variants})
     other = AppConfig(cfg.config_dir, cfg.models, pipeline, cfg.prompts)
     plan = plan_for(other, parallel_count=3, offline=False)
-    assert [c.call.model.model for c in plan.candidates] == [
+    assert [c.call.model for c in plan.candidates] == [
         "deepseek-chat",
         "qwen-max",
         "deepseek-chat",
     ]
-    assert plan.candidates[1].call.api_key_env == "DASHSCOPE_API_KEY"
-    assert plan.candidates[1].call.price.output_per_1k == 0.0096
+    # The worker resolves where the call goes and what it costs from its own config.
+    ep = resolve(cfg.models, plan.candidates[1].call)
+    assert ep.api_key_env == "DASHSCOPE_API_KEY"
+    assert ep.price.output_per_1k == 0.0096
 
 
 @pytest.mark.parametrize(
@@ -223,21 +223,23 @@ def test_offline_plan_routes_to_the_simulator_but_keeps_the_real_price(cfg: AppC
             "deepseek-chat",
         ),
     ]
-    for off, on, model in calls:
-        assert off.model.provider == "simulator"
+    for off_call, on_call, model in calls:
+        assert off_call.offline and not on_call.offline
+        off, on = resolve(cfg.models, off_call, {}), resolve(cfg.models, on_call, {})
+        assert off.info.provider == "simulator"
         assert off.base_url == sim_provider.base_url
-        assert off.base_url_env == "VPSWEB_SIMULATOR_URL"
         assert off.api_key_env is None
         # Same model identity (so the simulator answers in its style) and same price.
-        assert off.model.model == on.model.model == model
-        assert off.model.api_model == on.model.api_model
-        assert off.model.reasoning == on.model.reasoning
+        assert off.info.model == on.info.model == model
+        assert off.info.api_model == on.info.api_model
+        assert off.info.reasoning == on.info.reasoning
         assert off.price == on.price == cfg.models.models[model].price
-        assert on.model.provider == "deepseek"
+        assert on.info.provider == "deepseek"
         assert on.base_url == "https://api.deepseek.com/v1"
         assert on.api_key_env == "DEEPSEEK_API_KEY"
-    assert offline.candidates[0].call.price.currency == deepseek_chat.price.currency == "CNY"
-    assert offline.candidates[0].call.price != cfg.models.models["simulator"].price
+    cheap = resolve(cfg.models, offline.candidates[0].call, {})
+    assert cheap.price.currency == deepseek_chat.price.currency == "CNY"
+    assert cheap.price != cfg.models.models["simulator"].price
 
 
 def test_offline_defaults_to_the_environment(cfg: AppConfig, monkeypatch) -> None:
@@ -267,10 +269,10 @@ def test_workflow_mode_picks_the_modes_models(
 ) -> None:
     plan = plan_for(cfg, workflow_mode=mode)
     assert plan.workflow_mode == WorkflowMode(mode)
-    assert {c.call.model.model for c in plan.candidates} == {translator}
-    assert plan.steps["evaluation"].model.model == judge
-    assert plan.steps["editor_review"].model.model == editor
-    assert plan.steps["translator_revision"].model.model == reviser
+    assert {c.call.model for c in plan.candidates} == {translator}
+    assert plan.steps["evaluation"].model == judge
+    assert plan.steps["editor_review"].model == editor
+    assert plan.steps["translator_revision"].model == reviser
     steps = cfg.pipeline.modes[WorkflowMode(mode)].steps
     assert plan.steps["evaluation"].temperature == steps["evaluation"].temperature
     assert plan.steps["editor_review"].max_tokens == steps["editor_review"].max_tokens
@@ -279,12 +281,12 @@ def test_workflow_mode_picks_the_modes_models(
 
 def test_reasoning_mode_translator_is_a_reasoning_model(cfg: AppConfig) -> None:
     plan = plan_for(cfg, workflow_mode="reasoning")
-    call = plan.candidates[0].call
-    assert call.model.model == "deepseek-reasoner"
-    assert call.model.api_model == "deepseek-reasoner"
-    assert call.model.reasoning is True
+    info = resolve(cfg.models, plan.candidates[0].call).info
+    assert info.model == "deepseek-reasoner"
+    assert info.api_model == "deepseek-reasoner"
+    assert info.reasoning is True
     hybrid = plan_for(cfg, workflow_mode="hybrid")
-    assert hybrid.candidates[0].call.model.reasoning is False
+    assert resolve(cfg.models, hybrid.candidates[0].call).info.reasoning is False
 
 
 def test_plan_resolves_strategy_and_evaluation_settings(cfg: AppConfig) -> None:
@@ -302,11 +304,14 @@ def test_plan_round_trips_through_json(cfg: AppConfig) -> None:
     assert JobPlan.model_validate_json(plan.model_dump_json()) == plan
 
 
-def test_plan_carries_no_secret(cfg: AppConfig, monkeypatch) -> None:
+def test_plan_names_models_never_endpoints_or_keys(cfg: AppConfig, monkeypatch) -> None:
     monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-secret-do-not-leak")
-    plan = plan_for(cfg, offline=False)
-    assert "sk-secret-do-not-leak" not in plan.model_dump_json()
-    assert "DEEPSEEK_API_KEY" in plan.model_dump_json()
+    text = plan_for(cfg, offline=False).model_dump_json()
+    assert "sk-secret-do-not-leak" not in text
+    # Not even where to send it, or which variable holds it: workers decide both.
+    assert "DEEPSEEK_API_KEY" not in text
+    assert "api.deepseek.com" not in text
+    assert '"model":"deepseek-chat"' in text
 
 
 # --- presentation order -------------------------------------------------------------------

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from tests.stage_calls import editor_review, evaluate, translate_candidate, translator_revision
+from tests.stage_calls import (
+    context,
+    cost,
+    editor_review,
+    evaluate,
+    translate_candidate,
+    translator_revision,
+)
 from vpsweb.config import AppConfig, load_config
 from vpsweb.config.prompt_check import check_prompts, sample_variables, variables_of
 from vpsweb.errors import PromptRenderError
@@ -47,7 +54,7 @@ class RecordingLLM:
         return Completion(
             content=ANSWERS[call.step],
             reasoning_content=None,
-            usage=call.cost(10, 10),
+            usage=cost(call, 10, 10),
             latency_s=0.0,
             attempts=1,
         )
@@ -84,7 +91,7 @@ def make_plan(cfg: AppConfig, **changes: Any) -> JobPlan:
 
 def run(cfg: AppConfig, plan: JobPlan, stage: Callable[[StageContext], object]) -> RecordingLLM:
     llm = RecordingLLM()
-    stage(StageContext(plan=plan, prompts=cfg.prompts, llm=llm))
+    stage(context(cfg, plan, llm))
     assert len(llm.messages) == 1
     return llm
 
@@ -272,7 +279,7 @@ def test_evaluation_prompt_lists_every_candidate_with_ids_and_criteria(cfg: AppC
         for i in range(4)
     ]
     llm = RecordingLLM()
-    result = evaluate(StageContext(plan=plan, prompts=cfg.prompts, llm=llm), cands)
+    result = evaluate(context(cfg, plan, llm), cands)
     user = llm.user
     blocks = dict(re.findall(r'<candidate id="(\d+)">(.*?)</candidate>', user, re.DOTALL))
     assert sorted(blocks) == ["1", "2", "3", "4"]
@@ -334,13 +341,13 @@ def test_prompt_file_without_reasoning_section() -> None:
 
 def test_reasoning_models_get_the_reasoning_prompts(cfg: AppConfig) -> None:
     reasoning_plan = make_plan(cfg, workflow_mode="reasoning")
-    assert reasoning_plan.candidates[0].call.model.reasoning
+    assert cfg.models.models[reasoning_plan.candidates[0].call.model].reasoning
     llm = run(cfg, reasoning_plan, lambda ctx: translate_candidate(ctx, 0))
     assert llm.system.startswith("You translate poetry from Chinese into English as poetry.")
     assert "Give only the final answer in these tags:" in llm.user
 
     hybrid_plan = make_plan(cfg, workflow_mode="hybrid")
-    assert not hybrid_plan.candidates[0].call.model.reasoning
+    assert not cfg.models.models[hybrid_plan.candidates[0].call.model].reasoning
     llm = run(cfg, hybrid_plan, lambda ctx: translate_candidate(ctx, 0))
     assert llm.system.startswith("You are an accomplished literary translator of poetry")
     assert "Give only the final answer" not in llm.user

@@ -159,7 +159,7 @@ def test_empty_poem_is_rejected(cfg: AppConfig) -> None:
 def test_whitespace_only_poem_is_rejected(cfg: AppConfig, blank: str) -> None:
     line = single_error(req(poem=blank), cfg)
     assert line.startswith("poem: ")
-    assert "empty or whitespace only" in line
+    assert "poem has no visible text" in line
 
 
 def test_poem_of_exactly_50000_characters_is_accepted(cfg: AppConfig) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.stage_calls import cost
 from vpsweb.config import load_config
 from vpsweb.errors import StageFailed
 from vpsweb.llm.client import Completion
@@ -55,7 +56,7 @@ class StepLLM:
         return Completion(
             content=content,
             reasoning_content=None,
-            usage=call.cost(100, 20),
+            usage=cost(call, 100, 20),
             latency_s=0.01,
             attempts=1,
         )

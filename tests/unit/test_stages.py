@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from tests.stage_calls import editor_review, evaluate, translate_candidate, translator_revision
+from tests.stage_calls import (
+    context,
+    cost,
+    editor_review,
+    evaluate,
+    translate_candidate,
+    translator_revision,
+)
 from vpsweb.config import AppConfig, load_config
 from vpsweb.errors import Cancelled, PermanentLLMError, StageFailed, TransientLLMError
 from vpsweb.llm.client import Completion
@@ -82,7 +89,7 @@ class ScriptedLLM:
         return Completion(
             content=reply.content,
             reasoning_content=None,
-            usage=call.cost(reply.prompt_tokens, reply.completion_tokens),
+            usage=cost(call, reply.prompt_tokens, reply.completion_tokens),
             latency_s=0.25,
             attempts=reply.attempts,
             sim_latency_ms=reply.sim_latency_ms,
@@ -114,7 +121,7 @@ def make_plan(cfg: AppConfig, *, job_id: str = "t", **changes: Any) -> JobPlan:
 
 
 def ctx_for(cfg: AppConfig, plan: JobPlan, llm: ScriptedLLM, check=None) -> StageContext:
-    return StageContext(plan=plan, prompts=cfg.prompts, llm=llm, check=check)
+    return context(cfg, plan, llm, check)
 
 
 def candidate(index: int, translation: str, *, ok: bool = True, **extra: Any) -> CandidateResult:
@@ -158,13 +165,13 @@ def test_translate_candidate_success(cfg: AppConfig) -> None:
     assert result.notes == "Kept four lines."
     m = result.metrics
     assert m is not None
-    assert m.usage == plan.candidates[1].call.cost(1200, 300)
+    assert m.usage == cost(plan.candidates[1].call, 1200, 300)
     assert m.usage.cost == round(1.2 * 0.002 + 0.3 * 0.003, 10)
     assert m.usage.currency == "CNY"
     assert (m.attempts, m.billed_calls) == (1, 1)
     assert m.llm_latency_s == 0.25
     assert m.reported_latency_s == 1.5
-    assert m.model == plan.candidates[1].call.model
+    assert m.model.model == plan.candidates[1].call.model
     assert m.started_at is not None and m.finished_at is not None
     assert m.finished_at >= m.started_at
     # The call went out with candidate 1's own settings.
@@ -182,7 +189,7 @@ def test_translate_candidate_malformed_then_good_bills_both(cfg: AppConfig) -> N
     call = plan.candidates[0].call
     m = result.metrics
     assert m is not None
-    assert m.usage == call.cost(1000, 50) + call.cost(1100, 400)
+    assert m.usage == cost(call, 1000, 50) + cost(call, 1100, 400)
     assert (m.usage.prompt_tokens, m.usage.completion_tokens) == (2100, 450)
     assert m.usage.cost == round((2100 * 0.002 + 450 * 0.003) / 1000, 10)
     assert m.billed_calls == 2
@@ -207,7 +214,7 @@ def test_translate_candidate_malformed_twice_is_a_failed_record(cfg: AppConfig) 
     m = result.metrics
     assert m is not None
     call = plan.candidates[2].call
-    assert m.usage == call.cost(900, 40) + call.cost(950, 10)
+    assert m.usage == cost(call, 900, 40) + cost(call, 950, 10)
     assert (m.attempts, m.billed_calls) == (2, 2)
     assert len(llm.calls) == 2  # parse_retries: 1 -> two calls in all, no third
 
@@ -239,7 +246,7 @@ def test_translate_candidate_malformed_then_llm_error_keeps_the_billed_call(
     assert "HTTP 401" in (result.error or "")
     m = result.metrics
     assert m is not None
-    assert m.usage == plan.candidates[0].call.cost(800, 20)
+    assert m.usage == cost(plan.candidates[0].call, 800, 20)
     assert (m.attempts, m.billed_calls) == (2, 1)
 
 
@@ -307,8 +314,8 @@ def test_evaluate_maps_the_judges_presented_id_back(
     assert "HTTP 500 from provider" not in prompt
     m = result.metrics
     assert m is not None
-    assert m.model == plan.steps["evaluation"].model
-    assert m.usage == plan.steps["evaluation"].cost(1000, 200)
+    assert m.model.model == plan.steps["evaluation"].model
+    assert m.usage == cost(plan.steps["evaluation"], 1000, 200)
     assert llm.calls[0][0] == plan.steps["evaluation"]
 
 
@@ -341,8 +348,8 @@ def test_evaluate_unparseable_then_good_is_judge_retry(cfg: AppConfig) -> None:
     m = result.metrics
     assert m is not None
     assert m.billed_calls == 2
-    assert m.usage == plan.steps["evaluation"].cost(700, 30) + plan.steps["evaluation"].cost(
-        1000, 200
+    assert m.usage == cost(plan.steps["evaluation"], 700, 30) + cost(
+        plan.steps["evaluation"], 1000, 200
     )
 
 
@@ -372,8 +379,8 @@ def test_evaluate_unparseable_twice_falls_back_to_line_count(cfg: AppConfig) -> 
     m = result.metrics
     assert m is not None
     assert m.billed_calls == 2
-    assert m.usage == plan.steps["evaluation"].cost(500, 10) + plan.steps["evaluation"].cost(
-        600, 20
+    assert m.usage == cost(plan.steps["evaluation"], 500, 10) + cost(
+        plan.steps["evaluation"], 600, 20
     )
     assert len(llm.calls) == 2
 
@@ -442,7 +449,7 @@ def test_editor_review_parses_the_tag(cfg: AppConfig) -> None:
     review = editor_review(ctx_for(cfg, plan, llm), CHOSEN)
     assert review.suggestions == "1. [L2] say 'frost'"
     assert review.metrics is not None
-    assert review.metrics.model == plan.steps["editor_review"].model
+    assert review.metrics.model.model == plan.steps["editor_review"].model
     assert llm.calls[0][0] == plan.steps["editor_review"]
 
 
@@ -475,9 +482,9 @@ def test_editor_review_empty_twice_fails_the_stage(cfg: AppConfig) -> None:
     assert str(exc) == "Editor Review failed: editor review has no suggestions"
     assert exc.metrics is not None
     assert exc.metrics.billed_calls == 2
-    assert exc.metrics.usage == plan.steps["editor_review"].cost(400, 0) + plan.steps[
-        "editor_review"
-    ].cost(500, 1)
+    assert exc.metrics.usage == cost(plan.steps["editor_review"], 400, 0) + cost(
+        plan.steps["editor_review"], 500, 1
+    )
 
 
 def test_editor_review_llm_error_fails_the_stage_with_metrics(cfg: AppConfig) -> None:
@@ -526,7 +533,7 @@ def test_translator_revision_parses_the_tags(cfg: AppConfig) -> None:
     assert revision.translation == "Moonlight before my bed,\nlike frost."
     assert revision.notes == "took suggestion 1"
     assert revision.metrics is not None
-    assert revision.metrics.model == plan.steps["translator_revision"].model
+    assert revision.metrics.model.model == plan.steps["translator_revision"].model
     user = llm.user()
     assert "say 'frost' plainly" in user
     assert CHOSEN.translation in user

@@ -26,7 +26,12 @@ def _fail(msg: str, code: int = EXIT_USAGE) -> int:
 
 
 def _redis_url(args: argparse.Namespace) -> str | None:
-    return getattr(args, "redis_url", None) or settings.redis_url()
+    """--redis-url, else VPSWEB_REDIS_URL; VPSWEB_REDIS_PASSWORD fills in a missing password."""
+    flag = getattr(args, "redis_url", None)
+    if not flag:
+        return settings.redis_url()
+    password = os.environ.get(settings.REDIS_PASSWORD_ENV, "")
+    return settings.with_redis_password(flag, password, replace=False)
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -122,6 +127,7 @@ def _follow(job: Any, args: argparse.Namespace) -> int | Any:
 def cmd_translate(args: argparse.Namespace) -> int:
     from vpsweb.client import Client, plan_job
     from vpsweb.config import load_config
+    from vpsweb.llm.endpoints import resolve
 
     for path in (args.file, args.few_shots, args.background):
         if path and not Path(path).is_file():
@@ -130,11 +136,12 @@ def cmd_translate(args: argparse.Namespace) -> int:
     offline = True if args.offline else settings.offline()
     # Validate and plan before starting anything: bad input costs nothing, leaves nothing.
     plan = plan_job(_translate_request(args), cfg, offline=offline)
+    # An embedded worker shares this process's config and environment: check for it now.
+    endpoints = [resolve(cfg.models, c) for c in plan.calls()]
     sim = cfg.simulator_provider()
-    needs_simulator = offline or any(c.model.provider == sim for c in plan.calls())
+    needs_simulator = offline or any(e.info.provider == sim for e in endpoints)
     if not _redis_url(args) and not offline:
-        # Embedded: the local worker has this process's environment, so check now.
-        envs = {c.api_key_env for c in plan.calls() if c.api_key_env}
+        envs = {e.api_key_env for e in endpoints if e.api_key_env}
         if missing := sorted(e for e in envs if not os.environ.get(e)):
             return _fail(
                 f"no API key: set {', '.join(missing)} for the models of mode "

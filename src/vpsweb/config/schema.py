@@ -39,6 +39,8 @@ class ModelEntry(_Strict):
     name: str = Field(min_length=1, description="the model name the API expects")
     reasoning: bool = False
     price: Price
+    # Prompt + answer tokens the model accepts; jobs that cannot fit are refused.
+    context_window: int = Field(default=32_768, ge=1024)
 
 
 class ModelsConfig(_Strict):

@@ -26,10 +26,12 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from vpsweb import settings
+from vpsweb.config.schema import ModelsConfig
 from vpsweb.errors import LLMTimeout, MissingAPIKey, PermanentLLMError, TransientLLMError
 from vpsweb.llm.backoff import MAX_RETRY_AFTER_S, backoff_s, retry_after_s
+from vpsweb.llm.endpoints import Endpoint, resolve
 from vpsweb.llm.loop import POLL_S, DeadlinePassed, LoopThread
-from vpsweb.models import Usage
+from vpsweb.models import ModelInfo, Usage
 
 if TYPE_CHECKING:  # pragma: no cover - the plan module imports the stages, which import this
     from openai._legacy_response import LegacyAPIResponse
@@ -51,6 +53,8 @@ class Completion:
     latency_s: float  # wall time of the successful HTTP call
     attempts: int  # HTTP calls made, including failed ones
     sim_latency_ms: float | None = None  # latency the simulator applied, if it is one
+    finish_reason: str | None = None  # "length": cut off at max_tokens
+    model: ModelInfo | None = None  # what answered, as this worker resolved it
 
 
 class LLMClient(Protocol):
@@ -97,6 +101,8 @@ class OpenAICompatibleClient:
     overlap on one event loop, with one SDK client per (base_url, key).
 
     Options (keyword-only):
+      models: this worker's models.yaml (default: the loaded config's), from which
+        every call's URL, key variable and price are resolved; a job names models only.
       env: where API keys and URL overrides are read (default os.environ). Keys are
         read here, in the worker, and never travel with the job.
       sleep: the back-off sleep (tests pass a recorder). With a ``check`` it is
@@ -111,12 +117,14 @@ class OpenAICompatibleClient:
     def __init__(
         self,
         *,
+        models: ModelsConfig | None = None,
         env: Mapping[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
         transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
+        self._models = models
         self._env = env if env is not None else os.environ
         self._sleep = sleep
         self._base = backoff_base_s
@@ -156,22 +164,29 @@ class OpenAICompatibleClient:
 
     # --- configuration -----------------------------------------------------------------
 
-    def _endpoint(self, call: StepCall) -> tuple[str, str]:
-        base_url = call.base_url
-        if call.base_url_env and self._env.get(call.base_url_env):
-            base_url = self._env[call.base_url_env]
-        if settings.offline(self._env):
-            return settings.simulator_url(self._env), "offline"
-        if call.api_key_env is None:
-            return base_url, "none"
-        key = self._env.get(call.api_key_env, "").strip()
+    def endpoint(self, call: StepCall) -> Endpoint:
+        """Where this worker sends the call: its own config decides, never the job."""
+        if self._models is None:
+            from vpsweb.config import load_config
+
+            self._models = load_config().models
+        return resolve(self._models, call, self._env)
+
+    def api_key(self, endpoint: Endpoint) -> str:
+        """The key this worker sends to the endpoint ("offline"/"none" where none is needed)."""
+        if endpoint.offline:
+            return "offline"
+        if endpoint.api_key_env is None:
+            return "none"
+        key = self._env.get(endpoint.api_key_env, "").strip()
         if not key:
+            info = endpoint.info
             raise MissingAPIKey(
-                f"no API key for model {call.model.model!r} (provider {call.model.provider!r}): "
-                f"set {call.api_key_env} in the worker's environment, or run offline "
+                f"no API key for model {info.model!r} (provider {info.provider!r}): "
+                f"set {endpoint.api_key_env} in the worker's environment, or run offline "
                 f"with {settings.OFFLINE_ENV}=1 / --offline"
             )
-        return base_url, key
+        return key
 
     def _sdk(self, sdks: _SDKs, base_url: str, key: str) -> openai.AsyncOpenAI:
         """Called on the loop thread only, so the cache needs no lock."""
@@ -195,9 +210,10 @@ class OpenAICompatibleClient:
         *,
         check: Callable[[], None] | None = None,
     ) -> Completion:
-        base_url, key = self._endpoint(call)
+        endpoint = self.endpoint(call)
+        key = self.api_key(endpoint)
         kwargs: dict[str, Any] = {
-            "model": call.model.api_model,
+            "model": endpoint.info.api_model,
             "messages": messages,
             "temperature": call.temperature,
             "max_tokens": call.max_tokens,
@@ -210,7 +226,7 @@ class OpenAICompatibleClient:
             if check is not None:
                 check()
             try:
-                return self._attempt(call, base_url, key, kwargs, attempt, check)
+                return self._attempt(call, endpoint, key, kwargs, attempt, check)
             except _Retry as retry:
                 if attempt > call.retries:
                     raise retry.error from retry.__cause__
@@ -243,13 +259,14 @@ class OpenAICompatibleClient:
     def _attempt(
         self,
         call: StepCall,
-        base_url: str,
+        endpoint: Endpoint,
         key: str,
         kwargs: dict[str, Any],
         attempt: int,
         check: Callable[[], None] | None,
     ) -> Completion:
-        where = f"{call.step} via {call.model.provider}/{call.model.api_model}"
+        where = f"{call.step} via {endpoint.info.provider}/{endpoint.info.api_model}"
+        base_url = endpoint.base_url
         runner, sdks = self._started()
         try:
             raw, latency_s = runner.run(
@@ -276,7 +293,7 @@ class OpenAICompatibleClient:
             raise _Retry(
                 TransientLLMError(f"{where}: the LLM client was closed", attempts=attempt)
             ) from exc
-        return _completion(call, raw, latency_s, attempt, where, key)
+        return _completion(endpoint, raw, latency_s, attempt, where, key)
 
 
 def _stop(runner: LoopThread, sdks: _SDKs) -> None:
@@ -300,7 +317,7 @@ def _status_error(
 
 
 def _completion(
-    call: StepCall,
+    endpoint: Endpoint,
     raw: LegacyAPIResponse[ChatCompletion],
     latency_s: float,
     attempts: int,
@@ -320,7 +337,8 @@ def _completion(
             attempts=attempts,
         )
         raise _Retry(error)
-    message = parsed.choices[0].message if parsed.choices else None
+    choice = parsed.choices[0] if parsed.choices else None
+    message = choice.message if choice else None
     content = (message.content or "") if message else ""
     reasoning = getattr(message, "reasoning_content", None) if message else None
     usage = parsed.usage
@@ -328,10 +346,12 @@ def _completion(
     return Completion(
         content=content,
         reasoning_content=reasoning,
-        usage=call.cost(
+        usage=endpoint.cost(
             usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0
         ),
         latency_s=latency_s,
         attempts=attempts,
         sim_latency_ms=float(sim_ms) if sim_ms else None,
+        finish_reason=choice.finish_reason if choice else None,
+        model=endpoint.info,
     )

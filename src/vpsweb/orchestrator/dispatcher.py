@@ -17,13 +17,16 @@ import threading
 from celery import Celery
 from celery.result import denied_join_result
 
+from vpsweb.admission import check_plan
+from vpsweb.lifecycle import fail_job
 from vpsweb.orchestrator.canvas import build_canvas
-from vpsweb.orchestrator.execution import Services, fail_job
+from vpsweb.orchestrator.execution import Services
 from vpsweb.storage import Submission
 
 log = logging.getLogger(__name__)
 
 BATCH = 50
+SUBMISSION = "Submission"
 BLOCK_MS = 1000
 
 
@@ -47,6 +50,12 @@ class Dispatcher:
         status, plan = jobs.status(job_id), jobs.plan(job_id)
         if status is None or plan is None or status.terminal:
             return  # expired, or cancelled before it started: nothing to send
+        refused = check_plan(plan, self.svc.config)
+        if refused:
+            log.warning("job %s refused: %s", job_id, "; ".join(refused))
+            cause = "refused by this cluster's workers: " + "; ".join(refused)
+            fail_job(self.svc.storage, job_id, SUBMISSION, cause)
+            return
         canvas = build_canvas(self.app, plan, self.svc.config.routing())
         try:
             # The sender never joins Celery results (clients follow the store), so
@@ -55,7 +64,7 @@ class Dispatcher:
                 canvas.apply_async()
         except Exception as exc:
             log.exception("could not enqueue job %s", job_id)
-            fail_job(self.svc.storage, job_id, "Submission", f"could not enqueue: {exc}")
+            fail_job(self.svc.storage, job_id, SUBMISSION, f"could not enqueue: {exc}")
 
     def run_once(self) -> list[Submission]:
         jobs = self.svc.storage.jobs

@@ -69,10 +69,11 @@ _services_lock = threading.Lock()
 @lru_cache(maxsize=4)
 def services(store_url: str) -> Services:
     with _services_lock:
+        cfg = load_config()
         return Services(
             storage=connect(store_url, retries=STORE_RETRIES),
-            config=load_config(),
-            llm=OpenAICompatibleClient(),
+            config=cfg,
+            llm=OpenAICompatibleClient(models=cfg.models),
         )
 
 
@@ -108,8 +109,13 @@ class JobRun:
             raise Cancelled(f"job {self.job_id}: {self.lease.what} was taken over")
 
     def context(self) -> StageContext:
+        cfg = self.svc.config
         return StageContext(
-            plan=self.plan, prompts=self.svc.config.prompts, llm=self.svc.llm, check=self.check
+            plan=self.plan,
+            prompts=cfg.prompts,
+            llm=self.svc.llm,
+            models=cfg.models,
+            check=self.check,
         )
 
     def outputs(self, s: Stage) -> Any:
@@ -189,7 +195,7 @@ class JobRun:
     def stage_event(self, s: Stage, *, started: bool, message: str) -> None:
         """A stage's start (at its lower bound) or end (upper bound), once each."""
         start, end = stage_bounds(self.plan.progress_weights, s.name)
-        model = self.plan.call(s.name, 0 if s.fan_out else None).model.model
+        model = self.plan.call(s.name, 0 if s.fan_out else None).model
         kind = EventKind.STAGE_STARTED if started else EventKind.STAGE_COMPLETED
         fields = {
             "stage": s.display_name,
@@ -249,7 +255,7 @@ def _step(run: JobRun, s: Stage, index: int | None, budget: float) -> dict[str, 
     run.jobs.mark_running(job_id, run.ttl)
     run.jobs.extend_deadline(job_id, run.plan.deadline_after(s.name, time.time()))
     call = run.plan.call(s.name, index)
-    run.stage_event(s, started=True, message=f"{s.display_name} started ({call.model.model})")
+    run.stage_event(s, started=True, message=f"{s.display_name} started ({call.model})")
     output = run.once(s.key(index), s.output, lambda: _produce(run, s, index), budget)
     if s.fan_out:
         assert index is not None
@@ -286,7 +292,7 @@ def finalize(svc: Services, job_id: str, *, delivery: Delivery | None = None) ->
                 {
                     "stage": last.display_name,
                     "status": "completed",
-                    "model": plan.call(last.name).model.model,
+                    "model": plan.call(last.name).model,
                     "message": last.summary(getattr(output, last.result_field)),
                 },
             ),

@@ -14,6 +14,7 @@ import random
 import re
 
 from vpsweb.stages.table import STAGES
+from vpsweb.tokens import estimate_tokens
 
 DEFAULT_CRITERIA = ("fidelity", "imagery", "musicality", "fluency")
 UNRECOGNISED = "I am a simulator and did not recognise the step."
@@ -56,27 +57,33 @@ _CANDIDATE = re.compile(r'<candidate\s+id="(\d+)"\s*>(.*?)</candidate>', re.DOTA
 _CRITERIA = re.compile(r"<criteria>(.*?)</criteria>", re.DOTALL)
 _CRITERION = re.compile(r"^\s*-\s*([A-Za-z][\w-]*)\s*:", re.MULTILINE)
 _LABEL = re.compile(r"\[L(\d+)\]")
-# CJK ideographs, kana, hangul, CJK and full-width punctuation: a token each.
-_CJK_RANGES = (
-    ("\u3000", "\u30ff"),
-    ("\u3400", "\u4dbf"),
-    ("\u4e00", "\u9fff"),
-    ("\uac00", "\ud7af"),
-    ("\uf900", "\ufaff"),
-    ("\uff00", "\uffef"),
-)
 
 
 def recognise_step(text: str) -> str | None:
-    """The stage a prompt belongs to, by the marker tag its answer format asks for.
+    """The stage a prompt belongs to, by the tag its answer format asks for (``<marker>``).
 
-    Later stages are tried first: their prompts quote earlier stages' output (the
-    revision prompt carries the editor's suggestions), never the other way round.
+    Words cannot pass for it: vpsweb defuses tag-like text in poems and quoted answers
+    (``‹tag›``). Later stages are tried first: their prompts quote earlier stages'
+    output (the revision prompt carries the editor's suggestions), never the other way.
     """
     for s in reversed(STAGES):
-        if s.marker in text:
+        if f"<{s.marker}>" in text:
             return s.name
     return None
+
+
+def truncated(content: str, step: str | None) -> str:
+    """The answer as a model cut off at max_tokens leaves it: ending halfway through its
+    main field."""
+    marker = next((s.marker for s in STAGES if s.name == step), "")
+    opening = f"<{marker}>"
+    start = content.find(opening) if marker else -1
+    if start < 0:
+        return content[: max(1, len(content) // 2)]
+    body = start + len(opening)
+    end = content.find(f"</{marker}>", body)
+    end = len(content) if end < 0 else end
+    return content[: body + max(1, (end - body) // 2)]
 
 
 def _rng(*parts: object) -> random.Random:
@@ -85,20 +92,21 @@ def _rng(*parts: object) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
-def _is_cjk(ch: str) -> bool:
-    return any(lo <= ch <= hi for lo, hi in _CJK_RANGES)
-
-
 def count_tokens(text: str) -> int:
-    """Rough usage: a CJK character is a token, other text about four characters a token."""
-    cjk = sum(1 for ch in text if _is_cjk(ch))
-    return max(1, cjk + (len(text) - cjk + 3) // 4)
+    """Usage as the simulator reports it: the same estimate vpsweb sizes jobs with."""
+    return estimate_tokens(text)
+
+
+def poem_block(text: str) -> str | None:
+    """The poem the prompt carries: its last <original_poem> block (the system prompt may
+    name the delimiters in passing)."""
+    blocks = _POEM.findall(text)
+    return blocks[-1] if blocks else None
 
 
 def source_lines(text: str) -> list[str]:
     """The source poem's lines without [Ln] labels; blank lines are stanza breaks."""
-    m = _POEM.search(text)
-    body = m.group(1) if m else "line one\nline two"
+    body = poem_block(text) or "line one\nline two"
     lines = [_LABEL.sub("", line).strip() for line in body.splitlines()]
     while lines and not lines[0]:
         lines.pop(0)
@@ -201,8 +209,8 @@ def _evaluation(text: str, rng: random.Random) -> str:
 def _labels(text: str) -> list[int]:
     """Line labels of the source poem; the instructions' own examples ([L1], [L2], ...) do
     not count when the poem block carries labels."""
-    m = _POEM.search(text)
-    found = _LABEL.findall(m.group(1)) if m else []
+    block = poem_block(text)
+    found = _LABEL.findall(block) if block else []
     return sorted({int(n) for n in found or _LABEL.findall(text)}) or [1]
 
 

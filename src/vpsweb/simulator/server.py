@@ -9,8 +9,10 @@ chaos runs) and directives in the model name (for deterministic tests):
   in time; ``malformed``: always an answer without the step's tags; ``trickle``: a
   correct answer whose body dribbles in over ``--trickle-s`` (defeats per-read
   timeouts); ``html200``: status 200 with an HTML page, as a broken proxy sends;
-* ``429xK`` / ``500xK`` / ``malformedxK`` / ``tricklexK`` / ``html200xK``: the first K
-  identical requests get it;
+  ``truncate``: the answer cut off halfway through its main field, with
+  finish_reason "length", as a model reaching max_tokens leaves it;
+* ``429xK`` / ``500xK`` / ``malformedxK`` / ``tricklexK`` / ``html200xK`` /
+  ``truncatexK``: the first K identical requests get it;
 * ``slowNNN``: NNN ms latency for this request.
 """
 
@@ -23,13 +25,11 @@ import hashlib
 import json
 import math
 import random
-import re
 import signal
 import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -38,91 +38,12 @@ from pydantic import ValidationError
 from vpsweb import settings
 from vpsweb.simulator import answers
 from vpsweb.simulator.options import SimulatorOptions, add_arguments, options_from
+from vpsweb.simulator.protocol import BadChatRequest, ChatRequest, Directives, error_response
 
 LATENCY_HEADER = "X-Vpsweb-Latency-Ms"
 MODEL_IDS = ("vpsweb-sim", "deepseek-chat", "deepseek-reasoner")
-_COUNTED = re.compile(r"(429|500|malformed|trickle|html200)x(\d+)")
-_SLOW = re.compile(r"slow(\d+)")
-_ALWAYS = ("fail401", "fail400", "fail500", "hang", "malformed", "trickle", "html200")
-_COUNTED_FAULT = {
-    "429": "rate429",
-    "500": "fail500",
-    "malformed": "malformed",
-    "trickle": "trickle",
-    "html200": "html200",
-}
-# A trickled body comes in one piece per tick: each read succeeds well within any
-# per-read timeout, so only a deadline on the whole call stops it.
 TRICKLE_TICK_S = 0.5
 HTML_PAGE = "<html><body>Bad gateway</body></html>"
-
-
-@dataclass(frozen=True)
-class Directives:
-    """What the model name asks of this request (see the module docstring)."""
-
-    always: str | None = None
-    counted: tuple[str, int] | None = None  # (fault, first K requests)
-    slow_ms: float | None = None
-
-    @classmethod
-    def parse(cls, model: str) -> Directives:
-        name = model.lower()
-        m = _COUNTED.search(name)
-        counted = (_COUNTED_FAULT[m.group(1)], int(m.group(2))) if m else None
-        # "malformedx2" must not also read as the unconditional "malformed".
-        rest = _COUNTED.sub(" ", name)
-        always = next((d for d in _ALWAYS if d in rest), None)
-        slow = _SLOW.search(rest)
-        return cls(always, counted, float(slow.group(1)) if slow else None)
-
-
-class _BadRequest(Exception):
-    """A request the simulator answers with 400, as a provider would."""
-
-
-def _error(status: int, message: str, kind: str, code: str | None = None) -> web.Response:
-    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-    return web.json_response(body, status=status)
-
-
-def _content_text(content: Any) -> str:
-    """Message content as text; list content is OpenAI's multi-part form."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = (p.get("text", "") for p in content if isinstance(p, dict))
-        return "".join(str(p) for p in parts)
-    return "" if content is None else str(content)
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    model: str
-    texts: list[str]  # each message's text, in order
-    temperature: float
-    key: str  # identifies identical requests for the ``429xK`` style directives
-
-    @property
-    def prompt(self) -> str:
-        return "\n".join(self.texts)
-
-    @classmethod
-    def parse(cls, body: Any) -> ChatRequest:
-        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            raise _BadRequest("body must be a JSON object with 'model' and 'messages'")
-        if body.get("stream"):
-            raise _BadRequest("streaming is not supported by the simulator; send stream=false")
-        messages = body["messages"]
-        texts = [_content_text(m.get("content")) for m in messages if isinstance(m, dict)]
-        model = str(body.get("model") or "vpsweb-sim")
-        try:
-            temperature = float(body.get("temperature") or 0.0)
-        except (TypeError, ValueError):
-            raise _BadRequest("temperature must be a number") from None
-        canonical = json.dumps([model, messages], sort_keys=True, ensure_ascii=False)
-        key = hashlib.sha256(canonical.encode()).hexdigest()
-        return cls(model, texts, temperature, key)
 
 
 class Simulator:
@@ -146,6 +67,9 @@ class Simulator:
             "by_step": Counter(),
             "by_status": Counter(),
             "by_model": Counter(),
+            # Which key came with each request, as a fingerprint (never the key): lets
+            # tests show where a worker's key went.
+            "by_key": Counter(),
         }
 
     def _latency_s(self, directives: Directives) -> float:
@@ -197,24 +121,25 @@ class Simulator:
         try:
             req = ChatRequest.parse(await request.json())
         except json.JSONDecodeError:
-            return _error(400, "body is not valid JSON", "invalid_request_error")
-        except _BadRequest as exc:
-            return _error(400, str(exc), "invalid_request_error")
+            return error_response(400, "body is not valid JSON", "invalid_request_error")
+        except BadChatRequest as exc:
+            return error_response(400, str(exc), "invalid_request_error")
         prompt = req.prompt
         step = answers.recognise_step(prompt)
         self.stats["by_step"][step or "unknown"] += 1
         self.stats["by_model"][req.model] += 1
+        self.stats["by_key"][key_fingerprint(request.headers.get("Authorization", ""))] += 1
         directives = Directives.parse(req.model)
         fault = self._fault(directives, req.key)
         if fault == "fail401":
-            return _error(
+            return error_response(
                 401,
                 f"Incorrect API key provided: {_masked(request)}.",
                 "invalid_request_error",
                 "invalid_api_key",
             )
         if fault == "fail400":
-            return _error(400, "Invalid request (simulated)", "invalid_request_error")
+            return error_response(400, "Invalid request (simulated)", "invalid_request_error")
         latency = self._latency_s(directives)
         if fault == "hang":
             await asyncio.sleep(self.options.hang_s)
@@ -222,21 +147,24 @@ class Simulator:
         if fault == "rate429":
             return self._rate_limited()
         if fault == "fail500":
-            return _error(500, "The server had an error (simulated)", "server_error")
+            return error_response(500, "The server had an error (simulated)", "server_error")
         if fault == "html200":
             return web.Response(text=HTML_PAGE, content_type="text/html")
         latency_ms = round(latency * 1000, 3)
-        payload = self._payload(req, malformed=fault == "malformed", latency_ms=latency_ms)
+        payload = self._payload(req, fault=fault, latency_ms=latency_ms)
         headers = {LATENCY_HEADER: str(latency_ms)}
         if fault == "trickle":
             return await self._trickle(request, payload, headers)
         return web.json_response(payload, headers=headers)
 
-    def _payload(self, req: ChatRequest, *, malformed: bool, latency_ms: float) -> dict[str, Any]:
+    def _payload(self, req: ChatRequest, *, fault: str | None, latency_ms: float) -> dict[str, Any]:
         prompt = req.prompt
-        _, content = answers.answer(prompt, temperature=req.temperature, seed=self.options.seed)
-        if malformed:
+        step, content = answers.answer(prompt, temperature=req.temperature, seed=self.options.seed)
+        finish = "stop"
+        if fault == "malformed":
             content = answers.MALFORMED
+        elif fault == "truncate":
+            content, finish = answers.truncated(content, step), "length"
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if "reason" in req.model.lower():
             message["reasoning_content"] = answers.reasoning_for(prompt, self.options.seed)
@@ -247,7 +175,7 @@ class Simulator:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": req.model,
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
@@ -275,7 +203,9 @@ class Simulator:
 
     def _rate_limited(self) -> web.Response:
         after_ms = self.options.retry_after_ms
-        resp = _error(429, "Rate limit reached (simulated)", "rate_limit_error", "rate_limit")
+        resp = error_response(
+            429, "Rate limit reached (simulated)", "rate_limit_error", "rate_limit"
+        )
         # Both forms: the openai SDK prefers retry-after-ms, other clients read seconds.
         resp.headers["Retry-After"] = str(math.ceil(after_ms / 1000))
         resp.headers["retry-after-ms"] = str(math.ceil(after_ms))
@@ -293,6 +223,12 @@ class Simulator:
     async def reset_stats(self, request: web.Request) -> web.Response:
         self.reset()
         return web.json_response({"ok": True})
+
+
+def key_fingerprint(authorization: str) -> str:
+    """The first 12 hex digits of the bearer key's SHA-256 (\"none\" without one)."""
+    key = authorization.removeprefix("Bearer ").strip()
+    return hashlib.sha256(key.encode()).hexdigest()[:12] if key else "none"
 
 
 def _masked(request: web.Request) -> str:

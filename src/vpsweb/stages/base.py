@@ -15,14 +15,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
-from vpsweb.errors import LLMError, ParseError, StageFailed
+from vpsweb.errors import LLMError, ParseError, StageFailed, TruncatedAnswer
 from vpsweb.languages import language_name
 from vpsweb.llm.client import Completion, LLMClient
-from vpsweb.models import CandidateResult, EvaluationResult, StepMetrics, utcnow
+from vpsweb.llm.endpoints import resolve
+from vpsweb.models import CandidateResult, EvaluationResult, ModelInfo, StepMetrics, utcnow
 from vpsweb.parsing import label_lines
-from vpsweb.prompts import PromptFile, RenderedPrompt, dial_variables, render
+from vpsweb.prompts import PromptFile, RenderedPrompt, dial_variables, neutralise, render
 
 if TYPE_CHECKING:  # pragma: no cover - the plan module imports the stage table
+    from vpsweb.config.schema import ModelsConfig
     from vpsweb.plan import JobPlan, StepCall
 
 T = TypeVar("T")
@@ -31,12 +33,18 @@ M = TypeVar("M", bound=BaseModel)
 
 @dataclass
 class StageContext:
-    """What every stage needs: the plan, the prompt templates, the LLM, a cancel check."""
+    """What every stage needs: the plan, the prompt templates, the LLM, a cancel check,
+    and the running process's models (which decide a model's kind and price: the
+    worker's config, not the submitter's)."""
 
     plan: JobPlan
     prompts: dict[str, PromptFile]
     llm: LLMClient
+    models: ModelsConfig
     check: Callable[[], None] | None = None
+
+    def model(self, call: StepCall) -> ModelInfo:
+        return resolve(self.models, call).info
 
 
 @dataclass
@@ -71,14 +79,17 @@ class Recorder:
     """Accumulates usage across attempts into one StepMetrics."""
 
     call: StepCall
+    model: ModelInfo
     started: float = field(default_factory=time.monotonic)
     metrics: StepMetrics = field(init=False)
 
     def __post_init__(self) -> None:
-        self.metrics = StepMetrics(model=self.call.model, started_at=utcnow())
+        self.metrics = StepMetrics(model=self.model, started_at=utcnow())
 
     def billed(self, completion: Completion) -> None:
         m = self.metrics
+        if completion.model is not None:
+            m.model = completion.model
         m.usage = m.usage + completion.usage
         m.attempts += completion.attempts
         m.billed_calls += 1
@@ -96,6 +107,13 @@ class Recorder:
         return self.metrics
 
 
+TRUNCATION_NOTE = (
+    "Your previous answer was cut off: it reached the length limit before it was "
+    "complete. Answer again in full, more concisely (keep the notes short), and close "
+    "every tag."
+)
+
+
 def ask(
     ctx: StageContext,
     rec: Recorder,
@@ -104,32 +122,48 @@ def ask(
     *,
     parse_attempts: int,
 ) -> T:
-    """Call, parse, and re-ask on a ParseError up to ``parse_attempts`` times in all."""
-    last: ParseError | None = None
-    for _ in range(parse_attempts):
+    """Call and parse. An unparseable answer is re-asked up to ``parse_attempts`` times
+    in all; a truncated one (cut off at max_tokens) once more, with a note asking for a
+    shorter answer, and then it is a failure that names the limit."""
+    messages = prompt.messages()
+    parse_left, truncations_left = parse_attempts, 1
+    while True:
         try:
-            completion = ctx.llm.complete(rec.call, prompt.messages(), check=ctx.check)
+            completion = ctx.llm.complete(rec.call, messages, check=ctx.check)
         except LLMError as exc:
             rec.failed(exc)
             raise
         rec.billed(completion)
         try:
+            if completion.finish_reason == "length":
+                raise TruncatedAnswer("the answer reached max_tokens", excerpt="")
             return parse(completion.content)
-        except ParseError as exc:
-            last = exc
-    assert last is not None
-    raise last
+        except TruncatedAnswer as exc:
+            if truncations_left == 0:
+                raise TruncatedAnswer(
+                    f"the answer was cut off twice at max_tokens={rec.call.max_tokens} "
+                    f"({rec.metrics.model.model}), the second time after being asked for a "
+                    f"shorter one; shorten the poem or raise max_tokens for {rec.call.step}",
+                    excerpt=exc.excerpt,
+                ) from None
+            truncations_left -= 1
+            messages = [*prompt.messages(), {"role": "user", "content": TRUNCATION_NOTE}]
+        except ParseError:
+            parse_left -= 1
+            if parse_left == 0:
+                raise
 
 
 def common_variables(plan: JobPlan, *, labelled: bool = False) -> dict[str, Any]:
     """Variables every prompt gets: the poem (with [L1] labels where lines are cited)."""
     req = plan.request
+    poem = neutralise(req.poem)
     return {
-        "original_poem": label_lines(req.poem) if labelled else req.poem.strip("\n"),
+        "original_poem": label_lines(poem) if labelled else poem.strip("\n"),
         "source_lang": language_name(req.source_lang),
         "target_lang": language_name(req.target_lang),
-        "poem_title": req.title,
-        "poet_name": req.author,
+        "poem_title": neutralise(req.title),
+        "poet_name": neutralise(req.author),
         **dial_variables(plan.strategy),
     }
 
@@ -137,9 +171,18 @@ def common_variables(plan: JobPlan, *, labelled: bool = False) -> dict[str, Any]
 def stage_prompt(
     ctx: StageContext, step: str, call: StepCall, variables: dict[str, Any]
 ) -> RenderedPrompt:
-    return render(ctx.prompts[step].for_model(reasoning=call.model.reasoning), variables)
+    reasoning = ctx.model(call).reasoning
+    return render(ctx.prompts[step].for_model(reasoning=reasoning), variables)
+
+
+def described(exc: Exception) -> str:
+    """An error for the job's own record: the cause, and for an unusable answer a short,
+    labelled excerpt of it (never for Celery results or Flower)."""
+    excerpt = getattr(exc, "excerpt", "")
+    return f"{exc} (the answer began: {excerpt!r})" if excerpt else str(exc)
 
 
 def failure(step: str, display_name: str, rec: Recorder, exc: Exception) -> StageFailed:
     """A stage's failure with the usage it was billed for, so totals stay honest."""
-    return StageFailed(step, display_name, str(exc), metrics=rec.done())
+    excerpt = getattr(exc, "excerpt", "")
+    return StageFailed(step, display_name, str(exc), metrics=rec.done(), excerpt=excerpt)

@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING
 from vpsweb.errors import LLMError, ParseError
 from vpsweb.models import CandidateResult
 from vpsweb.parsing import extract_fields
-from vpsweb.stages.base import Prior, Recorder, StageContext, ask, common_variables, stage_prompt
+from vpsweb.prompts import neutralise
+from vpsweb.stages.base import (
+    Prior,
+    Recorder,
+    StageContext,
+    ask,
+    common_variables,
+    described,
+    stage_prompt,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from vpsweb.plan import JobPlan
@@ -24,10 +33,10 @@ def translate_candidate(ctx: StageContext, prior: Prior, index: int | None) -> C
     assert index is not None, "a candidate needs its index"
     plan = ctx.plan
     cand = plan.candidates[index]
-    rec = Recorder(cand.call)
+    rec = Recorder(cand.call, ctx.model(cand.call))
     variables = {
         **common_variables(plan),
-        "background_briefing_report": plan.request.background_briefing or "",
+        "background_briefing_report": neutralise(plan.request.background_briefing or ""),
         "strategy_hint": cand.hint,
         "variant_name": cand.variant,
     }
@@ -44,7 +53,7 @@ def translate_candidate(ctx: StageContext, prior: Prior, index: int | None) -> C
     try:
         fields = ask(ctx, rec, prompt, parse, parse_attempts=plan.parse_retries + 1)
     except (LLMError, ParseError) as exc:
-        return record.model_copy(update={"error": str(exc), "metrics": rec.done()})
+        return record.model_copy(update={"error": described(exc), "metrics": rec.done()})
     return record.model_copy(
         update={
             "status": "succeeded",

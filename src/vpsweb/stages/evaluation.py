@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from vpsweb.errors import LLMError, ParseError, StageFailed
 from vpsweb.models import CandidateResult, CandidateScore, EvaluationResult, SelectionMethod
 from vpsweb.parsing import extract_tag, parse_scores, parse_selected_index
+from vpsweb.prompts import neutralise
 from vpsweb.selection import fallback_select, map_presented_id, presentation_order
 from vpsweb.stages.base import Prior, Recorder, StageContext, ask, common_variables, stage_prompt
 
@@ -60,9 +61,9 @@ def evaluate(ctx: StageContext, prior: Prior, index: int | None = None) -> Evalu
     shown = [
         {
             "id": i + 1,
-            "title": by_index[idx].translated_title,
-            "translation": by_index[idx].translation,
-            "notes": by_index[idx].notes,
+            "title": neutralise(by_index[idx].translated_title),
+            "translation": neutralise(by_index[idx].translation),
+            "notes": neutralise(by_index[idx].notes),
         }
         for i, idx in enumerate(order)
     ]
@@ -72,7 +73,7 @@ def evaluate(ctx: StageContext, prior: Prior, index: int | None = None) -> Evalu
         "criteria": [c.model_dump() for c in plan.criteria],
     }
     call = plan.steps[STEP]
-    rec = Recorder(call)
+    rec = Recorder(call, ctx.model(call))
     prompt = stage_prompt(ctx, STEP, call, variables)
     tries: list[int] = []
     method: SelectionMethod

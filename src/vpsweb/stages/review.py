@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from vpsweb.errors import LLMError, ParseError
 from vpsweb.models import EditorReview
 from vpsweb.parsing import clean_answer, extract_tag
+from vpsweb.prompts import neutralise
 from vpsweb.stages.base import (
     Prior,
     Recorder,
@@ -41,11 +42,11 @@ def editor_review(ctx: StageContext, prior: Prior, index: int | None = None) -> 
     call = plan.steps[STEP]
     variables = {
         **common_variables(plan, labelled=True),
-        "translated_title": chosen.translated_title,
-        "translation": chosen.translation,
-        "translation_notes": chosen.notes,
+        "translated_title": neutralise(chosen.translated_title),
+        "translation": neutralise(chosen.translation),
+        "translation_notes": neutralise(chosen.notes),
     }
-    rec = Recorder(call)
+    rec = Recorder(call, ctx.model(call))
     prompt = stage_prompt(ctx, STEP, call, variables)
     try:
         suggestions = ask(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from vpsweb.errors import LLMError, ParseError
 from vpsweb.models import EditorReview, Revision
 from vpsweb.parsing import extract_fields
+from vpsweb.prompts import neutralise
 from vpsweb.stages.base import (
     Prior,
     Recorder,
@@ -33,12 +34,12 @@ def translator_revision(ctx: StageContext, prior: Prior, index: int | None = Non
     call = plan.steps[STEP]
     variables = {
         **common_variables(plan),
-        "translated_title": chosen.translated_title,
-        "translation": chosen.translation,
-        "translation_notes": chosen.notes,
-        "editor_suggestions": review.suggestions,
+        "translated_title": neutralise(chosen.translated_title),
+        "translation": neutralise(chosen.translation),
+        "translation_notes": neutralise(chosen.notes),
+        "editor_suggestions": neutralise(review.suggestions),
     }
-    rec = Recorder(call)
+    rec = Recorder(call, ctx.model(call))
     prompt = stage_prompt(ctx, STEP, call, variables)
 
     def parse(text: str) -> dict[str, str]:

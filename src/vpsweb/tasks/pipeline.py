@@ -35,8 +35,12 @@ def _run(task: Task, job_id: str, display: str, step: Step) -> Any:
     except (Cancelled, JobGone):
         raise Ignore() from None
     except StageFailed as exc:
+        # The job's own record may quote the unusable answer briefly; Celery's result
+        # and Flower get the cause only.
+        quoted = f" (the answer began: {exc.excerpt!r})" if exc.excerpt else ""
+        cause = exc.cause + quoted
         fail_job(
-            svc.storage, job_id, exc.display_name, exc.cause, step_key=exc.step, metrics=exc.metrics
+            svc.storage, job_id, exc.display_name, cause, step_key=exc.step, metrics=exc.metrics
         )
         raise StepFailed(str(exc)) from None
     except Exception as exc:

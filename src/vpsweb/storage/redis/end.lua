@@ -1,6 +1,7 @@
 -- End a job in one write: result (the first one stands), status, and its last events.
 -- KEYS[1] job hash, KEYS[2] progress hash, KEYS[3] event stream, KEYS[4] result key,
--- KEYS[5] the deadlines sorted set
+-- KEYS[5] the deadlines sorted set, KEYS[6..] step outputs the result makes redundant
+-- (deleted with it: each poem and translation is stored once per job)
 -- ARGV[1] new status, ARGV[2] retention s, ARGV[3] stream max length,
 -- ARGV[4] result JSON ('' for none), ARGV[5] job fields (JSON object),
 -- ARGV[6] events (JSON list of {percent = number, fields = object}); the last is terminal,
@@ -12,7 +13,10 @@ if current == 'succeeded' or current == 'failed' or current == 'cancelled' then
   return 0
 end
 local ttl = tonumber(ARGV[2])
-if ARGV[4] ~= '' then redis.call('SET', KEYS[4], ARGV[4], 'NX', 'EX', ttl) end
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[4], ARGV[4], 'NX', 'EX', ttl)
+  for i = 6, #KEYS do redis.call('DEL', KEYS[i]) end
+end
 redis.call('HSET', KEYS[1], 'status', ARGV[1])
 for k, v in pairs(cjson.decode(ARGV[5])) do redis.call('HSET', KEYS[1], k, v) end
 redis.call('EXPIRE', KEYS[1], ttl)

@@ -163,6 +163,9 @@ class RedisJobStore(JobStore):
         if error_stage is not None:
             fields["error_stage"] = error_stage
         encoded = [{"percent": round(e.percent, 2), "fields": event_fields(e)} for e in events]
+        redundant: list[str] = []
+        if result is not None:
+            result, redundant = self._deduplicated(job_id, result)
         done = self._end(
             keys=[
                 keys.job(job_id),
@@ -170,6 +173,7 @@ class RedisJobStore(JobStore):
                 keys.events(job_id),
                 keys.result(job_id),
                 keys.DEADLINES,
+                *redundant,
             ],
             args=[
                 status.value,
@@ -217,7 +221,26 @@ class RedisJobStore(JobStore):
         return cast(list[str | None], self.redis.mget([keys.step(job_id, k) for k in step_keys]))
 
     def load_result(self, job_id: str) -> str | None:
-        return cast(str | None, self.redis.get(keys.result(job_id)))
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.result(job_id))
+            pipe.hget(keys.job(job_id), "plan")
+            raw, plan = cast(list[str | None], pipe.execute())
+        if raw is None or plan is None:
+            return raw
+        data = json.loads(raw)
+        data.setdefault("request", json.loads(plan)["request"])
+        return json.dumps(data, ensure_ascii=False)
+
+    def _deduplicated(self, job_id: str, result: str) -> tuple[str, list[str]]:
+        """The result without the request (the plan holds it), and the step outputs it
+        repeats: each poem and translation is stored once per job."""
+        plan = self.plan(job_id)
+        if plan is None:
+            return result, []
+        data = json.loads(result)
+        data.pop("request", None)
+        steps = [keys.step(job_id, k) for s in STAGES for k in s.keys(plan)]
+        return json.dumps(data, ensure_ascii=False), steps
 
     # --- submissions ------------------------------------------------------------------
 
