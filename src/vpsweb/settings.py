@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from vpsweb.errors import SettingsError
 
 REDIS_URL_ENV = "VPSWEB_REDIS_URL"  # the state store: jobs, step outputs, progress
 BROKER_URL_ENV = "VPSWEB_BROKER_URL"  # Celery's broker; defaults to the state store
+# Redis's password apart from the URL, so generated passwords ('/', '@', '#', ...)
+# need no hand-encoding: it is URL-encoded into the Redis URL(s) here.
+REDIS_PASSWORD_ENV = "VPSWEB_REDIS_PASSWORD"
 CONFIG_DIR_ENV = "VPSWEB_CONFIG_DIR"  # a config directory instead of the packaged one
 OFFLINE_ENV = "VPSWEB_OFFLINE"  # 1: every step goes to the offline simulator
 SIMULATOR_URL_ENV = "VPSWEB_SIMULATOR_URL"  # where workers find the simulator
@@ -38,14 +42,46 @@ def offline(env: Mapping[str, str] | None = None) -> bool:
     return truthy(_env(env).get(OFFLINE_ENV))
 
 
+_REDIS_SCHEMES = ("redis", "rediss")
+
+
+def with_redis_password(url: str, password: str, *, replace: bool = True) -> str:
+    """``url`` with ``password`` URL-encoded into it (redis:// and rediss:// only).
+
+    redis-py, kombu, Celery and Flower all percent-decode the password, so any
+    character survives. ``replace=False`` keeps a password the URL already has.
+    Other schemes (amqp://, unix://) are returned unchanged.
+    """
+    parts = urlsplit(url)
+    if not password or parts.scheme.lower() not in _REDIS_SCHEMES:
+        return url
+    # rpartition: the host part never holds '@', a hand-written password might.
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if at and parts.password and not replace:
+        return url
+    user = userinfo.partition(":")[0] if at else ""
+    netloc = f"{user}:{quote(password, safe='')}@{hostport}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def redis_url(env: Mapping[str, str] | None = None) -> str | None:
-    return _env(env).get(REDIS_URL_ENV) or None
+    """The state store: VPSWEB_REDIS_URL, with VPSWEB_REDIS_PASSWORD merged in if set."""
+    e = _env(env)
+    url = e.get(REDIS_URL_ENV) or None
+    return with_redis_password(url, e.get(REDIS_PASSWORD_ENV, "")) if url else None
 
 
 def broker_url(env: Mapping[str, str] | None = None) -> str | None:
-    """The broker: VPSWEB_BROKER_URL, else the state store's URL."""
+    """The broker: VPSWEB_BROKER_URL, else the state store's URL.
+
+    VPSWEB_REDIS_PASSWORD goes into a Redis broker URL only when that URL has no
+    password of its own: a separate broker Redis may well have another one.
+    """
     e = _env(env)
-    return e.get(BROKER_URL_ENV) or e.get(REDIS_URL_ENV) or None
+    own = e.get(BROKER_URL_ENV) or None
+    if own is None:
+        return redis_url(e)
+    return with_redis_password(own, e.get(REDIS_PASSWORD_ENV, ""), replace=False)
 
 
 def simulator_url(env: Mapping[str, str] | None = None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 from pydantic import ValidationError
@@ -20,15 +21,55 @@ def test_flower_needs_credentials():
         flower_environment({}, address="0.0.0.0", allow_no_auth_on_localhost=True)
 
 
+GOOD_PASSWORD = "q7/Zr+k9#Lm2@x%w"  # 16 characters, no comma: accepted
+
+
 def test_flower_credentials_go_through_the_environment():
     env = flower_environment(
-        {"VPSWEB_FLOWER_USER": "ops", "VPSWEB_FLOWER_PASSWORD": "pw"},
+        {"VPSWEB_FLOWER_USER": "ops", "VPSWEB_FLOWER_PASSWORD": GOOD_PASSWORD},
         address="0.0.0.0",
         allow_no_auth_on_localhost=False,
     )
-    assert env["FLOWER_BASIC_AUTH"] == "ops:pw"
+    assert env["FLOWER_BASIC_AUTH"] == f"ops:{GOOD_PASSWORD}"
     dev = flower_environment({}, address="127.0.0.1", allow_no_auth_on_localhost=True)
     assert "FLOWER_BASIC_AUTH" not in dev
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "message"),
+    [
+        ("ops", "long-enough,ss", "must not contain ','"),
+        ("ops", ",leading-comma-pw", "splits its credentials on commas"),
+        ("o:ps", GOOD_PASSWORD, "VPSWEB_FLOWER_USER must not contain ':' or ','"),
+        ("o,ps", GOOD_PASSWORD, "VPSWEB_FLOWER_USER must not contain ':' or ','"),
+        ("ops", "elevenchars", "shorter than 12 characters"),
+        ("ops", "pw", "shorter than 12 characters"),
+        ("ops", "change-me", "still the .env.example placeholder 'change-me'"),
+        ("ops", "change-me-too", "still the .env.example placeholder 'change-me-too'"),
+    ],
+)
+def test_flower_rejects_unsafe_credentials(user, password, message):
+    env = {"VPSWEB_FLOWER_USER": user, "VPSWEB_FLOWER_PASSWORD": password}
+    for address in ("0.0.0.0", "127.0.0.1"):  # localhost is no excuse once they are set
+        with pytest.raises(FlowerConfigError, match=re.escape(message)):
+            flower_environment(env, address=address, allow_no_auth_on_localhost=True)
+
+
+def test_flower_accepts_twelve_characters_and_any_other_punctuation():
+    for password in ("x" * 12, "a:b:c:d:e:f:g", "sp ace/#@%+=?pw"):
+        env = flower_environment(
+            {"VPSWEB_FLOWER_USER": "ops", "VPSWEB_FLOWER_PASSWORD": password},
+            address="0.0.0.0",
+            allow_no_auth_on_localhost=False,
+        )
+        assert env["FLOWER_BASIC_AUTH"] == f"ops:{password}"
+
+
+def test_vpsweb_flower_prints_why_it_refuses_a_password(monkeypatch, capsys):
+    monkeypatch.setenv("VPSWEB_FLOWER_USER", "ops")
+    monkeypatch.setenv("VPSWEB_FLOWER_PASSWORD", "change-me-too")
+    assert main(["flower", "--port", "5999"]) == 2
+    assert "placeholder" in capsys.readouterr().err
 
 
 def test_vpsweb_flower_refuses_to_start_without_credentials(monkeypatch, capsys):

@@ -24,6 +24,41 @@ class FlowerConfigError(VpswebError):
     """Flower's credentials are missing or unusable."""
 
 
+# The values .env.example ships with: a copied template must not become a live login.
+PLACEHOLDER_PASSWORDS = frozenset({"change-me", "change-me-too"})
+MIN_PASSWORD_LENGTH = 12
+_LOCALHOST = ("127.0.0.1", "localhost", "::1")
+
+
+def credential_problem(user: str, password: str) -> str | None:
+    """Why Flower must not run with these credentials, or None if it may.
+
+    Flower splits FLOWER_BASIC_AUTH on ',' into several accepted ``user:password``
+    strings (flower/command.py, apply_env_options), so a comma in either part
+    would let a fragment log in alone; a ':' in the user makes the split point
+    between user and password ambiguous.
+    """
+    if ":" in user or "," in user:
+        return f"{USER_ENV} must not contain ':' or ',': choose a plain name"
+    if "," in password:
+        return (
+            f"{PASSWORD_ENV} must not contain ',': Flower splits its credentials on "
+            "commas, so each piece would log in alone. Generate one without: "
+            "openssl rand -hex 24"
+        )
+    if password in PLACEHOLDER_PASSWORDS:
+        return (
+            f"{PASSWORD_ENV} is still the .env.example placeholder {password!r}: "
+            "set a real one, e.g. openssl rand -hex 24"
+        )
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return (
+            f"{PASSWORD_ENV} is shorter than {MIN_PASSWORD_LENGTH} characters: "
+            "set a longer one, e.g. openssl rand -hex 24"
+        )
+    return None
+
+
 def flower_environment(
     env: dict[str, str], *, address: str, allow_no_auth_on_localhost: bool
 ) -> dict[str, str]:
@@ -31,11 +66,12 @@ def flower_environment(
     user, password = env.get(USER_ENV, ""), env.get(PASSWORD_ENV, "")
     child = dict(env)
     if user and password:
-        if ":" in user:
-            raise FlowerConfigError(f"{USER_ENV} must not contain ':'")
+        problem = credential_problem(user, password)
+        if problem:
+            raise FlowerConfigError(problem)
         child["FLOWER_BASIC_AUTH"] = f"{user}:{password}"
         return child
-    if allow_no_auth_on_localhost and address in ("127.0.0.1", "localhost", "::1"):
+    if allow_no_auth_on_localhost and address in _LOCALHOST:
         child.pop("FLOWER_BASIC_AUTH", None)
         child["FLOWER_UNAUTHENTICATED_API"] = "true"
         return child
