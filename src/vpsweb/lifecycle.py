@@ -18,6 +18,7 @@ from vpsweb.progress import EventKind, ProgressSnapshot
 from vpsweb.result import compute_totals
 from vpsweb.stages.table import FINALIZE_DISPLAY, STAGES
 from vpsweb.storage import Event, JobStatus, Storage
+from vpsweb.usage import record_ending
 
 QUEUED_STAGE = "Queued"
 
@@ -53,7 +54,7 @@ def fail_job(
         storage.jobs.save_step(
             job_id, failed_key(step_key), metrics.model_dump_json(), plan.retention_s
         )
-    return storage.jobs.end(
+    ended = storage.jobs.end(
         job_id,
         JobStatus.FAILED,
         plan.retention_s,
@@ -61,6 +62,9 @@ def fail_job(
         error=cause,
         error_stage=stage,
     )
+    if ended:  # only the call that ended the job counts its usage
+        record_ending(storage, plan, JobStatus.FAILED, spent, stage)
+    return ended
 
 
 def stall_job(storage: Storage, job_id: str, now: float | None = None) -> bool:
@@ -92,7 +96,10 @@ def cancel_job(storage: Storage, job_id: str, plan: JobPlan) -> bool:
     finished = Event(
         EventKind.JOB_FINISHED, 0, {"status": "cancelled", "message": "cancelled by user"}
     )
-    return storage.jobs.end(job_id, JobStatus.CANCELLED, plan.retention_s, events=[finished])
+    ended = storage.jobs.end(job_id, JobStatus.CANCELLED, plan.retention_s, events=[finished])
+    if ended:  # only the call that ended the job counts its usage
+        record_ending(storage, plan, JobStatus.CANCELLED, spent)
+    return ended
 
 
 def spent(storage: Storage, plan: JobPlan) -> Totals:

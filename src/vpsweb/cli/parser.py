@@ -24,6 +24,7 @@ from vpsweb.cli.commands import (
     cmd_watch,
     cmd_worker,
 )
+from vpsweb.cli.stats import add_stats_parser
 
 
 def _add_redis(p: argparse.ArgumentParser) -> None:
@@ -143,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_translate(sub)
     _add_job_commands(sub)
+    add_stats_parser(sub)
     _add_operations(sub)
     _add_config(sub)
     return parser

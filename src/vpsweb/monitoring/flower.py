@@ -8,16 +8,27 @@ send them (``basic_auth`` in its scrape config).
 Credentials come from VPSWEB_FLOWER_USER / VPSWEB_FLOWER_PASSWORD and reach
 Flower through its FLOWER_BASIC_AUTH environment option, never through argv
 (where any local user could read them with ps).
+
+/metrics also carries vpsweb's usage counters (tokens, cost, candidate failures,
+judge fallbacks per mode and parallel_count), read from the state store after
+Flower's own task metrics, so that one authenticated scrape gets both.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import sys
+from typing import TYPE_CHECKING, Any
 
+from vpsweb import settings
 from vpsweb.errors import VpswebError
 from vpsweb.settings import FLOWER_PASSWORD_ENV as PASSWORD_ENV
 from vpsweb.settings import FLOWER_USER_ENV as USER_ENV
+
+if TYPE_CHECKING:  # pragma: no cover - the store is imported when first scraped
+    from vpsweb.storage import Storage
 
 
 class FlowerConfigError(VpswebError):
@@ -81,6 +92,49 @@ def flower_environment(
     )
 
 
+log = logging.getLogger(__name__)
+USAGE_STORE_RETRIES = 1  # a scrape must not hang on an unreachable store
+
+
+@functools.lru_cache(maxsize=1)
+def _usage_store() -> Storage:
+    from vpsweb.storage import connect
+
+    return connect(settings.require_redis_url("vpsweb flower"), retries=USAGE_STORE_RETRIES)
+
+
+def usage_metrics() -> str:
+    """vpsweb's usage counters in Prometheus text; a comment saying why if the store
+    cannot be read (Flower's own metrics are served regardless)."""
+    from vpsweb.usage import prometheus
+
+    try:
+        return prometheus(_usage_store().usage.counters())
+    except Exception as exc:  # a scrape gets Flower's metrics whatever the store does
+        log.warning("vpsweb usage metrics unavailable: %s", exc)
+        reason = " ".join(str(exc).split())
+        return f"# vpsweb usage metrics unavailable: {reason}\n"
+
+
+def _append_usage_metrics() -> None:
+    """Flower's Metrics.get (2.2: write ``generate_latest()``), then vpsweb's counters,
+    read in a thread so that Flower's event loop never waits on Redis."""
+    import tornado.ioloop
+    from flower.views import monitor
+
+    original = monitor.Metrics.get
+    if getattr(original, "_vpsweb_usage", False):
+        return
+
+    async def get(self: Any) -> None:
+        await original(self)
+        text = await tornado.ioloop.IOLoop.current().run_in_executor(None, usage_metrics)
+        self.write(text)
+
+    get._vpsweb_usage = True  # type: ignore[attr-defined]
+    monitor.Metrics.get = get
+
+
 def _protect_metrics() -> None:
     import tornado.web
     from flower.views import monitor
@@ -92,8 +146,10 @@ def _protect_metrics() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the Flower process: protect /metrics, then run Flower's own CLI."""
+    """Entry point of the Flower process: add vpsweb's usage to /metrics and protect it
+    (the check wraps the whole handler), then run Flower's own CLI."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _append_usage_metrics()
     if os.environ.get("FLOWER_BASIC_AUTH"):
         _protect_metrics()
     from celery.bin.celery import main as celery_main

@@ -33,6 +33,7 @@ from vpsweb.result import assemble
 from vpsweb.stages.base import Prior, StageContext
 from vpsweb.stages.table import FINALIZE_DISPLAY, STAGES, Stage, previous, stage_bounds
 from vpsweb.storage import Event, JobStatus, Storage, connect
+from vpsweb.usage import record_usage, summary_of_output
 
 M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger(__name__)
@@ -306,9 +307,10 @@ def finalize(svc: Services, job_id: str, *, delivery: Delivery | None = None) ->
                 },
             ),
         ]
-        svc.storage.jobs.end(
+        if svc.storage.jobs.end(
             job_id, JobStatus.SUCCEEDED, run.ttl, events=events, result=output.model_dump_json()
-        )
+        ):  # only the call that ended the job counts its usage
+            record_usage(svc.storage, run.ttl, lambda: summary_of_output(output))
     finally:
         if kept is not None:
             svc.keeper.drop(kept)

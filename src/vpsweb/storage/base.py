@@ -214,6 +214,25 @@ class ProgressLog(abc.ABC):
         unreachable: the reader reconnects and goes on)."""
 
 
+class UsageLog(abc.ABC):
+    """What ended jobs used: a summary per job (kept for the retention period, for
+    `vpsweb stats`) and cumulative counters (for Prometheus). ``vpsweb.usage`` owns
+    the payloads."""
+
+    @abc.abstractmethod
+    def record(self, summary_json: str, counters: dict[str, float], ttl: int) -> None:
+        """Keep the summary (its ``finished_at``, epoch seconds, orders and trims them)
+        and add ``counters`` to the cumulative ones, in one write; drop summaries
+        older than ``ttl`` seconds."""
+
+    @abc.abstractmethod
+    def summaries(self, since: float) -> list[str]:
+        """Summaries of jobs that ended at or after ``since`` (epoch seconds), oldest first."""
+
+    @abc.abstractmethod
+    def counters(self) -> dict[str, float]: ...
+
+
 @dataclass(frozen=True)
 class Storage:
     """A store's parts, sharing one connection pool."""
@@ -221,6 +240,7 @@ class Storage:
     jobs: JobStore
     progress: ProgressLog
     leases: Leases
+    usage: UsageLog
 
     def close(self) -> None:
         self.jobs.close()

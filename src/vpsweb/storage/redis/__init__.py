@@ -10,8 +10,9 @@ from vpsweb.storage.base import Storage
 from vpsweb.storage.redis.leases import RedisLeases
 from vpsweb.storage.redis.progress import RedisProgressLog
 from vpsweb.storage.redis.store import RedisJobStore
+from vpsweb.storage.redis.usage import RedisUsageLog
 
-__all__ = ["RedisJobStore", "RedisLeases", "RedisProgressLog", "connect"]
+__all__ = ["RedisJobStore", "RedisLeases", "RedisProgressLog", "RedisUsageLog", "connect"]
 
 
 def connect(url: str, *, retries: int = 3) -> Storage:
@@ -31,5 +32,8 @@ def connect(url: str, *, retries: int = 3) -> Storage:
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
     )
     return Storage(
-        jobs=RedisJobStore(client), progress=RedisProgressLog(client), leases=RedisLeases(client)
+        jobs=RedisJobStore(client),
+        progress=RedisProgressLog(client),
+        leases=RedisLeases(client),
+        usage=RedisUsageLog(client),
     )

@@ -7,6 +7,8 @@ JOBS_INDEX = f"{PREFIX}:jobs"  # sorted set: job id -> created timestamp
 SUBMISSIONS = f"{PREFIX}:submissions"  # stream: jobs waiting for a dispatcher
 DISPATCHERS = "dispatchers"  # the consumer group of SUBMISSIONS
 DEADLINES = f"{PREFIX}:deadlines"  # sorted set: job id -> deadline (epoch s), jobs not ended
+USAGE_SUMMARIES = f"{PREFIX}:usage:jobs"  # sorted set: ended job's usage JSON -> end (epoch s)
+USAGE_COUNTERS = f"{PREFIX}:usage:counters"  # hash: "metric|label=value|..." -> cumulative sum
 
 
 def lock(name: str) -> str:

@@ -1,0 +1,64 @@
+"""`vpsweb stats`: usage of the jobs that ended recently, per mode and parallel_count.
+
+Reads the summaries the workers (and cancelling clients) recorded as jobs ended;
+like every job command it needs only the state store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from typing import Any
+
+from vpsweb import settings
+from vpsweb.cli.commands import EXIT_OK, _client, _fail
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+
+
+def parse_since(text: str) -> float | None:
+    """Seconds in ``30m``, ``24h``, ``7d`` (or ``90s``); None if it is not one."""
+    found = _DURATION.fullmatch(text.strip().lower())
+    if found is None or float(found.group(1)) <= 0:
+        return None
+    return float(found.group(1)) * _UNITS[found.group(2)]
+
+
+def add_stats_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "stats", help="usage of recent jobs: tokens, cost, failures, durations per mode and N"
+    )
+    p.add_argument("--since", default="24h", help="how far back: 30m, 24h, 7d (default 24h)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--redis-url", help=f"the cluster's Redis (default: ${settings.REDIS_URL_ENV})")
+    p.set_defaults(func=cmd_stats)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from vpsweb.usage import JobSummary, aggregate, table
+
+    window = parse_since(args.since)
+    if window is None:
+        return _fail(f"--since {args.since!r}: give a duration such as 30m, 24h or 7d")
+    until = time.time()
+    with _client(args) as client:
+        raw = client.storage.usage.summaries(until - window)
+    summaries, unreadable = [], 0
+    for text in raw:
+        try:
+            summaries.append(JobSummary.model_validate_json(text))
+        except ValidationError:
+            unreadable += 1  # written by another vpsweb version: counted, not fatal
+    stats = aggregate(summaries, until - window, until)
+    if args.json:
+        sys.stdout.write(stats.model_dump_json(indent=2) + "\n")
+    else:
+        sys.stdout.write(table(stats))
+    if unreadable:
+        sys.stderr.write(f"vpsweb: {unreadable} job summaries could not be read; left out\n")
+    return EXIT_OK
