@@ -17,7 +17,9 @@ class EventKind(StrEnum):
     STAGE_STARTED = "stage_started"
     STAGE_COMPLETED = "stage_completed"
     STAGE_FAILED = "stage_failed"
+    CANDIDATE_FINISHED = "candidate_finished"  # one candidate, with its outcome
     MILESTONE = "milestone"  # k of N candidates finished, at about 1/3, 2/3, all
+    WARNING = "warning"  # said by the client to its reader (no worker, say); never stored
     JOB_FINISHED = "job_finished"  # terminal: nothing follows it
 
 
@@ -38,6 +40,9 @@ class ProgressEvent(BaseModel):
     model: str = ""
     error: str = ""
     ts: float = 0.0
+    index: int | None = None  # a candidate's, on candidate_finished
+    variant: str = ""
+    duration_s: float | None = None
 
     @property
     def terminal(self) -> bool:

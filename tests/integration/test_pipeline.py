@@ -98,11 +98,17 @@ def test_all_candidates_failing_fails_job_with_every_cause(redis_server, workers
         job = submit(c, parallel_count=3)
         with pytest.raises(JobFailed) as info:
             job.result(timeout=60)
+        events = list(job.events(timeout=5))
     err = info.value
-    assert err.stage == "Translation Evaluation"
-    for i, variant in enumerate(["literal", "lyric", "musical"]):
-        assert f"candidate {i} ({variant})" in err.cause
-    assert err.cause.count("HTTP 401") == 3
+    assert err.stage == "Initial Translation"  # not the judge's fault
+    assert "candidates 0 (literal), 1 (lyric), 2 (musical): " in err.cause
+    assert err.cause.count("HTTP 401") == 1  # one cause, said once
+    # The stage is shown as failed, never "completed" with 0 ok; the judge never starts.
+    said = [(e.event.value, e.stage, e.status) for e in events]
+    assert ("milestone", "Initial Translation", "failed") in said
+    assert ("stage_failed", "Initial Translation", "failed") in said
+    assert not [s for s in said if s[0] == "stage_completed"]
+    assert not [s for s in said if s[:2] == ("stage_started", "Translation Evaluation")]
 
 
 def test_failing_editor_step_fails_job(redis_server, workers, tmp_path, sim_stats):

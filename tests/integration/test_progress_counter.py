@@ -47,7 +47,12 @@ def test_milestones_once_each_in_order_under_contention(redis_server):
         p.join(60)
         assert p.exitcode == 0
 
-    events = [fields for _id, fields in r.xrange(f"vpsweb:job:{job}:events")]
+    stream = [fields for _id, fields in r.xrange(f"vpsweb:job:{job}:events")]
+    # One event per candidate, counted once however often it was delivered.
+    own = [e for e in stream if e["event"] == "candidate_finished"]
+    assert sorted(int(e["index"]) for e in own) == list(range(N))
+    assert {int(e["index"]) for e in own if e["status"] == "failed"} == failed
+    events = [e for e in stream if e["event"] != "candidate_finished"]
     assert [e["event"] for e in events] == ["milestone"] * len(milestones(N))
     done = [int(e["parallel_progress"].split("/")[0]) for e in events]
     assert done == milestones(N) == [17, 34, 50]

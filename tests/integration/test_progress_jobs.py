@@ -38,8 +38,13 @@ def test_job_progress_story(client, n):
     assert percents[-1] == 100.0
     assert [e.terminal for e in events].count(True) == 1 and events[-1].terminal
     assert events[-1].status == "succeeded"
-    # No chatter: about two events per stage plus the milestones (and queued/terminal).
-    assert len(events) <= 2 * len(STAGES) + len(milestones(n)) + 2
+    # No chatter: two events per stage, one per candidate, the milestones, queued and
+    # terminal.
+    assert len(events) <= 2 * len(STAGES) + n + len(milestones(n)) + 2
+    ends = [e for e in events if e.event == "candidate_finished"]
+    assert sorted(e.index for e in ends) == list(range(n))
+    assert all(e.status == "succeeded" and e.variant and e.model for e in ends)
+    assert all(e.duration_s is not None and e.duration_s >= 0 for e in ends)
     for stage in STAGES:
         started = [e for e in events if e.stage == stage and e.event == "stage_started"]
         completed = [e for e in events if e.stage == stage and e.event == "stage_completed"]

@@ -422,13 +422,22 @@ def test_evaluate_without_survivors_lists_every_cause(cfg: AppConfig) -> None:
     with pytest.raises(StageFailed) as info:
         evaluate(ctx_for(cfg, plan, llm), cands)
     exc = info.value
-    assert exc.step == "evaluation"
+    # The candidates failed, not the judge: their stage is blamed.
+    assert exc.step == "initial_translation"
     msg = str(exc)
-    assert msg.startswith("Translation Evaluation failed: no candidate succeeded")
+    assert msg.startswith("Initial Translation failed: no candidate succeeded")
     assert "candidate 0 (literal): HTTP 401 (check the API key)" in msg
     assert "candidate 1 (lyric): missing <initial_translation>" in msg
     assert "candidate 2 (musical): timeout after 180s" in msg
     assert llm.calls == []  # nothing was paid for
+
+
+def test_a_cause_shared_by_every_candidate_is_said_once(cfg: AppConfig) -> None:
+    cause = "no API key for model 'deepseek-chat': set DEEPSEEK_API_KEY"
+    cands = [candidate(i, "", ok=False, variant=v, error=cause) for i, v in enumerate("abc")]
+    with pytest.raises(StageFailed) as info:
+        evaluate(ctx_for(cfg, make_plan(cfg), ScriptedLLM()), cands)
+    assert info.value.cause == f"no candidate succeeded: candidates 0 (a), 1 (b), 2 (c): {cause}"
 
 
 # --- editor_review --------------------------------------------------------------------------

@@ -230,6 +230,18 @@ def _kept_alive(svc: Services, delivery: Delivery | None, for_s: float) -> Claim
     return svc.keeper.keep(delivery.renew, for_s=for_s, what="broker message")
 
 
+def _item_details(plan: JobPlan, index: int, output: BaseModel) -> dict[str, Any]:
+    """What a display shows of one candidate: its variant, model, time and cause."""
+    metrics = getattr(output, "metrics", None)
+    error = getattr(output, "error", None)
+    return {
+        "variant": plan.candidates[index].variant,
+        "model": plan.candidates[index].call.model,
+        "duration_s": metrics.duration_s if metrics else None,
+        "error": error.split(" (the answer began:")[0][:300] if error else None,
+    }
+
+
 def run_step(
     svc: Services,
     s: Stage,
@@ -251,12 +263,17 @@ def run_step(
 def _step(run: JobRun, s: Stage, index: int | None, budget: float) -> dict[str, Any]:
     job_id = run.job_id
     before = previous(s)
+    viable = True  # a fan-out with no success failed: no "completed", nothing "started"
     if before is not None and before.fan_out:
-        run.stage_event(before, started=False, message=before.summary(run.outputs(before)))
+        outputs = run.outputs(before)
+        viable = any(getattr(o, "ok", True) for o in outputs)
+        if viable:
+            run.stage_event(before, started=False, message=before.summary(outputs))
     run.jobs.mark_running(job_id, run.ttl)
     run.jobs.extend_deadline(job_id, run.plan.deadline_after(s.name, time.time()))
     call = run.plan.call(s.name, index)
-    run.stage_event(s, started=True, message=f"{s.display_name} started ({call.model})")
+    if viable:
+        run.stage_event(s, started=True, message=f"{s.display_name} started ({call.model})")
     output = run.once(s.key(index), s.output, lambda: _produce(run, s, index), budget)
     if s.fan_out:
         assert index is not None
@@ -270,6 +287,7 @@ def _step(run: JobRun, s: Stage, index: int | None, budget: float) -> dict[str, 
             end_percent=end,
             stage=s.display_name,
             ttl=run.ttl,
+            details=_item_details(run.plan, index, output),
         )
         return {"job_id": job_id, "index": index, "status": "succeeded" if ok else "failed"}
     if s is not STAGES[-1]:  # the last stage's end is announced with the result

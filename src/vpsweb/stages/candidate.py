@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from vpsweb.stages.table import TranslationOutput
 
 STEP = "initial_translation"
+DISPLAY = "Initial Translation"
 TAGS = ("translated_poem_title", "translated_poet_name", "initial_translation")
 OPTIONAL_TAGS = ("initial_translation_notes",)
 
@@ -71,6 +72,20 @@ def lost(plan: JobPlan, index: int, error: str) -> CandidateResult:
     c = plan.candidates[index]
     return CandidateResult(
         index=index, variant=c.variant, strategy_hint=c.hint, status="failed", error=error
+    )
+
+
+def causes(candidates: list[CandidateResult]) -> str:
+    """Why candidates failed, each cause once: a missing key is one sentence, not N."""
+    by_cause: dict[str, list[str]] = {}
+    for c in candidates:
+        if not c.ok:
+            by_cause.setdefault(c.error or "no cause recorded", []).append(
+                f"{c.index} ({c.variant})"
+            )
+    return "; ".join(
+        f"candidate{'s' if len(who) > 1 else ''} {', '.join(who)}: {cause}"
+        for cause, who in by_cause.items()
     )
 
 

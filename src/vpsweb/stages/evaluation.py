@@ -13,6 +13,7 @@ from vpsweb.models import CandidateResult, CandidateScore, EvaluationResult, Sel
 from vpsweb.parsing import extract_tag, parse_scores, parse_selected_index
 from vpsweb.prompts import neutralise
 from vpsweb.selection import fallback_select, map_presented_id, presentation_order
+from vpsweb.stages import candidate
 from vpsweb.stages.base import Prior, Recorder, StageContext, ask, common_variables, stage_prompt
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,8 +55,12 @@ def evaluate(ctx: StageContext, prior: Prior, index: int | None = None) -> Evalu
     candidates = prior.candidates()
     survivors = [c for c in candidates if c.ok]
     if not survivors:
-        causes = "; ".join(f"candidate {c.index} ({c.variant}): {c.error}" for c in candidates)
-        raise StageFailed(STEP, DISPLAY, f"no candidate succeeded: {causes}")
+        # The candidates failed, not the judge: blame their stage.
+        raise StageFailed(
+            candidate.STEP,
+            candidate.DISPLAY,
+            f"no candidate succeeded: {candidate.causes(candidates)}",
+        )
     by_index = {c.index: c for c in survivors}
     order = presentation_order(list(by_index), seed=f"{plan.job_id}:evaluation")
     shown = [

@@ -93,7 +93,7 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage(
         name="initial_translation",
-        display_name="Initial Translation",
+        display_name=candidate.DISPLAY,
         task_name="vpsweb.candidate",
         queue="vpsweb.candidates",
         weight=25,

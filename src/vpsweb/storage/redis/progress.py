@@ -7,6 +7,7 @@ back, or append anything after the terminal event.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, cast
@@ -49,6 +50,7 @@ class RedisProgressLog(ProgressLog):
         end_percent: float,
         stage: str,
         ttl: int,
+        details: dict[str, Any] | None = None,
     ) -> tuple[int, bool]:
         args = [
             index,
@@ -59,6 +61,7 @@ class RedisProgressLog(ProgressLog):
             end_percent,
             f"{time.time():.3f}",
             stage,
+            json.dumps({k: v for k, v in (details or {}).items() if v is not None}),
             *milestones(n),
         ]
         k, published = self._finished(
@@ -81,7 +84,7 @@ class RedisProgressLog(ProgressLog):
         *,
         timeout: float | None = None,
         start: str = "0-0",
-        on_idle: Callable[[], None] | None = None,
+        on_idle: Callable[[], list[ProgressEvent]] | None = None,
     ) -> Iterator[ProgressEvent]:
         deadline = None if timeout is None else time.monotonic() + timeout
         last = start
@@ -94,7 +97,7 @@ class RedisProgressLog(ProgressLog):
                 wait = max(1, min(wait, int(remaining * 1000)))
             batch = self._read(job_id, last, wait)
             if not batch and on_idle is not None:
-                on_idle()
+                yield from on_idle()
             for _name, entries in batch or []:
                 for entry_id, fields in entries:
                     last = entry_id
