@@ -9,10 +9,12 @@ any job, so a job submitted on one machine can be watched from another.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from vpsweb import settings
@@ -22,12 +24,13 @@ from vpsweb.errors import JobCancelled, JobFailed, JobNotFound, ResultExpired, V
 from vpsweb.lifecycle import cancel_job, spent, stall_job
 from vpsweb.models import StrategyOverrides, Totals, TranslationRequest, WorkflowMode
 from vpsweb.plan import JobPlan, build_plan
-from vpsweb.progress import ProgressEvent, ProgressSnapshot
+from vpsweb.progress import EventKind, ProgressEvent, ProgressSnapshot
 from vpsweb.stages.table import TranslationOutput
 from vpsweb.storage import JobRecord, JobStatus, Storage, connect
 
 _JOB_ID = re.compile(r"^[0-9a-f]{12}$")
-DEADLINE_CHECK_S = 5.0  # how often a follower looks whether its job is past its deadline
+CHECK_EVERY_S = 3.0  # how often a quiet follower checks for workers and its deadline
+log = logging.getLogger("vpsweb")
 
 
 def new_job_id() -> str:
@@ -38,7 +41,8 @@ def plan_job(
     request: TranslationRequest | dict[str, Any], config: AppConfig, *, offline: bool | None = None
 ) -> JobPlan:
     """Validate and plan a request with a fresh job id, touching no store (RequestInvalid
-    if bad or too large for a step's model); ``Client.submit_plan`` submits it as it is."""
+    if bad or too large for a step's model); ``Client.submit_plan`` submits it, restarting
+    its clock."""
     plan = build_plan(request, config, job_id=new_job_id(), offline=offline)
     return require_fits(plan, config)
 
@@ -96,26 +100,32 @@ class Job:
         """Every event from the beginning, then live ones; ends after the terminal event.
         Raises TimeoutError if ``timeout`` seconds pass first.
 
-        A job past its deadline with nobody left to end it (every worker gone) is
-        failed as stalled by the follower itself, so following always ends; a store
-        that is briefly unreachable is waited for.
+        While the job waits, the follower also says (a ``warning`` event of its own,
+        not stored) when no live worker consumes a queue the job needs, and withdraws
+        it (status ``resolved``) when one does. A job past its deadline with nobody
+        left to end it is failed as stalled by the follower itself, so following
+        always ends; a briefly unreachable store is waited for.
         """
         self.record()
-        storage = self._client.storage
-        last = [time.monotonic()]
+        watch = _Watch(self._client, self.id)
+        stream = self._client.storage.progress.events(self.id, timeout=timeout, on_idle=watch)
+        return self._watched(stream, watch)
 
-        def on_idle() -> None:
-            if time.monotonic() - last[0] >= DEADLINE_CHECK_S:
-                last[0] = time.monotonic()
-                with contextlib.suppress(VpswebError):
-                    stall_job(storage, self.id)
-
-        return storage.progress.events(self.id, timeout=timeout, on_idle=on_idle)
+    @staticmethod
+    def _watched(stream: Iterator[ProgressEvent], watch: _Watch) -> Iterator[ProgressEvent]:
+        for event in stream:
+            if watch.said:  # work goes on (or ended): are the warnings still true?
+                yield from watch(force=event.terminal)
+            yield event
 
     def wait(self, timeout: float | None = None) -> JobRecord:
-        """Block until the job ends (TimeoutError after ``timeout`` seconds)."""
-        for _ in self.events(timeout=timeout):
-            pass
+        """Block until the job ends (TimeoutError after ``timeout`` seconds); the
+        follower's warnings (no worker) go to the ``vpsweb`` logger."""
+        for event in self.events(timeout=timeout):
+            if event.event is EventKind.WARNING and event.status != "resolved":
+                log.warning("job %s: %s", self.id, event.message)
+            elif event.event is EventKind.WARNING:
+                log.info("job %s: resolved: %s", self.id, event.message)
         return self.record()
 
     def result(self, timeout: float | None = None) -> TranslationOutput:
@@ -141,6 +151,34 @@ class Job:
         if record.status is JobStatus.SUCCEEDED:
             return self.result(timeout=5).totals  # its steps live in the result now
         return spent(self._client.storage, record.plan)
+
+
+class _Watch:
+    """What a follower checks while its job is quiet: every few seconds, whether a live
+    worker consumes each queue the job needs (a warning when that changes for the
+    worse), and whether the job is past its deadline (then it ends it as stalled)."""
+
+    def __init__(self, client: Client, job_id: str) -> None:
+        self.client, self.job_id = client, job_id
+        self.last = 0.0
+        self.said: set[str] = set()
+
+    def __call__(self, force: bool = False) -> list[ProgressEvent]:
+        if not force and time.monotonic() - self.last < CHECK_EVERY_S:
+            return []
+        self.last = time.monotonic()
+        with contextlib.suppress(VpswebError):
+            stall_job(self.client.storage, self.job_id)
+            problems = set(self.client.missing_workers())
+            new, gone, self.said = problems - self.said, self.said - problems, problems
+            return [
+                *(ProgressEvent(event=EventKind.WARNING, message=m) for m in sorted(new)),
+                *(
+                    ProgressEvent(event=EventKind.WARNING, message=m, status="resolved")
+                    for m in sorted(gone)
+                ),
+            ]
+        return []
 
 
 class Client:
@@ -173,7 +211,9 @@ class Client:
         return plan_job(request, self.config, offline=offline)
 
     def submit_plan(self, plan: JobPlan) -> Job:
-        """Submit a plan made by ``plan`` / ``plan_job``."""
+        """Submit a plan made by ``plan`` / ``plan_job``. The job's clock starts now,
+        not when it was planned (an embedded run starts its cluster in between)."""
+        plan = plan.model_copy(update={"created_at": datetime.now(UTC)})
         self.storage.jobs.create([plan])
         return Job(self, plan.job_id)
 
@@ -222,6 +262,29 @@ class Client:
         if record.status.terminal:
             return False
         return cancel_job(self.storage, job_id, record.plan)
+
+    def live_workers(self) -> dict[str, list[str]]:
+        """Worker name -> queues, for every worker whose heartbeat is current."""
+        return self.storage.presence.live()
+
+    def missing_workers(self) -> list[str]:
+        """What no live worker would do for a job now, each with how to fix it."""
+        workers = self.live_workers()
+        if not workers:
+            return [
+                "no worker is running against this Redis: the job waits in its queue. "
+                f"Start one with `vpsweb worker` ({settings.REDIS_URL_ENV} set)"
+            ]
+        consumed = {q for queues in workers.values() for q in queues}
+        stages: dict[str, list[str]] = {}
+        for stage, queue in self.config.routing().items():
+            stages.setdefault(queue, []).append(stage)
+        return [
+            f"no live worker consumes queue {queue} ({', '.join(names)}): start one with "
+            f"`vpsweb worker --queues {queue}` (or `vpsweb worker` for every queue)"
+            for queue, names in sorted(stages.items())
+            if queue not in consumed
+        ]
 
     def recent(self, limit: int = 20) -> list[JobRecord]:
         records = (self.storage.jobs.get(j) for j in self.storage.jobs.recent_jobs(limit))

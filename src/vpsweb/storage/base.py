@@ -173,6 +173,21 @@ class Leases(abc.ABC):
         """Hold (or keep holding) a named lock for ``ttl_s``: one sweeper at a time."""
 
 
+class Presence(abc.ABC):
+    """Which workers are alive and which queues they consume: heartbeats with a TTL, so
+    that a client can tell, within seconds, that nobody will run its job."""
+
+    @abc.abstractmethod
+    def beat(self, worker: str, queues: list[str], ttl_s: float) -> None: ...
+
+    @abc.abstractmethod
+    def leave(self, worker: str) -> None: ...
+
+    @abc.abstractmethod
+    def live(self) -> dict[str, list[str]]:
+        """Worker name -> the queues it consumes, for every worker alive now."""
+
+
 class ProgressLog(abc.ABC):
     """A job's progress: a snapshot that only moves forward, and a replayable event stream."""
 
@@ -192,9 +207,11 @@ class ProgressLog(abc.ABC):
         end_percent: float,
         stage: str,
         ttl: int,
+        details: dict[str, Any] | None = None,
     ) -> tuple[int, bool]:
-        """Count a fan-out item once; returns (finished count or 0 for a duplicate,
-        whether a milestone event was published)."""
+        """Count a fan-out item once, with an event of its own carrying ``details``
+        (variant, model, duration, error); returns (finished count or 0 for a
+        duplicate, whether a milestone event was published)."""
 
     @abc.abstractmethod
     def snapshot(self, job_id: str) -> ProgressSnapshot: ...
@@ -206,12 +223,13 @@ class ProgressLog(abc.ABC):
         *,
         timeout: float | None = None,
         start: str = "0-0",
-        on_idle: Callable[[], None] | None = None,
+        on_idle: Callable[[], list[ProgressEvent]] | None = None,
     ) -> Iterator[ProgressEvent]:
         """Replay from ``start``, then follow; ends after the terminal event. Raises
         TimeoutError when ``timeout`` seconds pass without it. ``on_idle`` runs
         whenever about a second passed with nothing new (or the store was briefly
-        unreachable: the reader reconnects and goes on)."""
+        unreachable: the reader reconnects and goes on); the events it returns (the
+        follower's own warnings) are yielded in between."""
 
 
 class UsageLog(abc.ABC):
@@ -240,6 +258,7 @@ class Storage:
     jobs: JobStore
     progress: ProgressLog
     leases: Leases
+    presence: Presence
     usage: UsageLog
 
     def close(self) -> None:

@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 
 import redis
 from celery import Task
-from kombu import Queue
+from kombu import Exchange, Queue
 from kombu.transport import redis as kombu_redis
 
 from vpsweb.config import AppConfig
@@ -77,19 +77,25 @@ def celery_settings(broker_url: str, cfg: AppConfig) -> dict[str, Any]:
         timeout_ms = int(longest_step_s(cfg) * 1.5 * 1000)
         arguments = {"x-queue-type": "quorum", "x-consumer-timeout": timeout_ms}
         return {
-            "task_queues": [Queue(q, queue_arguments=arguments) for q in queues],
+            "task_queues": [_queue(q, queue_arguments=arguments) for q in queues],
             "broker_heartbeat": AMQP_HEARTBEAT_S,
             "broker_transport_options": {"confirm_publish": True},
         }
     return {
         "broker_transport": f"{__name__}:RedisTransport",
-        "task_queues": [Queue(q) for q in queues],
+        "task_queues": [_queue(q) for q in queues],
         "broker_transport_options": {
             "visibility_timeout": VISIBILITY_TIMEOUT_S,
             "unacked_restore_interval": RESTORE_EVERY_S,
             "unacked_restore_throttle": 1,
         },
     }
+
+
+def _queue(name: str, **options: Any) -> Queue:
+    """A queue bound to a direct exchange of its own name with its own routing key, so
+    that the worker's banner (and RabbitMQ) show each queue with its own binding."""
+    return Queue(name, Exchange(name, type="direct"), routing_key=name, **options)
 
 
 def longest_step_s(cfg: AppConfig) -> float:

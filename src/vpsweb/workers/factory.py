@@ -76,8 +76,8 @@ def celery_settings(store_url: str, broker_url: str, cfg: AppConfig) -> dict[str
 
 
 class HousekeepingStep(bootsteps.StartStopStep):
-    """Runs the job dispatcher and the sweeper in threads of every worker process
-    (vpsweb.orchestrator.dispatcher, .sweeper); they stop with the worker."""
+    """Runs the job dispatcher, the sweeper and the heartbeat in threads of every worker
+    process (vpsweb.orchestrator.dispatcher, .sweeper, .heartbeat); they stop with it."""
 
     requires: ClassVar[set[str]] = {"celery.worker.components:Pool"}
 
@@ -89,13 +89,17 @@ class HousekeepingStep(bootsteps.StartStopStep):
     def start(self, parent: Any) -> None:
         from vpsweb.orchestrator.dispatcher import Dispatcher
         from vpsweb.orchestrator.execution import services
+        from vpsweb.orchestrator.heartbeat import Heartbeat
         from vpsweb.orchestrator.sweeper import Sweeper
 
         app = parent.app
         svc = services(app.conf.vpsweb_store_url)
         dispatcher = Dispatcher(app=app, services=svc, consumer=parent.hostname)
         sweeper = Sweeper(storage=svc.storage, owner=parent.hostname)
-        for name, part in (("dispatcher", dispatcher), ("sweeper", sweeper)):
+        selected = app.amqp.queues.consume_from or app.amqp.queues  # -Q, else all
+        heartbeat = Heartbeat(storage=svc.storage, worker=parent.hostname, queues=list(selected))
+        parts = (("dispatcher", dispatcher), ("sweeper", sweeper), ("heartbeat", heartbeat))
+        for name, part in parts:
             thread = threading.Thread(target=part.run, name=f"vpsweb-{name}", daemon=True)
             self.stops.append(part.stop)
             self.threads.append(thread)
