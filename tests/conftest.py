@@ -11,12 +11,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from vpsweb import settings
 from vpsweb.config import load_config
 from vpsweb.config.loader import _load_cached
 from vpsweb.local.processes import RedisServer, start_worker, stop_process
@@ -160,8 +162,12 @@ def _no_leaked_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
+# Embedded runs keep their jobs in a per-user store: the tests' own, not the user's.
+CLI_DATA_DIR = Path(tempfile.mkdtemp(prefix="vpsweb-test-data-"))
+
+
 def cli_env(env: dict[str, str] | None = None, unset: tuple[str, ...] = ()) -> dict[str, str]:
-    merged = {**os.environ, **(env or {})}
+    merged = {**os.environ, settings.DATA_DIR_ENV: str(CLI_DATA_DIR), **(env or {})}
     for name in unset:
         merged.pop(name, None)
     return merged
@@ -181,3 +187,7 @@ def run_cli(
         timeout=timeout,
         cwd=REPO,
     )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(CLI_DATA_DIR, ignore_errors=True)

@@ -39,6 +39,11 @@ class RequestInvalid(VpswebError):
         super().__init__("invalid translation request: " + "; ".join(errors))
 
 
+class InputFileError(VpswebError):
+    """A file the user named cannot be read as text (missing, unreadable, unknown
+    encoding); the message says what to do."""
+
+
 class PromptRenderError(VpswebError):
     """A template referenced a variable the step does not provide, or failed to render."""
 

@@ -92,10 +92,10 @@ def _stalled_stage(snap: ProgressSnapshot) -> str:
     return snap.stage or QUEUED_STAGE
 
 
-def cancel_job(storage: Storage, job_id: str, plan: JobPlan) -> bool:
-    finished = Event(
-        EventKind.JOB_FINISHED, 0, {"status": "cancelled", "message": "cancelled by user"}
-    )
+def cancel_job(
+    storage: Storage, job_id: str, plan: JobPlan, reason: str = "cancelled by user"
+) -> bool:
+    finished = Event(EventKind.JOB_FINISHED, 0, {"status": "cancelled", "message": reason})
     ended = storage.jobs.end(job_id, JobStatus.CANCELLED, plan.retention_s, events=[finished])
     if ended:  # only the call that ended the job counts its usage
         record_ending(storage, plan, JobStatus.CANCELLED, spent)

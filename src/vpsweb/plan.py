@@ -100,6 +100,11 @@ class JobPlan(BaseModel):
             total += max(self.step_budget_s(s.name, i) for i in items)
         return total
 
+    def worst_case_s(self) -> float:
+        """The longest a job can run before it is failed as stalled: every stage waiting
+        its full queue allowance and spending its full budget."""
+        return len(STAGES) * self.queue_allowance_s + self.remaining_budget_s(STAGES[0].name)
+
     def deadline_after(self, step: str, now: float) -> float:
         """When the job is stalled if ``step`` starts (or is queued) at ``now``."""
         return now + self.queue_allowance_s + self.remaining_budget_s(step)

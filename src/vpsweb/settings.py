@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from vpsweb.errors import SettingsError
@@ -23,6 +24,7 @@ SIMULATOR_URL_ENV = "VPSWEB_SIMULATOR_URL"  # where workers find the simulator
 FLOWER_USER_ENV = "VPSWEB_FLOWER_USER"
 FLOWER_PASSWORD_ENV = "VPSWEB_FLOWER_PASSWORD"
 WORKER_CONCURRENCY_ENV = "VPSWEB_WORKER_CONCURRENCY"
+DATA_DIR_ENV = "VPSWEB_DATA_DIR"  # where embedded runs keep their jobs
 SIM_ENV_PREFIX = "VPSWEB_SIM_"  # simulator knobs: VPSWEB_SIM_LATENCY_MS, ...
 
 DEFAULT_SIMULATOR_URL = "http://127.0.0.1:8765/v1"
@@ -90,6 +92,15 @@ def simulator_url(env: Mapping[str, str] | None = None) -> str:
 
 def config_dir(env: Mapping[str, str] | None = None) -> str | None:
     return _env(env).get(CONFIG_DIR_ENV) or None
+
+
+def data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The per-user store of embedded runs: VPSWEB_DATA_DIR, else the XDG data home."""
+    e = _env(env)
+    if e.get(DATA_DIR_ENV):
+        return Path(e[DATA_DIR_ENV])
+    base = e.get("XDG_DATA_HOME") or str(Path(e.get("HOME") or Path.home()) / ".local" / "share")
+    return Path(base) / "vpsweb"
 
 
 def require_redis_url(what: str, env: Mapping[str, str] | None = None) -> str:

@@ -301,3 +301,28 @@ def test_the_worker_app_refuses_to_guess_a_redis_url() -> None:
 @pytest.mark.parametrize("name", vpsweb.__all__)
 def test_every_public_name_resolves(name: str) -> None:
     assert getattr(vpsweb, name) is not None
+
+
+def test_version_is_the_installed_distribution_and_the_cli_shows_it() -> None:
+    from importlib.metadata import version
+
+    from vpsweb import __version__
+
+    assert __version__ == version("vpsweb") and __version__[0].isdigit()
+    out = subprocess.run(
+        [sys.executable, "-m", "vpsweb.cli", "--version"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and out.stdout.strip() == f"vpsweb {__version__}"
+
+
+@pytest.mark.parametrize("broker", ["redis://127.0.0.1:9/0", "amqp://guest:guest@127.0.0.1:9//"])
+def test_each_queue_has_its_own_binding(broker: str) -> None:
+    """The worker banner prints these: every queue bound to vpsweb.candidates alarmed
+    Celery users, although routing worked."""
+    from vpsweb.config import load_config
+    from vpsweb.workers.broker import celery_settings
+
+    queues = celery_settings(broker, load_config())["task_queues"]
+    assert {q.name for q in queues} == set(load_config().routing().values())
+    for q in queues:
+        assert (q.exchange.name, q.exchange.type, q.routing_key) == (q.name, "direct", q.name)

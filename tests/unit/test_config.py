@@ -397,7 +397,7 @@ def test_config_init_writes_an_editable_copy_that_checks(tmp_path: Path, capsys)
     assert capsys.readouterr().out.startswith(f"config OK: {target.resolve()}")
     # A second init does not overwrite edits unless told to.
     (target / "models.yaml").write_text("edited")
-    assert main(["config", "init", str(target)]) == 1
+    assert main(["config", "init", str(target)]) == 2
     assert "exists and is not empty (use --force to overwrite)" in capsys.readouterr().err
     assert (target / "models.yaml").read_text() == "edited"
     assert main(["config", "init", str(target), "--force"]) == 0

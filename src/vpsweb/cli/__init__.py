@@ -2,23 +2,57 @@
 
 from __future__ import annotations
 
-from vpsweb.cli.commands import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, print_error
-from vpsweb.cli.parser import build_parser
-from vpsweb.errors import RequestInvalid, VpswebError
+import logging
+import signal
+
+from vpsweb.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, print_error
+from vpsweb.errors import ConfigError, InputFileError, RequestInvalid, VpswebError
 
 __all__ = ["main"]
 
 
+def _one_line(exc: BaseException) -> tuple[str, int] | None:
+    """What to tell the user about an error they can act on; None for a bug."""
+    import redis
+
+    if isinstance(exc, RequestInvalid):
+        return "invalid request:\n  " + "\n  ".join(exc.errors), EXIT_USAGE
+    if isinstance(exc, ConfigError):
+        more = len(exc.problems) - 1
+        rest = f" (and {more} more: `vpsweb config check` lists them)" if more > 0 else ""
+        return f"invalid configuration: {exc.problems[0]}{rest}", EXIT_USAGE
+    if isinstance(exc, InputFileError):
+        return str(exc), EXIT_USAGE
+    if isinstance(exc, VpswebError):
+        return str(exc), EXIT_FAILED
+    if isinstance(exc, redis.AuthenticationError | redis.ConnectionError | redis.TimeoutError):
+        return f"cannot use Redis: {exc} (check the URL and password)", EXIT_FAILED
+    if isinstance(exc, UnicodeError):
+        return f"cannot decode text: {exc}; save the file as UTF-8", EXIT_USAGE
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {exc.filename or exc}", EXIT_FAILED
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}", EXIT_FAILED
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    # Ctrl-C must always stop (and cancel) what vpsweb is doing. Python leaves SIGINT
+    # ignored when the parent ignored it, as a non-interactive shell does for a command
+    # started with '&' (CI runners, `make test &`): the interrupt was then silently lost.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    logging.basicConfig(format="vpsweb: %(message)s", level=logging.WARNING)
+    from vpsweb.cli.parser import build_parser
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except RequestInvalid as exc:
-        print_error("invalid request:\n  " + "\n  ".join(exc.errors))
-        return EXIT_USAGE
-    except VpswebError as exc:
-        print_error(str(exc))
-        return EXIT_FAILED
     except KeyboardInterrupt:
         print_error("interrupted")
         return EXIT_INTERRUPTED
+    except Exception as exc:
+        if args.debug or (said := _one_line(exc)) is None:
+            raise
+        print_error(said[0])
+        return said[1]

@@ -20,15 +20,18 @@ from vpsweb.cli.commands import (
     cmd_result,
     cmd_simulate,
     cmd_status,
-    cmd_translate,
     cmd_watch,
     cmd_worker,
 )
 from vpsweb.cli.stats import add_stats_parser
+from vpsweb.cli.translate import cmd_translate
 
 
-def _add_redis(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--redis-url", help=f"the cluster's Redis (default: ${settings.REDIS_URL_ENV})")
+def _add_redis(p: argparse.ArgumentParser, *, local: bool = True) -> None:
+    where = ", else the local store of embedded runs" if local else "; required"
+    p.add_argument(
+        "--redis-url", help=f"the cluster's Redis (default: ${settings.REDIS_URL_ENV}{where})"
+    )
 
 
 def _add_translate(sub: Any) -> None:
@@ -54,10 +57,29 @@ def _add_translate(sub: Any) -> None:
     t.add_argument(
         "--offline", action="store_true", help="use the offline LLM simulator for every step"
     )
-    t.add_argument("--json", action="store_true", help="print the full result as JSON")
+    t.add_argument(
+        "--encoding",
+        help="of the poem and other files (default: UTF-8, else detected, e.g. gb18030, big5)",
+    )
+    t.add_argument(
+        "--json", action="store_true", help="print the full result as JSON (progress: stderr)"
+    )
     t.add_argument("--output-dir", help="save JSON and Markdown files here")
-    t.add_argument("--timeout", type=float, default=None, help="give up waiting after N s")
-    _add_redis(t)
+    t.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="give up waiting after N s (default: the job's worst-case deadline)",
+    )
+    t.add_argument(
+        "--ephemeral",
+        action="store_true",
+        help="embedded run only: do not keep the job in the local store afterwards",
+    )
+    t.add_argument(
+        "--redis-url",
+        help=f"the cluster's Redis (default: ${settings.REDIS_URL_ENV}, else an embedded run)",
+    )
     t.set_defaults(func=cmd_translate)
 
 
@@ -89,7 +111,7 @@ def _add_operations(sub: Any) -> None:
     w.add_argument("--concurrency", type=int, help="threads (default 32)")
     w.add_argument("--loglevel", default="INFO")
     w.add_argument("--name", help="node name, e.g. candidates1@%%h (default celery@%%h)")
-    _add_redis(w)
+    _add_redis(w, local=False)
     w.set_defaults(func=cmd_worker)
 
     f = sub.add_parser(
@@ -104,7 +126,7 @@ def _add_operations(sub: Any) -> None:
         action="store_true",
         help="development only: run without credentials, bound to 127.0.0.1",
     )
-    _add_redis(f)
+    _add_redis(f, local=False)
     f.set_defaults(func=cmd_flower)
 
     b = sub.add_parser("bench", help="run the benchmarks (own Redis, simulator and workers)")
@@ -141,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vpsweb", description="Distributed poetry translation with LLMs."
     )
     parser.add_argument("--version", action="version", version=f"vpsweb {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks instead of one-line errors"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_translate(sub)
     _add_job_commands(sub)

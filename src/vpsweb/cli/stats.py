@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from vpsweb import settings
-from vpsweb.cli.commands import EXIT_OK, _client, _fail
+from vpsweb.cli.common import EXIT_OK, fail, open_client
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
@@ -33,7 +33,10 @@ def add_stats_parser(sub: Any) -> None:
     )
     p.add_argument("--since", default="24h", help="how far back: 30m, 24h, 7d (default 24h)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
-    p.add_argument("--redis-url", help=f"the cluster's Redis (default: ${settings.REDIS_URL_ENV})")
+    p.add_argument(
+        "--redis-url",
+        help=f"the cluster's Redis (default: ${settings.REDIS_URL_ENV}, else the local store)",
+    )
     p.set_defaults(func=cmd_stats)
 
 
@@ -44,9 +47,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
     window = parse_since(args.since)
     if window is None:
-        return _fail(f"--since {args.since!r}: give a duration such as 30m, 24h or 7d")
+        return fail(f"--since {args.since!r}: give a duration such as 30m, 24h or 7d")
     until = time.time()
-    with _client(args) as client:
+    with open_client(args) as client:
         raw = client.storage.usage.summaries(until - window)
     summaries, unreadable = [], 0
     for text in raw:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from vpsweb import settings
 from vpsweb.config.schema import ModelsConfig, PipelineConfig
-from vpsweb.errors import ConfigError
+from vpsweb.errors import ConfigError, InputFileError
 from vpsweb.models import WorkflowMode
 from vpsweb.prompts import PromptFile
 
@@ -65,7 +65,7 @@ def default_config_dir() -> Path:
 def init_config(target: Path, *, force: bool = False) -> Path:
     """Write an editable copy of the packaged defaults into ``target``."""
     if target.exists() and any(target.iterdir()) and not force:
-        raise ConfigError([f"{target}: exists and is not empty (use --force to overwrite)"])
+        raise InputFileError(f"{target}: exists and is not empty (use --force to overwrite)")
     shutil.copytree(packaged_config_dir(), target, dirs_exist_ok=True)
     return target
 
@@ -78,13 +78,22 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
 _UNREADABLE = object()  # the file's problem is already reported
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: where (as an editor counts) and what, without PyYAML's snippet."""
+    mark = getattr(exc, "problem_mark", None)
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is None:
+        return what
+    return f"line {mark.line + 1}, column {mark.column + 1}: {what}"
+
+
 def _read_yaml(path: Path, problems: list[str]) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         problems.append(f"{path}: file not found")
     except yaml.YAMLError as exc:
-        problems.append(f"{path}: not valid YAML: {exc}")
+        problems.append(f"{path}: not valid YAML: {_yaml_problem(exc)}")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(f"{path}: cannot read: {exc}")
     return _UNREADABLE

@@ -1,72 +1,20 @@
-"""What the CLI shows: a live progress bar, stage lines, status snapshots, results."""
+"""What the CLI prints about a job at rest: its status snapshot and its result."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterable
 from typing import TextIO
 
 from vpsweb.output_files import format_cost
-from vpsweb.progress import EventKind, ProgressEvent, ProgressSnapshot
+from vpsweb.progress import ProgressSnapshot
 from vpsweb.stages.table import TranslationOutput
 from vpsweb.storage import JobRecord
 
 BAR_WIDTH = 30
-_STAGE_EVENTS = {EventKind.STAGE_STARTED, EventKind.STAGE_COMPLETED, EventKind.STAGE_FAILED}
 
 
 def bar(percent: float, width: int = BAR_WIDTH) -> str:
     filled = round(width * min(max(percent, 0.0), 100.0) / 100)
     return "[" + "#" * filled + "-" * (width - filled) + f"] {percent:5.1f}%"
-
-
-class ProgressView:
-    """One bar that moves on milestones and stage changes, and a line per stage event.
-
-    On a terminal the bar redraws in place under the stage lines; elsewhere (CI
-    logs, pipes) every event is a plain line, so logs stay readable.
-    """
-
-    def __init__(self, out: TextIO | None = None) -> None:
-        self.out = out or sys.stderr
-        self.tty = self.out.isatty()
-        self.percent = 0.0
-
-    def _line(self, text: str) -> None:
-        if self.tty:
-            self.out.write("\r\033[K")
-        self.out.write(text + "\n")
-
-    def _redraw(self, note: str) -> None:
-        if self.tty:
-            self.out.write(f"\r\033[K{bar(self.percent)} {note}")
-        self.out.flush()
-
-    def show(self, event: ProgressEvent) -> None:
-        self.percent = max(self.percent, event.progress_percent)
-        if event.event in _STAGE_EVENTS:
-            model = f" [{event.model}]" if event.model else ""
-            tail = f": {event.error}" if event.error else ""
-            self._line(f"  {event.stage:<24} {event.status:<10}{model}{tail}")
-        elif event.event is EventKind.MILESTONE:
-            self._line(
-                f"  {event.stage:<24} {event.parallel_progress} "
-                f"({event.successful} ok, {event.failed} failed)"
-            )
-        elif event.terminal:
-            tail = f": {event.error}" if event.error else ""
-            self._line(f"{bar(self.percent)} job {event.status}{tail}")
-            return
-        if not self.tty:
-            self._line(bar(self.percent))
-        self._redraw(event.stage)
-
-    def follow(self, events: Iterable[ProgressEvent]) -> ProgressEvent | None:
-        last = None
-        for event in events:
-            self.show(event)
-            last = event
-        return last
 
 
 def print_status(record: JobRecord, snap: ProgressSnapshot, out: TextIO) -> None:

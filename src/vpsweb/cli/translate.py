@@ -1,0 +1,192 @@
+"""`vpsweb translate`: validate, submit, follow, and keep the result whatever happens.
+
+Without a cluster it runs one of its own (embedded Redis, worker, simulator when
+needed) whose Redis keeps its data in the per-user store, so the job can be looked
+at later; ``--ephemeral`` throws it away. The result is saved and printed the moment
+the job ends, before the embedded cluster is torn down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from vpsweb import settings
+from vpsweb.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    fail,
+    print_error,
+    redis_url,
+    show_output,
+)
+from vpsweb.errors import JobError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vpsweb.config import AppConfig
+    from vpsweb.plan import JobPlan
+
+TIMEOUT_MARGIN_S = 60.0
+
+
+def _read(path: str | None, args: argparse.Namespace) -> str | None:
+    from vpsweb.poem_files import read_text
+
+    if not path:
+        return None
+    text, encoding = read_text(path, encoding=args.encoding, language=args.source_lang)
+    if encoding.lower() not in ("utf-8", "utf8") and not args.encoding:
+        sys.stderr.write(f"read {path} as {encoding} (detected)\n")
+    return text
+
+
+def _request(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "poem": _read(args.file, args),
+        "source_lang": args.source_lang,
+        "target_lang": args.target_lang,
+        "parallel_count": args.parallel_count,
+        "workflow_mode": args.mode,
+        "title": args.title or "",
+        "author": args.author or "",
+        "strategy": {
+            "adaptation_level": args.adaptation_level,
+            "repetition_policy": args.repetition_policy,
+            "additions_policy": args.additions_policy,
+            "prosody_target": args.prosody_target,
+            "few_shots": _read(args.few_shots, args),
+        },
+        "background_briefing": _read(args.background, args),
+    }
+
+
+def _prepare_output_dir(path: str | None) -> None:
+    """Make sure the result can be saved before paying for it."""
+    if not path:
+        return
+    from pathlib import Path
+
+    from vpsweb.errors import InputFileError
+
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        probe = Path(path) / f".vpsweb-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise InputFileError(
+            f"cannot write to --output-dir {path}: {exc.strerror or exc}"
+        ) from None
+
+
+def _missing_keys(cfg: AppConfig, plan: JobPlan) -> list[str]:
+    """API keys an embedded worker (this process's environment) would lack."""
+    from vpsweb.llm.endpoints import resolve
+
+    envs = {e.api_key_env for e in (resolve(cfg.models, c) for c in plan.calls())}
+    return sorted(e for e in envs if e and not os.environ.get(e))
+
+
+def _needs_simulator(cfg: AppConfig, plan: JobPlan) -> bool:
+    from vpsweb.llm.endpoints import resolve
+
+    sim = cfg.simulator_provider()
+    return plan.offline or any(resolve(cfg.models, c).info.provider == sim for c in plan.calls())
+
+
+@contextlib.contextmanager
+def _cluster(args: argparse.Namespace, needs_simulator: bool) -> Iterator[str]:
+    """The configured cluster, or an embedded one, torn down afterwards."""
+    if url := redis_url(args):
+        yield url
+        return
+    from vpsweb.local.embedded import EmbeddedCluster
+    from vpsweb.local.store import LocalStore
+
+    store = None
+    if not args.ephemeral:
+        store = LocalStore(settings.data_dir())
+        if not store.try_lock():
+            sys.stderr.write(
+                f"another vpsweb run is using the local store {store.root}; "
+                "this job will not be kept after the run\n"
+            )
+            store = None
+    sys.stderr.write(
+        f"starting embedded Redis, worker{' and LLM simulator' if needs_simulator else ''}...\n"
+    )
+    # A little simulated latency so that the demo's progress is visible.
+    sim_args = (
+        []
+        if os.environ.get(f"{settings.SIM_ENV_PREFIX}LATENCY_MS")
+        else ["--latency-ms", "300", "--jitter-ms", "150"]
+    )
+    with EmbeddedCluster(simulator=needs_simulator, simulator_args=sim_args, store=store) as c:
+        for job_id in c.leftovers:
+            sys.stderr.write(f"cancelled job {job_id}, left unfinished by an earlier run\n")
+        yield c.redis_url
+
+
+def _follow(job: Any, plan: JobPlan, args: argparse.Namespace) -> int:
+    """Show progress until the job ends; then save and print its result at once."""
+    from vpsweb.cli.live import JobState, follow, why_failed
+    from vpsweb.errors import JobFailed
+
+    timeout = args.timeout or plan.worst_case_s() + TIMEOUT_MARGIN_S
+    state = JobState.of(job.id, plan)
+    try:
+        follow(job.events(timeout=timeout), state, sys.stderr)
+        output = job.result(timeout=TIMEOUT_MARGIN_S)
+    except KeyboardInterrupt:
+        job.cancel()
+        sys.stderr.write("\n")  # off the line the terminal echoed ^C on
+        return fail(f"interrupted: job {job.id} cancelled, no further LLM calls", EXIT_INTERRUPTED)
+    except TimeoutError as exc:
+        return fail(f"{exc}; the job keeps running: `vpsweb status {job.id}`", EXIT_FAILED)
+    except JobFailed as exc:
+        cause = why_failed(state, exc.stage, exc.cause)
+        return fail(f"job {job.id} failed in {exc.stage}: {cause}", EXIT_FAILED)
+    except JobError as exc:
+        return fail(str(exc), EXIT_FAILED)
+    show_output(output, args)
+    return EXIT_OK
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from vpsweb.client import Client, plan_job
+    from vpsweb.config import load_config
+
+    cfg = load_config()
+    offline = True if args.offline else settings.offline()
+    # Validate and plan before starting anything: bad input costs nothing, leaves nothing.
+    plan = plan_job(_request(args), cfg, offline=offline)
+    _prepare_output_dir(args.output_dir)
+    if not redis_url(args) and not offline and (missing := _missing_keys(cfg, plan)):
+        return fail(
+            f"no API key: set {', '.join(missing)} for the models of mode "
+            f"{plan.workflow_mode.value}, or run with --offline"
+        )
+    code: int | None = None
+    try:
+        with (
+            _cluster(args, _needs_simulator(cfg, plan)) as url,
+            Client(redis_url=url, config=cfg) as client,
+        ):
+            job = client.submit_plan(plan)
+            sys.stderr.write(
+                f"job {job.id} submitted ({plan.parallel_count} candidates, "
+                f"mode {plan.workflow_mode.value}{', offline' if plan.offline else ''})\n"
+            )
+            code = _follow(job, plan, args)
+    except KeyboardInterrupt:
+        if code is None:
+            raise
+        # Ctrl-C while the embedded cluster stopped: the outcome was already shown.
+        print_error("interrupted while stopping the local cluster; the result above is kept")
+        return EXIT_INTERRUPTED
+    return code

@@ -1,0 +1,241 @@
+"""Every way a user's setup can be wrong ends in one line that says what to do.
+
+Each case runs the real command and asserts the whole of stderr: a single line
+starting with ``vpsweb:``, no traceback (``--debug`` brings the traceback back).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import REPO, make_config_dir, run_cli
+from tests.integration.test_cli import FOG, our_processes
+from vpsweb.local.processes import free_port, redis_server_binary, stop_process
+
+pytestmark = pytest.mark.integration
+
+JOB = "0123456789ab"
+
+
+def one_line(res: subprocess.CompletedProcess[str], code: int) -> str:
+    lines = res.stderr.splitlines()
+    assert res.returncode == code, res.stderr
+    assert len(lines) == 1 and lines[0].startswith("vpsweb: "), res.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def locked_redis() -> Iterator[str]:
+    """A Redis that wants a password: its URL without one."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [redis_server_binary(), "--port", str(port), "--save", "", "--requirepass", "s3cret"],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port, password="s3cret")
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    stop_process(proc)
+
+
+@pytest.mark.parametrize("command", [("status", JOB), ("jobs",), ("stats",), ("watch", JOB)])
+def test_redis_refused(command: tuple[str, ...]) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    line = one_line(run_cli(*command, "--redis-url", url), 1)
+    assert "cannot reach Redis at 127.0.0.1:" in line and "is it running" in line
+
+
+def test_redis_unknown_host() -> None:
+    res = run_cli("status", JOB, "--redis-url", "redis://no-such-host.invalid:6379/0")
+    assert "cannot reach Redis at no-such-host.invalid:6379" in one_line(res, 1)
+
+
+def test_redis_wrong_or_missing_password(locked_redis: str) -> None:
+    missing = one_line(run_cli("jobs", "--redis-url", locked_redis), 1)
+    wrong = one_line(run_cli("jobs", "--redis-url", locked_redis.replace("//", "//:wrong@")), 1)
+    for line in (missing, wrong):
+        assert "refused the credentials: check the password in the URL" in line
+    right = run_cli("jobs", "--redis-url", locked_redis.replace("//", "//:s3cret@"))
+    assert right.returncode == 0 and right.stderr == ""
+
+
+def test_translate_against_a_refused_redis_starts_nothing() -> None:
+    before = our_processes()
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    res = run_cli(
+        "translate",
+        FOG,
+        "--source-lang",
+        "en",
+        "--target-lang",
+        "zh-CN",
+        "--offline",
+        "--redis-url",
+        url,
+    )
+    assert "cannot reach Redis" in one_line(res, 1)
+    assert our_processes() - before == set()
+
+
+def test_debug_shows_the_traceback() -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    res = run_cli("--debug", "jobs", "--redis-url", url)
+    assert res.returncode == 1 and "Traceback" in res.stderr
+
+
+def test_broken_config_help_still_works_and_commands_say_where(tmp_path: Path) -> None:
+    broken = make_config_dir(tmp_path)
+    (broken / "pipeline.yaml").write_text("parallel_count: [unclosed\n")
+    env = {"VPSWEB_CONFIG_DIR": str(broken)}
+    helped = run_cli("--help", env=env)
+    assert helped.returncode == 0 and "translate" in helped.stdout
+    assert run_cli("translate", "--help", env=env).returncode == 0
+    check = run_cli("config", "check", env=env)
+    assert check.returncode == 1 and "pipeline.yaml" in check.stderr
+    assert "Traceback" not in check.stderr
+    res = run_cli(
+        "translate", FOG, "--source-lang", "en", "--target-lang", "zh-CN", "--offline", env=env
+    )
+    line = one_line(res, 2)
+    assert line.startswith("vpsweb: invalid configuration: ") and "pipeline.yaml" in line
+
+
+def test_unwritable_output_dir_is_refused_before_anything_starts() -> None:
+    before = our_processes()
+    res = run_cli(
+        "translate",
+        FOG,
+        "--source-lang",
+        "en",
+        "--target-lang",
+        "zh-CN",
+        "--offline",
+        "--output-dir",
+        "/sys/vpsweb-out",
+    )
+    assert "cannot write to --output-dir /sys/vpsweb-out" in one_line(res, 2)
+    assert our_processes() - before == set()
+
+
+@pytest.mark.parametrize(
+    ("what", "argv"),
+    [
+        ("vpsweb worker", ("worker",)),
+        ("vpsweb flower", ("flower",)),
+    ],
+)
+def test_no_silent_default_redis(what: str, argv: tuple[str, ...]) -> None:
+    env = {"VPSWEB_FLOWER_USER": "admin", "VPSWEB_FLOWER_PASSWORD": "correct-horse-battery"}
+    line = one_line(run_cli(*argv, env=env, unset=("VPSWEB_REDIS_URL",)), 1)
+    assert f"{what} needs the cluster's Redis: set VPSWEB_REDIS_URL" in line
+
+
+def test_celery_app_refuses_without_a_redis_url() -> None:
+    from tests.conftest import cli_env
+
+    res = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "celery"), "-A", "vpsweb.workers.app", "worker"],
+        env=cli_env(unset=("VPSWEB_REDIS_URL", "VPSWEB_BROKER_URL")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert res.returncode != 0
+    assert "needs the cluster's Redis: set VPSWEB_REDIS_URL" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+# --- poem files in the encodings translators' editors save -----------------------------
+
+POEMS = {
+    "simplified": "床前明月光，\n疑是地上霜。\n举头望明月，\n低头思故乡。\n",
+    "traditional": "國破山河在，城春草木深。\n感時花濺淚，恨別鳥驚心。\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("poem", "encoding"),
+    [
+        ("simplified", "gbk"),
+        ("simplified", "gb18030"),
+        ("traditional", "big5"),
+        ("simplified", "utf-16"),
+        ("traditional", "utf-16-le"),  # no BOM
+        ("traditional", "utf-8-sig"),
+    ],
+)
+def test_poem_files_in_other_encodings_are_read_right(
+    redis_server, workers, tmp_path: Path, poem: str, encoding: str
+) -> None:
+    path = tmp_path / "poem.txt"
+    path.write_bytes(POEMS[poem].encode(encoding))
+    res = run_cli(
+        "translate",
+        str(path),
+        "--source-lang",
+        "zh-CN",
+        "--target-lang",
+        "en",
+        "--parallel-count",
+        "1",
+        "--offline",
+        "--json",
+        "--redis-url",
+        redis_server.url,
+    )
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["request"]["poem"].strip() == POEMS[poem].strip()
+
+
+def test_a_file_that_reads_two_ways_is_refused_with_the_choices(tmp_path: Path) -> None:
+    path = tmp_path / "title.txt"
+    path.write_bytes("静夜思\n".encode("gbk"))  # three characters: GBK or Big5?
+    res = run_cli(
+        "translate", str(path), "--source-lang", "zh-CN", "--target-lang", "en", "--offline"
+    )
+    line = one_line(res, 2)
+    assert "--encoding gb18030 (静夜思" in line and "--encoding big5" in line
+    forced = tmp_path / "forced.txt"
+    forced.write_bytes("静夜思\n".encode("gbk"))
+    wrong = run_cli(
+        "translate",
+        str(forced),
+        "--source-lang",
+        "zh-CN",
+        "--target-lang",
+        "en",
+        "--encoding",
+        "utf-8",
+        "--offline",
+    )
+    assert "is not valid utf-8" in one_line(wrong, 2)
+
+
+def test_unreadable_poem_files(tmp_path: Path) -> None:
+    for path, says in (
+        (tmp_path / "missing.txt", "no such file"),
+        (tmp_path, "it is a directory"),
+    ):
+        res = run_cli(
+            "translate", str(path), "--source-lang", "en", "--target-lang", "zh-CN", "--offline"
+        )
+        assert says in one_line(res, 2)
+    binary = tmp_path / "image.png"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x01\xff\xfe")
+    res = run_cli(
+        "translate", str(binary), "--source-lang", "en", "--target-lang", "zh-CN", "--offline"
+    )
+    assert "encoding was not recognised" in one_line(res, 2)
