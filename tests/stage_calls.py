@@ -55,3 +55,21 @@ def cost(call: StepCall, prompt_tokens: int, completion_tokens: int, cfg: AppCon
 
 def context(cfg: AppConfig, plan: JobPlan, llm, check=None) -> StageContext:
     return StageContext(plan=plan, prompts=cfg.prompts, llm=llm, models=cfg.models, check=check)
+
+
+# LLM calls per step with the shipped config, when every answer parses at once: the
+# judge is asked in two orders (one when a single candidate is eligible), and so is
+# the revision check.
+CALLS_PER_STEP = {
+    "candidate": 1,
+    "evaluation": 2,
+    "editor_review": 1,
+    "translator_revision": 1,
+    "revision_check": 2,
+}
+
+
+def calls_per_job(n: int) -> int:
+    judge = CALLS_PER_STEP["evaluation"] if n >= 2 else 1
+    rest = sum(v for k, v in CALLS_PER_STEP.items() if k not in ("candidate", "evaluation"))
+    return n + judge + rest

@@ -34,6 +34,8 @@ def _job_limits(plan: JobPlan, cfg: AppConfig) -> list[str]:
     for name, limit in (
         ("parse_retries", pipe.parse_retries),
         ("judge_retries", pipe.evaluation.judge_retries),
+        ("judge_orders", pipe.evaluation.orders),
+        ("revision_check_orders", pipe.evaluation.revision_check_orders),
         ("retention_s", pipe.retention_s),
         ("queue_allowance_s", pipe.queue_allowance_s),
     ):

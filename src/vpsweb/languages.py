@@ -5,6 +5,9 @@ from __future__ import annotations
 LANGUAGE_NAMES: dict[str, str] = {"en": "English", "zh-CN": "Chinese", "pl": "Polish"}
 SOURCE_CODES = ("en", "zh-CN", "pl")
 TARGET_CODES = ("en", "zh-CN")
+# As a target the script matters: a model told "Chinese" may answer in traditional
+# characters. A source poem is read in whatever script it comes in.
+TARGET_NAMES: dict[str, str] = {"zh-CN": "Simplified Chinese"}
 
 _ALIASES: dict[str, str] = {
     **{code.lower(): code for code in LANGUAGE_NAMES},
@@ -24,5 +27,7 @@ def normalize_language(value: str, *, role: str) -> str:
     return code
 
 
-def language_name(code: str) -> str:
+def language_name(code: str, *, target: bool = False) -> str:
+    if target and code in TARGET_NAMES:
+        return TARGET_NAMES[code]
     return LANGUAGE_NAMES[code]

@@ -230,10 +230,10 @@ class CandidateResult(_Model):
 
 
 SelectionMethod = Literal[
-    "judge",  # the judge's answer parsed on the first try
-    "judge_retry",  # parsed after one retry
-    "single_candidate",  # one survivor: a validation pass, no choice to make
-    "fallback_line_count",  # judge unparseable twice: deterministic rule
+    "judge",  # the judge's answer parsed on the first try (every order)
+    "judge_retry",  # parsed after a retry in at least one order
+    "single_candidate",  # one eligible candidate: a validation pass, no choice to make
+    "fallback_line_count",  # no order could be used: deterministic rule
 ]
 
 
@@ -243,14 +243,44 @@ class CandidateScore(_Model):
     total: float | None = None
 
 
+class GateResult(_Model):
+    """Why a candidate (or the revision) was kept from the judge: deterministic checks
+    that catch what a judge may like but a reader never would."""
+
+    index: int  # candidate index; -1 for the revision
+    reasons: list[str]
+
+
+class Judgement(_Model):
+    """One call of the judge: the order it saw (candidate indexes by position), its own
+    choice and scores mapped back to candidate indexes, or why it could not be used."""
+
+    order: list[int]
+    selected_index: int | None = None
+    scores: list[CandidateScore] = Field(default_factory=list)
+    rationale: str = ""
+    analysis: str = ""
+    error: str | None = None
+
+
 class EvaluationResult(_Model):
     selected_index: int
     rationale: str
     analysis: str = ""
+    # The aggregate: per criterion, the mean over the orders that parsed.
     scores: list[CandidateScore] = Field(default_factory=list)
     method: SelectionMethod
-    presented_order: list[int] = Field(default_factory=list)
+    presented_order: list[int] = Field(default_factory=list)  # the first order
+    judgements: list[Judgement] = Field(default_factory=list)
+    # Share of parsed orders whose own choice is the final one (None: fewer than two).
+    agreement: float | None = None
+    low_agreement: bool = False
+    matches_top_aggregate: bool = True
+    gated: list[GateResult] = Field(default_factory=list)
     metrics: StepMetrics | None = None
+
+    def gate_reasons(self, index: int) -> list[str]:
+        return next((g.reasons for g in self.gated if g.index == index), [])
 
 
 class EditorReview(_Model):
@@ -264,6 +294,37 @@ class Revision(_Model):
     translation: str
     notes: str = ""
     metrics: StepMetrics | None = None
+
+
+class FinalTranslation(_Model):
+    """The translation the job delivers, and which text it is."""
+
+    translated_title: str = ""
+    translated_poet: str = ""
+    translation: str
+    source: Literal["revision", "candidate"]
+    candidate_index: int
+
+
+RevisionDecision = Literal["revision_kept", "revision_rejected"]
+
+
+class RevisionCheck(_Model):
+    """The guard on the revision: it replaces the selected candidate only if a judge
+    prefers it in both orders. ``judgements`` holds each order's preferred text."""
+
+    decision: RevisionDecision
+    reason: str
+    # Per order: which text was shown first, and which the judge preferred
+    # ("revision" / "candidate"; None when the order could not be used).
+    orders: list[list[str]] = Field(default_factory=list)
+    preferred: list[str | None] = Field(default_factory=list)
+    gate_reasons: list[str] = Field(default_factory=list)
+    metrics: StepMetrics | None = None
+
+    @property
+    def kept(self) -> bool:
+        return self.decision == "revision_kept"
 
 
 class Totals(_Model):

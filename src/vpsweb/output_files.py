@@ -39,16 +39,23 @@ def format_cost(cost: dict[str, float]) -> str:
 
 
 def _header(output: TranslationOutput) -> list[str]:
-    req, rev = output.request, output.revision
+    req, rev = output.request, output.final
+    kept = (
+        "the revision (it won the revision check)"
+        if rev.source == "revision"
+        else f"candidate {rev.candidate_index} (the revision check kept it over the revision)"
+    )
     return [
         f"# {rev.translated_title or req.title or 'Untitled'}",
         "",
         f"*{rev.translated_poet or req.author}* — translated from "
-        f"{language_name(req.source_lang)} into {language_name(req.target_lang)} "
+        f"{language_name(req.source_lang)} into {language_name(req.target_lang, target=True)} "
         f"(mode {output.workflow_mode.value}, {output.parallel_count} candidate(s), "
         f"job `{output.job_id}`)",
         "",
         "## Final translation",
+        "",
+        f"This is {kept}.",
         "",
         "```text",
         rev.translation,

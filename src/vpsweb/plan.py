@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vpsweb import settings
 from vpsweb.config import AppConfig
-from vpsweb.config.schema import Criterion, StepSettings
+from vpsweb.config.schema import Criterion, GateSettings, StepSettings
 from vpsweb.errors import RequestInvalid
 from vpsweb.llm.backoff import MAX_RETRY_AFTER_S
 from vpsweb.models import StrategyDials, TranslationRequest, WorkflowMode, utcnow
@@ -71,6 +71,10 @@ class JobPlan(BaseModel):
     criteria: list[Criterion]
     parse_retries: int
     judge_retries: int
+    judge_orders: int = 1  # judge calls per evaluation, each in another order
+    min_agreement: float = 0.75
+    revision_check_orders: int = 0  # 0: the revision is kept unchecked
+    gates: GateSettings = Field(default_factory=GateSettings)
     retention_s: int
     queue_allowance_s: int = 900
     progress_weights: dict[str, float]
@@ -87,7 +91,8 @@ class JobPlan(BaseModel):
 
     def step_budget_s(self, step: str, index: int | None = None) -> float:
         """Worst case of one step: its call's budget for every answer it may re-ask."""
-        retries = self.judge_retries if step == "evaluation" else self.parse_retries
+        judged = step in ("evaluation", "revision_check")
+        retries = self.judge_retries if judged else self.parse_retries
         return self.call(step, index).budget_s() * (retries + 1)
 
     def remaining_budget_s(self, step: str) -> float:
@@ -129,6 +134,33 @@ def _step_call(
         stop=settings_.stop,
         offline=offline,
     )
+
+
+def _candidate(
+    cfg: AppConfig, stage: str, i: int, step: StepSettings, *, offline: bool
+) -> CandidatePlan:
+    """Candidate i's variant. A variant used again (N above the number of variants) is
+    named as a new take (``literal-2``), with the stated change appended to its hint and
+    its temperature stepped, so that no two candidates send the same prompt at the same
+    settings (a near-duplicate is a paid call that adds no choice)."""
+    pipeline = cfg.pipeline
+    variant = pipeline.variant_for(i)
+    take = i // len(pipeline.variants)
+    name, hint, temperature = variant.name, variant.hint, variant.temperature
+    if take:
+        repeat = pipeline.variant_repeat
+        name, hint = f"{name}-{take + 1}", f"{hint} {repeat.hint}"
+        base = temperature if temperature is not None else step.temperature
+        temperature = min(2.0, round(base + take * repeat.temperature_step, 3))
+    call = _step_call(
+        cfg,
+        stage,
+        step,
+        offline=offline,
+        model_key=variant.model,
+        temperature=temperature,
+    )
+    return CandidatePlan(index=i, variant=name, hint=hint, call=call)
 
 
 def _format_errors(exc: ValidationError) -> list[str]:
@@ -173,18 +205,7 @@ def build_plan(
             steps[s.name] = _step_call(cfg, s.name, mode_steps[s.name], offline=offline)
             continue
         for i in range(n):
-            variant = pipeline.variant_for(i)
-            call = _step_call(
-                cfg,
-                s.name,
-                mode_steps[s.name],
-                offline=offline,
-                model_key=variant.model,
-                temperature=variant.temperature,
-            )
-            candidates.append(
-                CandidatePlan(index=i, variant=variant.name, hint=variant.hint, call=call)
-            )
+            candidates.append(_candidate(cfg, s.name, i, mode_steps[s.name], offline=offline))
 
     return JobPlan(
         job_id=job_id,
@@ -197,6 +218,10 @@ def build_plan(
         criteria=pipeline.evaluation.criteria,
         parse_retries=pipeline.parse_retries,
         judge_retries=pipeline.evaluation.judge_retries,
+        judge_orders=pipeline.evaluation.orders,
+        min_agreement=pipeline.evaluation.min_agreement,
+        revision_check_orders=pipeline.evaluation.revision_check_orders,
+        gates=pipeline.gates,
         retention_s=pipeline.retention_s,
         queue_allowance_s=pipeline.queue_allowance_s,
         progress_weights=cfg.progress_weights(),

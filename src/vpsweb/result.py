@@ -9,7 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from vpsweb.models import CandidateResult, EvaluationResult, StepMetrics, Totals
+from vpsweb.models import (
+    CandidateResult,
+    EvaluationResult,
+    FinalTranslation,
+    Revision,
+    RevisionCheck,
+    StepMetrics,
+    Totals,
+)
 from vpsweb.plan import JobPlan
 from vpsweb.stages.table import STAGES, TranslationOutput
 
@@ -42,6 +50,26 @@ def step_durations(output: TranslationOutput) -> dict[str, float]:
     return durations
 
 
+def final_translation(
+    chosen: CandidateResult, revision: Revision, check: RevisionCheck
+) -> FinalTranslation:
+    if check.kept:
+        return FinalTranslation(
+            translated_title=revision.translated_title,
+            translated_poet=revision.translated_poet,
+            translation=revision.translation,
+            source="revision",
+            candidate_index=chosen.index,
+        )
+    return FinalTranslation(
+        translated_title=chosen.translated_title,
+        translated_poet=chosen.translated_poet,
+        translation=chosen.translation,
+        source="candidate",
+        candidate_index=chosen.index,
+    )
+
+
 def assemble(plan: JobPlan, outputs: dict[str, Any], finished_at: datetime) -> TranslationOutput:
     """``outputs`` maps every stage name to its output (a list for a fan-out stage)."""
     candidates: list[CandidateResult] = outputs["initial_translation"]
@@ -53,6 +81,11 @@ def assemble(plan: JobPlan, outputs: dict[str, Any], finished_at: datetime) -> T
         parallel_count=plan.parallel_count,
         strategy=plan.strategy,
         selected_candidate=candidates[evaluation.selected_index],
+        final=final_translation(
+            candidates[evaluation.selected_index],
+            outputs["translator_revision"],
+            outputs["revision_check"],
+        ),
         created_at=plan.created_at,
         finished_at=finished_at,
         **{s.result_field: outputs[s.name] for s in STAGES},

@@ -55,11 +55,16 @@ def estimate(plan: JobPlan, cfg: AppConfig) -> list[StepSize]:
             poem + n * (translation + PER_CANDIDATE),
             JUDGE_FIXED + n * JUDGE_PER_CANDIDATE,
         ),
-        "editor_review": (poem + LABEL_TOKENS * lines + translation, suggestions),
+        # The editor also sees the runner-up candidates.
+        "editor_review": (
+            poem + LABEL_TOKENS * lines + n * (translation + PER_CANDIDATE),
+            suggestions,
+        ),
         "translator_revision": (
             poem + LABEL_TOKENS * lines + translation + suggestions,
             translation,
         ),
+        "revision_check": (poem + 2 * (translation + PER_CANDIDATE), JUDGE_FIXED),
     }
     rows: dict[tuple[str, str], StepSize] = {}
     for s in STAGES:

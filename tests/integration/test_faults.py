@@ -16,11 +16,18 @@ from typing import Any
 import pytest
 
 from tests.integration.cluster import Cluster
+from tests.stage_calls import CALLS_PER_STEP, calls_per_job
 from vpsweb.errors import JobFailed
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-STAGES = ("Initial Translation", "Translation Evaluation", "Editor Review", "Translator Revision")
+STAGES = (
+    "Initial Translation",
+    "Translation Evaluation",
+    "Editor Review",
+    "Translator Revision",
+    "Revision Check",
+)
 
 
 def by_step(before: dict[str, Any], after: dict[str, Any]) -> dict[str, int]:
@@ -71,17 +78,19 @@ def test_broker_connection_drops_pay_each_step_once(tmp_path: Path, broker: str)
     print(f"\n{broker} connection drops: LLM calls by step {paid}")
     assert paid == {
         "editor_review": 1,
-        "evaluation": 1,
+        "evaluation": 2,
         "initial_translation": 3,
+        "revision_check": 2,
         "translator_revision": 1,
     }
-    assert out.totals.llm_calls == 6
+    assert out.totals.llm_calls == calls_per_job(3) == 9
     # The drops really caused second deliveries, and they waited instead of paying.
     assert log.count("is running in another delivery; waiting for its output") >= 3
 
 
-def _stagger_four_jobs(c: Cluster, client) -> list:
-    """Four jobs, so that at one moment each is inside a different stage's LLM call."""
+def _stagger_jobs(c: Cluster, client) -> list:
+    """One job per stage, so that at one moment each is inside a different stage's LLM
+    call."""
     jobs = [c.submit(client, parallel_count=2)]
     for stage in STAGES[1:]:
         wait_stage(c, jobs[0], stage)
@@ -100,10 +109,11 @@ def test_sigkill_in_every_stage_recovers_without_repaying(
         doomed = c.add_worker(name="doomed@%h")
         client = c.client()
         before = c.sim_stats()
-        jobs = _stagger_four_jobs(c, client)
+        jobs = _stagger_jobs(c, client)
         in_flight = c.leases()
         steps = {key.split(":")[1] for key in in_flight}
-        assert {"candidate-0", "evaluation", "editor_review", "translator_revision"} <= steps
+        expected = {"evaluation", "editor_review", "translator_revision", "revision_check"}
+        assert {"candidate-0", *expected} <= steps
         c.kill(doomed)
         killed_at = time.monotonic()
         c.add_worker(name="replacement@%h")
@@ -119,8 +129,11 @@ def test_sigkill_in_every_stage_recovers_without_repaying(
     assert max(recovery.values()) <= bound_s
     # Completed steps were not paid again: every job's own calls, plus exactly one
     # lost call per step that was in flight when its worker died.
-    assert [o.totals.llm_calls for o in outputs] == [5, 5, 5, 5]
-    assert paid == 4 * 5 + len(in_flight)
+    per_job = calls_per_job(2)
+    assert [o.totals.llm_calls for o in outputs] == [per_job] * len(STAGES)
+    # A step in flight loses all its calls (the judges' two orders run side by side).
+    lost = sum(CALLS_PER_STEP[key.split(":")[1].split("-")[0]] for key in in_flight)
+    assert paid == len(STAGES) * per_job + lost
 
 
 def _recovery_times(
@@ -177,7 +190,7 @@ def test_redis_restart_with_aof_mid_job(tmp_path: Path) -> None:
     assert "error" not in result, result.get("error")
     assert result["events"][-1] == "job_finished" and result["output"].revision.translation
     assert alive
-    assert sum(paid.values()) == 6 and paid["initial_translation"] == 3
+    assert sum(paid.values()) == calls_per_job(3) and paid["initial_translation"] == 3
 
 
 def test_llm_faults_over_50_jobs_end_within_their_deadline(tmp_path: Path) -> None:

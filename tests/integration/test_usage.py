@@ -211,10 +211,11 @@ def check_summaries(jobs: list[Ended], raw: list[str]) -> None:
             assert s.duration_s == e.totals.duration_s
     failed = by_id[jobs[5].job.id]
     assert failed.failed_stage == "Translator Revision"
-    # Two candidates, the judge, the editor and both (unparseable) revisions.
-    assert failed.llm_calls == 2 + 1 + 1 + 2 and failed.evaluation_method is not None
+    # Two candidates, the judge in two orders, the editor and both (unparseable) revisions.
+    assert failed.llm_calls == 2 + 2 + 1 + 2 and failed.evaluation_method is not None
     cancelled = by_id[jobs[6].job.id]
-    assert cancelled.llm_calls == 2 + 1  # the candidates and the judge; the editor abandoned
+    # The candidates and the judge's two orders; the editor's call was abandoned.
+    assert cancelled.llm_calls == 2 + 2
 
 
 def check_recorded_once(c: Cluster, jobs: list[Ended], before: dict[str, float]) -> None:

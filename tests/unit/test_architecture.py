@@ -110,11 +110,18 @@ def test_the_canvas_is_derived_from_the_table() -> None:
         "vpsweb.evaluate",
         "vpsweb.editor_review",
         "vpsweb.translator_revision",
+        "vpsweb.revision_check",
         "vpsweb.finalize",
     ]
     assert [t.id for t in links] == [
         f"{plan.job_id}.{k}"
-        for k in ("evaluation", "editor_review", "translator_revision", "finalize")
+        for k in (
+            "evaluation",
+            "editor_review",
+            "translator_revision",
+            "revision_check",
+            "finalize",
+        )
     ]
     assert all(t.immutable for t in [*header, *links])
     routing = cfg.routing()
@@ -123,6 +130,7 @@ def test_the_canvas_is_derived_from_the_table() -> None:
         routing["evaluation"],
         routing["editor_review"],
         routing["translator_revision"],
+        routing["revision_check"],
         routing["finalize"],
     ]
 

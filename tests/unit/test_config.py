@@ -303,7 +303,7 @@ def test_routing_of_an_unknown_stage(config_copy: Path) -> None:
     edit_yaml(config_copy / "pipeline.yaml", lambda d: d["routing"].update(candidate="q"))
     line = only_problem(config_copy)
     assert "pipeline.yaml: routing.candidate: unknown stage; allowed: " in line
-    assert line.endswith("translator_revision, finalize")
+    assert line.endswith("translator_revision, revision_check, finalize")
 
 
 def test_unknown_extra_key(config_copy: Path) -> None:

@@ -148,16 +148,24 @@ def test_variants_cycle_over_the_candidates(cfg: AppConfig) -> None:
         "literal",
         "lyric",
         "musical",
-        "literal",
-        "lyric",
+        "literal-2",
+        "lyric-2",
     ]
     variants = {v.name: v for v in cfg.pipeline.variants}
+    repeat = cfg.pipeline.variant_repeat
     for cand in plan.candidates:
-        variant = variants[cand.variant]
-        assert cand.hint == variant.hint
-        assert cand.call.temperature == variant.temperature
+        name, _, take = cand.variant.partition("-")
+        variant = variants[name]
         assert cand.call.step == "initial_translation"
-    assert [c.call.temperature for c in plan.candidates] == [0.4, 0.8, 0.9, 0.4, 0.8]
+        if not take:
+            assert cand.hint == variant.hint
+            assert cand.call.temperature == variant.temperature
+        else:  # a second take: a stated change and another temperature
+            assert cand.hint == f"{variant.hint} {repeat.hint}"
+            assert cand.call.temperature == round(variant.temperature + repeat.temperature_step, 3)
+    assert [c.call.temperature for c in plan.candidates] == [0.4, 0.8, 0.9, 0.5, 0.9]
+    # No two candidates send the same prompt at the same settings.
+    assert len({(c.hint, c.call.temperature, c.call.model) for c in plan.candidates}) == 5
 
 
 def test_variant_without_temperature_uses_the_step_temperature(cfg: AppConfig) -> None:

@@ -19,6 +19,7 @@ from tests.stage_calls import (
 )
 from vpsweb.config import AppConfig, load_config
 from vpsweb.config.prompt_check import check_prompts, sample_variables, variables_of
+from vpsweb.config.schema import GateSettings
 from vpsweb.errors import PromptRenderError
 from vpsweb.llm.client import Completion
 from vpsweb.models import CandidateResult, EditorReview
@@ -86,7 +87,9 @@ def make_plan(cfg: AppConfig, **changes: Any) -> JobPlan:
         "author": "李白",
     }
     data.update(changes)
-    return build_plan(data, cfg, job_id="t", offline=True)
+    plan = build_plan(data, cfg, job_id="t", offline=True)
+    # One call per stage, so that each test reads the one prompt it rendered.
+    return plan.model_copy(update={"judge_orders": 1, "gates": GateSettings(enabled=False)})
 
 
 def run(cfg: AppConfig, plan: JobPlan, stage: Callable[[StageContext], object]) -> RecordingLLM:
@@ -235,10 +238,10 @@ def test_dials_reach_the_reasoning_initial_translation_prompt(cfg: AppConfig) ->
     plan = make_plan(cfg, workflow_mode="reasoning", strategy=DIALS)
     llm = run(cfg, plan, lambda ctx: translate_candidate(ctx, 1))
     system = llm.system
-    assert (
-        "Dials: adaptation domesticating; repetition adaptive;\n"
-        "additions allow_with_alt; prosody: iambic tetrameter in rhymed couplets."
-    ) in system
+    assert "- adaptation level: domesticating (foreignizing keeps the source culture" in system
+    assert "- repetition policy: adaptive (strict: a repeated word" in system
+    assert "- additions policy: allow_with_alt (forbid: add nothing" in system
+    assert "- prosody target: iambic tetrameter in rhymed couplets" in system
     assert DIALS["few_shots"] in system
     assert f"Strategy (lyric): {plan.candidates[1].hint}" in system
 
@@ -287,7 +290,8 @@ def test_evaluation_prompt_lists_every_candidate_with_ids_and_criteria(cfg: AppC
         block = blocks[str(pid)]
         assert f"<title>TITLE-{index}</title>" in block
         assert f"TRANSLATION-{index} line a\nTRANSLATION-{index} line b" in block
-        assert f"<notes>NOTES-{index}</notes>" in block
+    # The translators' notes argue for their own text: the judge does not see them.
+    assert "NOTES-" not in user and "<notes>" not in user
     for criterion in plan.criteria:
         assert f"- {criterion.name}: {criterion.description}" in user
     for pid in range(1, 5):
@@ -308,13 +312,40 @@ def test_editor_prompt_has_line_labels(cfg: AppConfig) -> None:
     assert "CHOSEN-NOTES" in user
 
 
-def test_other_steps_see_the_poem_without_labels(cfg: AppConfig) -> None:
+def test_the_reviser_sees_the_labels_the_editor_cites(cfg: AppConfig) -> None:
     plan = make_plan(cfg)
-    llm = run(
-        cfg, plan, lambda ctx: translator_revision(ctx, CHOSEN, EditorReview(suggestions="S"))
+    review = EditorReview(suggestions="1. [L2] say 'frost' plainly")
+    llm = run(cfg, plan, lambda ctx: translator_revision(ctx, CHOSEN, review))
+    assert (
+        "[L1] 床前明月光，\n[L2] 疑是地上霜。\n\n[L3] 举头望明月，\n[L4] 低头思故乡。"
+    ) in llm.user
+    assert "never write them in your answer" in llm.user
+
+
+def test_translators_and_judges_see_the_poem_without_labels(cfg: AppConfig) -> None:
+    plan = make_plan(cfg)
+    for stage in (lambda ctx: translate_candidate(ctx, 0), lambda ctx: evaluate(ctx, [CHOSEN])):
+        llm = run(cfg, plan, stage)
+        assert "[L1]" not in llm.user and POEM in llm.user
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "reasoning", "non_reasoning"])
+def test_every_modes_translation_prompt_explains_the_dials_and_the_line_rule(
+    cfg: AppConfig, mode: str
+) -> None:
+    plan = make_plan(cfg, workflow_mode=mode, target_lang="zh-CN", source_lang="en", poem="a\nb")
+    llm = run(cfg, plan, lambda ctx: translate_candidate(ctx, 0))
+    text = llm.system + llm.user
+    for meaning in ("foreignizing keeps", "strict: a repeated word", "forbid: add nothing"):
+        assert meaning in text, (mode, meaning)
+    assert "one line per source line" in text
+    assert (
+        "Target language: Simplified Chinese" in text
+        or "Target language: Simplified Chinese." in text
     )
-    assert "[L1]" not in llm.user
-    assert POEM in llm.user
+    assert "Chinese" not in text.replace("Simplified Chinese", "").replace(
+        "Simplified\nChinese", ""
+    )
 
 
 # --- reasoning-model prompts ----------------------------------------------------------------

@@ -19,6 +19,7 @@ from tests.stage_calls import (
     translator_revision,
 )
 from vpsweb.config import AppConfig, load_config
+from vpsweb.config.schema import GateSettings
 from vpsweb.errors import Cancelled, PermanentLLMError, StageFailed, TransientLLMError
 from vpsweb.llm.client import Completion
 from vpsweb.models import CandidateResult, EditorReview, Usage
@@ -117,7 +118,10 @@ def make_plan(cfg: AppConfig, *, job_id: str = "t", **changes: Any) -> JobPlan:
         "parallel_count": 3,
     }
     data.update(changes)
-    return build_plan(data, cfg, job_id=job_id, offline=True)
+    plan = build_plan(data, cfg, job_id=job_id, offline=True)
+    # One judge call and no gates: these tests pin the mechanics of one call (mapping,
+    # re-asks, fallback); multi-order judging and the gates have test_selection_quality.
+    return plan.model_copy(update={"judge_orders": 1, "gates": GateSettings(enabled=False)})
 
 
 def ctx_for(cfg: AppConfig, plan: JobPlan, llm: ScriptedLLM, check=None) -> StageContext:

@@ -170,7 +170,8 @@ def test_summary_of_a_finished_job_is_its_totals() -> None:
         out.totals.prompt_tokens,
         out.totals.completion_tokens,
     )
-    assert s.llm_calls == out.totals.llm_calls == 3 + 2 + 1 + 1
+    # 3 candidates, the judge twice in each of 2 orders, editor, reviser, 2 checks.
+    assert s.llm_calls == out.totals.llm_calls == 3 + 2 * 2 + 1 + 1 + 2
     assert s.cost == out.totals.cost and s.duration_s == out.totals.duration_s
     assert (s.candidates_failed, s.candidates_total) == (1, 3)
     assert s.evaluation_method == "fallback_line_count" and s.judge_fallback

@@ -58,6 +58,14 @@ TINY = Profile(
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "mode",
+        nargs="?",
+        choices=["selection"],
+        help="selection: measure the evaluation's choices against the simulator's hidden "
+        "quality (in-process, no Redis; see the options below) instead of the timing "
+        "scenarios",
+    )
     p.add_argument("--quick", action="store_true", help="fewer repetitions (< 3 minutes)")
     p.add_argument("--tiny", action="store_true", help="smoke run for tests (seconds)")
     p.add_argument("--latency-ms", type=float, default=1000.0, help="simulated LLM latency")
@@ -70,3 +78,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="directory for the JSON results (default bench/results)",
     )
     p.add_argument("--only", help=f"comma-separated scenarios: {','.join(SCENARIOS)}")
+    _add_selection_arguments(p)
+
+
+def _add_selection_arguments(p: argparse.ArgumentParser) -> None:
+    s = p.add_argument_group("vpsweb bench selection")
+    s.add_argument("--jobs", type=int, default=200, help="jobs per (bias, judging) row")
+    s.add_argument("--parallel-count", type=int, default=3, help="candidates per job")
+    s.add_argument(
+        "--defect-rate", type=float, default=0.15, help="share of candidates planted defective"
+    )
+    s.add_argument(
+        "--biases",
+        default="0,0.3,0.5",
+        help="the judge's first-position biases, comma-separated (default 0,0.3,0.5)",
+    )
+    s.add_argument(
+        "--judgings",
+        default="single,multi_order",
+        help="single (evaluation.orders 1), multi_order (orders 2); default both",
+    )
+    s.add_argument("--threads", type=int, default=16, help="jobs run at once")
+    s.add_argument("--seed", type=int, default=0, help="the simulator's seed")
+    s.add_argument("--json", action="store_true", help="print one JSON object instead")

@@ -154,6 +154,10 @@ def _write(doc: dict[str, Any], output: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "mode", None) == "selection":
+        from vpsweb.bench import selection
+
+        return selection.run(args)
     profile = TINY if args.tiny else QUICK if args.quick else FULL
     only = set(args.only.split(",")) if args.only else set(SCENARIOS)
     cfg = load_config()

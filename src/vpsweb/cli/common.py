@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +52,22 @@ def open_client(args: argparse.Namespace) -> Iterator[Client]:
         if url is None:
             url = stack.enter_context(LocalStore(settings.data_dir()).opened())
         yield stack.enter_context(Client(redis_url=url))
+
+
+@contextlib.contextmanager
+def interrupt_deferred() -> Iterator[list[int]]:
+    """A Ctrl-C in the block is remembered (the yielded list gets an entry), not raised:
+    a finished result is saved and printed whole, and the caller then says so."""
+    caught: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    except ValueError:  # not the main thread: nothing to defer
+        yield caught
+        return
+    try:
+        yield caught
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def show_output(output: TranslationOutput, args: argparse.Namespace) -> None:

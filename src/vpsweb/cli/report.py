@@ -50,6 +50,14 @@ def print_result(output: TranslationOutput, out: TextIO) -> None:
         f"method {ev.method}, of {len(output.candidates)}"
     )
     out.write(f" ({len(failed)} failed)\n" if failed else "\n")
+    if ev.gated:
+        for g in ev.gated:
+            out.write(f"  candidate #{g.index} not judged: {'; '.join(g.reasons)}\n")
+    if ev.agreement is not None:
+        low = "  LOW: the verdict depended on the order" if ev.low_agreement else ""
+        out.write(
+            f"Judge asked in {len(ev.judgements)} orders; agreement {ev.agreement:.0%}{low}\n"
+        )
     out.write(f"Rationale: {ev.rationale.strip()}\n")
     if len(ev.presented_order) > 1:
         # The judge numbered candidates in its shuffled order; show the mapping.
@@ -57,9 +65,14 @@ def print_result(output: TranslationOutput, out: TextIO) -> None:
         out.write(f"  (the judge saw them shuffled as {seen})\n")
     out.write("\n")
     out.write(f"Editor's suggestions:\n{summary}\n\n")
-    title = output.revision.translated_title
-    out.write(f"Final translation{f' — {title}' if title else ''}:\n\n")
-    out.write(output.revision.translation.strip() + "\n\n")
+    final, check = output.final, output.revision_check
+    out.write(f"Revision check: {check.decision} — {check.reason}\n\n")
+    if final.source == "candidate":
+        out.write("Revision (not kept):\n\n" + output.revision.translation.strip() + "\n\n")
+    title = final.translated_title
+    which = "the revision" if final.source == "revision" else f"candidate #{final.candidate_index}"
+    out.write(f"Final translation ({which}){f' — {title}' if title else ''}:\n\n")
+    out.write(final.translation.strip() + "\n\n")
     out.write(
         f"Totals: {t.llm_calls} LLM calls, {t.total_tokens} tokens "
         f"({t.prompt_tokens} prompt + {t.completion_tokens} completion), "

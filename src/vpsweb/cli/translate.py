@@ -21,6 +21,7 @@ from vpsweb.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     fail,
+    interrupt_deferred,
     print_error,
     redis_url,
     show_output,
@@ -153,7 +154,11 @@ def _follow(job: Any, plan: JobPlan, args: argparse.Namespace) -> int:
         return fail(f"job {job.id} failed in {exc.stage}: {cause}", EXIT_FAILED)
     except JobError as exc:
         return fail(str(exc), EXIT_FAILED)
-    show_output(output, args)
+    with interrupt_deferred() as interrupted:
+        show_output(output, args)
+    if interrupted:  # Ctrl-C while the result was saved and printed: both finished
+        print_error("interrupted; the result above is kept")
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 

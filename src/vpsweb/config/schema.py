@@ -38,6 +38,9 @@ class ModelEntry(_Strict):
     provider: str
     name: str = Field(min_length=1, description="the model name the API expects")
     reasoning: bool = False
+    # The API ignores temperature (deepseek-reasoner): none is sent, none is recorded,
+    # so a variant's or judge's temperature is not mistaken for a difference.
+    ignores_sampling: bool = False
     price: Price
     # Prompt + answer tokens the model accepts; jobs that cannot fit are refused.
     context_window: int = Field(default=32_768, ge=1024)
@@ -97,6 +100,15 @@ class Variant(_Strict):
     temperature: float | None = Field(default=None, ge=0, le=2)
 
 
+class VariantRepeat(_Strict):
+    """What changes when a variant is used again (N above the number of variants):
+    a stated change to the hint and a temperature step, so that no two candidates are
+    the same prompt at the same settings."""
+
+    hint: str = Field(min_length=1)
+    temperature_step: float = Field(default=0.1, ge=0, le=1)
+
+
 class Criterion(_Strict):
     name: str = Field(pattern=r"^[a-z0-9_]+$")
     description: str
@@ -110,13 +122,45 @@ class ParallelSettings(_Strict):
 class EvaluationSettings(_Strict):
     criteria: list[Criterion] = Field(min_length=1)
     judge_retries: int = Field(default=1, ge=0, le=3)
+    # Judge calls per evaluation, each with the candidates in another order (1: one call).
+    orders: int = Field(default=2, ge=1, le=8)
+    # Agreement across orders below this is flagged in the result.
+    min_agreement: float = Field(default=0.75, ge=0, le=1)
+    # Judge calls comparing the selected candidate with its revision (0: keep the
+    # revision unchecked; 2: both orders, the revision must win both).
+    revision_check_orders: int = Field(default=2, ge=0, le=4)
+
+
+class GateSettings(_Strict):
+    """Deterministic checks before the judge (see vpsweb.gates for each one's why)."""
+
+    enabled: bool = True
+    copy_ngram: int = Field(default=4, ge=2, le=12)
+    max_copy_overlap: float = Field(default=0.5, gt=0, le=1)
+    min_script_share: float = Field(default=0.6, ge=0, le=1)
+    line_ratio: tuple[float, float] = (0.5, 2.0)
+    length_ratio: tuple[float, float] = (0.35, 2.5)
+
+    @model_validator(mode="after")
+    def _bands(self) -> Self:
+        for name in ("line_ratio", "length_ratio"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo < 1 < hi:
+                raise ValueError(f"{name}: need 0 < low < 1 < high, got [{lo}, {hi}]")
+        return self
 
 
 class PipelineConfig(_Strict):
     parallel_count: ParallelSettings = Field(default_factory=ParallelSettings)
     modes: dict[WorkflowMode, ModeSettings]
     variants: list[Variant] = Field(min_length=1)
+    variant_repeat: VariantRepeat = Field(
+        default_factory=lambda: VariantRepeat(
+            hint="This is another take on the same strategy: make different word choices."
+        )
+    )
     evaluation: EvaluationSettings
+    gates: GateSettings = Field(default_factory=GateSettings)
     strategy_defaults: StrategyDials = Field(default_factory=StrategyDials)
     parse_retries: int = Field(default=1, ge=0, le=3, description="re-asks on unparseable answers")
     retention_s: int = Field(default=7 * 24 * 3600, ge=60)

@@ -215,11 +215,12 @@ class OpenAICompatibleClient:
         kwargs: dict[str, Any] = {
             "model": endpoint.info.api_model,
             "messages": messages,
-            "temperature": call.temperature,
             "max_tokens": call.max_tokens,
             # Per read only; the wall-clock bound is the runner's deadline.
             "timeout": call.timeout_s,
         }
+        if endpoint.sampling:
+            kwargs["temperature"] = call.temperature
         if call.stop:
             kwargs["stop"] = call.stop
         for attempt in range(1, call.retries + 2):

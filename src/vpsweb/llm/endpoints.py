@@ -29,6 +29,7 @@ class Endpoint:
     api_key_env: str | None  # None: the endpoint takes no key (Ollama, the simulator)
     price: Price
     offline: bool
+    sampling: bool = True  # False: the model ignores temperature, so none is sent
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> Usage:
         amount = (
@@ -63,10 +64,11 @@ def resolve(models: ModelsConfig, call: StepCall, env: Mapping[str, str] | None 
             provider=provider_name,
             api_model=entry.name,
             reasoning=entry.reasoning,
-            temperature=call.temperature,
+            temperature=None if entry.ignores_sampling else call.temperature,
         ),
         base_url=overridden or provider.base_url,
         api_key_env=None if offline else provider.api_key_env,
         price=entry.price,
         offline=offline,
+        sampling=not entry.ignores_sampling,
     )

@@ -3,16 +3,20 @@
 The simulator recognises a step by the XML tags its prompt asks for (the prompts
 in config/prompts/ always name them), and reads the source poem from the
 <original_poem> block so that translations keep its lines and stanza breaks.
-Everything is a pure function of (prompt, temperature, seed), so a test can
-replay an answer and a benchmark run is reproducible.
+Everything is a pure function of (prompt, temperature, seed, model, knobs), so a
+test can replay an answer and a benchmark run is reproducible. The ground truth
+that makes selection measurable (hidden quality, planted defects, the judge's
+biases, the writer's style signature) lives in ``quality``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
+from vpsweb.simulator import quality
 from vpsweb.stages.table import STAGES
 from vpsweb.tokens import estimate_tokens
 
@@ -21,42 +25,19 @@ UNRECOGNISED = "I am a simulator and did not recognise the step."
 # A 200 answer that names none of the steps' tags: what a model says when it refuses.
 MALFORMED = "I'm sorry, I cannot help with that request right now."
 
-_EN_WORDS = (
-    "mist",
-    "harbor",
-    "silent",
-    "cat",
-    "feet",
-    "city",
-    "evening",
-    "light",
-    "river",
-    "stone",
-    "moon",
-    "frost",
-    "home",
-    "road",
-    "wood",
-    "yellow",
-    "morning",
-    "sigh",
-    "wind",
-    "leaf",
-    "shadow",
-    "window",
-    "lantern",
-    "quiet",
-    "far",
-    "gentle",
-    "old",
-    "bright",
-)
-_ZH_CHARS = "雾港静猫足城暮光河石月霜乡路林黄晨叹风叶影窗灯远轻旧明山水云花夜春秋"
+_rng = quality.seeded_rng
+_EN_WORDS = quality.EN_WORDS
+_ZH_CHARS = quality.ZH_CHARS
 _POEM = re.compile(r"<original_poem>[ \t]*\n?(.*?)</original_poem>", re.DOTALL)
 _CANDIDATE = re.compile(r'<candidate\s+id="(\d+)"\s*>(.*?)</candidate>', re.DOTALL)
 _CRITERIA = re.compile(r"<criteria>(.*?)</criteria>", re.DOTALL)
 _CRITERION = re.compile(r"^\s*-\s*([A-Za-z][\w-]*)\s*:", re.MULTILINE)
 _LABEL = re.compile(r"\[L(\d+)\]")
+_VERSION = re.compile(r'<version\s+id="(\d+)"\s*>(.*?)</version>', re.DOTALL)
+_TRANSLATION = re.compile(r"<translation>(.*?)</translation>", re.DOTALL)
+_CHINESE_TARGET = re.compile(
+    r"(?:Target language:|into)\s+(?:Simplified\s+|Traditional\s+)?Chinese"
+)
 
 
 def recognise_step(text: str) -> str | None:
@@ -86,12 +67,6 @@ def truncated(content: str, step: str | None) -> str:
     return content[: body + max(1, (end - body) // 2)]
 
 
-def _rng(*parts: object) -> random.Random:
-    """A generator seeded by a stable hash: Python's hash() is salted per process."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
 def count_tokens(text: str) -> int:
     """Usage as the simulator reports it: the same estimate vpsweb sizes jobs with."""
     return estimate_tokens(text)
@@ -116,24 +91,35 @@ def source_lines(text: str) -> list[str]:
 
 
 def _chinese(text: str) -> bool:
-    return "Target language: Chinese" in text or "into Chinese" in text
+    """Whether the prompt asks for Chinese (vpsweb names the target "Simplified Chinese")."""
+    return bool(_CHINESE_TARGET.search(text))
 
 
-def pseudo_translation(text: str, rng: random.Random) -> str:
-    """A line for every source line, blank lines kept as stanza breaks."""
-    chinese = _chinese(text)
-    lines = source_lines(text)
-    out = []
+def _render(lines: list[str], chinese: bool, rng: random.Random, model: str) -> str:
+    """Random words (or characters) for every source line, blank lines kept; the first
+    line carries ``model``'s style signature."""
+    vocab = _ZH_CHARS if chinese else _EN_WORDS
+    out: list[str] = []
     for i, line in enumerate(lines):
         if not line:
             out.append("")
-        elif chinese:
+            continue
+        size = rng.randint(5, 7) if chinese else rng.randint(3, 6)
+        tokens = [rng.choice(vocab) for _ in range(size)]
+        if not any(out):
+            tokens = quality.signed(tokens, vocab, model, rng)
+        if chinese:
             stanza_end = i + 1 == len(lines) or not lines[i + 1]
-            chars = "".join(rng.choice(_ZH_CHARS) for _ in range(rng.randint(5, 7)))
-            out.append(chars + ("。" if stanza_end else "，"))
+            out.append("".join(tokens) + ("。" if stanza_end else "，"))
         else:
-            out.append(" ".join(rng.choice(_EN_WORDS) for _ in range(rng.randint(3, 6))))
+            out.append(" ".join(tokens))
     return "\n".join(out)
+
+
+def pseudo_translation(text: str, rng: random.Random, model: str = "") -> str:
+    """A line for every source line, blank lines kept as stanza breaks, in the target's
+    script and in the writing model's style."""
+    return _render(source_lines(text), _chinese(text), rng, model)
 
 
 def _title(text: str, rng: random.Random) -> str:
@@ -154,11 +140,42 @@ def _wrap(body: str, rng: random.Random) -> str:
     return body
 
 
-def _initial(text: str, rng: random.Random) -> str:
+@dataclass
+class Call:
+    """One request as a builder sees it; a builder that plants a defect records it in
+    ``planted`` (fingerprint, kind) for the server's /truth."""
+
+    text: str
+    rng: random.Random
+    seed: int = 0
+    model: str = ""
+    knobs: quality.Knobs = field(default_factory=quality.Knobs)
+    step: str = ""
+    planted: tuple[str, str] | None = None
+
+
+def _defective(call: Call, kind: str, translation: str) -> str:
+    chinese, source = _chinese(call.text), source_lines(call.text)
+    foreign = _render(source, not chinese, call.rng, call.model) if kind == "wrong_script" else ""
+    bad = quality.plant(
+        kind, translation=translation, source=source, foreign=foreign, chinese=chinese
+    )
+    call.planted = (quality.fingerprint(bad), kind)
+    return bad
+
+
+def _initial(call: Call) -> str:
+    text, rng = call.text, call.rng
+    title = _title(text, rng)
+    poet = rng.choice(_EN_WORDS).title()
+    translation = pseudo_translation(text, rng, call.model)
+    kind = quality.planted_kind(text, call.seed, call.knobs.defect_rate, source_lines(text))
+    if kind is not None:
+        translation = _defective(call, kind, translation)
     return (
-        f"<translated_poem_title>{_title(text, rng)}</translated_poem_title>\n"
-        f"<translated_poet_name>{rng.choice(_EN_WORDS).title()}</translated_poet_name>\n"
-        f"<initial_translation>\n{pseudo_translation(text, rng)}\n</initial_translation>\n"
+        f"<translated_poem_title>{title}</translated_poem_title>\n"
+        f"<translated_poet_name>{poet}</translated_poet_name>\n"
+        f"<initial_translation>\n{translation}\n</initial_translation>\n"
         f"<initial_translation_notes>Kept the images in order; chose "
         f"'{rng.choice(_EN_WORDS)}' for the key image.</initial_translation_notes>"
     )
@@ -171,38 +188,67 @@ def criteria_names(text: str) -> list[str]:
     return list(dict.fromkeys(names)) or list(DEFAULT_CRITERIA)
 
 
-def candidates(text: str) -> dict[int, str]:
-    """Presented candidates by id, in prompt order; the first block wins for a repeated id."""
+def candidates(text: str, pattern: re.Pattern[str] = _CANDIDATE) -> dict[int, str]:
+    """Presented candidates (or ``_VERSION`` blocks) by id, in prompt order; the first
+    block wins for a repeated id."""
     found: dict[int, str] = {}
-    for cid, body in _CANDIDATE.findall(text):
+    for cid, body in pattern.findall(text):
         found.setdefault(int(cid), body)
     return found
 
 
-def candidate_scores(body: str, names: list[str]) -> dict[str, int]:
-    """Scores from the candidate's own text, so the judge agrees with itself across runs
-    whatever order the candidates are shown in."""
-    r = _rng("score", body.strip())
-    return {n: r.randint(3, 10) for n in names}
+def shown_translations(blocks: dict[int, str]) -> dict[int, str]:
+    """The text inside each block's <translation> (the whole block if it has none)."""
+    return {
+        cid: (m.group(1) if (m := _TRANSLATION.search(body)) else body).strip()
+        for cid, body in blocks.items()
+    }
 
 
-def _evaluation(text: str, rng: random.Random) -> str:
-    shown = candidates(text) or {1: ""}
-    names = criteria_names(text)
-    scores, totals = [], {}
-    for cid, body in shown.items():
-        vals = candidate_scores(body, names)
-        totals[cid] = sum(vals.values())
-        pairs = ", ".join(f"{k}={v}" for k, v in vals.items())
-        scores.append(f'<score id="{cid}">{pairs}</score>')
-    best = max(totals, key=lambda c: (totals[c], -c))  # ties: the lowest id
-    aspect = rng.choice(["rhythm and diction", "imagery", "tone", "line length"])
+def verdict(call: Call, shown: dict[int, str]) -> quality.Verdict:
+    """The judge model of ``quality`` on this prompt: it sees planted defects as excellent."""
+    source, chinese = source_lines(call.text), _chinese(call.text)
+    return quality.judge(
+        shown,
+        criteria_names(call.text),
+        quality=lambda t: quality.judged_quality(t, source, chinese),
+        prompt=call.text,
+        seed=call.seed,
+        model=call.model,
+        knobs=call.knobs,
+    )
+
+
+_ASPECTS = ("rhythm and diction", "imagery", "tone", "line length")
+
+
+def _evaluation(call: Call) -> str:
+    v = verdict(call, shown_translations(candidates(call.text)) or {1: ""})
+    scores = [
+        f'<score id="{cid}">' + ", ".join(f"{k}={x:g}" for k, x in vals.items()) + "</score>"
+        for cid, vals in v.scores.items()
+    ]
+    aspect = call.rng.choice(_ASPECTS)
     return (
         f"<evaluation>\n<analysis>The candidates differ mostly in {aspect}.</analysis>\n"
         "<scores>\n" + "\n".join(scores) + "\n</scores>\n"
-        f"<selected_index>{best}</selected_index>\n"
-        f"<rationale>Candidate {best} keeps the images and reads best aloud.</rationale>\n"
+        f"<selected_index>{v.chosen}</selected_index>\n"
+        f"<rationale>Candidate {v.chosen} keeps the images and reads best aloud.</rationale>\n"
         "</evaluation>"
+    )
+
+
+def _revision_check(call: Call) -> str:
+    """Which of two versions the judge prefers: the same judge model and biases as the
+    evaluation, so a revision that is worse than its candidate can be caught."""
+    v = verdict(call, shown_translations(candidates(call.text, _VERSION)) or {1: "", 2: ""})
+    other = next((vid for vid in v.scores if vid != v.chosen), v.chosen)
+    aspect = call.rng.choice(_ASPECTS)
+    return (
+        "<revision_check>\n"
+        f"<preferred_version>{v.chosen}</preferred_version>\n"
+        f"<reason>Version {v.chosen} is stronger than version {other} in {aspect}.</reason>\n"
+        "</revision_check>"
     )
 
 
@@ -214,7 +260,8 @@ def _labels(text: str) -> list[int]:
     return sorted({int(n) for n in found or _LABEL.findall(text)}) or [1]
 
 
-def _review(text: str, rng: random.Random) -> str:
+def _review(call: Call) -> str:
+    text, rng = call.text, call.rng
     labels = _labels(text)
     count = rng.randint(2, 4)
     if len(labels) >= count:
@@ -229,40 +276,77 @@ def _review(text: str, rng: random.Random) -> str:
     return "<editor_suggestions>\n" + "\n".join(items) + "\n</editor_suggestions>"
 
 
-def _revision(text: str, rng: random.Random) -> str:
+def _revision(call: Call) -> str:
+    """A fresh text in the writer's style: its hidden quality is its own, so a revision
+    is sometimes worse than the candidate it revises."""
+    text, rng = call.text, call.rng
     return (
         f"<refined_translated_poem_title>{_title(text, rng)}"
         "</refined_translated_poem_title>\n"
         f"<refined_translated_poet_name>{rng.choice(_EN_WORDS).title()}"
         "</refined_translated_poet_name>\n"
-        f"<revised_translation>\n{pseudo_translation(text, rng)}\n</revised_translation>\n"
+        f"<revised_translation>\n{pseudo_translation(text, rng, call.model)}\n"
+        "</revised_translation>\n"
         "<revised_translation_notes>Took most suggestions; kept the line breaks."
         "</revised_translation_notes>"
     )
 
 
-def _generic(text: str, rng: random.Random) -> str:
+def _generic(call: Call) -> str:
     """A stage with no builder of its own: its marker tag around a pseudo-translation."""
-    step = recognise_step(text) or "answer"
+    step = call.step or "answer"
     marker = next((s.marker for s in STAGES if s.name == step), step)
-    return f"<{marker}>\n{pseudo_translation(text, rng)}\n</{marker}>"
+    return f"<{marker}>\n{pseudo_translation(call.text, call.rng, call.model)}\n</{marker}>"
 
 
-_BUILDERS = {
+_BUILDERS: dict[str, Callable[[Call], str]] = {
     "initial_translation": _initial,
     "evaluation": _evaluation,
     "editor_review": _review,
     "translator_revision": _revision,
+    "revision_check": _revision_check,
 }
 
 
-def answer(text: str, *, temperature: float, seed: int) -> tuple[str | None, str]:
-    """(step, content) for a prompt; deterministic for (text, temperature, seed)."""
-    step = recognise_step(text)
+@dataclass(frozen=True)
+class Answer:
+    step: str | None
+    content: str
+    planted: tuple[str, str] | None = None  # (fingerprint, kind) of a planted defect
+
+
+def respond(
+    text: str,
+    *,
+    temperature: float,
+    seed: int,
+    model: str = "",
+    knobs: quality.Knobs | None = None,
+    step: str | None = None,
+) -> Answer:
+    """The answer to a prompt, deterministic for its arguments. ``model`` is the request's
+    model name (the writer's style, the judge's self-preference); ``step`` overrides
+    recognition, for stages the table does not have yet."""
+    step = step or recognise_step(text)
     if step is None:
-        return None, UNRECOGNISED
+        return Answer(None, UNRECOGNISED)
     rng = _rng(text, temperature, seed)
-    return step, _wrap(_BUILDERS.get(step, _generic)(text, rng), rng)
+    call = Call(text, rng, seed, model, knobs or quality.Knobs(), step)
+    content = _BUILDERS.get(step, _generic)(call)
+    return Answer(step, _wrap(content, rng), call.planted)
+
+
+def answer(
+    text: str,
+    *,
+    temperature: float,
+    seed: int,
+    model: str = "",
+    knobs: quality.Knobs | None = None,
+) -> tuple[str | None, str]:
+    """(step, content) for a prompt; see ``respond``."""
+    got = respond(text, temperature=temperature, seed=seed, model=model, knobs=knobs)
+    return got.step, got.content
 
 
 _THOUGHTS = {
@@ -280,6 +364,10 @@ _THOUGHTS = {
         "I read the translation against the labelled source lines.",
         "Which lines lose an image or add one that is not there?",
         "I keep the suggestions concrete and point at line labels.",
+    ),
+    "revision_check": (
+        "Two versions of the same poem: which one would I publish?",
+        "The order they are shown in should not matter.",
     ),
     "translator_revision": (
         "The editor made several suggestions; I weigh each one.",

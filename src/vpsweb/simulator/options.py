@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vpsweb import settings
+from vpsweb.simulator.quality import Knobs
 
 
 class SimulatorOptions(BaseModel):
@@ -30,6 +31,22 @@ class SimulatorOptions(BaseModel):
     hang_s: float = Field(default=3600.0, ge=0)
     trickle_s: float = Field(default=5.0, ge=0)
     seed: int = 0
+    # Ground truth for selection (see simulator/quality.py).
+    defect_rate: float = Field(default=0.0, ge=0, le=1)
+    judge_noise: float = Field(default=0.2, ge=0)
+    judge_first_bias: float = Field(default=0.0, ge=0, le=1)
+    judge_length_bias: float = Field(default=0.0, ge=0)
+    judge_self_preference: float = Field(default=0.0, ge=0)
+
+    def knobs(self) -> Knobs:
+        """What the answers need of these options: quality and judging only."""
+        return Knobs(
+            defect_rate=self.defect_rate,
+            noise=self.judge_noise,
+            first_bias=self.judge_first_bias,
+            length_bias=self.judge_length_bias,
+            self_preference=self.judge_self_preference,
+        )
 
     @model_validator(mode="after")
     def _rates_fit(self) -> SimulatorOptions:
@@ -59,6 +76,15 @@ _HELPS = {
     "hang_s": "how long a hang lasts in s (default 3600)",
     "trickle_s": "how long a trickled body takes to arrive in s (default 5)",
     "seed": "random seed for faults, jitter and answers (default 0)",
+    "defect_rate": "fraction of candidates replaced by a planted defect a naive judge "
+    "likes: copy, wrong script, dropped lines, padding, leaked tags (0-1, default 0)",
+    "judge_noise": "s.d. of the judge's per-criterion noise around 10 x hidden quality "
+    "(default 0.2)",
+    "judge_first_bias": "probability that a judge call picks the first-shown candidate "
+    "and inflates its scores (0-1, default 0)",
+    "judge_length_bias": "per-criterion bonus x (length / mean length - 1) (default 0)",
+    "judge_self_preference": "per-criterion bonus for candidates written by the judge's "
+    "own model (default 0)",
 }
 
 

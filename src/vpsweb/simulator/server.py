@@ -14,6 +14,9 @@ chaos runs) and directives in the model name (for deterministic tests):
 * ``429xK`` / ``500xK`` / ``malformedxK`` / ``tricklexK`` / ``html200xK`` /
   ``truncatexK``: the first K identical requests get it;
 * ``slowNNN``: NNN ms latency for this request.
+
+``GET /truth`` tells what the judge cannot know: every planted defect delivered
+(``--defect-rate``), by the fingerprint of its text (``quality.fingerprint``).
 """
 
 from __future__ import annotations
@@ -52,13 +55,16 @@ class Simulator:
     def __init__(self, options: SimulatorOptions) -> None:
         self.options = options
         self.random = random.Random(options.seed)
+        self.knobs = options.knobs()
         self.seen: Counter[str] = Counter()
         self.stats: dict[str, Any] = {}
+        self.defects: dict[str, str] = {}  # fingerprint -> kind, for /truth
         self.reset()
 
     def reset(self) -> None:
         # in_flight is live state, not a counter: requests still running keep it.
         in_flight = self.stats.get("in_flight", 0)
+        self.defects = {}
         self.stats = {
             "total_requests": 0,
             "in_flight": in_flight,
@@ -159,8 +165,17 @@ class Simulator:
 
     def _payload(self, req: ChatRequest, *, fault: str | None, latency_ms: float) -> dict[str, Any]:
         prompt = req.prompt
-        step, content = answers.answer(prompt, temperature=req.temperature, seed=self.options.seed)
-        finish = "stop"
+        got = answers.respond(
+            prompt,
+            temperature=req.temperature,
+            seed=self.options.seed,
+            model=req.model,
+            knobs=self.knobs,
+        )
+        step, content, finish = got.step, got.content, "stop"
+        # Only a defect the client receives intact is part of the truth.
+        if got.planted and fault not in ("malformed", "truncate"):
+            self.defects[got.planted[0]] = got.planted[1]
         if fault == "malformed":
             content = answers.MALFORMED
         elif fault == "truncate":
@@ -220,6 +235,9 @@ class Simulator:
             {k: dict(v) if isinstance(v, Counter) else v for k, v in self.stats.items()}
         )
 
+    async def truth(self, request: web.Request) -> web.Response:
+        return web.json_response({"defects": dict(self.defects)})
+
     async def reset_stats(self, request: web.Request) -> web.Response:
         self.reset()
         return web.json_response({"ok": True})
@@ -237,14 +255,18 @@ def _masked(request: web.Request) -> str:
     return f"{sent[:3]}****{sent[-4:]}" if len(sent) > 8 else "****"
 
 
+SIMULATOR_KEY = web.AppKey("simulator", Simulator)
+
+
 def build_app(options: SimulatorOptions) -> web.Application:
     sim = Simulator(options)
     app = web.Application(client_max_size=8 * 1024 * 1024)
-    app["simulator"] = sim
+    app[SIMULATOR_KEY] = sim
     app.router.add_post("/v1/chat/completions", sim.chat)
     app.router.add_get("/v1/models", sim.models)
     app.router.add_get("/stats", sim.get_stats)
     app.router.add_post("/stats/reset", sim.reset_stats)
+    app.router.add_get("/truth", sim.truth)
     return app
 
 

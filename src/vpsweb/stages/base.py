@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -107,6 +108,34 @@ class Recorder:
         return self.metrics
 
 
+def in_parallel(fn: Callable[[Any], T], items: list[Any]) -> list[T]:
+    """Independent calls of one step side by side (a judge asked in several orders):
+    on free slots they cost the wall time of one."""
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        return list(pool.map(fn, items))
+
+
+def combine(recs: list[Recorder]) -> StepMetrics:
+    """One step's metrics from calls made side by side (a judge asked in several
+    orders): usage and attempts add up, the duration is the step's wall time."""
+    parts = [r.done() for r in recs]
+    total = parts[0].model_copy()
+    for p in parts[1:]:
+        total.usage = total.usage + p.usage
+        total.attempts += p.attempts
+        total.billed_calls += p.billed_calls
+        total.llm_latency_s = round(total.llm_latency_s + p.llm_latency_s, 4)
+    # Side by side: the critical path is the slowest call, not the sum.
+    reported = [p.reported_latency_s for p in parts if p.reported_latency_s is not None]
+    total.reported_latency_s = max(reported) if reported else None
+    total.started_at = min((p.started_at for p in parts if p.started_at), default=None)
+    total.finished_at = max((p.finished_at for p in parts if p.finished_at), default=None)
+    total.duration_s = max(p.duration_s for p in parts)
+    return total
+
+
 TRUNCATION_NOTE = (
     "Your previous answer was cut off: it reached the length limit before it was "
     "complete. Answer again in full, more concisely (keep the notes short), and close "
@@ -161,7 +190,7 @@ def common_variables(plan: JobPlan, *, labelled: bool = False) -> dict[str, Any]
     return {
         "original_poem": label_lines(poem) if labelled else poem.strip("\n"),
         "source_lang": language_name(req.source_lang),
-        "target_lang": language_name(req.target_lang),
+        "target_lang": language_name(req.target_lang, target=True),
         "poem_title": neutralise(req.title),
         "poet_name": neutralise(req.author),
         **dial_variables(plan.strategy),

@@ -1,42 +1,57 @@
-"""Evaluation: a judge picks the best surviving candidate (the chord's callback).
+"""Evaluation: gates, then a judge asked in several orders picks the best candidate.
 
-The judge sees the candidates in a shuffled order; an answer it cannot parse is
-retried, then a deterministic rule decides. ``method`` records which happened.
+Candidates that fail the deterministic gates (vpsweb.gates) are never shown to the
+judge. The judge is asked ``plan.judge_orders`` times, each time with the eligible
+candidates in another order, in parallel (the calls are independent, so K calls
+cost no more wall time than one on free slots); the choice is the best mean score
+over the orders (vpsweb.selection). An order whose answer cannot be parsed is
+retried, then left out; when no order can be used, a deterministic rule decides.
+``method`` records which happened. Translators' notes are not shown: they argue
+for their own text.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from vpsweb import gates
 from vpsweb.errors import LLMError, ParseError, StageFailed
-from vpsweb.models import CandidateResult, CandidateScore, EvaluationResult, SelectionMethod
+from vpsweb.models import (
+    CandidateResult,
+    CandidateScore,
+    EvaluationResult,
+    GateResult,
+    Judgement,
+    SelectionMethod,
+)
 from vpsweb.parsing import extract_tag, parse_scores, parse_selected_index
 from vpsweb.prompts import neutralise
-from vpsweb.selection import fallback_select, map_presented_id, presentation_order
+from vpsweb.selection import (
+    aggregate,
+    agreement,
+    choose,
+    fallback_select,
+    judge_orders,
+    map_presented_id,
+)
 from vpsweb.stages import candidate
-from vpsweb.stages.base import Prior, Recorder, StageContext, ask, common_variables, stage_prompt
+from vpsweb.stages.base import (
+    Prior,
+    Recorder,
+    StageContext,
+    ask,
+    combine,
+    common_variables,
+    in_parallel,
+    stage_prompt,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from vpsweb.plan import JobPlan
     from vpsweb.stages.table import TranslationOutput
 
 STEP = "evaluation"
 DISPLAY = "Translation Evaluation"
-
-Verdict = tuple[int, str, str, dict[int, dict[str, float]]]
-
-
-def _parser(order: list[int], tries: list[int]):
-    def parse(text: str) -> Verdict:
-        tries.append(1)
-        try:
-            chosen = map_presented_id(parse_selected_index(text), order)
-        except ValueError as exc:
-            raise ParseError(str(exc)) from None
-        rationale = extract_tag(text, "rationale") or ""
-        analysis = extract_tag(text, "analysis") or ""
-        return chosen, rationale, analysis, parse_scores(text)
-
-    return parse
 
 
 def _scores(raw: dict[int, dict[str, float]], order: list[int]) -> list[CandidateScore]:
@@ -46,8 +61,68 @@ def _scores(raw: dict[int, dict[str, float]], order: list[int]) -> list[Candidat
             index=order[pid - 1], scores=vals, total=round(sum(vals.values()), 3) if vals else None
         )
         for pid, vals in sorted(raw.items())
-        if 1 <= pid <= len(order)
+        if 1 <= pid <= len(order) and vals
     ]
+
+
+def gate(plan: JobPlan, survivors: list[CandidateResult]) -> list[GateResult]:
+    req = plan.request
+    found = []
+    for c in survivors:
+        reasons = gates.check(
+            c.translation,
+            source=req.poem,
+            source_lang=req.source_lang,
+            target_lang=req.target_lang,
+            gates=plan.gates,
+        )
+        if reasons:
+            found.append(GateResult(index=c.index, reasons=reasons))
+    return found
+
+
+def _judge_once(
+    ctx: StageContext, order: list[int], by_index: dict[int, CandidateResult]
+) -> tuple[Judgement, Recorder, int]:
+    """One order's verdict, its usage, and how many answers it took."""
+    plan = ctx.plan
+    shown = [
+        {
+            "id": pos + 1,
+            "title": neutralise(by_index[idx].translated_title),
+            "translation": neutralise(by_index[idx].translation),
+        }
+        for pos, idx in enumerate(order)
+    ]
+    variables = {
+        **common_variables(plan),
+        "candidates": shown,
+        "criteria": [c.model_dump() for c in plan.criteria],
+    }
+    call = plan.steps[STEP]
+    rec = Recorder(call, ctx.model(call))
+    answers: list[int] = []
+
+    def parse(text: str) -> Judgement:
+        answers.append(1)
+        try:
+            chosen = map_presented_id(parse_selected_index(text), order)
+        except ValueError as exc:
+            raise ParseError(str(exc)) from None
+        return Judgement(
+            order=order,
+            selected_index=chosen,
+            scores=_scores(parse_scores(text), order),
+            rationale=extract_tag(text, "rationale") or "",
+            analysis=extract_tag(text, "analysis") or "",
+        )
+
+    prompt = stage_prompt(ctx, STEP, call, variables)
+    try:
+        verdict = ask(ctx, rec, prompt, parse, parse_attempts=plan.judge_retries + 1)
+    except (ParseError, LLMError) as exc:
+        verdict = Judgement(order=order, error=str(exc))
+    return verdict, rec, len(answers)
 
 
 def evaluate(ctx: StageContext, prior: Prior, index: int | None = None) -> EvaluationResult:
@@ -61,61 +136,78 @@ def evaluate(ctx: StageContext, prior: Prior, index: int | None = None) -> Evalu
             candidate.DISPLAY,
             f"no candidate succeeded: {candidate.causes(candidates)}",
         )
-    by_index = {c.index: c for c in survivors}
-    order = presentation_order(list(by_index), seed=f"{plan.job_id}:evaluation")
-    shown = [
-        {
-            "id": i + 1,
-            "title": neutralise(by_index[idx].translated_title),
-            "translation": neutralise(by_index[idx].translation),
-            "notes": neutralise(by_index[idx].notes),
-        }
-        for i, idx in enumerate(order)
-    ]
-    variables = {
-        **common_variables(plan),
-        "candidates": shown,
-        "criteria": [c.model_dump() for c in plan.criteria],
-    }
-    call = plan.steps[STEP]
-    rec = Recorder(call, ctx.model(call))
-    prompt = stage_prompt(ctx, STEP, call, variables)
-    tries: list[int] = []
-    method: SelectionMethod
-    try:
-        chosen, rationale, analysis, raw = ask(
-            ctx, rec, prompt, _parser(order, tries), parse_attempts=plan.judge_retries + 1
+    gated = gate(plan, survivors)
+    barred = {g.index for g in gated}
+    eligible = [c for c in survivors if c.index not in barred]
+    if not eligible:
+        causes = "; ".join(f"candidate {g.index}: {', '.join(g.reasons)}" for g in gated)
+        raise StageFailed(STEP, DISPLAY, f"no candidate passed the checks before judging: {causes}")
+    by_index = {c.index: c for c in eligible}
+    orders = judge_orders(list(by_index), plan.judge_orders, seed=f"{plan.job_id}:evaluation")
+    runs = in_parallel(lambda o: _judge_once(ctx, o, by_index), orders)
+    verdicts = [v for v, _, _ in runs]
+    metrics = combine([rec for _, rec, _ in runs])
+    result = _decide(plan, eligible, verdicts, orders[0])
+    method: SelectionMethod = result.method
+    if method == "judge" and any(n > 1 for _, _, n in runs):
+        method = "judge_retry"
+    if len(eligible) == 1 and method != "fallback_line_count":
+        method = "single_candidate"
+    return result.model_copy(update={"method": method, "gated": gated, "metrics": metrics})
+
+
+def _decide(
+    plan: JobPlan, eligible: list[CandidateResult], verdicts: list[Judgement], first: list[int]
+) -> EvaluationResult:
+    usable = [v for v in verdicts if v.selected_index is not None]
+    if not usable:
+        errors = "; ".join(sorted({v.error or "no verdict" for v in verdicts}))
+        chosen = fallback_select(eligible, plan.request.poem, tie_order=first).index
+        rationale = (
+            f"The judge's answers could not be used ({errors}); chose candidate {chosen} "
+            "by the fallback rule: line count closest to the source, ties in the job's "
+            "shuffled order."
         )
-        method = "judge" if len(tries) == 1 else "judge_retry"
-        if len(survivors) == 1:
-            method = "single_candidate"
-    except (ParseError, LLMError) as exc:
-        chosen, rationale = _fallback(survivors, plan.request.poem, exc)
-        analysis, raw, method = "", {}, "fallback_line_count"
+        return EvaluationResult(
+            selected_index=chosen,
+            rationale=rationale,
+            method="fallback_line_count",
+            presented_order=first,
+            judgements=verdicts,
+            matches_top_aggregate=False,
+        )
+    scores = aggregate(usable)
+    chosen, top = choose(usable, scores)
+    single = usable[0].selected_index
+    if len(verdicts) == 1 and single is not None:  # one order asked: its own choice
+        totals = [s.total for s in scores if s.total is not None]
+        chosen = single
+        top = any(s.index == chosen and s.total == max(totals) for s in scores if totals)
+    shown = next((v for v in usable if v.selected_index == chosen), usable[0])
+    agree = agreement(usable, chosen)
     return EvaluationResult(
         selected_index=chosen,
-        rationale=rationale,
-        analysis=analysis,
-        scores=_scores(raw, order),
-        method=method,
-        presented_order=order,
-        metrics=rec.done(),
+        rationale=shown.rationale,
+        analysis=shown.analysis,
+        scores=scores,
+        method="judge",
+        presented_order=shown.order,
+        judgements=verdicts,
+        agreement=agree,
+        low_agreement=agree is not None and agree < plan.min_agreement,
+        matches_top_aggregate=top,
     )
-
-
-def _fallback(survivors: list[CandidateResult], poem: str, exc: Exception) -> tuple[int, str]:
-    """The judge failed or answered nonsense twice: the candidates are paid for, so a
-    deterministic rule picks rather than failing the job."""
-    chosen = fallback_select(survivors, poem).index
-    rationale = (
-        f"The judge's answer could not be used ({exc}); chose candidate {chosen} "
-        "by the fallback rule: line count closest to the source, lowest index on ties."
-    )
-    return chosen, rationale
 
 
 def summary(result: EvaluationResult) -> str:
-    return f"selected candidate {result.selected_index} ({result.method})"
+    text = f"selected candidate {result.selected_index} ({result.method})"
+    if result.agreement is not None:
+        text += f", orders agree {result.agreement:.0%}"
+        if result.low_agreement:
+            text += " (low agreement)"
+    if result.gated:
+        text += f", {len(result.gated)} gated"
+    return text
 
 
 def markdown(output: TranslationOutput) -> list[str]:
@@ -124,14 +216,26 @@ def markdown(output: TranslationOutput) -> list[str]:
     lines = [
         "## Evaluation",
         "",
-        f"Selected candidate {ev.selected_index} (method: {ev.method}). The judge saw the "
-        f"candidates shuffled, numbered {mapping}; its rationale uses those numbers.",
-        "",
-        ev.rationale,
+        f"Selected candidate {ev.selected_index} (method: {ev.method}).",
         "",
     ]
+    if ev.judgements:
+        lines += [f"The judge was asked {len(ev.judgements)} time(s), in these orders:", ""]
+        for k, j in enumerate(ev.judgements, 1):
+            verdict = f"chose candidate {j.selected_index}" if j.error is None else j.error
+            lines.append(f"{k}. candidates {', '.join(map(str, j.order))}: {verdict}")
+        lines.append("")
+    if ev.agreement is not None:
+        flag = " **Low agreement: the judge's verdict depended on the order.**"
+        lines += [f"Agreement across orders: {ev.agreement:.0%}.{flag if ev.low_agreement else ''}"]
+        lines.append("")
+    lines += [f"The rationale below numbers the candidates as shown: {mapping}.", "", ev.rationale]
+    lines.append("")
+    for g in ev.gated:
+        lines.append(f"- Candidate {g.index} was not judged: {'; '.join(g.reasons)}.")
+    lines += [""] if ev.gated else []
     if ev.scores:
-        lines += ["| candidate | scores | total |", "|---|---|---|"]
+        lines += ["| candidate | mean scores | total |", "|---|---|---|"]
         for s in ev.scores:
             detail = ", ".join(f"{k} {v:g}" for k, v in s.scores.items())
             lines.append(f"| {s.index} | {detail} | {s.total if s.total is not None else ''} |")

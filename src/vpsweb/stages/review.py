@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from vpsweb.errors import LLMError, ParseError
-from vpsweb.models import EditorReview
+from vpsweb.models import EditorReview, EvaluationResult
 from vpsweb.parsing import clean_answer, extract_tag
 from vpsweb.prompts import neutralise
 from vpsweb.stages.base import (
@@ -36,6 +36,18 @@ def parse_suggestions(text: str) -> str:
     raise ParseError("editor review has no suggestions", missing=["editor_suggestions"])
 
 
+def runner_ups(prior: Prior) -> list[dict[str, object]]:
+    """The candidates not chosen but judged (not failed, not gated): a line of theirs
+    may be better than the chosen one's, and it is already paid for."""
+    ev = prior.get("evaluation", EvaluationResult)
+    barred = {g.index for g in ev.gated}
+    return [
+        {"id": c.index, "translation": neutralise(c.translation)}
+        for c in prior.candidates()
+        if c.ok and c.index != ev.selected_index and c.index not in barred
+    ]
+
+
 def editor_review(ctx: StageContext, prior: Prior, index: int | None = None) -> EditorReview:
     plan = ctx.plan
     chosen = prior.selected()
@@ -45,6 +57,7 @@ def editor_review(ctx: StageContext, prior: Prior, index: int | None = None) -> 
         "translated_title": neutralise(chosen.translated_title),
         "translation": neutralise(chosen.translation),
         "translation_notes": neutralise(chosen.notes),
+        "runner_ups": runner_ups(prior),
     }
     rec = Recorder(call, ctx.model(call))
     prompt = stage_prompt(ctx, STEP, call, variables)

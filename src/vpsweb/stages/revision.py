@@ -33,7 +33,8 @@ def translator_revision(ctx: StageContext, prior: Prior, index: int | None = Non
     review = prior.get("editor_review", EditorReview)
     call = plan.steps[STEP]
     variables = {
-        **common_variables(plan),
+        # Labelled like the editor's copy: the suggestions cite [L2].
+        **common_variables(plan, labelled=True),
         "translated_title": neutralise(chosen.translated_title),
         "translation": neutralise(chosen.translation),
         "translation_notes": neutralise(chosen.notes),

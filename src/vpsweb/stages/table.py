@@ -21,14 +21,16 @@ from vpsweb.models import (
     CandidateResult,
     EditorReview,
     EvaluationResult,
+    FinalTranslation,
     Revision,
+    RevisionCheck,
     StepMetrics,
     StrategyDials,
     Totals,
     TranslationRequest,
     WorkflowMode,
 )
-from vpsweb.stages import candidate, evaluation, review, revision
+from vpsweb.stages import candidate, evaluation, review, revision, revision_check
 
 if TYPE_CHECKING:  # pragma: no cover - the plan module imports this table
     from vpsweb.plan import JobPlan
@@ -114,7 +116,7 @@ STAGES: tuple[Stage, ...] = (
         display_name=evaluation.DISPLAY,
         task_name="vpsweb.evaluate",
         queue="vpsweb.evaluation",
-        weight=25,
+        weight=20,
         variables=("candidates", "criteria"),
         marker="selected_index",
         needs=("initial_translation",),
@@ -129,8 +131,8 @@ STAGES: tuple[Stage, ...] = (
         display_name=review.DISPLAY,
         task_name="vpsweb.editor_review",
         queue="vpsweb.review",
-        weight=25,
-        variables=("translated_title", "translation", "translation_notes"),
+        weight=20,
+        variables=("translated_title", "translation", "translation_notes", "runner_ups"),
         marker="editor_suggestions",
         needs=("initial_translation", "evaluation"),
         output=EditorReview,
@@ -144,7 +146,7 @@ STAGES: tuple[Stage, ...] = (
         display_name=revision.DISPLAY,
         task_name="vpsweb.translator_revision",
         queue="vpsweb.review",
-        weight=25,
+        weight=20,
         variables=("translated_title", "translation", "translation_notes", "editor_suggestions"),
         marker="revised_translation",
         needs=("initial_translation", "evaluation", "editor_review"),
@@ -153,6 +155,21 @@ STAGES: tuple[Stage, ...] = (
         result_field="revision",
         summary=revision.summary,
         markdown=revision.markdown,
+    ),
+    Stage(
+        name="revision_check",
+        display_name=revision_check.DISPLAY,
+        task_name="vpsweb.revision_check",
+        queue="vpsweb.evaluation",
+        weight=15,
+        variables=("versions",),
+        marker="preferred_version",
+        needs=("initial_translation", "evaluation", "translator_revision"),
+        output=RevisionCheck,
+        run=revision_check.check_revision,
+        result_field="revision_check",
+        summary=revision_check.summary,
+        markdown=revision_check.markdown,
     ),
 )
 
@@ -219,6 +236,9 @@ class TranslationOutput(BaseModel):
     selected_candidate: CandidateResult
     editor_review: EditorReview
     revision: Revision
+    revision_check: RevisionCheck
+    # What the job delivers: the revision if the check kept it, else the candidate.
+    final: FinalTranslation
     totals: Totals = Field(default_factory=Totals)
     step_durations: dict[str, float] = Field(default_factory=dict)
     created_at: datetime
