@@ -20,13 +20,24 @@ from typing import Any
 from vpsweb import settings
 from vpsweb.admission import require_fits
 from vpsweb.config import AppConfig, load_config
-from vpsweb.errors import JobCancelled, JobFailed, JobNotFound, ResultExpired, VpswebError
+from vpsweb.errors import (
+    AnswerRefused,
+    AnswerRejected,
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    ParseError,
+    ResultExpired,
+    VpswebError,
+)
 from vpsweb.lifecycle import cancel_job, spent, stall_job
+from vpsweb.manual import PendingPrompt, manual_keys
 from vpsweb.models import StrategyOverrides, Totals, TranslationRequest, WorkflowMode
 from vpsweb.plan import JobPlan, build_plan
 from vpsweb.progress import EventKind, ProgressEvent, ProgressSnapshot
-from vpsweb.stages.table import TranslationOutput
-from vpsweb.storage import JobRecord, JobStatus, Storage, connect
+from vpsweb.stages.table import TranslationOutput, stage_bounds
+from vpsweb.stages.table import stage as stage_named
+from vpsweb.storage import Event, JobRecord, JobStatus, Storage, connect
 
 _JOB_ID = re.compile(r"^[0-9a-f]{12}$")
 CHECK_EVERY_S = 3.0  # how often a quiet follower checks for workers and its deadline
@@ -38,12 +49,16 @@ def new_job_id() -> str:
 
 
 def plan_job(
-    request: TranslationRequest | dict[str, Any], config: AppConfig, *, offline: bool | None = None
+    request: TranslationRequest | dict[str, Any],
+    config: AppConfig,
+    *,
+    offline: bool | None = None,
+    manual: bool | list[str] = False,
 ) -> JobPlan:
     """Validate and plan a request with a fresh job id, touching no store (RequestInvalid
     if bad or too large for a step's model); ``Client.submit_plan`` submits it, restarting
     its clock."""
-    plan = build_plan(request, config, job_id=new_job_id(), offline=offline)
+    plan = build_plan(request, config, job_id=new_job_id(), offline=offline, manual=manual)
     return require_fits(plan, config)
 
 
@@ -144,6 +159,66 @@ class Job:
         """Stop the job: no step makes another LLM call. False if it had already ended."""
         return self._client.cancel(self.id)
 
+    def pending(self) -> list[PendingPrompt]:
+        """The prompts of a manual job now waiting for a person, in workflow order."""
+        record = self.record()
+        if record.status.terminal:
+            return []
+        raw = self._client.storage.manual.pending(self.id)
+        order = {
+            k: i
+            for i, k in enumerate(
+                manual_keys(record.plan.manual_steps, lambda s: s.keys(record.plan))
+            )
+        }
+        prompts = [PendingPrompt.model_validate_json(v) for v in raw.values()]
+        return sorted(prompts, key=lambda p: order.get(p.key, len(order)))
+
+    def answer(self, key: str, text: str) -> bool:
+        """Give a person's answer to the pending prompt ``key``. True when it was the
+        stage's last answer and the job moves on. AnswerRejected (nothing changes, the
+        prompt stays pending) if the stage cannot use it; AnswerRefused if ``key`` is not
+        waiting (unknown, already answered, or the job ended)."""
+        record = self.record()
+        if record.status.terminal:
+            raise AnswerRefused(f"job {self.id} has {record.status.value}: it takes no answers")
+        raw = self._client.storage.manual.pending(self.id).get(key)
+        if raw is None:
+            waiting = ", ".join(p.key for p in self.pending()) or "none"
+            raise AnswerRefused(
+                f"{key!r} is not waiting for an answer in job {self.id} (waiting: {waiting})"
+            )
+        prompt = PendingPrompt.model_validate_json(raw)
+        s = stage_named(prompt.stage)
+        try:
+            s.check_answer(text, prompt.text())
+        except ParseError as exc:
+            raise AnswerRejected(
+                f"the answer to {key} cannot be used: {exc}", missing=exc.missing
+            ) from None
+        plan = record.plan
+        outcome = self._client.storage.manual.answer(
+            self.id,
+            key,
+            text,
+            stage_keys=s.keys(plan),
+            deadline=plan.deadline_after(s.name, time.time()),
+            ttl=plan.retention_s,
+        )
+        if outcome not in ("stored", "resumed"):
+            raise AnswerRefused(f"{key!r} in job {self.id}: {outcome.replace('_', ' ')}")
+        start, _ = stage_bounds(plan.progress_weights, s.name)
+        fields = {
+            "stage": s.display_name,
+            "status": "answered",
+            "key": key,
+            "message": f"answer to {key} received",
+        }
+        self._client.storage.progress.emit(
+            self.id, Event(EventKind.ANSWER_RECEIVED, start, fields), plan.retention_s
+        )
+        return outcome == "resumed"
+
     def spent(self) -> Totals:
         """Tokens, calls and cost billed so far: every attempt of every step, failed
         ones included (a failed or cancelled job still cost this much)."""
@@ -168,6 +243,8 @@ class _Watch:
             return []
         self.last = time.monotonic()
         with contextlib.suppress(VpswebError):
+            if self.client.storage.jobs.status(self.job_id) is JobStatus.WAITING:
+                return []  # a person is at work: no queue needs a worker now
             stall_job(self.client.storage, self.job_id)
             problems = set(self.client.missing_workers())
             new, gone, self.said = problems - self.said, self.said - problems, problems
@@ -205,10 +282,14 @@ class Client:
         return self._config
 
     def plan(
-        self, request: TranslationRequest | dict[str, Any], *, offline: bool | None = None
+        self,
+        request: TranslationRequest | dict[str, Any],
+        *,
+        offline: bool | None = None,
+        manual: bool | list[str] = False,
     ) -> JobPlan:
         """Validate and plan a request without submitting it (RequestInvalid if bad)."""
-        return plan_job(request, self.config, offline=offline)
+        return plan_job(request, self.config, offline=offline, manual=manual)
 
     def submit_plan(self, plan: JobPlan) -> Job:
         """Submit a plan made by ``plan`` / ``plan_job``. The job's clock starts now,
@@ -230,8 +311,11 @@ class Client:
         strategy: StrategyOverrides | dict[str, Any] | None = None,
         background_briefing: str | None = None,
         offline: bool | None = None,
+        manual: bool | list[str] = False,
     ) -> Job:
-        """Validate and enqueue; raises RequestInvalid before anything is enqueued."""
+        """Validate and enqueue; raises RequestInvalid before anything is enqueued.
+        ``manual``: True, or the steps (e.g. ``["evaluation"]``) a person answers
+        through ``Job.pending()`` / ``Job.answer()`` instead of an API."""
         request = _request(
             poem=poem,
             source_lang=source_lang,
@@ -243,7 +327,7 @@ class Client:
             strategy=strategy,
             background_briefing=background_briefing,
         )
-        return self.submit_plan(self.plan(request, offline=offline))
+        return self.submit_plan(self.plan(request, offline=offline, manual=manual))
 
     def record(self, job_id: str) -> JobRecord:
         """JobNotFound for an id that is malformed or unknown to this store."""

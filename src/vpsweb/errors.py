@@ -180,3 +180,29 @@ class Cancelled(VpswebError):
 
 class JobGone(VpswebError):
     """The job is unknown or expired; its tasks have nothing to do."""
+
+
+class AwaitingAnswer(Cancelled):
+    """A manual step has no answer yet: the prompt it would have sent is parked in the
+    store for a person, and the task ends (no worker thread waits for a person)."""
+
+    def __init__(self, messages: list[dict[str, str]]) -> None:
+        self.messages = messages
+        super().__init__("waiting for a manual answer")
+
+
+# --- manual answers ------------------------------------------------------------------
+
+
+class AnswerRefused(VpswebError):
+    """The key is not waiting for an answer (unknown, already answered, or the job
+    ended): nothing was stored."""
+
+
+class AnswerRejected(VpswebError):
+    """The stage cannot use this answer (``missing`` names the tags it lacks); nothing
+    changed and the prompt is still pending."""
+
+    def __init__(self, message: str, *, missing: Any = ()) -> None:
+        self.missing = list(missing)
+        super().__init__(message)

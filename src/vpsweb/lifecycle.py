@@ -74,6 +74,8 @@ def stall_job(storage: Storage, job_id: str, now: float | None = None) -> bool:
     status, deadline = storage.jobs.status(job_id), storage.jobs.deadline(job_id)
     if status is None or status.terminal or deadline is None or deadline > now:
         return False
+    if status is JobStatus.WAITING:  # a person has no deadline
+        return False
     stage = _stalled_stage(storage.progress.snapshot(job_id))
     since = datetime.fromtimestamp(deadline, UTC).isoformat(timespec="seconds")
     cause = (

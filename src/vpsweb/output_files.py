@@ -53,6 +53,14 @@ def _header(output: TranslationOutput) -> list[str]:
         f"(mode {output.workflow_mode.value}, {output.parallel_count} candidate(s), "
         f"job `{output.job_id}`)",
         "",
+        *(
+            [
+                f"Answered by hand (model `manual`): {', '.join(output.manual_steps)}.",
+                "",
+            ]
+            if output.manual_steps
+            else []
+        ),
         "## Final translation",
         "",
         f"This is {kept}.",

@@ -75,6 +75,8 @@ class JobPlan(BaseModel):
     min_agreement: float = 0.75
     revision_check_orders: int = 0  # 0: the revision is kept unchecked
     gates: GateSettings = Field(default_factory=GateSettings)
+    # Stages a person answers (manual mode): their prompts wait in the store.
+    manual_steps: list[str] = Field(default_factory=list)
     retention_s: int
     queue_allowance_s: int = 900
     progress_weights: dict[str, float]
@@ -183,13 +185,32 @@ def validate_request(
         raise RequestInvalid(_format_errors(exc)) from None
 
 
+def manual_stages(manual: bool | list[str] | tuple[str, ...]) -> list[str]:
+    """The stages answered by hand: all of them (True), none (False), or those named
+    (stage names; a candidate key such as candidate-0 means the candidates' stage)."""
+    if manual is True:
+        return [s.name for s in STAGES]
+    if manual is False:
+        return []
+    aliases = {s.name: s.name for s in STAGES} | {s.item: s.name for s in STAGES if s.fan_out}
+    unknown = [m for m in manual if m not in aliases]
+    if unknown:
+        allowed = ", ".join(aliases)
+        raise RequestInvalid(
+            [f"manual: unknown step(s) {', '.join(map(repr, unknown))}; allowed: {allowed}"]
+        )
+    return [s.name for s in STAGES if s.name in {aliases[m] for m in manual}]
+
+
 def build_plan(
     data: TranslationRequest | dict[str, Any],
     cfg: AppConfig,
     *,
     job_id: str,
     offline: bool | None = None,
+    manual: bool | list[str] | tuple[str, ...] = False,
 ) -> JobPlan:
+    hand = manual_stages(manual)
     request = validate_request(data, cfg)
     pipeline = cfg.pipeline
     offline = settings.offline() if offline is None else offline
@@ -218,10 +239,14 @@ def build_plan(
         criteria=pipeline.evaluation.criteria,
         parse_retries=pipeline.parse_retries,
         judge_retries=pipeline.evaluation.judge_retries,
-        judge_orders=pipeline.evaluation.orders,
+        # A person judges once: asking them again in another order is no help.
+        judge_orders=1 if "evaluation" in hand else pipeline.evaluation.orders,
         min_agreement=pipeline.evaluation.min_agreement,
-        revision_check_orders=pipeline.evaluation.revision_check_orders,
+        revision_check_orders=min(1, pipeline.evaluation.revision_check_orders)
+        if "revision_check" in hand
+        else pipeline.evaluation.revision_check_orders,
         gates=pipeline.gates,
+        manual_steps=hand,
         retention_s=pipeline.retention_s,
         queue_allowance_s=pipeline.queue_allowance_s,
         progress_weights=cfg.progress_weights(),

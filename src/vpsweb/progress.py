@@ -19,6 +19,8 @@ class EventKind(StrEnum):
     STAGE_FAILED = "stage_failed"
     CANDIDATE_FINISHED = "candidate_finished"  # one candidate, with its outcome
     MILESTONE = "milestone"  # k of N candidates finished, at about 1/3, 2/3, all
+    WAITING_FOR_ANSWER = "waiting_for_answer"  # a manual step's prompt is parked (key)
+    ANSWER_RECEIVED = "answer_received"  # a person answered a manual prompt (key)
     WARNING = "warning"  # said by the client to its reader (no worker, say); never stored
     JOB_FINISHED = "job_finished"  # terminal: nothing follows it
 
@@ -43,6 +45,7 @@ class ProgressEvent(BaseModel):
     index: int | None = None  # a candidate's, on candidate_finished
     variant: str = ""
     duration_s: float | None = None
+    key: str = ""  # a manual prompt's, on waiting_for_answer / answer_received
 
     @property
     def terminal(self) -> bool:

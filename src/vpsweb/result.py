@@ -88,6 +88,7 @@ def assemble(plan: JobPlan, outputs: dict[str, Any], finished_at: datetime) -> T
         ),
         created_at=plan.created_at,
         finished_at=finished_at,
+        manual_steps=plan.manual_steps,
         **{s.result_field: outputs[s.name] for s in STAGES},
     )
     # Totals and durations are derived from every step's metrics, so they come last.

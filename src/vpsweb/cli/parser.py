@@ -23,6 +23,7 @@ from vpsweb.cli.commands import (
     cmd_watch,
     cmd_worker,
 )
+from vpsweb.cli.manual import add_manual_parser
 from vpsweb.cli.stats import add_stats_parser
 from vpsweb.cli.translate import cmd_translate
 
@@ -56,6 +57,17 @@ def _add_translate(sub: Any) -> None:
     dials.add_argument("--background", metavar="FILE", help="background briefing on the poem")
     t.add_argument(
         "--offline", action="store_true", help="use the offline LLM simulator for every step"
+    )
+    hand = t.add_mutually_exclusive_group()
+    hand.add_argument(
+        "--manual",
+        action="store_true",
+        help="answer every prompt yourself (paste it into any chat UI, paste the answer back)",
+    )
+    hand.add_argument(
+        "--manual-steps",
+        metavar="LIST",
+        help="answer only these steps by hand, e.g. evaluation or candidate,editor_review",
     )
     t.add_argument(
         "--encoding",
@@ -170,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_translate(sub)
     _add_job_commands(sub)
     add_stats_parser(sub)
+    add_manual_parser(sub)
     _add_operations(sub)
     _add_config(sub)
     return parser

@@ -89,7 +89,8 @@ def _missing_keys(cfg: AppConfig, plan: JobPlan) -> list[str]:
     """API keys an embedded worker (this process's environment) would lack."""
     from vpsweb.llm.endpoints import resolve
 
-    envs = {e.api_key_env for e in (resolve(cfg.models, c) for c in plan.calls())}
+    calls = [c for c in plan.calls() if c.step not in plan.manual_steps]
+    envs = {e.api_key_env for e in (resolve(cfg.models, c) for c in calls)}
     return sorted(e for e in envs if e and not os.environ.get(e))
 
 
@@ -162,6 +163,26 @@ def _follow(job: Any, plan: JobPlan, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _manual(job: Any, args: argparse.Namespace) -> int:
+    from vpsweb.cli.manual import answer_loop, finish, left_waiting
+
+    if answer_loop(job, args.output_dir):
+        return finish(job, args)
+    if not redis_url(args) and args.ephemeral:
+        job.cancel()  # nothing would keep it: do not leave it half-done
+        return fail(f"input ended: job {job.id} cancelled (--ephemeral keeps nothing)")
+    return left_waiting(job)
+
+
+@contextlib.contextmanager
+def cluster_for(args: argparse.Namespace, plan: JobPlan) -> Iterator[str]:
+    """The cluster a plan needs: the configured one, or an embedded one."""
+    from vpsweb.config import load_config
+
+    with _cluster(args, _needs_simulator(load_config(), plan)) as url:
+        yield url
+
+
 def cmd_translate(args: argparse.Namespace) -> int:
     from vpsweb.client import Client, plan_job
     from vpsweb.config import load_config
@@ -169,7 +190,14 @@ def cmd_translate(args: argparse.Namespace) -> int:
     cfg = load_config()
     offline = True if args.offline else settings.offline()
     # Validate and plan before starting anything: bad input costs nothing, leaves nothing.
-    plan = plan_job(_request(args), cfg, offline=offline)
+    manual: bool | list[str] = (
+        True
+        if args.manual
+        else [s.strip() for s in args.manual_steps.split(",") if s.strip()]
+        if args.manual_steps
+        else False
+    )
+    plan = plan_job(_request(args), cfg, offline=offline, manual=manual)
     _prepare_output_dir(args.output_dir)
     if not redis_url(args) and not offline and (missing := _missing_keys(cfg, plan)):
         return fail(
@@ -187,7 +215,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
                 f"job {job.id} submitted ({plan.parallel_count} candidates, "
                 f"mode {plan.workflow_mode.value}{', offline' if plan.offline else ''})\n"
             )
-            code = _follow(job, plan, args)
+            code = _manual(job, args) if plan.manual_steps else _follow(job, plan, args)
     except KeyboardInterrupt:
         if code is None:
             raise

@@ -210,7 +210,11 @@ def wait_for_worker(
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"worker {hostname} exited with code {proc.returncode}")
-        replies = app.control.ping(destination=[hostname], timeout=0.5)  # type: ignore[attr-defined]
+        try:
+            replies = app.control.ping(destination=[hostname], timeout=0.5)  # type: ignore[attr-defined]
+        except (redis.ConnectionError, OSError):  # a pooled connection Redis dropped
+            time.sleep(0.2)
+            continue
         if replies:
             return
     stop_process(proc)

@@ -64,7 +64,8 @@ class LocalStore:
         try:
             for job_id in storage.jobs.overdue(float("inf"), limit=10_000):
                 plan, status = storage.jobs.plan(job_id), storage.jobs.status(job_id)
-                if plan is None or status is None or status.terminal:
+                # A manual job is meant to outlive the run: a later run resumes it.
+                if plan is None or status is None or status.terminal or plan.manual_steps:
                     continue
                 reason = "cancelled: the vpsweb run that started it ended before the job did"
                 if cancel_job(storage, job_id, plan, reason):

@@ -57,10 +57,17 @@ def _stage_sigs(app: Celery, plan: JobPlan, s: Stage, queue: str) -> list[Signat
     ]
 
 
-def build_canvas(app: Celery, plan: JobPlan, routing: dict[str, str]) -> Signature:
+def build_canvas(
+    app: Celery, plan: JobPlan, routing: dict[str, str], start: str | None = None
+) -> Signature:
+    """The job's canvas from stage ``start`` on (default: the first): a job resumed
+    after manual answers runs only what is left (``"finalize"``: nothing but the
+    result); ``finalize`` always ends it."""
+    names = [s.name for s in STAGES]
+    first = len(names) if start == "finalize" else names.index(start) if start else 0
     links: list[Signature] = []
     header: list[Signature] | None = None
-    for s in STAGES:
+    for s in STAGES[first:]:
         sigs = _stage_sigs(app, plan, s, routing[s.name])
         if s.fan_out:
             header = sigs
@@ -71,5 +78,8 @@ def build_canvas(app: Celery, plan: JobPlan, routing: dict[str, str]) -> Signatu
             header = None
         else:
             links.extend(sigs)
+    if header is not None:  # the job ends with a fan-out: the chord's body is finalize
+        final = _sig(app, plan, FINALIZE_TASK, "finalize", routing["finalize"], None, "")
+        return chain(chord(group(header), final))
     links.append(_sig(app, plan, FINALIZE_TASK, "finalize", routing["finalize"], None, ""))
     return chain(*links)

@@ -21,6 +21,8 @@ from vpsweb.admission import check_plan
 from vpsweb.lifecycle import fail_job
 from vpsweb.orchestrator.canvas import build_canvas
 from vpsweb.orchestrator.execution import Services
+from vpsweb.plan import JobPlan
+from vpsweb.stages.table import STAGES
 from vpsweb.storage import Submission
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,7 @@ class Dispatcher:
             cause = "refused by this cluster's workers: " + "; ".join(refused)
             fail_job(self.svc.storage, job_id, SUBMISSION, cause)
             return
-        canvas = build_canvas(self.app, plan, self.svc.config.routing())
+        canvas = build_canvas(self.app, plan, self.svc.config.routing(), self._start(plan))
         try:
             # The sender never joins Celery results (clients follow the store), so
             # sending must not subscribe to result channels.
@@ -65,6 +67,15 @@ class Dispatcher:
         except Exception as exc:
             log.exception("could not enqueue job %s", job_id)
             fail_job(self.svc.storage, job_id, SUBMISSION, f"could not enqueue: {exc}")
+
+    def _start(self, plan: JobPlan) -> str:
+        """The first stage without every output stored: a job resumed after a person's
+        answers, or re-sent after its dispatcher died, does not run finished stages."""
+        jobs = self.svc.storage.jobs
+        for s in STAGES:
+            if any(raw is None for raw in jobs.load_steps(plan.job_id, s.keys(plan))):
+                return s.name
+        return "finalize"
 
     def run_once(self) -> list[Submission]:
         jobs = self.svc.storage.jobs

@@ -22,9 +22,10 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 
 from vpsweb.config import AppConfig, load_config
-from vpsweb.errors import Cancelled, JobGone, StoreUnavailable
+from vpsweb.errors import AwaitingAnswer, Cancelled, JobGone, StoreUnavailable
 from vpsweb.lifecycle import fail_job
 from vpsweb.llm.client import LLMClient, OpenAICompatibleClient
+from vpsweb.manual import ManualLLM, PendingPrompt
 from vpsweb.models import utcnow
 from vpsweb.orchestrator.keeper import Claim, Keeper
 from vpsweb.plan import JobPlan
@@ -86,6 +87,7 @@ class JobRun:
         self.jobs = svc.storage.jobs
         self.progress = svc.storage.progress
         self.leases = svc.storage.leases
+        self.manual = svc.storage.manual
         status = self.jobs.status(job_id)
         plan = self.jobs.plan(job_id) if status is not None else None
         if status is None or plan is None:
@@ -109,12 +111,12 @@ class JobRun:
         if self.lease is not None and self.lease.lost.is_set():
             raise Cancelled(f"job {self.job_id}: {self.lease.what} was taken over")
 
-    def context(self) -> StageContext:
+    def context(self, llm: LLMClient | None = None) -> StageContext:
         cfg = self.svc.config
         return StageContext(
             plan=self.plan,
             prompts=cfg.prompts,
-            llm=self.svc.llm,
+            llm=llm or self.svc.llm,
             models=cfg.models,
             check=self.check,
         )
@@ -210,13 +212,13 @@ class JobRun:
         )
 
 
-def _produce(run: JobRun, s: Stage, index: int | None) -> BaseModel:
+def _produce(run: JobRun, s: Stage, index: int | None, llm: LLMClient | None) -> BaseModel:
     prior = run.prior(s.needs)
     if not s.fan_out:
-        return s.run(run.context(), prior, index)
+        return s.run(run.context(llm), prior, index)
     assert s.lost is not None and index is not None
     try:
-        return s.run(run.context(), prior, index)
+        return s.run(run.context(llm), prior, index)
     except Cancelled:
         raise
     except Exception as exc:
@@ -274,7 +276,14 @@ def _step(run: JobRun, s: Stage, index: int | None, budget: float) -> dict[str, 
     call = run.plan.call(s.name, index)
     if viable:
         run.stage_event(s, started=True, message=f"{s.display_name} started ({call.model})")
-    output = run.once(s.key(index), s.output, lambda: _produce(run, s, index), budget)
+    key = s.key(index)
+    # A manual step answers with the person's stored answer, or parks its prompt.
+    llm = ManualLLM(run.manual.answer_of(job_id, key)) if s.name in run.plan.manual_steps else None
+    try:
+        output = run.once(key, s.output, lambda: _produce(run, s, index, llm), budget)
+    except AwaitingAnswer as waiting:
+        _park(run, s, key, waiting.messages)
+        raise
     if s.fan_out:
         assert index is not None
         ok = bool(getattr(output, "ok", True))
@@ -293,6 +302,23 @@ def _step(run: JobRun, s: Stage, index: int | None, budget: float) -> dict[str, 
     if s is not STAGES[-1]:  # the last stage's end is announced with the result
         run.stage_event(s, started=False, message=s.summary(output))
     return {"job_id": job_id, "step": s.name}
+
+
+def _park(run: JobRun, s: Stage, key: str, messages: list[dict[str, str]]) -> None:
+    """Leave the prompt for a person and end the task: no thread waits for a person."""
+    prompt = PendingPrompt(
+        key=key, stage=s.name, display_name=s.display_name, messages=messages, since=utcnow()
+    )
+    if run.manual.park(run.job_id, key, prompt.model_dump_json(), run.ttl):
+        start, _ = stage_bounds(run.plan.progress_weights, s.name)
+        fields = {
+            "stage": s.display_name,
+            "status": "waiting",
+            "key": key,
+            "message": f"waiting for a manual answer to {key}",
+        }
+        event = Event(EventKind.WAITING_FOR_ANSWER, start, fields)
+        run.progress.emit(run.job_id, event, run.ttl, once=f"wait:{key}")
 
 
 def finalize(svc: Services, job_id: str, *, delivery: Delivery | None = None) -> dict[str, Any]:

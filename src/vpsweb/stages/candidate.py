@@ -42,17 +42,11 @@ def translate_candidate(ctx: StageContext, prior: Prior, index: int | None) -> C
         "variant_name": cand.variant,
     }
     prompt = stage_prompt(ctx, STEP, cand.call, variables)
-
-    def parse(text: str) -> dict[str, str]:
-        return extract_fields(
-            text, ["initial_translation"], [*TAGS, *OPTIONAL_TAGS], what="initial translation"
-        )
-
     record = CandidateResult(
         index=index, variant=cand.variant, strategy_hint=cand.hint, status="failed"
     )
     try:
-        fields = ask(ctx, rec, prompt, parse, parse_attempts=plan.parse_retries + 1)
+        fields = ask(ctx, rec, prompt, parse_answer, parse_attempts=plan.parse_retries + 1)
     except (LLMError, ParseError) as exc:
         return record.model_copy(update={"error": described(exc), "metrics": rec.done()})
     return record.model_copy(
@@ -65,6 +59,16 @@ def translate_candidate(ctx: StageContext, prior: Prior, index: int | None) -> C
             "metrics": rec.done(),
         }
     )
+
+
+def parse_answer(text: str) -> dict[str, str]:
+    return extract_fields(
+        text, ["initial_translation"], [*TAGS, *OPTIONAL_TAGS], what="initial translation"
+    )
+
+
+def check_answer(text: str, prompt: str) -> None:
+    parse_answer(text)
 
 
 def lost(plan: JobPlan, index: int, error: str) -> CandidateResult:

@@ -65,6 +65,15 @@ def _scores(raw: dict[int, dict[str, float]], order: list[int]) -> list[Candidat
     ]
 
 
+def check_answer(text: str, prompt: str) -> None:
+    """A person's verdict must name one of the candidates the prompt shows."""
+    shown = prompt.count('<candidate id="')
+    try:
+        map_presented_id(parse_selected_index(text), list(range(shown)))
+    except ValueError as exc:
+        raise ParseError(str(exc)) from None
+
+
 def gate(plan: JobPlan, survivors: list[CandidateResult]) -> list[GateResult]:
     req = plan.request
     found = []

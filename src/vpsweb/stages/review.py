@@ -36,6 +36,10 @@ def parse_suggestions(text: str) -> str:
     raise ParseError("editor review has no suggestions", missing=["editor_suggestions"])
 
 
+def check_answer(text: str, prompt: str) -> None:
+    parse_suggestions(text)
+
+
 def runner_ups(prior: Prior) -> list[dict[str, object]]:
     """The candidates not chosen but judged (not failed, not gated): a line of theirs
     may be better than the chosen one's, and it is already paid for."""

@@ -42,14 +42,8 @@ def translator_revision(ctx: StageContext, prior: Prior, index: int | None = Non
     }
     rec = Recorder(call, ctx.model(call))
     prompt = stage_prompt(ctx, STEP, call, variables)
-
-    def parse(text: str) -> dict[str, str]:
-        return extract_fields(
-            text, ["revised_translation"], [*TAGS, *OPTIONAL_TAGS], what="translator revision"
-        )
-
     try:
-        fields = ask(ctx, rec, prompt, parse, parse_attempts=plan.parse_retries + 1)
+        fields = ask(ctx, rec, prompt, parse_answer, parse_attempts=plan.parse_retries + 1)
     except (LLMError, ParseError) as exc:
         raise failure(STEP, DISPLAY, rec, exc) from exc
     return Revision(
@@ -59,6 +53,16 @@ def translator_revision(ctx: StageContext, prior: Prior, index: int | None = Non
         notes=fields["revised_translation_notes"],
         metrics=rec.done(),
     )
+
+
+def parse_answer(text: str) -> dict[str, str]:
+    return extract_fields(
+        text, ["revised_translation"], [*TAGS, *OPTIONAL_TAGS], what="translator revision"
+    )
+
+
+def check_answer(text: str, prompt: str) -> None:
+    parse_answer(text)
 
 
 def summary(revision: Revision) -> str:

@@ -53,6 +53,10 @@ def _parse_preference(order: list[str]):
     return parse
 
 
+def check_answer(text: str, prompt: str) -> None:
+    _parse_preference(list(TEXTS))(text)
+
+
 def _same(a: str, b: str) -> bool:
     return [x.strip() for x in a.strip().splitlines()] == [
         x.strip() for x in b.strip().splitlines()

@@ -55,6 +55,8 @@ class Stage:
     fan_out: run once per candidate (the chord header); ``item`` prefixes the keys
       (candidate-0, ...) and ``lost`` makes the record of an item whose output is gone.
     summary / markdown: its line in the progress stream and its section in the output.
+    check_answer: raises ParseError unless a person's answer to its prompt is usable
+      (manual mode checks answers before accepting them).
     """
 
     name: str
@@ -70,6 +72,7 @@ class Stage:
     result_field: str
     summary: Callable[[Any], str]
     markdown: Callable[[TranslationOutput], list[str]]
+    check_answer: Callable[[str, str], None]
     fan_out: bool = False
     item: str = ""
     lost: Callable[[JobPlan, int, str], BaseModel] | None = None
@@ -107,6 +110,7 @@ STAGES: tuple[Stage, ...] = (
         result_field="candidates",
         summary=candidate.summary,
         markdown=candidate.markdown,
+        check_answer=candidate.check_answer,
         fan_out=True,
         item="candidate",
         lost=candidate.lost,
@@ -125,6 +129,7 @@ STAGES: tuple[Stage, ...] = (
         result_field="evaluation",
         summary=evaluation.summary,
         markdown=evaluation.markdown,
+        check_answer=evaluation.check_answer,
     ),
     Stage(
         name="editor_review",
@@ -140,6 +145,7 @@ STAGES: tuple[Stage, ...] = (
         result_field="editor_review",
         summary=review.summary,
         markdown=review.markdown,
+        check_answer=review.check_answer,
     ),
     Stage(
         name="translator_revision",
@@ -155,6 +161,7 @@ STAGES: tuple[Stage, ...] = (
         result_field="revision",
         summary=revision.summary,
         markdown=revision.markdown,
+        check_answer=revision.check_answer,
     ),
     Stage(
         name="revision_check",
@@ -170,6 +177,7 @@ STAGES: tuple[Stage, ...] = (
         result_field="revision_check",
         summary=revision_check.summary,
         markdown=revision_check.markdown,
+        check_answer=revision_check.check_answer,
     ),
 )
 
@@ -239,6 +247,7 @@ class TranslationOutput(BaseModel):
     revision_check: RevisionCheck
     # What the job delivers: the revision if the check kept it, else the candidate.
     final: FinalTranslation
+    manual_steps: list[str] = Field(default_factory=list)  # stages a person answered
     totals: Totals = Field(default_factory=Totals)
     step_durations: dict[str, float] = Field(default_factory=dict)
     created_at: datetime

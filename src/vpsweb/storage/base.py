@@ -23,6 +23,7 @@ from vpsweb.progress import EventKind, ProgressEvent, ProgressSnapshot
 class JobStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
+    WAITING = "waiting"  # a manual prompt waits for a person's answer
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -251,6 +252,29 @@ class UsageLog(abc.ABC):
     def counters(self) -> dict[str, float]: ...
 
 
+class ManualAnswers(abc.ABC):
+    """Prompts parked for a person and the answers given (manual mode)."""
+
+    @abc.abstractmethod
+    def park(self, job_id: str, key: str, prompt_json: str, ttl: int) -> bool:
+        """Store a step's prompt and mark the job waiting; False if the job ended."""
+
+    @abc.abstractmethod
+    def pending(self, job_id: str) -> dict[str, str]:
+        """Step key -> prompt JSON, for every prompt still waiting."""
+
+    @abc.abstractmethod
+    def answer_of(self, job_id: str, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    def answer(
+        self, job_id: str, key: str, text: str, *, stage_keys: list[str], deadline: float, ttl: int
+    ) -> str:
+        """Accept an answer to a pending prompt: 'stored', or 'resumed' when it was the
+        stage's last (the job is queued again with ``deadline``); 'gone', 'ended',
+        'answered' or 'not_pending' when nothing was stored."""
+
+
 @dataclass(frozen=True)
 class Storage:
     """A store's parts, sharing one connection pool."""
@@ -260,6 +284,7 @@ class Storage:
     leases: Leases
     presence: Presence
     usage: UsageLog
+    manual: ManualAnswers
 
     def close(self) -> None:
         self.jobs.close()

@@ -8,6 +8,7 @@ from redis.retry import Retry
 
 from vpsweb.storage.base import Storage
 from vpsweb.storage.redis.leases import RedisLeases
+from vpsweb.storage.redis.manual import RedisManualAnswers
 from vpsweb.storage.redis.presence import RedisPresence
 from vpsweb.storage.redis.progress import RedisProgressLog
 from vpsweb.storage.redis.store import RedisJobStore
@@ -38,4 +39,5 @@ def connect(url: str, *, retries: int = 3) -> Storage:
         leases=RedisLeases(client),
         usage=RedisUsageLog(client),
         presence=RedisPresence(client),
+        manual=RedisManualAnswers(client),
     )

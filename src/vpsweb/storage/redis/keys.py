@@ -51,3 +51,13 @@ def lease(job_id: str, key: str) -> str:
 def finished_items(job_id: str) -> str:
     """Set: indexes of fan-out items already counted, so a redelivery counts once."""
     return f"{PREFIX}:job:{job_id}:finished"
+
+
+def pending(job_id: str) -> str:
+    """Hash: step key -> JSON of the prompt waiting for a person (manual mode)."""
+    return f"{PREFIX}:job:{job_id}:pending"
+
+
+def answers(job_id: str) -> str:
+    """Hash: step key -> a person's accepted answer (manual mode)."""
+    return f"{PREFIX}:job:{job_id}:answers"
