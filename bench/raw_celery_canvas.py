@@ -1,109 +1,62 @@
 """The floor under vpsweb's orchestration: the same canvas shape with no-op tasks.
 
-Run: .venv/bin/python bench/raw_celery_canvas.py [--n 3] [--runs 10]
-Starts a private redis-server and one threads-pool worker with vpsweb's Celery
-settings, then times chain(chord([noop] * N, noop), noop, noop, noop) from send to
-the last task, and each hop between consecutive tasks. Whatever vpsweb adds per
-job comes on top of this.
+Run: .venv/bin/python bench/raw_celery_canvas.py [--n 3] [--runs 10] [--jobs 200] [--procs 1]
+Starts a private redis-server and threads-pool workers with vpsweb's Celery settings
+(vpsweb.bench.raw_canvas), then times chain(chord([noop] * N, noop), noop x 4), one
+canvas at a time from send to the last task, and the rate ``--jobs`` canvases sent at
+once are completed. Whatever vpsweb adds per job comes on top of this; `vpsweb bench`
+measures the rate beside vpsweb's in the same run (scenario "capacity").
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
-import sys
+import tempfile
 import time
+from pathlib import Path
 
 import redis
-from celery import Celery, chain, chord
-from vpsweb.workers.processes import RedisServer, stop_process
 
-from vpsweb.config import load_config
-from vpsweb.workers.app import celery_settings
-
-URL = os.environ.get("RAW_CANVAS_URL", "")
-app = Celery("raw_canvas")
-if URL:
-    app.conf.update(celery_settings(URL, load_config()))
-    app.conf.update(task_routes={}, task_queues=None, task_default_queue="raw")
-    _r = redis.Redis.from_url(URL)
-
-
-@app.task(name="raw.noop")
-def noop(*_args: object) -> int:
-    _r.rpush("raw:times", repr(time.time()))
-    return 1
+from vpsweb.bench import raw_canvas
+from vpsweb.local.processes import RedisServer
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=3)
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--procs", type=int, default=1)
     args = parser.parse_args()
     server = RedisServer().start()
-    env = {
-        **os.environ,
-        "RAW_CANVAS_URL": server.url,
-        "PYTHONPATH": os.path.dirname(os.path.abspath(__file__)),
-    }
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "raw_celery_canvas",
-            "worker",
-            "-P",
-            "threads",
-            "-c",
-            "16",
-            "-Q",
-            "raw",
-            "--loglevel",
-            "WARNING",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        env=env,
-        start_new_session=True,
-    )
+    logs = Path(tempfile.mkdtemp(prefix="raw-canvas-"))
     try:
-        os.environ["RAW_CANVAS_URL"] = server.url
-        sys.path.insert(0, env["PYTHONPATH"])
-        import raw_celery_canvas as raw_canvas  # re-imported, configured for this server
-
-        r = redis.Redis.from_url(server.url)
-        totals, hops = [], []
-        expected = args.n + 4
-        for run in range(args.runs + 1):
-            r.delete("raw:times")
-            t0 = time.time()
-            canvas = chain(
-                chord([raw_canvas.noop.si() for _ in range(args.n)], raw_canvas.noop.s()),
-                raw_canvas.noop.si(),
-                raw_canvas.noop.si(),
-                raw_canvas.noop.si(),
-            )
-            canvas.apply_async()
-            deadline = time.monotonic() + 30
-            while r.llen("raw:times") < expected and time.monotonic() < deadline:
-                time.sleep(0.001)
-            ts = [float(x) for x in r.lrange("raw:times", 0, -1)]
-            if run == 0:
-                continue  # warm-up
-            totals.append(ts[-1] - t0)
-            hops += [b - a for a, b in zip(ts[args.n - 1 :], ts[args.n :], strict=False)]
+        store = redis.Redis.from_url(server.url)
+        app = raw_canvas.make_app(server.url)
+        proc, name = raw_canvas.spawn(server.url, concurrency=16, log=logs / "w.log")
+        try:
+            raw_canvas.wait_for_worker(app, name, proc)
+            totals = []
+            for run in range(args.runs + 1):
+                store.set(raw_canvas.DONE, 0)
+                t0 = time.perf_counter()
+                raw_canvas.canvas(app, args.n).apply_async()  # type: ignore[attr-defined]
+                raw_canvas._wait(store, 1)
+                if run:  # the first is a warm-up
+                    totals.append(time.perf_counter() - t0)
+        finally:
+            raw_canvas.stop_process(proc)
+        rate = raw_canvas.rate(
+            server.url, procs=args.procs, jobs=args.jobs, n=args.n, concurrency=16, log_dir=logs
+        )
         print(
-            f"raw Celery canvas, N={args.n}, {args.runs} runs: send->last task "
-            f"p50 {statistics.median(totals) * 1000:.1f} ms "
-            f"[{min(totals) * 1000:.1f}-{max(totals) * 1000:.1f}], "
-            f"hop p50 {statistics.median(hops) * 1000:.1f} ms"
+            f"raw Celery canvas, N={args.n}: send->last task p50 "
+            f"{statistics.median(totals) * 1000:.1f} ms [{min(totals) * 1000:.1f}-"
+            f"{max(totals) * 1000:.1f}] over {args.runs} runs; {args.jobs} at once on "
+            f"{args.procs} process(es): {rate:.1f} canvases/s"
         )
     finally:
-        stop_process(worker)
         server.stop()
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from vpsweb import settings
 from vpsweb.admission import require_fits
+from vpsweb.batch import Requests, plan_batch
 from vpsweb.config import AppConfig, load_config
 from vpsweb.errors import (
     AnswerRefused,
@@ -42,6 +43,11 @@ from vpsweb.storage import Event, JobRecord, JobStatus, Storage, connect
 _JOB_ID = re.compile(r"^[0-9a-f]{12}$")
 CHECK_EVERY_S = 3.0  # how often a quiet follower checks for workers and its deadline
 log = logging.getLogger("vpsweb")
+
+
+def valid_job_id(job_id: str) -> bool:
+    """Ids are 12 hex digits: anything else never reaches Redis."""
+    return bool(_JOB_ID.match(job_id))
 
 
 def new_job_id() -> str:
@@ -328,6 +334,14 @@ class Client:
             background_briefing=background_briefing,
         )
         return self.submit_plan(self.plan(request, offline=offline, manual=manual))
+
+    def submit_many(self, requests: Requests, *, offline: bool | None = None) -> list[Job]:
+        """A batch, all or nothing: every request is validated and planned first
+        (RequestInvalid names each bad one; nothing is enqueued), then all jobs are
+        written in one pipelined MULTI: one round trip for 500 poems, not 500."""
+        plans = plan_batch(requests, self.config, offline=offline)
+        self.storage.jobs.create(plans)
+        return [Job(self, p.job_id) for p in plans]
 
     def record(self, job_id: str) -> JobRecord:
         """JobNotFound for an id that is malformed or unknown to this store."""

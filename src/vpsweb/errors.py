@@ -178,6 +178,11 @@ class Cancelled(VpswebError):
     no more money is spent."""
 
 
+class Late(Cancelled):
+    """A candidate still running when the job's straggler policy stopped waiting for it:
+    the candidate stage records it as ``late`` (not failed) with what it had cost."""
+
+
 class JobGone(VpswebError):
     """The job is unknown or expired; its tasks have nothing to do."""
 

@@ -52,7 +52,7 @@ class ManualLLM:
         call: StepCall,
         messages: list[dict[str, str]],
         *,
-        check: Callable[[], None] | None = None,
+        check: Callable[[], float | None] | None = None,
     ) -> Completion:
         if self.answer is None:
             raise AwaitingAnswer(messages)

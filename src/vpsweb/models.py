@@ -6,6 +6,7 @@ round-trip through ``model_dump_json`` / ``model_validate_json`` without loss.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -101,6 +102,39 @@ class StrategyOverrides(_Model):
         return defaults.model_copy(update=changes)
 
 
+class StragglerPolicy(_Model):
+    """When the candidate stage stops waiting for its slowest candidates.
+
+    ``wait_all``: evaluation starts when every candidate has ended (the behaviour
+    before policies existed). ``quorum``: once ``ceil(quorum x N)`` candidates have
+    succeeded, the others get ``grace`` x the median duration of those that
+    succeeded, counted from that moment; whoever is still running then is stopped
+    (its call abandoned) and recorded as ``late``. LLM latencies are long-tailed, so
+    the last of N candidates is much slower than the typical one, and waiting for it
+    makes N cost time; a quorum keeps most of the choice at about the time of one.
+    A plain string "wait_all" or "quorum" is accepted (the other fields default).
+    """
+
+    policy: Literal["wait_all", "quorum"] = "quorum"
+    quorum: float = Field(default=0.75, gt=0, le=1)
+    grace: float = Field(default=0.1, ge=0, le=10)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named(cls, value: object) -> object:
+        return {"policy": value} if isinstance(value, str) else value
+
+    def quorum_count(self, n: int) -> int | None:
+        """Successes after which the rest are on the clock; None: wait for all."""
+        if self.policy == "wait_all":
+            return None
+        need = max(1, math.ceil(self.quorum * n - 1e-9))
+        return need if need < n else None
+
+
+WAIT_ALL = StragglerPolicy(policy="wait_all")
+
+
 class TranslationRequest(_Model):
     """What a user submits. Validated before anything is enqueued.
 
@@ -117,6 +151,8 @@ class TranslationRequest(_Model):
     parallel_count: StrictInt | None = None  # strict: true/"3" are not counts
     strategy: StrategyOverrides = Field(default_factory=StrategyOverrides)
     background_briefing: LongText | None = None
+    # None: the mode's policy from config/pipeline.yaml (straggler, modes.*.straggler).
+    straggler: StragglerPolicy | None = None
 
     @field_validator("poem")
     @classmethod
@@ -207,7 +243,9 @@ class StepMetrics(_Model):
     finished_at: datetime | None = None
 
 
-CandidateStatus = Literal["succeeded", "failed"]
+# "late": stopped by the job's straggler policy once enough others had finished; not
+# a failure (nothing went wrong), but not a candidate the judge sees either.
+CandidateStatus = Literal["succeeded", "failed", "late"]
 
 
 class CandidateResult(_Model):

@@ -17,7 +17,14 @@ from vpsweb.config import AppConfig
 from vpsweb.config.schema import Criterion, GateSettings, StepSettings
 from vpsweb.errors import RequestInvalid
 from vpsweb.llm.backoff import MAX_RETRY_AFTER_S
-from vpsweb.models import StrategyDials, TranslationRequest, WorkflowMode, utcnow
+from vpsweb.models import (
+    WAIT_ALL,
+    StragglerPolicy,
+    StrategyDials,
+    TranslationRequest,
+    WorkflowMode,
+    utcnow,
+)
 from vpsweb.stages.table import STAGES
 
 # Longest wait between attempts: the LLM client caps Retry-After (jitter included).
@@ -75,6 +82,8 @@ class JobPlan(BaseModel):
     min_agreement: float = 0.75
     revision_check_orders: int = 0  # 0: the revision is kept unchecked
     gates: GateSettings = Field(default_factory=GateSettings)
+    # Plans stored before straggler policies existed waited for every candidate.
+    straggler: StragglerPolicy = WAIT_ALL
     # Stages a person answers (manual mode): their prompts wait in the store.
     manual_steps: list[str] = Field(default_factory=list)
     retention_s: int
@@ -246,6 +255,10 @@ def build_plan(
         if "revision_check" in hand
         else pipeline.evaluation.revision_check_orders,
         gates=pipeline.gates,
+        # A person answering candidates by hand is never late.
+        straggler=WAIT_ALL
+        if STAGES[0].name in hand
+        else request.straggler or pipeline.straggler_for(mode),
         manual_steps=hand,
         retention_s=pipeline.retention_s,
         queue_allowance_s=pipeline.queue_allowance_s,

@@ -38,6 +38,7 @@ class ProgressEvent(BaseModel):
     parallel_progress: str = ""
     successful: int | None = None
     failed: int | None = None
+    late: int | None = None  # candidates stopped by the straggler policy, on milestones
     message: str = ""
     model: str = ""
     error: str = ""
@@ -68,6 +69,7 @@ class ProgressSnapshot(BaseModel):
     parallel_progress: str = ""
     successful: int = 0
     failed: int = 0
+    late: int = 0
     message: str = ""
     terminal: bool = False
 

@@ -20,7 +20,7 @@ def test_bench_tiny_writes_structured_results(tmp_path):
     doc = json.loads(files[0].read_text())
     assert doc["profile"] == "tiny" and doc["latency_ms"] == 100
     r = doc["results"]
-    assert set(r) == {"scaling", "overhead", "throughput", "memory", "cost"}
+    assert set(r) == {"scaling", "overhead", "throughput", "memory", "cost", "longtail", "capacity"}
     by_n = r["scaling"]["by_n"]
     assert set(by_n) == {"1", "2"}
     for row in by_n.values():
@@ -34,7 +34,8 @@ def test_bench_tiny_writes_structured_results(tmp_path):
         "initial_translation->evaluation",
         "evaluation->editor_review",
         "editor_review->translator_revision",
-        "translator_revision->finalized",
+        "translator_revision->revision_check",
+        "revision_check->finalized",
     }
     assert r["overhead"]["n"] == 2 and r["overhead"]["makespan_ratio"] > 0
     tp = r["throughput"]["by_processes"]["1"]
@@ -42,3 +43,11 @@ def test_bench_tiny_writes_structured_results(tmp_path):
     assert r["memory"]["peak_rss_mb"] >= r["memory"]["idle_rss_mb"] > 0
     assert set(r["cost"]) == {"hybrid", "reasoning", "non_reasoning"}
     assert r["cost"]["hybrid"]["1"]["tokens"] > 0
+    tail = r["longtail"]["by_policy"]
+    assert set(tail) == {"wait_all", "default"} and set(tail["wait_all"]) == {"1", "4"}
+    for rows in tail.values():
+        assert rows["1"]["ratio_to_n1"] == 1.0 and 0 < rows["4"]["kept"] <= 1
+    cap = r["capacity"]["by_processes"]
+    assert set(cap) == {"1", "2"}
+    for row in cap.values():
+        assert row["vpsweb_jobs_per_s"] > 0 and row["raw_canvas_per_s"] > 0

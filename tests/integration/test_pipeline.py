@@ -48,7 +48,9 @@ def client_with(redis_server, tmp_path: Path, edit) -> Client:
 
 
 @pytest.mark.parametrize("n", [1, 3, 5])
-def test_job_runs_exactly_n_candidate_tasks(client, redis_server, sim_stats, n):
+def test_job_runs_exactly_n_candidate_tasks(redis_server, workers, sim_stats, tmp_path, n):
+    # wait_all: every candidate is judged (the default quorum may leave a straggler late).
+    client = client_with(redis_server, tmp_path, lambda d: d.update(straggler="wait_all"))
     before = sim_stats()
     job = submit(client, parallel_count=n)
     out = job.result(timeout=60)

@@ -12,15 +12,22 @@ from tests.integration.test_pipeline import submit
 from vpsweb.client import Client, JobCancelled, JobFailed
 from vpsweb.config import load_config
 from vpsweb.progress import milestones
+from vpsweb.stages.table import STAGES as TABLE
 
 pytestmark = pytest.mark.integration
 
-STAGES = ["Initial Translation", "Translation Evaluation", "Editor Review", "Translator Revision"]
+STAGES = [s.display_name for s in TABLE]
 
 
 @pytest.fixture()
-def client(redis_server, workers):
-    with Client(redis_url=redis_server.url, config=load_config()) as c:
+def client(redis_server, workers, tmp_path):
+    # wait_all: this story has every candidate succeed (at the test simulator's 60 ms,
+    # the default quorum's grace is ~20 ms, and a straggler may be late).
+    edit = lambda d: d.update(straggler="wait_all")  # noqa: E731
+    with Client(
+        redis_url=redis_server.url,
+        config=load_config(make_config_dir(tmp_path, pipeline_edit=edit)),
+    ) as c:
         yield c
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import statistics
 
 import pytest
 from pydantic import ValidationError
@@ -11,7 +12,8 @@ from pydantic import ValidationError
 from vpsweb.cli import main
 from vpsweb.monitoring.flower import FlowerConfigError, flower_environment
 from vpsweb.simulator import answers as sim_answers
-from vpsweb.simulator.server import add_arguments, options_from
+from vpsweb.simulator.protocol import ChatRequest, Directives
+from vpsweb.simulator.server import Simulator, add_arguments, options_from
 
 
 def test_flower_needs_credentials():
@@ -90,6 +92,53 @@ def test_simulator_options_from_env_and_flags():
     opts = options_from(_ns("--rate-429", "0.2"), env)
     assert opts.latency_ms == 250 and opts.seed == 7
     assert opts.rate_429 == 0.2  # the flag wins over the environment
+
+
+REQ = ChatRequest("deepseek-chat", ["<original_poem>\na b\n</original_poem>"], 0.7, "key")
+
+
+def test_simulator_lognormal_latency_has_its_median_and_a_long_tail():
+    """--latency-dist lognormal: --latency-ms is the median, --latency-sigma the tail;
+    a slowNNN directive is the median of its own request."""
+    env = {"VPSWEB_SIM_LATENCY_DIST": "lognormal", "VPSWEB_SIM_LATENCY_SIGMA": "0.8"}
+    opts = options_from(_ns("--latency-ms", "1000"), env)
+    assert opts.latency_dist == "lognormal" and opts.latency_sigma == 0.8
+    sim = Simulator(opts)
+    draws = sorted(
+        sim._latency_s(Directives.parse("deepseek-chat"), REQ, None) for _ in range(4000)
+    )
+    assert 0.93 < statistics.median(draws) < 1.07
+    p90 = draws[int(0.9 * len(draws))]
+    assert 2.4 < p90 < 3.2  # exp(0.8 x 1.2816) = 2.79 times the median
+    slow = [sim._latency_s(Directives.parse("sim-slow100"), REQ, None) for _ in range(2000)]
+    assert 0.09 < statistics.median(slow) < 0.11
+
+
+def test_simulator_uniform_latency_stays_within_its_jitter():
+    sim = Simulator(options_from(_ns("--latency-ms", "100", "--jitter-ms", "10"), {}))
+    draws = [sim._latency_s(Directives.parse("deepseek-chat"), REQ, None) for _ in range(500)]
+    assert all(0.09 <= d <= 0.11 for d in draws)
+
+
+def test_paired_latencies_repeat_per_poem_and_step_after_a_reset():
+    """--latency-paired: the k-th request of a (poem, step, model, temperature) draws
+    the same latency in every run; another poem draws another."""
+    env = {"VPSWEB_SIM_LATENCY_DIST": "lognormal", "VPSWEB_SIM_LATENCY_SIGMA": "0.8"}
+    sim = Simulator(options_from(_ns("--latency-ms", "1000", "--latency-paired", "1"), env))
+    other = ChatRequest("deepseek-chat", ["<original_poem>\nx y\n</original_poem>"], 0.7, "k")
+
+    def run() -> list[float]:
+        sim.reset()
+        d = Directives.parse("deepseek-chat")
+        return [sim._latency_s(d, r, "initial_translation") for r in (REQ, REQ, other)]
+
+    first, second = run(), run()
+    assert first == second and len(set(first)) == 3
+
+
+def test_simulator_latency_dist_is_checked():
+    with pytest.raises(ValidationError, match="uniform"):
+        options_from(_ns("--latency-dist", "pareto"), {})
 
 
 def test_simulator_rates_must_be_fractions():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-SCENARIOS = ("scaling", "overhead", "throughput", "memory", "cost")
+SCENARIOS = ("scaling", "overhead", "throughput", "memory", "cost", "longtail", "capacity")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,6 +19,10 @@ class Profile:
     throughput_concurrency: int
     memory_in_flight: int
     cost_ns: list[int]
+    tail_ns: list[int]
+    tail_jobs: int  # jobs per (policy, N) under long-tailed latency
+    tail_at_once: int
+    capacity_jobs: int  # jobs (and raw canvases) per worker count, instant answers
 
 
 # Quick: three sizes instead of five, fewer jobs; still medians of three runs.
@@ -32,6 +36,10 @@ QUICK = Profile(
     throughput_concurrency=8,
     memory_in_flight=64,
     cost_ns=[1, 3, 5],
+    tail_ns=[1, 3, 8],
+    tail_jobs=9,
+    tail_at_once=3,
+    capacity_jobs=200,
 )
 FULL = Profile(
     ns=[1, 2, 3, 5, 8],
@@ -43,6 +51,10 @@ FULL = Profile(
     throughput_concurrency=8,
     memory_in_flight=64,
     cost_ns=[1, 3, 5],
+    tail_ns=[1, 3, 8],
+    tail_jobs=30,
+    tail_at_once=5,
+    capacity_jobs=500,
 )
 TINY = Profile(
     ns=[1, 2],
@@ -54,6 +66,10 @@ TINY = Profile(
     throughput_concurrency=4,
     memory_in_flight=8,
     cost_ns=[1],
+    tail_ns=[1, 4],
+    tail_jobs=2,
+    tail_at_once=2,
+    capacity_jobs=5,
 )
 
 
@@ -70,6 +86,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tiny", action="store_true", help="smoke run for tests (seconds)")
     p.add_argument("--latency-ms", type=float, default=1000.0, help="simulated LLM latency")
     p.add_argument("--jitter-pct", type=float, default=10.0, help="± jitter, percent of latency")
+    p.add_argument(
+        "--tail-sigma",
+        type=float,
+        default=0.8,
+        help="σ of the lognormal latency in the long-tail scenario (median --latency-ms)",
+    )
     p.add_argument("--redis-url", help="use this Redis instead of starting one")
     p.add_argument("--simulator-url", help="use this simulator instead of starting one")
     p.add_argument(

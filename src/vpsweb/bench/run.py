@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vpsweb.bench import scenarios
+from vpsweb.bench import capacity, scenarios, tails
 from vpsweb.bench.harness import Spread, bench_env
 from vpsweb.bench.options import FULL, QUICK, SCENARIOS, TINY, Profile
 from vpsweb.config import AppConfig, load_config
@@ -92,11 +92,45 @@ def table(results: dict[str, Any]) -> str:
                 for n, r in rows.items()
             ]
             lines.append(f"  {mode:<13} " + "; ".join(parts))
+    lines += _tail_table(results.get("longtail")) + _capacity_table(results.get("capacity"))
     return "\n".join(lines)
 
 
+def _capacity_table(cap: dict[str, Any] | None) -> list[str]:
+    if not cap:
+        return []
+    lines = [f"Capacity, instant answers (N={cap['parallel_count']}, jobs/s)"]
+    for count, row in cap["by_processes"].items():
+        lines.append(
+            f"  {count} proc: vpsweb {row['vpsweb_jobs_per_s']:.2f}, raw canvas "
+            f"{row['raw_canvas_per_s']:.2f}, ratio {row['ratio_to_raw']:.1%}; "
+            f"submit_many({row['jobs']}) {row['submit_many_s']:.3f} s"
+        )
+    return lines
+
+
+def _tail_table(lt: dict[str, Any] | None) -> list[str]:
+    if not lt:
+        return []
+    lat = lt["latency"]
+    lines = [
+        f"Long-tailed latency (lognormal, median {lat['median_ms']:.0f} ms, σ {lat['sigma']}; "
+        f"{lt['jobs']} jobs per row, {lt['at_once']} at once; default policy "
+        f"{lt['default_policy']})",
+        "  policy    N  makespan p50 [min–max]      p95      ratio/N=1  kept",
+    ]
+    for policy, rows in lt["by_policy"].items():
+        for n, row in rows.items():
+            m = row["makespan_s"]
+            lines.append(
+                f"  {policy:<9} {n:<2} {m.fmt():<27}{m.p95:<9.3f}{row['ratio_to_n1']:<11.3f}"
+                f"{row['kept']:.0%}"
+            )
+    return lines
+
+
 def _scenarios(
-    env: Any, cfg: AppConfig, profile: Profile, only: set[str], latency_s: float
+    env: Any, cfg: AppConfig, profile: Profile, only: set[str], latency_s: float, sigma: float
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
     log_dir = Path(tempfile.mkdtemp(prefix="vpsweb-bench-"))
@@ -137,6 +171,44 @@ def _scenarios(
     if "cost" in only:
         say("cost ...")
         results["cost"] = scenarios.cost_per_job(env, cfg, ns=profile.cost_ns, log_dir=log_dir)
+    results |= _tail_and_capacity(env, cfg, profile, only, latency_s, sigma, log_dir)
+    return results
+
+
+def _tail_and_capacity(
+    env: Any,
+    cfg: AppConfig,
+    profile: Profile,
+    only: set[str],
+    latency_s: float,
+    sigma: float,
+    log_dir: Path,
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    if "longtail" in only:
+        say("long-tailed latency ...")
+        results["longtail"] = tails.long_tail(
+            env,
+            cfg,
+            ns=profile.tail_ns,
+            jobs=profile.tail_jobs,
+            at_once=profile.tail_at_once,
+            sigma=sigma,
+            latency_ms=latency_s * 1000,
+            log_dir=log_dir,
+            say=say,
+        )
+    if "capacity" in only:
+        say("capacity (instant answers) ...")
+        results["capacity"] = capacity.capacity(
+            env,
+            cfg,
+            procs=[1, 2],
+            jobs=profile.capacity_jobs,
+            concurrency=16,
+            log_dir=log_dir,
+            say=say,
+        )
     return results
 
 
@@ -169,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
         redis_url=args.redis_url,
         simulator_url=args.simulator_url,
     ) as env:
-        results = _scenarios(env, cfg, profile, only, args.latency_ms / 1000)
+        results = _scenarios(env, cfg, profile, only, args.latency_ms / 1000, args.tail_sigma)
     elapsed = time.perf_counter() - started
     print(table(results))
     print(f"(bench wall time {elapsed:.0f} s)")

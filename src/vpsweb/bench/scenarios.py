@@ -18,7 +18,7 @@ from vpsweb.llm.client import OpenAICompatibleClient
 from vpsweb.models import WorkflowMode
 from vpsweb.plan import build_plan
 from vpsweb.runner import run_job as run_job_in_process
-from vpsweb.stages.table import TranslationOutput
+from vpsweb.stages.table import STAGES, TranslationOutput
 
 POEM = (
     "The fog comes\non little cat feet.\n\nIt sits looking\nover harbor and city\n"
@@ -156,7 +156,9 @@ def throughput(
     say: Callable[[str], None],
 ) -> dict[str, Any]:
     n = 3
-    calls_per_job = n + 3
+    # Thread-latencies a job holds: one per candidate and one per later stage (a
+    # judge's orders run side by side inside one task).
+    calls_per_job = n + sum(1 for s in STAGES if not s.fan_out)
     rows: dict[int, Any] = {}
     with (
         env.workers(0, concurrency=concurrency, log_dir=log_dir) as pool,

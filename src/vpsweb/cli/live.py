@@ -80,6 +80,9 @@ class JobState:
         row = self.candidates.setdefault(index, Row(f"#{index} {e.variant}"))
         row.status, row.model, row.ended = e.status, e.model or row.model, e.ts
         row.started = e.ts - e.duration_s if e.duration_s is not None else row.started
+        if e.status == "late":  # stopped by the straggler policy: not a failure to explain
+            row.cause, row.note = "", "late: stopped, the others sufficed"
+            return
         # One cause, said once: a missing key is not repeated for every candidate.
         same = [i for i, c in self.candidates.items() if i != index and c.cause == e.error]
         row.cause = e.error
@@ -125,7 +128,12 @@ def _clock(seconds: float | None) -> str:
     return f"{minutes}:{secs:02d}" if minutes else f"{seconds:.1f}s"
 
 
-_MARK = {"completed": "[green]✓[/]", "succeeded": "[green]✓[/]", "failed": "[red]✗[/]"}
+_MARK = {
+    "completed": "[green]✓[/]",
+    "succeeded": "[green]✓[/]",
+    "failed": "[red]✗[/]",
+    "late": "[yellow]⏱[/]",
+}
 
 
 class LiveView:
@@ -152,7 +160,8 @@ class LiveView:
             table.add_row(self._mark(row.status), name, row.model, _clock(row.elapsed(now)))
             if name == STAGES[0].display_name:
                 for cand in self.state.candidates.values():
-                    note = f"[red]{cand.note}[/]" if cand.note else cand.model
+                    color = "yellow" if cand.status == "late" else "red"
+                    note = f"[{color}]{cand.note}[/]" if cand.note else cand.model
                     table.add_row(
                         self._mark(cand.status),
                         f"  {cand.label}",

@@ -44,12 +44,15 @@ def print_result(output: TranslationOutput, out: TextIO) -> None:
     summary = "\n".join(f"    {line}" for line in suggestions[:6])
     if len(suggestions) > 6:
         summary += f"\n    ... ({len(suggestions) - 6} more lines in the saved files)"
-    failed = [c for c in output.candidates if not c.ok]
+    failed = [c for c in output.candidates if c.status == "failed"]
+    late = [f"#{c.index} ({c.variant})" for c in output.candidates if c.status == "late"]
     out.write(
         f"\nChosen candidate: #{chosen.index} ({chosen.variant}), "
         f"method {ev.method}, of {len(output.candidates)}"
     )
     out.write(f" ({len(failed)} failed)\n" if failed else "\n")
+    if late:
+        out.write(f"  late (stopped by the straggler policy, not judged): {', '.join(late)}\n")
     if ev.gated:
         for g in ev.gated:
             out.write(f"  candidate #{g.index} not judged: {'; '.join(g.reasons)}\n")

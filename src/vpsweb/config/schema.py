@@ -10,7 +10,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vpsweb.models import StrategyDials, WorkflowMode
+from vpsweb.models import StragglerPolicy, StrategyDials, WorkflowMode
 
 
 class _Strict(BaseModel):
@@ -88,6 +88,7 @@ class ModeSettings(_Strict):
     """A workflow mode: the model of every stage (keys checked against the stage table)."""
 
     parallel_count: int | None = Field(default=None, ge=1)
+    straggler: StragglerPolicy | None = None  # None: the pipeline's ``straggler``
     steps: dict[str, StepSettings]
 
 
@@ -161,6 +162,8 @@ class PipelineConfig(_Strict):
     )
     evaluation: EvaluationSettings
     gates: GateSettings = Field(default_factory=GateSettings)
+    # When the candidate stage stops waiting for stragglers (per mode: modes.*.straggler).
+    straggler: StragglerPolicy = Field(default_factory=StragglerPolicy)
     strategy_defaults: StrategyDials = Field(default_factory=StrategyDials)
     parse_retries: int = Field(default=1, ge=0, le=3, description="re-asks on unparseable answers")
     retention_s: int = Field(default=7 * 24 * 3600, ge=60)
@@ -199,6 +202,9 @@ class PipelineConfig(_Strict):
 
     def default_parallel_count(self, mode: WorkflowMode) -> int:
         return self.modes[mode].parallel_count or self.parallel_count.default
+
+    def straggler_for(self, mode: WorkflowMode) -> StragglerPolicy:
+        return self.modes[mode].straggler or self.straggler
 
     def variant_for(self, index: int) -> Variant:
         return self.variants[index % len(self.variants)]

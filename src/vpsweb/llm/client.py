@@ -65,7 +65,7 @@ class LLMClient(Protocol):
         call: StepCall,
         messages: list[dict[str, str]],
         *,
-        check: Callable[[], None] | None = None,
+        check: Callable[[], float | None] | None = None,
     ) -> Completion: ...
 
 
@@ -208,7 +208,7 @@ class OpenAICompatibleClient:
         call: StepCall,
         messages: list[dict[str, str]],
         *,
-        check: Callable[[], None] | None = None,
+        check: Callable[[], float | None] | None = None,
     ) -> Completion:
         endpoint = self.endpoint(call)
         key = self.api_key(endpoint)
@@ -235,7 +235,7 @@ class OpenAICompatibleClient:
                 self._pause(wait, check)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _pause(self, seconds: float, check: Callable[[], None] | None) -> None:
+    def _pause(self, seconds: float, check: Callable[[], float | None] | None) -> None:
         """Back off; with a ``check``, in slices, so a job cancelled during a long
         Retry-After stops within POLL_S instead of at the end of the wait."""
         if check is None:
@@ -264,7 +264,7 @@ class OpenAICompatibleClient:
         key: str,
         kwargs: dict[str, Any],
         attempt: int,
-        check: Callable[[], None] | None,
+        check: Callable[[], float | None] | None,
     ) -> Completion:
         where = f"{call.step} via {endpoint.info.provider}/{endpoint.info.api_model}"
         base_url = endpoint.base_url

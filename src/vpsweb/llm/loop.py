@@ -67,7 +67,7 @@ class LoopThread:
         coro: Coroutine[Any, Any, T],
         *,
         timeout_s: float,
-        check: Callable[[], None] | None = None,
+        check: Callable[[], float | None] | None = None,
     ) -> T:
         """The coroutine's result, from any thread.
 
@@ -75,6 +75,8 @@ class LoopThread:
         asyncio.wait_for inside the loop: one exit path then serves the deadline,
         a raising ``check`` and the caller's own interruption (KeyboardInterrupt),
         and every one of them cancels the task, which drops its HTTP connection.
+        A ``check`` may return how many seconds until it has something new to say (a
+        straggler's deadline): the next check comes then, not a whole POLL_S later.
         """
         try:
             future = asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -82,16 +84,18 @@ class LoopThread:
             coro.close()
             raise concurrent.futures.CancelledError("the event loop is closed") from exc
         deadline = time.monotonic() + timeout_s
+        poll = POLL_S
         try:
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise DeadlinePassed(f"no result within {timeout_s:g}s")
-                done, _ = concurrent.futures.wait([future], timeout=min(POLL_S, left))
+                done, _ = concurrent.futures.wait([future], timeout=min(poll, left))
                 if done:
                     return future.result()
                 if check is not None:
-                    check()
+                    soon = check()
+                    poll = POLL_S if soon is None else min(POLL_S, max(0.005, soon))
         finally:
             future.cancel()  # a no-op once it is done
 

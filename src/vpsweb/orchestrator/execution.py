@@ -16,18 +16,18 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from vpsweb.config import AppConfig, load_config
-from vpsweb.errors import AwaitingAnswer, Cancelled, JobGone, StoreUnavailable
+from vpsweb.errors import Cancelled, JobGone, Late, StoreUnavailable
 from vpsweb.lifecycle import fail_job
 from vpsweb.llm.client import LLMClient, OpenAICompatibleClient
-from vpsweb.manual import ManualLLM, PendingPrompt
 from vpsweb.models import utcnow
 from vpsweb.orchestrator.keeper import Claim, Keeper
+from vpsweb.orchestrator.lean import item_end, lean_step, one_by_one
 from vpsweb.plan import JobPlan
 from vpsweb.progress import EventKind
 from vpsweb.result import assemble
@@ -44,6 +44,7 @@ POLL_S = 0.5  # how often a second delivery looks for the first one's output
 SAVE_PATIENCE_S = 300.0  # how long a paid output waits for an unreachable store
 FINALIZE_BUDGET_S = 120.0  # finalize makes no LLM call: a short keep-alive suffices
 STORE_RETRIES = 30  # commands retried with back-off: rides out a Redis restart
+QUORUM_POLL_S = 0.1  # a candidate's check under a straggler quorum, until its deadline
 
 
 class Delivery(Protocol):
@@ -82,13 +83,14 @@ def services(store_url: str) -> Services:
 class JobRun:
     """One task's view of its job."""
 
-    def __init__(self, svc: Services, job_id: str) -> None:
+    def __init__(self, svc: Services, job_id: str, *, read_status: bool = True) -> None:
+        """``read_status=False``: the caller reads it in its first batch (lean_step)."""
         self.svc = svc
         self.jobs = svc.storage.jobs
         self.progress = svc.storage.progress
         self.leases = svc.storage.leases
         self.manual = svc.storage.manual
-        status = self.jobs.status(job_id)
+        status = self.jobs.status(job_id) if read_status else JobStatus.RUNNING
         plan = self.jobs.plan(job_id) if status is not None else None
         if status is None or plan is None:
             raise JobGone(f"job {job_id} is unknown or has expired")
@@ -111,20 +113,43 @@ class JobRun:
         if self.lease is not None and self.lease.lost.is_set():
             raise Cancelled(f"job {self.job_id}: {self.lease.what} was taken over")
 
-    def context(self, llm: LLMClient | None = None) -> StageContext:
+    def check_late(self) -> float | None:
+        """A candidate's check under a straggler quorum: ``check``'s, in the same one
+        read, plus Late once the quorum's grace has run out; before that, the seconds
+        left, so that the LLM call's wait wakes up at the deadline."""
+        try:
+            raw, left = self.progress.straggler_check(self.job_id)
+        except StoreUnavailable:
+            return None  # cannot tell right now: a paid call goes on
+        status = JobStatus(raw) if raw else None
+        if status is None or status.terminal:
+            raise Cancelled(f"job {self.job_id} ended ({status.value if status else 'expired'})")
+        if self.lease is not None and self.lease.lost.is_set():
+            raise Cancelled(f"job {self.job_id}: {self.lease.what} was taken over")
+        if left is not None and left <= 0:
+            raise Late("the straggler policy's quorum and grace period had passed")
+        # Until the quorum, look often: a grace period is a fraction of a call, and a
+        # check half a second late would spend most of it.
+        return left if left is not None else QUORUM_POLL_S
+
+    def context(self, llm: LLMClient | None = None, *, fan_out: bool = False) -> StageContext:
         cfg = self.svc.config
+        quorum = self.plan.straggler.quorum_count(self.plan.parallel_count)
         return StageContext(
             plan=self.plan,
             prompts=cfg.prompts,
             llm=llm or self.svc.llm,
             models=cfg.models,
-            check=self.check,
+            check=self.check_late if fan_out and quorum is not None else self.check,
         )
 
     def outputs(self, s: Stage) -> Any:
         """A stage's stored output (for a fan-out stage, every item; a missing item
         becomes its stage's "lost" record so the next stage can go on without it)."""
-        raw = self.jobs.load_steps(self.job_id, s.keys(self.plan))
+        return self.parse(s, self.jobs.load_steps(self.job_id, s.keys(self.plan)))
+
+    def parse(self, s: Stage, raw: list[str | None]) -> Any:
+        """A stage's outputs from their stored JSON (see ``outputs``)."""
         if not s.fan_out:
             if raw[0] is None:
                 raise RuntimeError(f"job {self.job_id}: output of {s.name} is missing")
@@ -135,9 +160,22 @@ class JobRun:
             for i, r in enumerate(raw)
         ]
 
-    def prior(self, names: tuple[str, ...]) -> Prior:
+    def prior(self, names: tuple[str, ...], raw: list[str | None] | None = None) -> Prior:
+        """The outputs of the stages ``names``: read now, or parsed from ``raw`` (their
+        keys' stored JSON in order, as ``prior_keys`` lists them)."""
         by_name = {s.name: s for s in STAGES}
-        return Prior({name: self.outputs(by_name[name]) for name in names})
+        if raw is None:
+            return Prior({name: self.outputs(by_name[name]) for name in names})
+        found, at = {}, 0
+        for name in names:
+            count = len(by_name[name].keys(self.plan))
+            found[name] = self.parse(by_name[name], raw[at : at + count])
+            at += count
+        return Prior(found)
+
+    def prior_keys(self, names: tuple[str, ...]) -> list[str]:
+        by_name = {s.name: s for s in STAGES}
+        return [k for name in names for k in by_name[name].keys(self.plan)]
 
     def once(self, key: str, model: type[M], produce: Callable[[], M], budget_s: float) -> M:
         """The stored output if any delivery finished the step; else run it under a
@@ -184,12 +222,15 @@ class JobRun:
             time.sleep(POLL_S)
 
     def _save(self, key: str, payload: str) -> str:
+        return self.patiently(lambda: self.jobs.save_step(self.job_id, key, payload, self.ttl))
+
+    def patiently(self, save: Callable[[], str]) -> str:
         """A paid output is stored before anything else can fail: keep trying while the
         store is unreachable."""
         give_up = time.monotonic() + SAVE_PATIENCE_S
         while True:
             try:
-                return self.jobs.save_step(self.job_id, key, payload, self.ttl)
+                return save()
             except StoreUnavailable:
                 if time.monotonic() > give_up:
                     raise
@@ -197,6 +238,11 @@ class JobRun:
 
     def stage_event(self, s: Stage, *, started: bool, message: str) -> None:
         """A stage's start (at its lower bound) or end (upper bound), once each."""
+        once = f"{'start' if started else 'end'}:{s.name}"
+        event = self.event_of(s, started=started, message=message)
+        self.progress.emit(self.job_id, event, self.ttl, once=once)
+
+    def event_of(self, s: Stage, *, started: bool, message: str) -> Event:
         start, end = stage_bounds(self.plan.progress_weights, s.name)
         model = self.plan.call(s.name, 0 if s.fan_out else None).model
         kind = EventKind.STAGE_STARTED if started else EventKind.STAGE_COMPLETED
@@ -206,19 +252,18 @@ class JobRun:
             "model": model,
             "message": message,
         }
-        once = f"{'start' if started else 'end'}:{s.name}"
-        self.progress.emit(
-            self.job_id, Event(kind, start if started else end, fields), self.ttl, once=once
-        )
+        return Event(kind, start if started else end, fields)
 
 
-def _produce(run: JobRun, s: Stage, index: int | None, llm: LLMClient | None) -> BaseModel:
-    prior = run.prior(s.needs)
+def _produce(
+    run: JobRun, s: Stage, index: int | None, llm: LLMClient | None, prior: Prior | None = None
+) -> BaseModel:
+    prior = prior if prior is not None else run.prior(s.needs)
     if not s.fan_out:
         return s.run(run.context(llm), prior, index)
     assert s.lost is not None and index is not None
     try:
-        return s.run(run.context(llm), prior, index)
+        return s.run(run.context(llm, fan_out=True), prior, index)
     except Cancelled:
         raise
     except Exception as exc:
@@ -232,18 +277,6 @@ def _kept_alive(svc: Services, delivery: Delivery | None, for_s: float) -> Claim
     return svc.keeper.keep(delivery.renew, for_s=for_s, what="broker message")
 
 
-def _item_details(plan: JobPlan, index: int, output: BaseModel) -> dict[str, Any]:
-    """What a display shows of one candidate: its variant, model, time and cause."""
-    metrics = getattr(output, "metrics", None)
-    error = getattr(output, "error", None)
-    return {
-        "variant": plan.candidates[index].variant,
-        "model": plan.candidates[index].call.model,
-        "duration_s": metrics.duration_s if metrics else None,
-        "error": error.split(" (the answer began:")[0][:300] if error else None,
-    }
-
-
 def run_step(
     svc: Services,
     s: Stage,
@@ -252,7 +285,7 @@ def run_step(
     *,
     delivery: Delivery | None = None,
 ) -> dict[str, Any]:
-    run = JobRun(svc, job_id)
+    run = JobRun(svc, job_id, read_status=svc.storage.steps is None)
     budget = run.plan.step_budget_s(s.name, index)
     kept = _kept_alive(svc, delivery, budget)
     try:
@@ -271,54 +304,42 @@ def _step(run: JobRun, s: Stage, index: int | None, budget: float) -> dict[str, 
         viable = any(getattr(o, "ok", True) for o in outputs)
         if viable:
             run.stage_event(before, started=False, message=before.summary(outputs))
-    run.jobs.mark_running(job_id, run.ttl)
-    run.jobs.extend_deadline(job_id, run.plan.deadline_after(s.name, time.time()))
-    call = run.plan.call(s.name, index)
-    if viable:
-        run.stage_event(s, started=True, message=f"{s.display_name} started ({call.model})")
-    key = s.key(index)
-    # A manual step answers with the person's stored answer, or parks its prompt.
-    llm = ManualLLM(run.manual.answer_of(job_id, key)) if s.name in run.plan.manual_steps else None
-    try:
-        output = run.once(key, s.output, lambda: _produce(run, s, index, llm), budget)
-    except AwaitingAnswer as waiting:
-        _park(run, s, key, waiting.messages)
-        raise
+    steps = run.svc.storage.steps
+    if steps is not None and s.name not in run.plan.manual_steps:
+        output, recorded = lean_step(
+            run,
+            steps,
+            s,
+            index,
+            budget,
+            viable=viable,
+            produce=lambda prior: _produce(run, s, index, None, prior),
+        )
+    else:
+        produce = partial(_produce, run, s, index)
+        output, recorded = one_by_one(run, s, index, budget, viable=viable, produce=produce), False
     if s.fan_out:
         assert index is not None
-        ok = bool(getattr(output, "ok", True))
-        _, end = stage_bounds(run.plan.progress_weights, s.name)
-        run.progress.candidate_finished(
-            job_id,
-            index,
-            ok=ok,
-            n=run.plan.parallel_count,
-            end_percent=end,
-            stage=s.display_name,
-            ttl=run.ttl,
-            details=_item_details(run.plan, index, output),
-        )
-        return {"job_id": job_id, "index": index, "status": "succeeded" if ok else "failed"}
-    if s is not STAGES[-1]:  # the last stage's end is announced with the result
+        end = item_end(run.plan, s, index, output)
+        if not recorded:
+            run.progress.candidate_finished(
+                job_id,
+                index,
+                ok=end.ok,
+                n=end.n,
+                end_percent=end.end_percent,
+                stage=end.stage,
+                ttl=run.ttl,
+                details=end.details,
+                late=end.late,
+                quorum=end.quorum,
+                grace=end.grace,
+            )
+        status = "late" if end.late else "succeeded" if end.ok else "failed"
+        return {"job_id": job_id, "index": index, "status": status}
+    if s is not STAGES[-1] and not recorded:  # the last stage's end comes with the result
         run.stage_event(s, started=False, message=s.summary(output))
     return {"job_id": job_id, "step": s.name}
-
-
-def _park(run: JobRun, s: Stage, key: str, messages: list[dict[str, str]]) -> None:
-    """Leave the prompt for a person and end the task: no thread waits for a person."""
-    prompt = PendingPrompt(
-        key=key, stage=s.name, display_name=s.display_name, messages=messages, since=utcnow()
-    )
-    if run.manual.park(run.job_id, key, prompt.model_dump_json(), run.ttl):
-        start, _ = stage_bounds(run.plan.progress_weights, s.name)
-        fields = {
-            "stage": s.display_name,
-            "status": "waiting",
-            "key": key,
-            "message": f"waiting for a manual answer to {key}",
-        }
-        event = Event(EventKind.WAITING_FOR_ANSWER, start, fields)
-        run.progress.emit(run.job_id, event, run.ttl, once=f"wait:{key}")
 
 
 def finalize(svc: Services, job_id: str, *, delivery: Delivery | None = None) -> dict[str, Any]:

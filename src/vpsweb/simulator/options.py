@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -21,6 +21,13 @@ class SimulatorOptions(BaseModel):
     port: int = Field(default=8765, ge=0, le=65535)
     latency_ms: float = Field(default=0.0, ge=0)
     jitter_ms: float = Field(default=0.0, ge=0)
+    # Real LLM latencies are long-tailed: lognormal with median --latency-ms and shape
+    # --latency-sigma models the straggler that holds up a fan-out stage.
+    latency_dist: Literal["uniform", "lognormal"] = "uniform"
+    latency_sigma: float = Field(default=0.0, ge=0, le=5)
+    # Common random numbers: latencies keyed by the request's place in its job, so two
+    # runs of the same poems differ only by what the configurations change.
+    latency_paired: bool = False
     rate_429: float = Field(default=0.0, ge=0, le=1)
     rate_500: float = Field(default=0.0, ge=0, le=1)
     rate_hang: float = Field(default=0.0, ge=0, le=1)
@@ -65,7 +72,13 @@ _HELPS = {
     "host": "bind address (default 127.0.0.1)",
     "port": "port (default 8765; 0: any free one, printed at start)",
     "latency_ms": "mean latency per answer in ms (default 0)",
-    "jitter_ms": "uniform ± jitter in ms (default 0)",
+    "jitter_ms": "uniform ± jitter in ms (default 0; uniform distribution only)",
+    "latency_dist": "latency distribution: uniform (--latency-ms ± --jitter-ms) or "
+    "lognormal (median --latency-ms, shape --latency-sigma) (default uniform)",
+    "latency_sigma": "σ of the lognormal latency (default 0; 0.8 is a heavy tail)",
+    "latency_paired": "1: draw each latency from (seed, poem, step, model, temperature, "
+    "how many such requests came since the last /stats/reset), so that benchmarks "
+    "compare configurations on the same draws (default 0: one random stream)",
     "rate_429": "fraction answered 429 with Retry-After (0-1)",
     "rate_500": "fraction answered 500 (0-1)",
     "rate_hang": "fraction that hang for --hang-s (0-1)",

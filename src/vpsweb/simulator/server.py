@@ -59,12 +59,14 @@ class Simulator:
         self.seen: Counter[str] = Counter()
         self.stats: dict[str, Any] = {}
         self.defects: dict[str, str] = {}  # fingerprint -> kind, for /truth
+        self.latency_slots: Counter[str] = Counter()  # --latency-paired ordinals
         self.reset()
 
     def reset(self) -> None:
         # in_flight is live state, not a counter: requests still running keep it.
         in_flight = self.stats.get("in_flight", 0)
         self.defects = {}
+        self.latency_slots = Counter()
         self.stats = {
             "total_requests": 0,
             "in_flight": in_flight,
@@ -78,11 +80,29 @@ class Simulator:
             "by_key": Counter(),
         }
 
-    def _latency_s(self, directives: Directives) -> float:
-        mean = directives.slow_ms if directives.slow_ms is not None else self.options.latency_ms
-        jitter = self.options.jitter_ms
-        ms = mean + (self.random.uniform(-jitter, jitter) if jitter else 0.0)
+    def _latency_s(self, directives: Directives, req: ChatRequest, step: str | None) -> float:
+        """One draw around the base (a ``slowNNN`` directive's, else --latency-ms):
+        uniform jitter around it as the mean, or a lognormal with it as the median
+        (a long right tail, as real providers have)."""
+        o = self.options
+        base = directives.slow_ms if directives.slow_ms is not None else o.latency_ms
+        rng = self._latency_rng(req, step) if o.latency_paired else self.random
+        if o.latency_dist == "lognormal":
+            ms = base * math.exp(rng.gauss(0.0, o.latency_sigma))
+        else:
+            ms = base + (rng.uniform(-o.jitter_ms, o.jitter_ms) if o.jitter_ms else 0.0)
         return max(0.0, ms) / 1000
+
+    def _latency_rng(self, req: ChatRequest, step: str | None) -> random.Random:
+        """--latency-paired: the k-th request of a (poem, step, model, temperature) gets
+        the same draw in every run, whatever the order requests arrive in; so N=1 and
+        N=8 jobs of one poem see the same later stages and their makespans differ by
+        the candidate stage alone (common random numbers)."""
+        poem = answers.poem_block(req.prompt) or ""
+        slot = f"{poem}\0{step}\0{req.model}\0{req.temperature:g}"
+        self.latency_slots[slot] += 1
+        key = f"{self.options.seed}\0{slot}\0{self.latency_slots[slot]}".encode()
+        return random.Random(hashlib.sha256(key).digest())
 
     def _fault(self, directives: Directives, key: str) -> str | None:
         """Which fault this request gets, if any: directives first, then random rates."""
@@ -146,7 +166,7 @@ class Simulator:
             )
         if fault == "fail400":
             return error_response(400, "Invalid request (simulated)", "invalid_request_error")
-        latency = self._latency_s(directives)
+        latency = self._latency_s(directives, req, step)
         if fault == "hang":
             await asyncio.sleep(self.options.hang_s)
         await asyncio.sleep(latency)

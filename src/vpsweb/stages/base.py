@@ -42,7 +42,7 @@ class StageContext:
     prompts: dict[str, PromptFile]
     llm: LLMClient
     models: ModelsConfig
-    check: Callable[[], None] | None = None
+    check: Callable[[], float | None] | None = None
 
     def model(self, call: StepCall) -> ModelInfo:
         return resolve(self.models, call).info

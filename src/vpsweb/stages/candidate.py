@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vpsweb.errors import LLMError, ParseError
+from vpsweb.errors import Late, LLMError, ParseError
 from vpsweb.models import CandidateResult
 from vpsweb.parsing import extract_fields
 from vpsweb.prompts import neutralise
@@ -49,6 +49,12 @@ def translate_candidate(ctx: StageContext, prior: Prior, index: int | None) -> C
         fields = ask(ctx, rec, prompt, parse_answer, parse_attempts=plan.parse_retries + 1)
     except (LLMError, ParseError) as exc:
         return record.model_copy(update={"error": described(exc), "metrics": rec.done()})
+    except Late as exc:
+        # Stopped by the straggler policy: its in-flight call was abandoned (a provider
+        # may still bill it; what was billed before is kept), and it is not a failure.
+        metrics = rec.done()
+        why = f"late: stopped after {metrics.duration_s:.1f}s ({exc})"
+        return record.model_copy(update={"status": "late", "error": why, "metrics": metrics})
     return record.model_copy(
         update={
             "status": "succeeded",
@@ -83,7 +89,7 @@ def causes(candidates: list[CandidateResult]) -> str:
     """Why candidates failed, each cause once: a missing key is one sentence, not N."""
     by_cause: dict[str, list[str]] = {}
     for c in candidates:
-        if not c.ok:
+        if c.status == "failed":
             by_cause.setdefault(c.error or "no cause recorded", []).append(
                 f"{c.index} ({c.variant})"
             )
@@ -95,7 +101,9 @@ def causes(candidates: list[CandidateResult]) -> str:
 
 def summary(candidates: list[CandidateResult]) -> str:
     ok = sum(c.ok for c in candidates)
-    return f"{ok} of {len(candidates)} candidates succeeded"
+    late = sum(c.status == "late" for c in candidates)
+    text = f"{ok} of {len(candidates)} candidates succeeded"
+    return f"{text}, {late} late" if late else text
 
 
 def markdown(output: TranslationOutput) -> list[str]:
@@ -106,5 +114,5 @@ def markdown(output: TranslationOutput) -> list[str]:
             lines += [f"### Candidate {c.index} — {c.variant}{mark}", ""]
             lines += ["```text", c.translation, "```", "", c.notes, ""]
         else:
-            lines += [f"### Candidate {c.index} — {c.variant}: failed", "", f"> {c.error}", ""]
+            lines += [f"### Candidate {c.index} — {c.variant}: {c.status}", "", f"> {c.error}", ""]
     return lines

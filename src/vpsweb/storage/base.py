@@ -50,6 +50,26 @@ class JobRecord(BaseModel):
     error: str | None = None
     error_stage: str | None = None
 
+    @classmethod
+    def from_hash(cls, job_id: str, data: dict[str, str]) -> JobRecord | None:
+        """From the job hash's fields (None for a job that has no plan: unknown)."""
+        if not data or "plan" not in data:
+            return None
+
+        def when(value: str | None) -> datetime | None:
+            return datetime.fromisoformat(value) if value else None
+
+        return cls(
+            job_id=job_id,
+            status=JobStatus(data["status"]),
+            plan=JobPlan.model_validate_json(data["plan"]),
+            created_at=datetime.fromisoformat(data["created_at"]),
+            started_at=when(data.get("started_at")),
+            finished_at=when(data.get("finished_at")),
+            error=data.get("error") or None,
+            error_stage=data.get("error_stage") or None,
+        )
+
 
 @dataclass(frozen=True)
 class Event:
@@ -209,10 +229,20 @@ class ProgressLog(abc.ABC):
         stage: str,
         ttl: int,
         details: dict[str, Any] | None = None,
+        late: bool = False,
+        quorum: int | None = None,
+        grace: float = 0.0,
     ) -> tuple[int, bool]:
         """Count a fan-out item once, with an event of its own carrying ``details``
         (variant, model, duration, error); returns (finished count or 0 for a
-        duplicate, whether a milestone event was published)."""
+        duplicate, whether a milestone event was published). ``late``: stopped by the
+        straggler policy. With a ``quorum``, the success that reaches it starts the
+        grace period: ``grace`` x the median duration of the successes."""
+
+    @abc.abstractmethod
+    def straggler_check(self, job_id: str) -> tuple[str | None, float | None]:
+        """A running item's check in one read: the job's status, and the seconds until
+        the straggler policy makes it late (<= 0: it is late; None: no quorum yet)."""
 
     @abc.abstractmethod
     def snapshot(self, job_id: str) -> ProgressSnapshot: ...
@@ -276,6 +306,75 @@ class ManualAnswers(abc.ABC):
 
 
 @dataclass(frozen=True)
+class StepStart:
+    """What one round trip at a step's start found: the job's status (before it was
+    marked running), the step's output if a delivery stored it, whether this delivery
+    took the step's lease, and the stored outputs of the steps it needs."""
+
+    status: JobStatus | None
+    stored: str | None
+    leased: bool
+    prior: list[str | None]
+
+
+@dataclass(frozen=True)
+class ItemEnd:
+    """A fan-out item's end, as ``ProgressLog.candidate_finished`` counts it."""
+
+    index: int
+    ok: bool
+    late: bool
+    n: int
+    end_percent: float
+    stage: str
+    details: dict[str, Any]
+    quorum: int | None
+    grace: float
+
+
+class StepLog(abc.ABC):
+    """A step's bookkeeping in one round trip at each end (a worker's hot path), for
+    what JobStore, ProgressLog and Leases do one command at a time: the same writes,
+    the same guarantees (each is idempotent, so a retried batch changes nothing)."""
+
+    @abc.abstractmethod
+    def begin(
+        self,
+        job_id: str,
+        key: str,
+        *,
+        owner: str,
+        lease_ttl_s: float,
+        deadline: float,
+        start: Event | None,
+        once: str,
+        ttl: int,
+        prior_keys: list[str],
+    ) -> StepStart:
+        """Read the status, mark the job running, move its deadline, append the start
+        event (once), take the step's lease (SET NX) and only then read its stored
+        output (so an output stored before the lease was free is always seen), and
+        read the prior steps' outputs."""
+
+    @abc.abstractmethod
+    def finish(
+        self,
+        job_id: str,
+        key: str,
+        payload: str,
+        *,
+        owner: str,
+        ttl: int,
+        end: Event | None,
+        once: str,
+        item: ItemEnd | None,
+    ) -> str:
+        """Store the output (SET NX: the first one stands, and is returned), release
+        the lease if still ours, and record the end: the stage's end event (once) or
+        the fan-out item's count."""
+
+
+@dataclass(frozen=True)
 class Storage:
     """A store's parts, sharing one connection pool."""
 
@@ -285,6 +384,7 @@ class Storage:
     presence: Presence
     usage: UsageLog
     manual: ManualAnswers
+    steps: StepLog | None = None  # None: the parts one command at a time
 
     def close(self) -> None:
         self.jobs.close()

@@ -11,6 +11,7 @@ from vpsweb.storage.redis.leases import RedisLeases
 from vpsweb.storage.redis.manual import RedisManualAnswers
 from vpsweb.storage.redis.presence import RedisPresence
 from vpsweb.storage.redis.progress import RedisProgressLog
+from vpsweb.storage.redis.steps import RedisStepLog
 from vpsweb.storage.redis.store import RedisJobStore
 from vpsweb.storage.redis.usage import RedisUsageLog
 
@@ -33,11 +34,13 @@ def connect(url: str, *, retries: int = 3) -> Storage:
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
     )
+    jobs, progress, leases = RedisJobStore(client), RedisProgressLog(client), RedisLeases(client)
     return Storage(
-        jobs=RedisJobStore(client),
-        progress=RedisProgressLog(client),
-        leases=RedisLeases(client),
+        jobs=jobs,
+        progress=progress,
+        leases=leases,
         usage=RedisUsageLog(client),
         presence=RedisPresence(client),
         manual=RedisManualAnswers(client),
+        steps=RedisStepLog(client, jobs, progress, leases),
     )

@@ -53,6 +53,11 @@ def finished_items(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}:finished"
 
 
+def durations(job_id: str) -> str:
+    """List: durations (s) of the fan-out items that succeeded, for the straggler grace."""
+    return f"{PREFIX}:job:{job_id}:durations"
+
+
 def pending(job_id: str) -> str:
     """Hash: step key -> JSON of the prompt waiting for a person (manual mode)."""
     return f"{PREFIX}:job:{job_id}:pending"

@@ -15,7 +15,7 @@ from typing import Any, cast
 import redis
 
 from vpsweb.progress import ProgressEvent, ProgressSnapshot, milestones
-from vpsweb.storage.base import Event, ProgressLog
+from vpsweb.storage.base import Event, ItemEnd, ProgressLog
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.errors import translating
 from vpsweb.storage.redis.store import STREAM_MAXLEN, event_fields, load_lua
@@ -33,12 +33,18 @@ class RedisProgressLog(ProgressLog):
         self.block_ms = block_ms
         self._emit = client.register_script(load_lua("emit.lua"))
         self._finished = client.register_script(load_lua("candidate_finished.lua"))
+        self._straggler = client.register_script(load_lua("straggler_check.lua"))
 
     def emit(self, job_id: str, event: Event, ttl: int, *, once: str = "") -> bool:
+        return bool(self.emit_on(self.redis, job_id, event, ttl, once=once))
+
+    def emit_on(self, client: Any, job_id: str, event: Event, ttl: int, *, once: str) -> Any:
+        """emit.lua on ``client`` (this store's connection, or a pipeline)."""
         args: list[Any] = [round(event.percent, 2), ttl, STREAM_MAXLEN, once]
         for k, v in event_fields(event).items():
             args += [k, v]
-        return bool(self._emit(keys=[keys.progress(job_id), keys.events(job_id)], args=args))
+        names = [keys.progress(job_id), keys.events(job_id)]
+        return self._emit(keys=names, args=args, client=client)
 
     def candidate_finished(
         self,
@@ -51,24 +57,43 @@ class RedisProgressLog(ProgressLog):
         stage: str,
         ttl: int,
         details: dict[str, Any] | None = None,
+        late: bool = False,
+        quorum: int | None = None,
+        grace: float = 0.0,
     ) -> tuple[int, bool]:
+        item = ItemEnd(index, ok, late, n, end_percent, stage, details or {}, quorum, grace)
+        k, published = self.count_item(job_id, item, ttl)
+        return int(k), bool(published)
+
+    def count_item(self, job_id: str, item: ItemEnd, ttl: int, client: Any = None) -> Any:
+        """candidate_finished.lua for ``item`` (on ``client``: a pipeline, say)."""
+        d = item.details
         args = [
-            index,
-            "1" if ok else "0",
-            n,
+            item.index,
+            "late" if item.late else "succeeded" if item.ok else "failed",
+            item.n,
             ttl,
             STREAM_MAXLEN,
-            end_percent,
+            item.end_percent,
             f"{time.time():.3f}",
-            stage,
-            json.dumps({k: v for k, v in (details or {}).items() if v is not None}),
-            *milestones(n),
+            item.stage,
+            json.dumps({k: v for k, v in d.items() if v is not None}),
+            item.quorum or 0,
+            item.grace,
+            d.get("duration_s") or 0.0,
+            *milestones(item.n),
         ]
-        k, published = self._finished(
-            keys=[keys.finished_items(job_id), keys.progress(job_id), keys.events(job_id)],
-            args=args,
-        )
-        return int(k), bool(published)
+        names = [
+            keys.finished_items(job_id),
+            keys.progress(job_id),
+            keys.events(job_id),
+            keys.durations(job_id),
+        ]
+        return self._finished(keys=names, args=args, client=client)
+
+    def straggler_check(self, job_id: str) -> tuple[str | None, float | None]:
+        status, left = self._straggler(keys=[keys.job(job_id), keys.progress(job_id)])
+        return (status or None), (float(left) if left else None)
 
     def snapshot(self, job_id: str) -> ProgressSnapshot:
         data = cast(dict[str, str], self.redis.hgetall(keys.progress(job_id)))

@@ -12,7 +12,6 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from datetime import datetime
 from importlib import resources
 from typing import Any, cast
 
@@ -110,18 +109,8 @@ class RedisJobStore(JobStore):
         pipe.xadd(keys.SUBMISSIONS, {"job": job})
 
     def get(self, job_id: str) -> JobRecord | None:
-        data = cast(dict[str, str], self.redis.hgetall(keys.job(job_id)))
-        if not data or "plan" not in data:
-            return None
-        return JobRecord(
-            job_id=job_id,
-            status=JobStatus(data["status"]),
-            plan=JobPlan.model_validate_json(data["plan"]),
-            created_at=datetime.fromisoformat(data["created_at"]),
-            started_at=_dt(data.get("started_at")),
-            finished_at=_dt(data.get("finished_at")),
-            error=data.get("error") or None,
-            error_stage=data.get("error_stage") or None,
+        return JobRecord.from_hash(
+            job_id, cast(dict[str, str], self.redis.hgetall(keys.job(job_id)))
         )
 
     def status(self, job_id: str) -> JobStatus | None:
@@ -289,7 +278,3 @@ class RedisJobStore(JobStore):
 def _submissions(entries: list[Any]) -> list[Submission]:
     # A claimed entry that was deleted meanwhile comes back with no fields.
     return [Submission(entry_id, fields["job"]) for entry_id, fields in entries if fields]
-
-
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None

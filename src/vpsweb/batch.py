@@ -1,0 +1,41 @@
+"""Planning a batch of requests for ``Client.submit_many``: all valid, or none enqueued.
+
+Celery-free and store-free, like ``plan``: validation and planning happen before any
+write, so that a bad request in a batch of 500 leaves nothing half-submitted.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from vpsweb.admission import require_fits
+from vpsweb.config import AppConfig
+from vpsweb.errors import RequestInvalid
+from vpsweb.models import TranslationRequest
+from vpsweb.plan import JobPlan, build_plan
+
+Requests = Sequence[TranslationRequest | dict[str, Any]]
+
+
+def plan_batch(
+    requests: Requests,
+    config: AppConfig,
+    *,
+    offline: bool | None = None,
+) -> list[JobPlan]:
+    """A plan per request, their clocks started together; every invalid request is
+    named by its position in one RequestInvalid (not just the first one)."""
+    plans, problems = [], []
+    for i, request in enumerate(requests):
+        try:
+            plan = build_plan(request, config, job_id=uuid.uuid4().hex[:12], offline=offline)
+            plans.append(require_fits(plan, config))
+        except RequestInvalid as exc:
+            problems += [f"request {i}: {line}" for line in exc.errors]
+    if problems:
+        raise RequestInvalid(problems)
+    now = datetime.now(UTC)
+    return [p.model_copy(update={"created_at": now}) for p in plans]
