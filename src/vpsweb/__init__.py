@@ -23,6 +23,10 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 _EXPORTS = {
     "Client": "vpsweb.client",
     "Job": "vpsweb.client",
+    "AsyncClient": "vpsweb.async_client",
+    "AsyncJob": "vpsweb.async_client",
+    "AnswerRefused": "vpsweb.errors",
+    "AnswerRejected": "vpsweb.errors",
     "TranslationOutput": "vpsweb.stages.table",
     "ProgressEvent": "vpsweb.progress",
     "VpswebError": "vpsweb.errors",
@@ -40,8 +44,12 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # pragma: no cover - static checkers see the lazy names
+    from vpsweb.async_client import AsyncClient as AsyncClient
+    from vpsweb.async_client import AsyncJob as AsyncJob
     from vpsweb.client import Client as Client
     from vpsweb.client import Job as Job
+    from vpsweb.errors import AnswerRefused as AnswerRefused
+    from vpsweb.errors import AnswerRejected as AnswerRejected
     from vpsweb.errors import ConfigError as ConfigError
     from vpsweb.errors import JobCancelled as JobCancelled
     from vpsweb.errors import JobError as JobError

@@ -26,6 +26,7 @@ from vpsweb.cli.commands import (
 from vpsweb.cli.manual import add_manual_parser
 from vpsweb.cli.stats import add_stats_parser
 from vpsweb.cli.translate import cmd_translate
+from vpsweb.cli.web import add_web_parser
 
 
 def _add_redis(p: argparse.ArgumentParser, *, local: bool = True) -> None:
@@ -183,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_job_commands(sub)
     add_stats_parser(sub)
     add_manual_parser(sub)
+    add_web_parser(sub)
     _add_operations(sub)
     _add_config(sub)
     return parser

@@ -1,0 +1,190 @@
+"""`vpsweb web`: submit a poem, watch its candidates arrive, read and compare the result.
+
+aiohttp, not FastAPI: it is already a dependency (the simulator), it streams
+Server-Sent Events natively, and the page needs nothing a framework adds. The
+web process talks only to the async client (no worker or Celery code): every
+page is a read of the store, every job page one subscriber of a shared feed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from vpsweb.async_client import AsyncClient
+from vpsweb.errors import AnswerRefused, AnswerRejected, JobNotFound, RequestInvalid
+from vpsweb.web import forms, views
+from vpsweb.web.feed import JobFeeds
+
+CLIENT = web.AppKey("client", AsyncClient)
+FEEDS = web.AppKey("feeds", JobFeeds)
+TEMPLATES = web.AppKey("templates", jinja2.Environment)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _page(request: web.Request, name: str, http_status: int = 200, **context: Any) -> web.Response:
+    html = request.app[TEMPLATES].get_template(name).render(**context)
+    return web.Response(text=html, content_type="text/html", status=http_status)
+
+
+async def submit_page(request: web.Request) -> web.Response:
+    return _page(request, "submit.html", **forms.context(request.app[CLIENT].config, {}, {}))
+
+
+async def submit(request: web.Request) -> web.StreamResponse:
+    client = request.app[CLIENT]
+    values = await forms.read(request)
+    try:
+        plan = client.plan(
+            forms.request_of(values),
+            offline=bool(values.get("offline")),
+            manual=bool(values.get("manual")),
+        )
+    except RequestInvalid as exc:
+        errors = forms.errors_by_field(exc.errors)
+        return _page(request, "submit.html", 422, **forms.context(client.config, values, errors))
+    job = await client.submit_plan(plan)
+    raise web.HTTPSeeOther(f"/jobs/{job.id}")
+
+
+async def _job(request: web.Request) -> Any:
+    try:
+        return await request.app[CLIENT].get(request.match_info["job"])
+    except JobNotFound:
+        raise web.HTTPNotFound(text=f"no job {request.match_info['job']!r}") from None
+
+
+async def job_page(request: web.Request) -> web.Response:
+    job = await _job(request)
+    context = await views.job_context(request.app[CLIENT], job)
+    if context["ended"] and context["status"] == "succeeded":
+        context["result_html"] = await _result_html(request, job.id)
+    return _page(request, "job.html", **context)
+
+
+async def _result_html(request: web.Request, job_id: str) -> str:
+    output = await views.output_of(request.app[CLIENT], job_id)
+    if output is None:
+        return "<p>The result has expired.</p>"
+    return request.app[TEMPLATES].get_template("result.html").render(**views.result_context(output))
+
+
+async def result_fragment(request: web.Request) -> web.Response:
+    job = await _job(request)
+    return web.Response(text=await _result_html(request, job.id), content_type="text/html")
+
+
+async def result_file(request: web.Request) -> web.Response:
+    job = await _job(request)
+    output = await views.output_of(request.app[CLIENT], job.id)
+    if output is None:
+        raise web.HTTPNotFound(text="no result (yet, or expired)")
+    kind = request.match_info["kind"]
+    text, ctype = views.download(output, kind)
+    disposition = f'attachment; filename="vpsweb-{job.id}.{kind}"'
+    return web.Response(text=text, content_type=ctype, headers={"Content-Disposition": disposition})
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events: the job's whole history, then live events; one message per
+    event, each with its stream id (a reconnecting browser resumes after it)."""
+    job = await _job(request)
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    await response.prepare(request)
+    after = request.headers.get("Last-Event-ID", "")
+    try:
+        async for event in request.app[FEEDS].follow(job.id, after):
+            data = event.model_dump_json(exclude_defaults=True)
+            await response.write(f"id: {event.id}\ndata: {data}\n\n".encode())
+    except (JobNotFound, ConnectionResetError):
+        pass
+    return response
+
+
+async def cancel(request: web.Request) -> web.Response:
+    job = await _job(request)
+    return web.json_response({"cancelled": await job.cancel()})
+
+
+async def pending(request: web.Request) -> web.Response:
+    job = await _job(request)
+    prompts = await job.pending()
+    return web.json_response(
+        [{"key": p.key, "display_name": p.display_name, "text": p.text()} for p in prompts]
+    )
+
+
+async def answer(request: web.Request) -> web.Response:
+    job = await _job(request)
+    form = await request.post()
+    try:
+        moved = await job.answer(str(form.get("key", "")), str(form.get("text", "")))
+    except (AnswerRejected, AnswerRefused) as exc:
+        return web.json_response({"ok": False, "error": str(exc)}, status=422)
+    return web.json_response({"ok": True, "moved_on": moved})
+
+
+async def jobs_page(request: web.Request) -> web.Response:
+    rows = await views.job_rows(request.app[CLIENT])
+    return _page(request, "jobs.html", jobs=rows)
+
+
+def basic_auth(user: str, password: str) -> Any:
+    expected = f"{user}:{password}".encode()
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        header = request.headers.get("Authorization", "")
+        given = b""
+        if header.startswith("Basic "):
+            try:
+                given = base64.b64decode(header[6:], validate=True)
+            except (binascii.Error, ValueError):
+                given = b""
+        if not hmac.compare_digest(given, expected):
+            raise web.HTTPUnauthorized(headers={"WWW-Authenticate": 'Basic realm="vpsweb"'})
+        return await handler(request)
+
+    return check
+
+
+def create_app(client: AsyncClient, *, auth: tuple[str, str] | None = None) -> web.Application:
+    app = web.Application(middlewares=[basic_auth(*auth)] if auth else [])
+    app[CLIENT] = client
+    app[FEEDS] = JobFeeds(client)
+    app[TEMPLATES] = jinja2.Environment(
+        loader=jinja2.PackageLoader("vpsweb.web", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+    )
+    static = resources.files("vpsweb.web").joinpath("static")
+    app.add_routes(
+        [
+            web.get("/", submit_page),
+            web.post("/jobs", submit),
+            web.get("/jobs", jobs_page),
+            web.get("/jobs/{job}", job_page),
+            web.get("/jobs/{job}/events", events),
+            web.get("/jobs/{job}/result", result_fragment),
+            web.get("/jobs/{job}/result.{kind:json|md}", result_file),
+            web.post("/jobs/{job}/cancel", cancel),
+            web.get("/jobs/{job}/pending", pending),
+            web.post("/jobs/{job}/answer", answer),
+            web.static("/static", str(static)),
+        ]
+    )
+
+    async def closing(app: web.Application) -> None:
+        await app[FEEDS].close()
+        await app[CLIENT].close()
+
+    app.on_cleanup.append(closing)
+    return app

@@ -1,0 +1,114 @@
+"""The submit form: its fields are the client's parameters, its errors the request's.
+
+Field names are those of ``Client.submit`` (poem, title, author, source_lang,
+target_lang, parallel_count, workflow_mode, and the strategy dials), so a
+validation error's location ("parallel_count", "strategy.adaptation_level")
+names the field it is shown beside.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from vpsweb.config import AppConfig
+from vpsweb.errors import InputFileError
+from vpsweb.languages import LANGUAGE_NAMES, SOURCE_CODES, TARGET_CODES, language_name
+from vpsweb.models import WorkflowMode
+from vpsweb.poem_files import decode
+
+DIALS = (
+    ("adaptation_level", ("foreignizing", "balanced", "domesticating")),
+    ("repetition_policy", ("strict", "adaptive")),
+    ("additions_policy", ("forbid", "allow_with_alt")),
+)
+TEXT_FIELDS = (
+    "poem",
+    "title",
+    "author",
+    "source_lang",
+    "target_lang",
+    "parallel_count",
+    "workflow_mode",
+    "prosody_target",
+    "offline",
+    "manual",
+    *(name for name, _ in DIALS),
+)
+MAX_FILE_BYTES = 400_000
+
+
+async def read(request: web.Request) -> dict[str, str]:
+    """The posted values as text; an uploaded poem file fills an empty poem box."""
+    values: dict[str, str] = {}
+    upload: bytes = b""
+    reader = await request.multipart()
+    async for part in reader:
+        if not isinstance(part, BodyPartReader) or part.name is None:
+            continue
+        if part.name == "poem_file":
+            upload = await part.read(decode=False)
+            values["_file"] = part.filename or "poem file"
+        elif part.name in TEXT_FIELDS:
+            values[part.name] = (await part.text()).replace("\r\n", "\n")
+    if upload and not values.get("poem", "").strip():
+        values["poem"] = _poem_from(upload[: MAX_FILE_BYTES + 1], values)
+    return values
+
+
+def _poem_from(data: bytes, values: dict[str, str]) -> str:
+    if len(data) > MAX_FILE_BYTES:
+        values["_file_error"] = f"the file is larger than {MAX_FILE_BYTES:,} bytes"
+        return ""
+    try:
+        text, _ = decode(data, values["_file"], values.get("source_lang"))
+    except InputFileError as exc:
+        values["_file_error"] = str(exc)
+        return ""
+    return text
+
+
+def request_of(values: dict[str, str]) -> dict[str, Any]:
+    """The client's request from the form (empty fields: the configured defaults)."""
+    count = values.get("parallel_count", "").strip()
+    return {
+        "poem": values.get("poem", ""),
+        "source_lang": values.get("source_lang", ""),
+        "target_lang": values.get("target_lang", ""),
+        "title": values.get("title", ""),
+        "author": values.get("author", ""),
+        "workflow_mode": values.get("workflow_mode") or WorkflowMode.HYBRID.value,
+        # A non-number is passed on as text: the request's validation names it.
+        "parallel_count": (int(count) if count.isdigit() else count) if count else None,
+        "strategy": {
+            **{name: values.get(name) or None for name, _ in DIALS},
+            "prosody_target": values.get("prosody_target") or None,
+        },
+    }
+
+
+def errors_by_field(lines: list[str]) -> dict[str, str]:
+    """ "strategy.adaptation_level: ..." -> {"adaptation_level": "..."}; the rest under "_"."""
+    found: dict[str, str] = {}
+    for line in lines:
+        where, sep, message = line.partition(": ")
+        name = where.split(".")[-1] if sep else "_"
+        if name not in TEXT_FIELDS:
+            name, message = "_", line
+        found[name] = f"{found[name]}; {message}" if name in found else message
+    return found
+
+
+def context(cfg: AppConfig, values: dict[str, str], errors: dict[str, str]) -> dict[str, Any]:
+    if "_file_error" in values and "poem" not in errors:
+        errors = {**errors, "poem": f"{values['_file']}: {values['_file_error']}"}
+    return {
+        "values": {"source_lang": "en", "target_lang": "zh-CN", **values},
+        "errors": errors,
+        "sources": [(c, LANGUAGE_NAMES[c]) for c in SOURCE_CODES],
+        "targets": [(c, language_name(c, target=True)) for c in TARGET_CODES],
+        "modes": [m.value for m in WorkflowMode],
+        "dials": DIALS,
+        "max_n": cfg.pipeline.parallel_count.max,
+    }

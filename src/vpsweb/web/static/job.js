@@ -1,0 +1,131 @@
+// The job page: one EventSource on the job's event stream (replayed from the start),
+// one render per event. The bar only moves forward and is redrawn only when its
+// whole-number percentage changes. window.vpsweb counts events and renders (tests).
+(function () {
+  "use strict";
+  var root = document.getElementById("job");
+  if (!root) { return; }
+  var jobId = root.dataset.job;
+  var bar = document.getElementById("bar");
+  var barText = document.getElementById("bar-text");
+  var statusEl = document.getElementById("status");
+  var stats = window.vpsweb = { events: 0, renders: 0, values: [], ended: false };
+  var shown = Number(bar.getAttribute("aria-valuenow")) || 0;
+
+  function setBar(percent) {
+    var value = Math.floor(Math.min(100, Math.max(0, percent)));
+    if (value <= shown) { return false; }  // never backwards, no redraw without change
+    shown = value;
+    bar.setAttribute("aria-valuenow", String(value));
+    bar.firstElementChild.style.width = value + "%";
+    barText.textContent = value + "%";
+    stats.values.push(value);
+    return true;
+  }
+
+  function stageRow(name) {
+    return document.querySelector('#stages li[data-stage="' + CSS.escape(name) + '"]');
+  }
+
+  function setStage(e) {
+    var row = stageRow(e.stage);
+    if (!row) { return false; }
+    var state = { stage_started: "running", stage_completed: "done", stage_failed: "failed",
+                  waiting_for_answer: "waiting for you" }[e.event];
+    if (!state) { return false; }
+    row.className = "stage " + state.replace(/ /g, "-");
+    row.querySelector(".state").textContent = state;
+    row.querySelector(".msg").textContent = e.message || e.error || "";
+    if (state === "running" || state === "waiting for you") {
+      statusEl.className = "status-running";
+      statusEl.textContent = (state === "running" ? "Running: " : "Waiting for your answer: ") + e.stage;
+    }
+    return true;
+  }
+
+  function setCandidate(e) {
+    var row = document.querySelector('#candidates tr[data-index="' + e.index + '"]');
+    if (!row) { return false; }
+    var ok = e.status !== "failed";
+    row.className = "cand " + (ok ? "done" : "failed");
+    row.querySelector(".state").textContent = ok ? "✓ succeeded" : "✗ " + (e.error || "failed");
+    row.querySelector(".time").textContent = e.duration_s ? Number(e.duration_s).toFixed(1) + " s" : "";
+    return true;
+  }
+
+  function finish(e) {
+    stats.ended = true;
+    document.getElementById("cancel").hidden = true;
+    statusEl.className = "status-" + e.status;
+    statusEl.textContent = "Job " + e.status + (e.error ? ": " + e.error : (e.message ? " — " + e.message : ""));
+    if (e.status === "succeeded") {
+      fetch("/jobs/" + jobId + "/result").then(function (r) { return r.text(); })
+        .then(function (html) { document.getElementById("result").innerHTML = html; });
+    }
+    return true;
+  }
+
+  function render(e) {
+    stats.events += 1;
+    var changed = false;
+    if (e.progress_percent !== undefined) { changed = setBar(e.progress_percent) || changed; }
+    if (e.event === "candidate_finished") { changed = setCandidate(e) || changed; }
+    else if (e.event === "job_finished") { changed = finish(e) || changed; }
+    else if (e.event === "waiting_for_answer") { changed = setStage(e) || changed; loadPrompts(); }
+    else if (e.event === "answer_received") { loadPrompts(); }
+    else if (e.stage) { changed = setStage(e) || changed; }
+    if (changed) { stats.renders += 1; }
+  }
+
+  function loadPrompts() {
+    fetch("/jobs/" + jobId + "/pending").then(function (r) { return r.json(); }).then(function (list) {
+      var box = document.getElementById("prompts");
+      document.getElementById("manual").hidden = list.length === 0;
+      var keep = {};
+      list.forEach(function (p) {
+        keep[p.key] = true;
+        if (document.getElementById("prompt-" + p.key)) { return; }
+        box.appendChild(promptForm(p));
+      });
+      Array.prototype.slice.call(box.children).forEach(function (el) {
+        if (!keep[el.dataset.key]) { box.removeChild(el); }
+      });
+    });
+  }
+
+  function promptForm(p) {
+    var el = document.createElement("article");
+    el.id = "prompt-" + p.key; el.dataset.key = p.key; el.className = "prompt";
+    var h = document.createElement("h3"); h.textContent = p.display_name + " — " + p.key;
+    var pre = document.createElement("pre"); pre.textContent = p.text;
+    var copy = document.createElement("button"); copy.type = "button"; copy.textContent = "Copy prompt";
+    copy.onclick = function () { if (navigator.clipboard) { navigator.clipboard.writeText(p.text); } };
+    var label = document.createElement("label"); label.textContent = "Answer";
+    label.htmlFor = "answer-" + p.key;
+    var area = document.createElement("textarea"); area.id = "answer-" + p.key; area.rows = 8;
+    var err = document.createElement("p"); err.className = "error"; err.setAttribute("role", "alert");
+    var send = document.createElement("button"); send.type = "button"; send.textContent = "Send answer";
+    send.onclick = function () {
+      var body = new URLSearchParams({ key: p.key, text: area.value });
+      fetch("/jobs/" + jobId + "/answer", { method: "POST", body: body })
+        .then(function (r) { return r.json(); })
+        .then(function (res) { err.textContent = res.ok ? "" : res.error; if (res.ok) { loadPrompts(); } });
+    };
+    [h, copy, pre, label, area, err, send].forEach(function (c) { el.appendChild(c); });
+    return el;
+  }
+
+  document.getElementById("cancel").onclick = function () {
+    fetch("/jobs/" + jobId + "/cancel", { method: "POST" });
+  };
+
+  var source = new EventSource("/jobs/" + jobId + "/events");
+  source.onmessage = function (msg) {
+    var e = JSON.parse(msg.data);
+    render(e);
+    if (e.event === "job_finished") { source.close(); }
+  };
+  source.addEventListener("gone", function (msg) {
+    statusEl.textContent = msg.data; source.close();
+  });
+})();

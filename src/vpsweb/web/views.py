@@ -1,0 +1,92 @@
+"""What the pages show, computed from the async client's records and results."""
+
+from __future__ import annotations
+
+from itertools import zip_longest
+from typing import Any
+
+from vpsweb.async_client import AsyncClient, AsyncJob
+from vpsweb.languages import language_name
+from vpsweb.output_files import format_cost, to_markdown
+from vpsweb.stages.table import STAGES, TranslationOutput
+
+STATUS_TEXT = {
+    "queued": "Queued: waiting for a worker.",
+    "running": "Running.",
+    "waiting": "Waiting for your answers (manual mode).",
+    "succeeded": "Job succeeded.",
+    "failed": "Job failed",
+    "cancelled": "Job cancelled",
+}
+
+
+async def job_context(client: AsyncClient, job: AsyncJob) -> dict[str, Any]:
+    record = await job.record()
+    plan = record.plan
+    req = plan.request
+    status = record.status.value
+    text = STATUS_TEXT[status]
+    if record.error:
+        text += f" in {record.error_stage}: {record.error}"
+    return {
+        "job_id": job.id,
+        "title": req.title,
+        "languages": f"{language_name(req.source_lang)} → "
+        f"{language_name(req.target_lang, target=True)}",
+        "mode": plan.workflow_mode.value,
+        "n": plan.parallel_count,
+        "manual": ", ".join(plan.manual_steps),
+        "percent": int(await job.percent()),
+        "status": status,
+        "status_text": text,
+        "ended": record.status.terminal,
+        "stages": [{"display": s.display_name} for s in STAGES],
+        "candidates": [
+            {"index": c.index, "variant": c.variant, "model": c.call.model} for c in plan.candidates
+        ],
+        "result_html": "",
+    }
+
+
+async def output_of(client: AsyncClient, job_id: str) -> TranslationOutput | None:
+    raw = await client.load_result(job_id)
+    return TranslationOutput.model_validate_json(raw) if raw else None
+
+
+def result_context(output: TranslationOutput) -> dict[str, Any]:
+    source = output.request.poem.strip("\n").splitlines()
+    final = output.final.translation.strip("\n").splitlines()
+    return {
+        "o": output,
+        "ev": output.evaluation,
+        "scores": {s.index: s for s in output.evaluation.scores},
+        "lines": list(zip_longest(source, final, fillvalue="")),
+        "cost": format_cost(output.totals.cost),
+    }
+
+
+def download(output: TranslationOutput, kind: str) -> tuple[str, str]:
+    if kind == "json":
+        return output.model_dump_json(indent=2), "application/json"
+    return to_markdown(output), "text/markdown"
+
+
+async def job_rows(client: AsyncClient, limit: int = 30) -> list[dict[str, Any]]:
+    rows = []
+    for record in await client.recent(limit):
+        req = record.plan.request
+        cost = ""
+        if record.status.value == "succeeded" and (out := await output_of(client, record.job_id)):
+            cost = format_cost(out.totals.cost)
+        rows.append(
+            {
+                "id": record.job_id,
+                "title": req.title,
+                "status": record.status.value,
+                "languages": f"{req.source_lang} → {req.target_lang}",
+                "n": record.plan.parallel_count,
+                "cost": cost,
+                "created": f"{record.created_at:%Y-%m-%d %H:%M}",
+            }
+        )
+    return rows
