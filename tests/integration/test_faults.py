@@ -249,5 +249,5 @@ def test_300_jobs_on_two_workers_lose_nothing(tmp_path: Path) -> None:
         c.close()
     print(f"\n300 jobs x N=3 on 2 workers: {elapsed:.1f}s, {stats['total_requests']} calls")
     assert len(outputs) == 300 and all(o.revision.translation for o in outputs)
-    assert stats["total_requests"] == 300 * 6
+    assert stats["total_requests"] == 300 * calls_per_job(3)
     assert leftover == []

@@ -36,6 +36,7 @@ TASK_NAMES = {
     "vpsweb.evaluate",
     "vpsweb.editor_review",
     "vpsweb.translator_revision",
+    "vpsweb.revision_check",
     "vpsweb.finalize",
 }
 
@@ -138,8 +139,9 @@ def test_flower_lists_every_task_with_safe_arguments(cluster, redis_server):
     with Client(redis_url=redis_server.url, config=load_config()) as c:
         job = submit(c, parallel_count=4)
         job.result(timeout=60)
-    tasks = flower_tasks(base, job.id, expected=8)
-    assert len(tasks) == 8
+    # 4 candidates, evaluation, review, revision, revision check, finalize.
+    tasks = flower_tasks(base, job.id, expected=9)
+    assert len(tasks) == 9
     names = sorted(t["name"] for t in tasks.values())
     assert names.count("vpsweb.candidate") == 4
     assert set(names) == TASK_NAMES

@@ -43,6 +43,9 @@ ANSWERS = {
 }
 
 
+STEPS_AFTER_REVIEW = ("editor_review", "translator_revision", "revision_check")
+
+
 def answer_for(key: str) -> str:
     if key.startswith("candidate-"):
         return ANSWERS["candidate"].format(text=ZH if key.endswith("0") else ZH2)
@@ -259,3 +262,39 @@ def test_vpsweb_manual_answers_one_prompt_from_a_file(tmp_path: Path) -> None:
         c.close()
     assert out.evaluation.metrics is not None and out.evaluation.metrics.model.model == "manual"
     assert shown.returncode == 0 and json.loads(shown.stdout)["job_id"] == job.id
+
+
+def test_vpsweb_manual_resumes_a_waiting_job_interactively(tmp_path: Path) -> None:
+    c = Cluster(tmp=tmp_path)
+    try:
+        c.add_worker()
+        job = c.submit(c.client(), parallel_count=1, manual=True)
+        wait_pending(c, job, {"candidate-0"})
+        one = ANSWERS["evaluation"].replace("2", "1")  # a single candidate is shown
+        answers = [answer_for("candidate-0"), one, *(ANSWERS[k] for k in STEPS_AFTER_REVIEW)]
+        stdin = "".join(f"{a}\n.\n" for a in answers[:-1]) + answers[-1] + "\n"
+        env = cli_env({settings.CONFIG_DIR_ENV: str(c.config_dir)})
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "vpsweb.cli",
+                "manual",
+                job.id,
+                "--redis-url",
+                c.redis.url,
+                "--json",
+            ],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+            timeout=120,
+        )
+    finally:
+        c.close()
+    assert res.returncode == 0, res.stderr
+    # The last answer ends with the end of input instead of a "." line: also accepted.
+    assert res.stderr.count("accepted") == 5
+    assert json.loads(res.stdout)["final"]["source"] == "revision"

@@ -63,7 +63,7 @@ def test_a_missing_queue_is_named_then_cleared(lonely_redis, simulator, worker_l
         with Client(redis_url=lonely_redis.url, config=load_config()) as client:
             missing = client.missing_workers()
             assert len(missing) == 2, missing
-            assert "queue vpsweb.evaluation (evaluation, finalize)" in missing[0]
+            assert "queue vpsweb.evaluation (evaluation, revision_check, finalize)" in missing[0]
             assert "queue vpsweb.review (editor_review, translator_revision)" in missing[1]
             assert "`vpsweb worker --queues vpsweb.evaluation`" in missing[0]
             job = submit(client, parallel_count=2)

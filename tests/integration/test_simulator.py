@@ -33,6 +33,7 @@ STEP_TAGS = {
     "evaluation": ("selected_index", "scores"),
     "editor_review": ("editor_suggestions",),
     "translator_revision": ("revised_translation", "refined_translated_poem_title"),
+    "revision_check": ("preferred_version", "reason"),
 }
 
 
@@ -83,6 +84,11 @@ def messages(step: str, **extra: Any) -> list[dict[str, str]]:
         "translation": "moonlight\nfrost\n\nlook up\nhome",
         "translation_notes": "n",
         "editor_suggestions": "1. [L1] softer",
+        "runner_ups": [{"id": 2, "translation": "moonlight 2"}],
+        "versions": [
+            {"id": 1, "translation": "moonlight\nfrost"},
+            {"id": 2, "translation": "moonlight\nrime"},
+        ],
         **extra,
     }
     pair = load_config().prompts[step].for_model(reasoning=False)

@@ -594,3 +594,22 @@ def test_a_forgotten_client_stops_its_loop(cfg: AppConfig) -> None:
     gc.collect()
     thread.join(5)
     assert not thread.is_alive()
+
+
+def test_a_model_that_ignores_sampling_is_sent_no_temperature(
+    cfg: AppConfig, make_client: Callable[..., OpenAICompatibleClient]
+) -> None:
+    """deepseek-reasoner ignores temperature: none is sent and none is recorded, so a
+    variant's temperature is not mistaken for a difference; deepseek-chat gets its own."""
+    transport = Transport(
+        httpx2.Response(200, json=ok_body()), httpx2.Response(200, json=ok_body())
+    )
+    client = make_client(transport, [])
+    chat = candidate_call(cfg, temperature=0.9)
+    reasoner = candidate_call(cfg, model="deepseek-reasoner", temperature=0.9)
+    client.complete(chat, MESSAGES)
+    done = client.complete(reasoner, MESSAGES)
+    sent = [json.loads(r.content) for r in transport.requests]
+    assert sent[0]["temperature"] == 0.9 and "temperature" not in sent[1]
+    assert sent[1]["model"] == "deepseek-reasoner"
+    assert done.model is not None and done.model.temperature is None

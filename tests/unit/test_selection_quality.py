@@ -335,3 +335,28 @@ def test_an_unusable_order_keeps_the_candidate(cfg: AppConfig) -> None:
     result = check_revision(context(cfg, make_plan(cfg), judge), revision_prior(ZH["a"], ZH["b"]))
     assert result.preferred == ["revision", None]
     assert result.decision == "revision_rejected"
+
+
+def test_the_editor_sees_the_runner_ups_but_not_gated_or_failed_ones(cfg: AppConfig) -> None:
+    from vpsweb.models import GateResult
+    from vpsweb.stages.review import editor_review
+
+    judge = Judge({})
+    failed = CandidateResult(index=3, variant="v", status="failed", error="HTTP 500")
+    cands = [cand(0, ZH["a"]), cand(1, ZH["b"]), cand(2, POEM), failed]
+    ev = EvaluationResult(
+        selected_index=0,
+        rationale="r",
+        method="judge",
+        gated=[GateResult(index=2, reasons=["copies the source"])],
+    )
+    judge.answer = lambda step, shown: "<editor_suggestions>1. [L1] x</editor_suggestions>"
+    editor_review(
+        context(cfg, make_plan(cfg), judge),
+        Prior({"initial_translation": cands, "evaluation": ev}),
+        None,
+    )
+    (prompt,) = judge.prompts
+    assert '<other_candidate id="1">' in prompt and ZH["b"].splitlines()[0] in prompt
+    assert '<other_candidate id="2">' not in prompt and '<other_candidate id="3">' not in prompt
+    assert '<other_candidate id="0">' not in prompt
