@@ -36,8 +36,12 @@ def locked_redis() -> Iterator[str]:
     """A Redis that wants a password: its URL without one."""
     port = free_port()
     proc = subprocess.Popen(
-        [redis_server_binary(), "--port", str(port), "--save", "", "--requirepass", "s3cret"],
+        [
+            *(redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1"),
+            *("--save", "", "--requirepass", "s3cret"),
+        ],
         stdout=subprocess.DEVNULL,
+        start_new_session=True,  # its own group: stop_process signals the group
     )
     client = redis.Redis(port=port, password="s3cret")
     for _ in range(100):
