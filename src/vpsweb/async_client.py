@@ -12,7 +12,6 @@ worker thread rather than keep a second copy of them.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ from vpsweb.progress import ProgressEvent
 from vpsweb.stages.table import TranslationOutput
 from vpsweb.storage import JobRecord, JobStatus
 from vpsweb.storage.redis import keys
-from vpsweb.storage.redis.store import RedisJobStore
+from vpsweb.storage.redis.store import RedisJobStore, with_request
 
 BLOCK_MS = 5000
 MAX_CONNECTIONS = 256
@@ -195,13 +194,11 @@ class AsyncClient:
         return AsyncJob(self, job_id)
 
     async def load_result(self, job_id: str) -> str | None:
-        raw = await self.redis.get(keys.result(job_id))
-        plan = await self.redis.hget(keys.job(job_id), "plan")
-        if raw is None or plan is None:
-            return cast(str | None, raw)
-        data = json.loads(raw)
-        data.setdefault("request", json.loads(plan)["request"])
-        return json.dumps(data, ensure_ascii=False)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.result(job_id))
+        pipe.hget(keys.job(job_id), "plan")
+        raw, plan = cast(list[str | None], await pipe.execute())
+        return with_request(raw, plan)
 
     async def recent(self, limit: int = 20) -> list[JobRecord]:
         ids = cast(list[str], await self.redis.zrevrange(keys.JOBS_INDEX, 0, limit - 1))

@@ -32,6 +32,16 @@ CLAIM_IDLE_MS = 30_000
 CLAIM_EVERY_S = 10.0
 
 
+def with_request(raw: str | None, plan: str | None) -> str | None:
+    """A stored result with its request put back from the plan (``end`` stores the
+    result without it: the plan already holds it)."""
+    if raw is None or plan is None:
+        return raw
+    data = json.loads(raw)
+    data.setdefault("request", json.loads(plan)["request"])
+    return json.dumps(data, ensure_ascii=False)
+
+
 def load_lua(name: str) -> str:
     return resources.files("vpsweb.storage.redis").joinpath(name).read_text(encoding="utf-8")
 
@@ -214,11 +224,7 @@ class RedisJobStore(JobStore):
             pipe.get(keys.result(job_id))
             pipe.hget(keys.job(job_id), "plan")
             raw, plan = cast(list[str | None], pipe.execute())
-        if raw is None or plan is None:
-            return raw
-        data = json.loads(raw)
-        data.setdefault("request", json.loads(plan)["request"])
-        return json.dumps(data, ensure_ascii=False)
+        return with_request(raw, plan)
 
     def _deduplicated(self, job_id: str, result: str) -> tuple[str, list[str]]:
         """The result without the request (the plan holds it), and the step outputs it
