@@ -212,3 +212,21 @@ def test_redelivered_task_does_not_call_llm_again(client, redis_server, sim_stat
         res.get(timeout=30)
     assert sim_stats()["total_requests"] == before
     assert client.get(job.id).result(timeout=5) == out
+
+
+def test_sent_chords_leave_no_result_subscriptions(redis_server, client):
+    """The dispatcher sends a chord per job; Celery's Redis backend used to subscribe
+    to each header result and keep it for the worker's life (celery/celery#3812)."""
+    jobs = [submit(client, parallel_count=3) for _ in range(4)]
+    for job in jobs:
+        job.result(timeout=60)
+    store = redis.Redis.from_url(redis_server.url)
+    subscribed = [
+        channel
+        for job in jobs
+        for channel in store.pubsub_channels(f"celery-task-meta-{job.id}.*")
+    ]
+    assert subscribed == []
+    assert store.pubsub_numsub(*(f"celery-task-meta-{j.id}.candidate-0" for j in jobs)) == [
+        (f"celery-task-meta-{j.id}.candidate-0".encode(), 0) for j in jobs
+    ]

@@ -23,7 +23,7 @@ from celery import Celery, bootsteps
 
 from vpsweb import settings
 from vpsweb.config import AppConfig, load_config
-from vpsweb.workers import broker
+from vpsweb.workers import broker, results
 
 DEFAULT_CONCURRENCY = 32
 
@@ -42,7 +42,7 @@ def celery_settings(store_url: str, broker_url: str, cfg: AppConfig) -> dict[str
     return {
         **broker.celery_settings(broker_url, cfg),
         "broker_url": broker_url,
-        "result_backend": store_url,
+        "result_backend": results.backend_url(store_url),
         "vpsweb_store_url": store_url,
         "task_serializer": "json",
         "result_serializer": "json",

@@ -1,0 +1,33 @@
+"""The Celery result backend of vpsweb's app: Redis, minus a leak of every chord.
+
+Creating a chord's result registers each header task's result as "pending" with
+the sender's backend, and the Redis backend subscribes to its channel. Nothing
+in vpsweb ever waits on a Celery result (clients follow the store; workers and
+the dispatcher run with joins denied), yet every subscription and result object
+stayed for the life of the process: three per job of N=3 in each worker's
+dispatcher, and as many Redis pub/sub channels (celery/celery#3812). Where a
+join would be refused anyway, this backend registers nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery._state import task_join_will_block
+from celery.backends.redis import RedisBackend
+
+
+class WorkerResultBackend(RedisBackend):
+    """RedisBackend that does not track results nobody in this process may join."""
+
+    def add_pending_result(
+        self, result: Any, weak: bool = False, start_drainer: bool = True
+    ) -> Any:
+        if task_join_will_block():
+            return result
+        return super().add_pending_result(result, weak=weak, start_drainer=start_drainer)
+
+
+def backend_url(store_url: str) -> str:
+    """Celery's ``result_backend`` setting: this class, on the store's Redis."""
+    return f"{__name__}:{WorkerResultBackend.__name__}+{store_url}"
