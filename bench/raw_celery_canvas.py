@@ -41,12 +41,13 @@ def main() -> None:
             for run in range(args.runs + 1):
                 store.set(raw_canvas.DONE, 0)
                 t0 = time.perf_counter()
-                raw_canvas.canvas(app, args.n).apply_async()  # type: ignore[attr-defined]
+                raw_canvas.send(app, args.n)
                 raw_canvas._wait(store, 1)
                 if run:  # the first is a warm-up
                     totals.append(time.perf_counter() - t0)
         finally:
             raw_canvas.stop_process(proc)
+            raw_canvas.close(app)
         rate = raw_canvas.rate(
             server.url, procs=args.procs, jobs=args.jobs, n=args.n, concurrency=16, log_dir=logs
         )

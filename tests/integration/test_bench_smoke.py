@@ -51,3 +51,6 @@ def test_bench_tiny_writes_structured_results(tmp_path):
     assert set(cap) == {"1", "2"}
     for row in cap.values():
         assert row["vpsweb_jobs_per_s"] > 0 and row["raw_canvas_per_s"] > 0
+        # The raw canvas with requests made a real job's nine per canvas (+1 warm-up).
+        assert row["raw_with_calls_requests"] == (row["jobs"] + 1) * 9
+        assert row["raw_with_calls_per_s"] > 0

@@ -103,7 +103,10 @@ def _capacity_table(cap: dict[str, Any] | None) -> list[str]:
     for count, row in cap["by_processes"].items():
         lines.append(
             f"  {count} proc: vpsweb {row['vpsweb_jobs_per_s']:.2f}, raw canvas "
-            f"{row['raw_canvas_per_s']:.2f}, ratio {row['ratio_to_raw']:.1%}; "
+            f"{row['raw_canvas_per_s']:.2f}, ratio {row['ratio_to_raw']:.1%}; raw canvas with "
+            f"the requests {row['raw_with_calls_per_s']:.2f} "
+            f"({row['raw_with_calls_to_raw']:.1%} of raw), vpsweb/that "
+            f"{row['ratio_to_raw_with_calls']:.1%}; "
             f"submit_many({row['jobs']}) {row['submit_many_s']:.3f} s"
         )
     return lines
