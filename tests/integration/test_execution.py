@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import pytest
 
 from vpsweb.config import load_config
+from vpsweb.errors import Cancelled
+from vpsweb.lifecycle import cancel_job
 from vpsweb.models import CandidateResult
 from vpsweb.orchestrator import execution
 from vpsweb.plan import build_plan
@@ -37,3 +40,33 @@ def test_unexpected_error_fails_only_that_candidate(redis_server):
     assert stored.error == "internal error: RuntimeError: template exploded"
     assert storage.jobs.status(plan.job_id).value == "running"  # the job goes on
     assert storage.progress.snapshot(plan.job_id).failed == 1
+
+
+def test_first_cancel_check_reuses_the_steps_status_read_and_the_next_reads(redis_server):
+    """The step's first batch has just read the status: the check before its first LLM
+    call does not read it again (one round trip per call saved); every later check does,
+    so a cancel is still seen before the next call."""
+    plan = build_plan(
+        {"poem": "a\nb", "source_lang": "en", "target_lang": "zh-CN", "parallel_count": 1},
+        load_config(),
+        job_id="c4ec0b0e0000",
+        offline=True,
+    )
+    storage = connect(redis_server.url)
+    storage.jobs.create([plan])
+    svc = execution.Services(storage=storage, config=load_config(), llm=None)  # type: ignore[arg-type]
+    seen: list[str] = []
+
+    def cancelled_meanwhile(ctx, prior, index):
+        cancel_job(storage, plan.job_id, plan)  # after the step's batch read "running"
+        ctx.check()
+        seen.append("first check passed")
+        with pytest.raises(Cancelled):
+            ctx.check()
+        seen.append("second check raised")
+        raise Cancelled("stop here")
+
+    step = dataclasses.replace(stage("initial_translation"), run=cancelled_meanwhile)
+    with contextlib.suppress(Cancelled):
+        execution.run_step(svc, step, plan.job_id, 0)
+    assert seen == ["first check passed", "second check raised"]

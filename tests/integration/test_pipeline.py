@@ -222,9 +222,7 @@ def test_sent_chords_leave_no_result_subscriptions(redis_server, client):
         job.result(timeout=60)
     store = redis.Redis.from_url(redis_server.url)
     subscribed = [
-        channel
-        for job in jobs
-        for channel in store.pubsub_channels(f"celery-task-meta-{job.id}.*")
+        channel for job in jobs for channel in store.pubsub_channels(f"celery-task-meta-{job.id}.*")
     ]
     assert subscribed == []
     assert store.pubsub_numsub(*(f"celery-task-meta-{j.id}.candidate-0" for j in jobs)) == [

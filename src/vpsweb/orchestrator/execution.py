@@ -45,6 +45,7 @@ SAVE_PATIENCE_S = 300.0  # how long a paid output waits for an unreachable store
 FINALIZE_BUDGET_S = 120.0  # finalize makes no LLM call: a short keep-alive suffices
 STORE_RETRIES = 30  # commands retried with back-off: rides out a Redis restart
 QUORUM_POLL_S = 0.1  # a candidate's check under a straggler quorum, until its deadline
+FRESH_STATUS_S = 0.05  # a status read this recent stands for a cancel check
 
 
 class Delivery(Protocol):
@@ -100,10 +101,18 @@ class JobRun:
         self.plan: JobPlan = plan
         self.ttl = plan.retention_s
         self.lease: Claim | None = None
+        self.status_read_at = 0.0  # monotonic time of the last status read (see check)
 
     def check(self) -> None:
         """Called before and during every LLM call: an ended job spends nothing more,
-        and a step whose lease another worker took stops."""
+        and a step whose lease another worker took stops. A status read within
+        FRESH_STATUS_S (the step's first batch, just before its first call) is not
+        read again: a cancel after it is seen by the checks during the call."""
+        if self.lease is not None and self.lease.lost.is_set():
+            raise Cancelled(f"job {self.job_id}: {self.lease.what} was taken over")
+        if time.monotonic() - self.status_read_at < FRESH_STATUS_S:
+            self.status_read_at = 0.0  # once: the next check reads
+            return
         try:
             status = self.jobs.status(self.job_id)
         except StoreUnavailable:

@@ -87,6 +87,7 @@ def lean_step(
         prior_keys=run.prior_keys(s.needs),
     )
     status = began.status
+    run.status_read_at = time.monotonic()
     if began.leased and (began.stored is not None or status is None or status.terminal):
         run.leases.release(run.job_id, key, token)
     if status is None:

@@ -9,15 +9,15 @@ import redis
 from vpsweb.storage.base import Leases
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.errors import translating
-from vpsweb.storage.redis.store import load_lua
+from vpsweb.storage.redis.lua import Lua
 
 
 @translating
 class RedisLeases(Leases):
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
-        self._renew = client.register_script(load_lua("lease_renew.lua"))
-        self._release = client.register_script(load_lua("lease_release.lua"))
+        self._renew = Lua(client, "lease_renew.lua")
+        self._release = Lua(client, "lease_release.lua")
 
     def acquire(self, job_id: str, key: str, owner: str, ttl_s: float) -> bool:
         name = keys.lease(job_id, key)

@@ -16,15 +16,15 @@ import redis
 from vpsweb.storage.base import ManualAnswers
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.errors import translating
-from vpsweb.storage.redis.store import load_lua
+from vpsweb.storage.redis.lua import Lua
 
 
 @translating
 class RedisManualAnswers(ManualAnswers):
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
-        self._park = client.register_script(load_lua("manual_park.lua"))
-        self._answer = client.register_script(load_lua("manual_answer.lua"))
+        self._park = Lua(client, "manual_park.lua")
+        self._answer = Lua(client, "manual_answer.lua")
 
     def park(self, job_id: str, key: str, prompt_json: str, ttl: int) -> bool:
         done = self._park(

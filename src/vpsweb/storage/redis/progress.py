@@ -18,7 +18,8 @@ from vpsweb.progress import ProgressEvent, ProgressSnapshot, milestones
 from vpsweb.storage.base import Event, ItemEnd, ProgressLog
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.errors import translating
-from vpsweb.storage.redis.store import STREAM_MAXLEN, event_fields, load_lua
+from vpsweb.storage.redis.lua import Lua
+from vpsweb.storage.redis.store import STREAM_MAXLEN, event_fields
 
 # What XREAD returns with decode_responses=True: [(stream, [(id, fields), ...])].
 StreamBatch = list[tuple[str, list[tuple[str, dict[str, str]]]]] | None
@@ -31,9 +32,9 @@ class RedisProgressLog(ProgressLog):
     def __init__(self, client: redis.Redis, *, block_ms: int = 1000) -> None:
         self.redis = client
         self.block_ms = block_ms
-        self._emit = client.register_script(load_lua("emit.lua"))
-        self._finished = client.register_script(load_lua("candidate_finished.lua"))
-        self._straggler = client.register_script(load_lua("straggler_check.lua"))
+        self._emit = Lua(client, "emit.lua")
+        self._finished = Lua(client, "candidate_finished.lua")
+        self._straggler = Lua(client, "straggler_check.lua")
 
     def emit(self, job_id: str, event: Event, ttl: int, *, once: str = "") -> bool:
         return bool(self.emit_on(self.redis, job_id, event, ttl, once=once))

@@ -12,7 +12,6 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from importlib import resources
 from typing import Any, cast
 
 import redis
@@ -24,6 +23,7 @@ from vpsweb.stages.table import STAGES
 from vpsweb.storage.base import Event, JobRecord, JobStatus, JobStore, Submission
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.errors import translating
+from vpsweb.storage.redis.lua import Lua
 
 PLAN_CACHE_SIZE = 512
 STREAM_MAXLEN = 1000
@@ -40,10 +40,6 @@ def with_request(raw: str | None, plan: str | None) -> str | None:
     data = json.loads(raw)
     data.setdefault("request", json.loads(plan)["request"])
     return json.dumps(data, ensure_ascii=False)
-
-
-def load_lua(name: str) -> str:
-    return resources.files("vpsweb.storage.redis").joinpath(name).read_text(encoding="utf-8")
 
 
 def event_fields(event: Event) -> dict[str, str]:
@@ -64,9 +60,9 @@ class RedisJobStore(JobStore):
     def __init__(self, client: redis.Redis, *, claim_idle_ms: int = CLAIM_IDLE_MS) -> None:
         self.redis = client
         self.claim_idle_ms = claim_idle_ms
-        self._mark_running = client.register_script(load_lua("mark_running.lua"))
-        self._end = client.register_script(load_lua("end.lua"))
-        self._extend = client.register_script(load_lua("extend_deadline.lua"))
+        self._mark_running = Lua(client, "mark_running.lua")
+        self._end = Lua(client, "end.lua")
+        self._extend = Lua(client, "extend_deadline.lua")
         self._plans: OrderedDict[str, JobPlan] = OrderedDict()
         self._plans_lock = threading.Lock()
         self._group_ready = False

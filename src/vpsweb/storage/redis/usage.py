@@ -16,14 +16,14 @@ import redis
 from vpsweb.storage.base import UsageLog
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.errors import translating
-from vpsweb.storage.redis.store import load_lua
+from vpsweb.storage.redis.lua import Lua
 
 
 @translating
 class RedisUsageLog(UsageLog):
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
-        self._record = client.register_script(load_lua("usage_record.lua"))
+        self._record = Lua(client, "usage_record.lua")
 
     def record(self, summary_json: str, counters: dict[str, float], ttl: int) -> None:
         at = float(json.loads(summary_json)["finished_at"])
