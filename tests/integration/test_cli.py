@@ -97,6 +97,8 @@ def test_translate_json_output_with_strategy_dials(tmp_path):
         "rhymed couplets",
         "--background",
         str(background),
+        "--straggler",
+        "quorum:0.5:0.3",
     )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
@@ -106,6 +108,7 @@ def test_translate_json_output_with_strategy_dials(tmp_path):
     assert out["strategy"]["prosody_target"] == "rhymed couplets"
     assert out["strategy"]["repetition_policy"] == "strict"  # the configured default
     assert out["request"]["background_briefing"] == "Written in Chicago, 1916."
+    assert out["request"]["straggler"] == {"policy": "quorum", "quorum": 0.5, "grace": 0.3}
     # --json keeps stdout for the result; the progress still streams to stderr.
     assert "Initial Translation started" in res.stderr and "job succeeded" in res.stderr
 
@@ -158,6 +161,24 @@ def test_invalid_request_fails_fast_without_starting_anything():
     assert res.returncode == 2
     assert "source_lang" in res.stderr and "parallel_count" in res.stderr
     assert "fr" in res.stderr and "between 1 and 8" in res.stderr
+    assert our_processes() - before == set()
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("sometimes", "expected wait_all or quorum[:FRACTION[:GRACE]]"),
+        ("wait_all:2", "expected wait_all or quorum[:FRACTION[:GRACE]]"),
+        ("quorum:1.5", "straggler.quorum"),
+        ("quorum:0.5:-1", "straggler.grace"),
+        ("quorum:half", "straggler.quorum"),
+    ],
+)
+def test_bad_straggler_policy_fails_fast_without_starting_anything(value, said):
+    before = our_processes()
+    res = run_cli(*TRANSLATE_FOG, "--offline", "--straggler", value)
+    assert res.returncode == 2, res.stderr
+    assert said in res.stderr and "Traceback" not in res.stderr
     assert our_processes() - before == set()
 
 

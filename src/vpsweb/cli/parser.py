@@ -45,6 +45,12 @@ def _add_translate(sub: Any) -> None:
     t.add_argument("--target-lang", required=True, help="en or zh-CN")
     t.add_argument("--parallel-count", type=int, help="number of candidates (default: config)")
     t.add_argument(
+        "--straggler",
+        metavar="POLICY",
+        help="when evaluation stops waiting for slow candidates: wait_all, or "
+        "quorum[:FRACTION[:GRACE]] (e.g. quorum:0.5:0.2; default: the mode's, config)",
+    )
+    t.add_argument(
         "--mode", default=WorkflowMode.HYBRID.value, choices=[m.value for m in WorkflowMode]
     )
     t.add_argument("--title")
