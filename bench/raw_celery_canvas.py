@@ -13,10 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
-
-import redis
 
 from vpsweb.bench import raw_canvas
 from vpsweb.local.processes import RedisServer
@@ -32,22 +29,9 @@ def main() -> None:
     server = RedisServer().start()
     logs = Path(tempfile.mkdtemp(prefix="raw-canvas-"))
     try:
-        store = redis.Redis.from_url(server.url)
-        app = raw_canvas.make_app(server.url)
-        proc, name = raw_canvas.spawn(server.url, concurrency=16, log=logs / "w.log")
-        try:
-            raw_canvas.wait_for_worker(app, name, proc)
-            totals = []
-            for run in range(args.runs + 1):
-                store.set(raw_canvas.DONE, 0)
-                t0 = time.perf_counter()
-                raw_canvas.send(app, args.n)
-                raw_canvas._wait(store, 1)
-                if run:  # the first is a warm-up
-                    totals.append(time.perf_counter() - t0)
-        finally:
-            raw_canvas.stop_process(proc)
-            raw_canvas.close(app)
+        totals = raw_canvas.latency(
+            server.url, n=args.n, runs=args.runs, concurrency=16, log_dir=logs
+        )
         rate = raw_canvas.rate(
             server.url, procs=args.procs, jobs=args.jobs, n=args.n, concurrency=16, log_dir=logs
         )

@@ -38,6 +38,9 @@ def test_bench_tiny_writes_structured_results(tmp_path):
         "revision_check->finalized",
     }
     assert r["overhead"]["n"] == 2 and r["overhead"]["makespan_ratio"] > 0
+    raw = r["overhead"]["raw_canvas_latency_s"]
+    assert raw["n"] >= 2 and 0 < raw["median"] < 5  # a canvas of no-op tasks, measured
+    assert isinstance(r["overhead"]["target_met"], bool)
     tp = r["throughput"]["by_processes"]["1"]
     assert tp["jobs"] == 3 and tp["ratio_to_bound"] > 0 and tp["bound_jobs_per_min"] > 0
     assert r["memory"]["peak_rss_mb"] >= r["memory"]["idle_rss_mb"] > 0

@@ -126,6 +126,28 @@ def spawn(
     return proc, name
 
 
+def latency(url: str, *, n: int, runs: int, concurrency: int, log_dir: Path) -> list[float]:
+    """Seconds from sending one canvas to its last task, one canvas at a time: the
+    floor of what Celery adds to a job's makespan (after one warm-up canvas)."""
+    app = make_app(url)
+    store = redis.Redis.from_url(url)
+    proc, name = spawn(url, concurrency=concurrency, log=log_dir / "raw-latency.log")
+    totals: list[float] = []
+    try:
+        wait_for_worker(app, name, proc)
+        for run in range(runs + 1):
+            store.set(DONE, 0)
+            t0 = time.perf_counter()
+            send(app, n)
+            _wait(store, 1)
+            if run:  # the first is a warm-up
+                totals.append(time.perf_counter() - t0)
+    finally:
+        stop_process(proc)
+        close(app)
+    return totals
+
+
 def rate(
     url: str,
     *,

@@ -64,6 +64,9 @@ def table(results: dict[str, Any]) -> str:
             f"  distributed : p50 {d.median * 1000:.1f} ms, p95 {d.p95 * 1000:.1f} ms",
             f"  in-process  : p50 {f.median * 1000:.1f} ms, p95 {f.p95 * 1000:.1f} ms",
             f"  makespan ratio distributed / in-process: {ov['makespan_ratio']:.4f}",
+            f"  beyond the floor: {ov['beyond_floor_s'] * 1000:.1f} ms; raw canvas (Celery "
+            f"alone) p50 {ov['raw_canvas_latency_s'].median * 1000:.1f} ms; target <= "
+            f"{ov['target_s'] * 1000:.1f} ms: {'met' if ov['target_met'] else 'missed'}",
         ]
     tp = results.get("throughput")
     if tp:
@@ -152,7 +155,7 @@ def _scenarios(
         say("in-process floor ...")
         n = 3 if 3 in profile.ns else profile.ns[-1]
         results["overhead"] = scenarios.overhead_vs_inprocess(
-            env, cfg, results["scaling"], n=n, reps=profile.overhead_reps
+            env, cfg, results["scaling"], n=n, reps=profile.overhead_reps, log_dir=log_dir
         )
     if "throughput" in only:
         say("throughput ...")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vpsweb import settings
+from vpsweb.bench import raw_canvas
 from vpsweb.bench.harness import BenchEnv, Spread, critical_path_s, hop_gaps_s, rss_mb
 from vpsweb.client import Client, Job
 from vpsweb.config import AppConfig
@@ -124,6 +125,7 @@ def overhead_vs_inprocess(
     *,
     n: int,
     reps: int,
+    log_dir: Path,
 ) -> dict[str, Any]:
     spans, paths = [], []
     run_inprocess(cfg, env, n, sequential=False)  # warm-up, as the workers had
@@ -134,6 +136,13 @@ def overhead_vs_inprocess(
     floor = Spread.of([s - p for s, p in zip(spans, paths, strict=True)])
     dist = scaling["by_n"][n]["makespan_s"]
     inproc = Spread.of(spans)
+    # Celery's own share: the same canvas of no-op tasks, send to last task.
+    raw = Spread.of(
+        raw_canvas.latency(
+            env.redis_url, n=n, runs=max(10, 3 * reps), concurrency=16, log_dir=log_dir
+        )
+    )
+    beyond = scaling["overhead_by_n"][n].median - floor.median
     return {
         "n": n,
         "distributed_overhead_s": scaling["overhead_by_n"][n],
@@ -141,6 +150,11 @@ def overhead_vs_inprocess(
         "distributed_makespan_s": dist,
         "inprocess_makespan_s": inproc,
         "makespan_ratio": dist.median / inproc.median,
+        "raw_canvas_latency_s": raw,
+        "beyond_floor_s": beyond,
+        # Target: overhead beyond the in-process floor <= the raw canvas floor + 5 ms.
+        "target_s": raw.median + 0.005,
+        "target_met": beyond <= raw.median + 0.005,
     }
 
 
