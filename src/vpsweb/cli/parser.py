@@ -36,6 +36,21 @@ def _add_redis(p: argparse.ArgumentParser, *, local: bool = True) -> None:
     )
 
 
+def _add_manual_options(t: Any) -> None:
+    """Manual mode: a person answers every prompt, or the chosen steps' prompts."""
+    hand = t.add_mutually_exclusive_group()
+    hand.add_argument(
+        "--manual",
+        action="store_true",
+        help="answer every prompt yourself (paste it into any chat UI, paste the answer back)",
+    )
+    hand.add_argument(
+        "--manual-steps",
+        metavar="LIST",
+        help="answer only these steps by hand, e.g. evaluation or candidate,editor_review",
+    )
+
+
 def _add_translate(sub: Any) -> None:
     from vpsweb.models import WorkflowMode
 
@@ -65,17 +80,7 @@ def _add_translate(sub: Any) -> None:
     t.add_argument(
         "--offline", action="store_true", help="use the offline LLM simulator for every step"
     )
-    hand = t.add_mutually_exclusive_group()
-    hand.add_argument(
-        "--manual",
-        action="store_true",
-        help="answer every prompt yourself (paste it into any chat UI, paste the answer back)",
-    )
-    hand.add_argument(
-        "--manual-steps",
-        metavar="LIST",
-        help="answer only these steps by hand, e.g. evaluation or candidate,editor_review",
-    )
+    _add_manual_options(t)
     t.add_argument(
         "--encoding",
         help="of the poem and other files (default: UTF-8, else detected, e.g. gb18030, big5)",
