@@ -19,16 +19,23 @@ from vpsweb.storage import connect
 pytestmark = pytest.mark.integration
 
 
-def test_unexpected_error_fails_only_that_candidate(redis_server):
+def _stored_job(url: str, job_id: str, *, n: int):
+    """A job stored as submitted, and a worker's services with no LLM (the stages
+    under test never call one)."""
     plan = build_plan(
-        {"poem": "a\nb", "source_lang": "en", "target_lang": "zh-CN", "parallel_count": 2},
+        {"poem": "a\nb", "source_lang": "en", "target_lang": "zh-CN", "parallel_count": n},
         load_config(),
-        job_id="e0ec0b0e0000",
+        job_id=job_id,
         offline=True,
     )
-    storage = connect(redis_server.url)
+    storage = connect(url)
     storage.jobs.create([plan])
     svc = execution.Services(storage=storage, config=load_config(), llm=None)  # type: ignore[arg-type]
+    return plan, storage, svc
+
+
+def test_unexpected_error_fails_only_that_candidate(redis_server):
+    plan, storage, svc = _stored_job(redis_server.url, "e0ec0b0e0000", n=2)
 
     def broken(ctx, prior, index):
         raise RuntimeError("template exploded")
@@ -46,15 +53,7 @@ def test_first_cancel_check_reuses_the_steps_status_read_and_the_next_reads(redi
     """The step's first batch has just read the status: the check before its first LLM
     call does not read it again (one round trip per call saved); every later check does,
     so a cancel is still seen before the next call."""
-    plan = build_plan(
-        {"poem": "a\nb", "source_lang": "en", "target_lang": "zh-CN", "parallel_count": 1},
-        load_config(),
-        job_id="c4ec0b0e0000",
-        offline=True,
-    )
-    storage = connect(redis_server.url)
-    storage.jobs.create([plan])
-    svc = execution.Services(storage=storage, config=load_config(), llm=None)  # type: ignore[arg-type]
+    plan, storage, svc = _stored_job(redis_server.url, "c4ec0b0e0000", n=1)
     seen: list[str] = []
 
     def cancelled_meanwhile(ctx, prior, index):

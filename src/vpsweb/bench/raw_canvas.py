@@ -14,7 +14,6 @@ vpsweb, the ceiling of any orchestration that calls its models through the SDK.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import socket
@@ -144,7 +143,7 @@ def latency(url: str, *, n: int, runs: int, concurrency: int, log_dir: Path) -> 
                 totals.append(time.perf_counter() - t0)
     finally:
         stop_process(proc)
-        close(app)
+        app.close()
     return totals
 
 
@@ -182,15 +181,7 @@ def rate(
     finally:
         for proc, _ in workers:
             stop_process(proc)
-        close(app)
-
-
-def close(app: Celery) -> None:
-    """Close the sender's app while its Redis is up: a sent canvas's result objects,
-    freed only by the cycle collector, unsubscribe on their way out, and at exit, after
-    the bench stopped its Redis, they would fail loudly."""
-    gc.collect()
-    app.close()
+        app.close()
 
 
 def _wait(store: redis.Redis, count: int, timeout_s: float = 600) -> None:

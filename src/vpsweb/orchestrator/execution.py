@@ -108,17 +108,16 @@ class JobRun:
         and a step whose lease another worker took stops. A status read within
         FRESH_STATUS_S (the step's first batch, just before its first call) is not
         read again: a cancel after it is seen by the checks during the call."""
-        if self.lease is not None and self.lease.lost.is_set():
-            raise Cancelled(f"job {self.job_id}: {self.lease.what} was taken over")
         if time.monotonic() - self.status_read_at < FRESH_STATUS_S:
             self.status_read_at = 0.0  # once: the next check reads
-            return
-        try:
-            status = self.jobs.status(self.job_id)
-        except StoreUnavailable:
-            status = JobStatus.RUNNING  # cannot tell right now: a paid call goes on
-        if status is None or status.terminal:
-            raise Cancelled(f"job {self.job_id} ended ({status.value if status else 'expired'})")
+        else:
+            try:
+                status = self.jobs.status(self.job_id)
+            except StoreUnavailable:
+                status = JobStatus.RUNNING  # cannot tell right now: a paid call goes on
+            if status is None or status.terminal:
+                ended = status.value if status else "expired"
+                raise Cancelled(f"job {self.job_id} ended ({ended})")
         if self.lease is not None and self.lease.lost.is_set():
             raise Cancelled(f"job {self.job_id}: {self.lease.what} was taken over")
 
