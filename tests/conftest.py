@@ -45,6 +45,14 @@ TEST_MODELS = """
     provider: simulator
     name: sim-fail401
     price: {input_per_1k: 0.001, output_per_1k: 0.002, currency: USD}
+  sim-fail404:
+    provider: simulator
+    name: sim-fail404
+    price: {input_per_1k: 0.001, output_per_1k: 0.002, currency: USD}
+  sim-429:
+    provider: simulator
+    name: sim-429x999
+    price: {input_per_1k: 0.001, output_per_1k: 0.002, currency: USD}
   sim-malformed:
     provider: simulator
     name: sim-malformed

@@ -79,6 +79,10 @@ class Terminal:
         """Type Ctrl-C."""
         os.write(self.master, b"\x03")
 
+    def write(self, text: str) -> None:
+        """Type ``text`` (a newline is Enter)."""
+        os.write(self.master, text.encode())
+
     def finish(self, timeout: float = 60) -> int:
         deadline = time.monotonic() + timeout
         while self._pump(0.1) and time.monotonic() < deadline:

@@ -32,7 +32,12 @@ from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.store import RedisJobStore, with_request
 
 BLOCK_MS = 5000
-MAX_CONNECTIONS = 256
+# redis-py 8 gives every socket a 5 s read timeout by default: a read that blocks
+# for BLOCK_MS needs more, or every quiet job's follower dies of a TimeoutError.
+READ_TIMEOUT_S = BLOCK_MS / 1000 + 10
+COMMAND_TIMEOUT_S = 10.0
+MAX_CONNECTIONS = 32  # short commands: a burst queues for a connection
+MAX_STREAM_CONNECTIONS = 256  # blocking reads: one per job followed at a time
 
 
 class AsyncJob:
@@ -63,7 +68,7 @@ class AsyncJob:
         terminal event. TimeoutError if ``timeout`` seconds pass first."""
         await self.record()
         deadline = None if timeout is None else time.monotonic() + timeout
-        last, redis = start, self._client.redis
+        last, redis = start, self._client.streams
         while True:
             wait = BLOCK_MS
             if deadline is not None:
@@ -109,18 +114,50 @@ class AsyncJob:
 
 class AsyncClient:
     """Options (keyword-only): redis_url (the cluster's state store), config (for
-    validation and planning; default: load_config() on first use)."""
+    validation and planning; default: load_config() on first use), max_connections
+    (for short commands), max_stream_connections (for the blocking event reads)."""
 
-    def __init__(self, *, redis_url: str, config: AppConfig | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        redis_url: str,
+        config: AppConfig | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+        max_stream_connections: int = MAX_STREAM_CONNECTIONS,
+    ) -> None:
         self._config = config
         self.redis_url = redis_url
-        # A bounded pool that waits when busy: a burst of pages queues for a connection
-        # instead of failing (each followed job holds one for its blocking reads).
+        # Two bounded pools that wait when busy. Short commands never queue behind
+        # blocking reads (a page stalled 35 s when one pool held both), and a burst of
+        # pages queues for one of a few connections instead of opening hundreds.
         pool = aioredis.BlockingConnectionPool.from_url(
-            redis_url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=30
+            redis_url,
+            decode_responses=True,
+            max_connections=max_connections,
+            timeout=30,
+            socket_timeout=COMMAND_TIMEOUT_S,
+            socket_connect_timeout=5,
         )
         self.redis = aioredis.Redis(connection_pool=pool)
+        self._stream_connections = max_stream_connections
+        self._streams: aioredis.Redis | None = None
         self._sync: Client | None = None
+
+    @property
+    def streams(self) -> aioredis.Redis:
+        """The connections for blocking XREADs (opened on first use). A follower
+        waits for one rather than fail: each is released within BLOCK_MS."""
+        if self._streams is None:
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.redis_url,
+                decode_responses=True,
+                max_connections=self._stream_connections,
+                timeout=None,
+                socket_timeout=READ_TIMEOUT_S,
+                socket_connect_timeout=5,
+            )
+            self._streams = aioredis.Redis(connection_pool=pool)
+        return self._streams
 
     @property
     def config(self) -> AppConfig:
@@ -211,7 +248,11 @@ class AsyncClient:
         return found
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        # The pools were made here, so they are closed here (redis-py leaves a pool
+        # it was handed open).
+        await self.redis.aclose(close_connection_pool=True)
+        if self._streams is not None:
+            await self._streams.aclose(close_connection_pool=True)
         if self._sync is not None:
             self._sync.close()
 

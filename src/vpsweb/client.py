@@ -279,7 +279,8 @@ class Client:
 
     @classmethod
     def from_env(cls, *, config: AppConfig | None = None) -> Client:
-        return cls(redis_url=settings.require_redis_url("the client"), config=config)
+        how = "pass Client(redis_url=...)"  # Python code has no --redis-url
+        return cls(redis_url=settings.require_redis_url("the client", instead=how), config=config)
 
     @property
     def config(self) -> AppConfig:

@@ -6,10 +6,22 @@ they are. Catch ``VpswebError`` for all of them, or a subclass for one kind.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from vpsweb.storage.base import JobRecord
+
+ONE_LINE_CHARS = 500
+_SPACE = re.compile(r"\s+")
+
+
+def one_line(text: str, limit: int = ONE_LINE_CHARS) -> str:
+    """An error text as one bounded line. Causes are printed in one-line progress
+    output and CLI errors, and stored with the job; a provider's body (LiteLLM puts
+    ``\\n\\n`` and tracebacks in it) must not break the line or flood the screen."""
+    flat = _SPACE.sub(" ", text).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
 class VpswebError(Exception):
@@ -80,7 +92,7 @@ class JobFailed(JobError):
 
     def __init__(self, record: JobRecord, *, spent: Any = None) -> None:
         self.stage = record.error_stage or "unknown stage"
-        self.cause = record.error or "no cause recorded"
+        self.cause = one_line(record.error or "no cause recorded")
         self.spent = spent
         super().__init__(record, f"job {record.job_id} failed in {self.stage}: {self.cause}")
 
@@ -114,6 +126,12 @@ class ParseError(VpswebError):
 class TruncatedAnswer(ParseError):
     """The answer was cut off (finish_reason "length", or it ends inside a required
     field): re-asked once with a note, then a failure naming the limit."""
+
+
+class EmptyAnswer(ParseError):
+    """The answer has no text at all (or only reasoning and code fences): said as such,
+    since "missing required tags" would send the user looking for a format problem
+    when the model (or the person) returned nothing."""
 
 
 class StageFailed(VpswebError):

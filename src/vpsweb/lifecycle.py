@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from vpsweb.errors import one_line
 from vpsweb.models import StepMetrics, Totals
 from vpsweb.plan import JobPlan
 from vpsweb.progress import EventKind, ProgressSnapshot
@@ -46,7 +47,9 @@ def fail_job(
     metrics: StepMetrics | None = None,
 ) -> bool:
     """Mark the job failed (unless it already ended) and close its event stream; the
-    failing step's usage is kept first, so ``spent`` includes it."""
+    failing step's usage is kept first, so ``spent`` includes it. The cause is stored
+    and sent as one line: it is shown in one-line progress output and CLI errors."""
+    cause = one_line(cause)
     plan = storage.jobs.plan(job_id)
     if plan is None:
         return False

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from vpsweb.job_warnings import JobWarning
 from vpsweb.languages import normalize_language
 
 DEFAULT_MAX_PARALLEL_COUNT = 8
@@ -261,6 +262,7 @@ class CandidateResult(_Model):
     notes: str = ""
     error: str | None = None
     metrics: StepMetrics | None = None
+    reasoning: str = ""  # a reasoning model's own thinking (vpsweb.reasoning), if it gave one
 
     @property
     def ok(self) -> bool:
@@ -296,9 +298,10 @@ class Judgement(_Model):
     order: list[int]
     selected_index: int | None = None
     scores: list[CandidateScore] = Field(default_factory=list)
-    rationale: str = ""
+    rationale: str = ""  # candidate references renumbered as the reader's (selection.renumber)
     analysis: str = ""
     error: str | None = None
+    reasoning: str = ""
 
 
 class EvaluationResult(_Model):
@@ -316,6 +319,13 @@ class EvaluationResult(_Model):
     matches_top_aggregate: bool = True
     gated: list[GateResult] = Field(default_factory=list)
     metrics: StepMetrics | None = None
+    reasoning: str = ""  # the reasoning behind the verdict shown (``rationale``)
+    warnings: list[JobWarning] = Field(default_factory=list)
+
+    @property
+    def judged(self) -> bool:
+        """Whether a judge's verdict chose (else a rule did: see ``warnings``)."""
+        return self.method != "fallback_line_count"
 
     def gate_reasons(self, index: int) -> list[str]:
         return next((g.reasons for g in self.gated if g.index == index), [])
@@ -324,6 +334,7 @@ class EvaluationResult(_Model):
 class EditorReview(_Model):
     suggestions: str
     metrics: StepMetrics | None = None
+    reasoning: str = ""
 
 
 class Revision(_Model):
@@ -332,6 +343,7 @@ class Revision(_Model):
     translation: str
     notes: str = ""
     metrics: StepMetrics | None = None
+    reasoning: str = ""
 
 
 class FinalTranslation(_Model):
@@ -344,7 +356,9 @@ class FinalTranslation(_Model):
     candidate_index: int
 
 
-RevisionDecision = Literal["revision_kept", "revision_rejected"]
+# "revision_unchecked": no order preferred the candidate, but some gave no verdict (an
+# error is not a verdict): the candidate is kept, with a warning (stages.revision_check).
+RevisionDecision = Literal["revision_kept", "revision_rejected", "revision_unchecked"]
 
 
 class RevisionCheck(_Model):
@@ -359,6 +373,7 @@ class RevisionCheck(_Model):
     preferred: list[str | None] = Field(default_factory=list)
     gate_reasons: list[str] = Field(default_factory=list)
     metrics: StepMetrics | None = None
+    warnings: list[JobWarning] = Field(default_factory=list)
 
     @property
     def kept(self) -> bool:

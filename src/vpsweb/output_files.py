@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from vpsweb.languages import language_name
+from vpsweb.md_escape import inline, verse
 from vpsweb.stages.table import STAGES, TranslationOutput
 
 _UNSAFE = re.compile(r"[^\w\-]+", re.UNICODE)
@@ -46,9 +47,9 @@ def _header(output: TranslationOutput) -> list[str]:
         else f"candidate {rev.candidate_index} (the revision check kept it over the revision)"
     )
     return [
-        f"# {rev.translated_title or req.title or 'Untitled'}",
+        f"# {inline(rev.translated_title or req.title or 'Untitled')}",
         "",
-        f"*{rev.translated_poet or req.author}* — translated from "
+        f"*{inline(rev.translated_poet or req.author)}* — translated from "
         f"{language_name(req.source_lang)} into {language_name(req.target_lang, target=True)} "
         f"(mode {output.workflow_mode.value}, {output.parallel_count} candidate(s), "
         f"job `{output.job_id}`)",
@@ -65,15 +66,11 @@ def _header(output: TranslationOutput) -> list[str]:
         "",
         f"This is {kept}.",
         "",
-        "```text",
-        rev.translation,
-        "```",
+        *verse(rev.translation),
         "",
         "## Original",
         "",
-        "```text",
-        req.poem.strip("\n"),
-        "```",
+        *verse(req.poem),
         "",
     ]
 
@@ -93,7 +90,8 @@ def _totals(output: TranslationOutput) -> list[str]:
 
 def to_markdown(output: TranslationOutput) -> str:
     """The job's header and final text, one section per stage (from the stage table),
-    then the totals."""
+    then the totals. Every model or user text in it goes through ``md_escape``: the
+    file is opened in viewers that render HTML."""
     lines = _header(output)
     for s in STAGES:
         lines += s.markdown(output)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from vpsweb.errors import ParseError, TruncatedAnswer
+from vpsweb.errors import EmptyAnswer, ParseError, TruncatedAnswer
 
 EXCERPT_CHARS = 60  # of an unusable answer, for the job's own record only
 
@@ -24,6 +24,16 @@ def clean_answer(text: str) -> str:
     """The answer without <think> blocks and code-fence lines."""
     text = _THINK.sub("", text)
     return _FENCE.sub("", text)
+
+
+def require_answer(text: str) -> None:
+    """EmptyAnswer if there is nothing to parse: every parser asks this first, so an
+    empty answer is said to be empty (by a model or a person), not "missing tags"."""
+    if clean_answer(text).strip():
+        return
+    if text.strip():
+        raise EmptyAnswer("the answer is empty apart from <think> reasoning or code fences")
+    raise EmptyAnswer("the answer is empty")
 
 
 def _open_tag(tag: str) -> re.Pattern[str]:
@@ -77,6 +87,7 @@ def extract_fields(
     """Extract required and optional tags; raise ParseError if a required one is absent
     or empty, and TruncatedAnswer if the answer ends inside a required one (it was cut
     off). The error names the tags, not the answer: excerpt is kept apart."""
+    require_answer(text)
     required = list(required)
     fields: dict[str, str] = {}
     missing: list[str] = []
@@ -119,6 +130,7 @@ def parse_scores(text: str) -> dict[int, dict[str, float]]:
 
 def parse_selected_index(text: str) -> int:
     """The judge's chosen presented id; ParseError if absent or not a number."""
+    require_answer(text)
     raw = extract_tag(text, "selected_index")
     if not raw:
         raise ParseError("evaluation has no <selected_index>", missing=["selected_index"])

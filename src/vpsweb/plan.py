@@ -178,8 +178,28 @@ def _format_errors(exc: ValidationError) -> list[str]:
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "request"
-        lines.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
+        said = _said_for_translators(err) or err["msg"].removeprefix("Value error, ")
+        lines.append(f"{loc}: {said}")
     return lines
+
+
+_NAMES = {"few_shots": "few-shot text"}  # "the few shots has ..." reads wrong
+
+
+def _said_for_translators(err: Any) -> str | None:
+    """Lengths in a translator's words: pydantic's "String should have at least 1
+    character" is a programmer's; the CLI, the client and the web form all show this."""
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    if not err["loc"] or not isinstance(value, str):
+        return None
+    field = str(err["loc"][-1])
+    what = "the " + _NAMES.get(field, field.replace("_", " "))
+    if kind == "string_too_short" and not value:
+        hint = "; paste or load the poem's text" if what == "the poem" else ""
+        return f"{what} is empty{hint}"
+    if kind == "string_too_long" and "max_length" in ctx:
+        return f"{what} has {len(value):,} characters; the limit is {ctx['max_length']:,}"
+    return None
 
 
 def validate_request(

@@ -63,14 +63,15 @@ def _bomless_utf16(data: bytes) -> tuple[str, str] | None:
 
 def decode(data: bytes, name: str, language: str | None = None) -> tuple[str, str]:
     """The text and the encoding it was read in (``utf-8`` or the detected one)."""
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8) :]
+    skipped = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    data = data[skipped:]
     try:
         text = data.decode("utf-8")
         if "\x00" not in text:
             return text, "utf-8"
+        utf8 = True
     except UnicodeDecodeError:
-        pass
+        utf8 = False
     bom = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
     if b"\x00" in data and not bom and (utf16 := _bomless_utf16(data)) is not None:
         return utf16
@@ -79,6 +80,14 @@ def decode(data: bytes, name: str, language: str | None = None) -> tuple[str, st
     for match in found:
         readings.setdefault(str(match), (match.encoding, match.chaos))
     ranked = sorted(readings.items(), key=lambda r: r[1][1])
+    if not ranked and utf8:
+        # Valid UTF-8 that no other encoding reads: the encoding is not the problem,
+        # the NUL is (a binary file, or text pasted from one).
+        at = skipped + data.index(b"\x00")
+        raise InputFileError(
+            f"{name} contains a NUL byte at byte offset {at} (is it a binary file?): "
+            "a poem file is plain text; save it again as plain text"
+        )
     if not ranked:
         raise InputFileError(
             f"{name} is not UTF-8 and its encoding was not recognised: save it as UTF-8, "

@@ -9,7 +9,9 @@ import math
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from vpsweb.errors import one_line
 
 
 class EventKind(StrEnum):
@@ -47,6 +49,14 @@ class ProgressEvent(BaseModel):
     variant: str = ""
     duration_s: float | None = None
     key: str = ""  # a manual prompt's, on waiting_for_answer / answer_received
+    warning: str = ""  # on stage_completed: what the stage fell back on (job_warnings)
+
+    @field_validator("error")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        # Shown in one-line progress output: an entry from an older writer (or any
+        # writer) must not break the line.
+        return one_line(value)
 
     @property
     def terminal(self) -> bool:

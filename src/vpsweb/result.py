@@ -95,4 +95,5 @@ def assemble(plan: JobPlan, outputs: dict[str, Any], finished_at: datetime) -> T
     duration = (finished_at - plan.created_at).total_seconds()
     output.totals = compute_totals(output.all_metrics(), duration)
     output.step_durations = step_durations(output)
+    output.warnings = output.stage_warnings()
     return output

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections import Counter
 from statistics import fmean
 
@@ -51,6 +52,37 @@ def map_presented_id(presented_id: int, order: list[int]) -> int:
     if not 1 <= presented_id <= len(order):
         raise ValueError(f"judge chose id {presented_id}, but only 1..{len(order)} were shown")
     return order[presented_id - 1]
+
+
+_SEPARATOR = r"\s*(?:,\s*(?:and|or)?|and|or|&|/)\s*"
+# "candidate 2", "candidates 1 and 3" (a list only after a plural: "candidate 7 and 2
+# lines" names one candidate), "#2".
+_REFERENCE = re.compile(
+    rf"(?P<word>\b(?:candidates|ids)\s*)(?P<ids>#?\d+(?:{_SEPARATOR}#?\d+)*)\b"
+    r"|(?P<one>\b(?:candidate|id)\s*)(?P<id>#?\d+)\b"
+    r"|(?<![\w#])#(?P<hash>\d+)\b",
+    re.IGNORECASE,
+)
+_ID = re.compile(r"#?(\d+)")
+
+
+def renumber(text: str, order: list[int]) -> str:
+    """The judge's references to presented ids ("Candidate 2", "candidates 1 and 3",
+    "#2") rewritten as the candidates' own numbers ("Candidate #1"), the numbering the
+    reader sees everywhere else: a rationale that says "Candidate 2" beside a chosen
+    "#1" reads as a contradiction. Ids outside 1..len(order) are left as written."""
+
+    def one(presented: str) -> str:
+        n = int(presented)
+        return f"#{order[n - 1]}" if 1 <= n <= len(order) else presented
+
+    def replace(m: re.Match[str]) -> str:
+        if m.group("hash") is not None:
+            return one(m.group("hash"))
+        word, ids = (m.group("word"), m.group("ids")) if m.group("ids") else (m["one"], m["id"])
+        return word + _ID.sub(lambda i: one(i.group(1)), ids)
+
+    return _REFERENCE.sub(replace, text)
 
 
 def aggregate(judgements: list[Judgement]) -> list[CandidateScore]:

@@ -25,8 +25,15 @@ FLOWER_USER_ENV = "VPSWEB_FLOWER_USER"
 FLOWER_PASSWORD_ENV = "VPSWEB_FLOWER_PASSWORD"
 WORKER_CONCURRENCY_ENV = "VPSWEB_WORKER_CONCURRENCY"
 DATA_DIR_ENV = "VPSWEB_DATA_DIR"  # where embedded runs keep their jobs
+# The redis-server embedded runs start (default: the newest found; see local/redis_binary)
+REDIS_SERVER_ENV = "VPSWEB_REDIS_SERVER"
 WEB_USER_ENV = "VPSWEB_WEB_USER"  # basic auth of `vpsweb web`
 WEB_PASSWORD_ENV = "VPSWEB_WEB_PASSWORD"
+WEB_ORIGINS_ENV = "VPSWEB_WEB_ORIGINS"  # extra trusted origins of `vpsweb web` (a proxy)
+# Event-stream caps of one `vpsweb web` process (vpsweb.web.feed.StreamLimits)
+WEB_MAX_STREAMS_ENV = "VPSWEB_WEB_MAX_STREAMS"
+WEB_MAX_STREAMS_PER_JOB_ENV = "VPSWEB_WEB_MAX_STREAMS_PER_JOB"
+WEB_MAX_JOBS_FOLLOWED_ENV = "VPSWEB_WEB_MAX_JOBS_FOLLOWED"
 SIM_ENV_PREFIX = "VPSWEB_SIM_"  # simulator knobs: VPSWEB_SIM_LATENCY_MS, ...
 
 DEFAULT_SIMULATOR_URL = "http://127.0.0.1:8765/v1"
@@ -105,8 +112,16 @@ def data_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "vpsweb"
 
 
-def require_redis_url(what: str, env: Mapping[str, str] | None = None) -> str:
-    """The state store's URL, or a message that says how to give one.
+def redis_server(env: Mapping[str, str] | None = None) -> str | None:
+    return _env(env).get(REDIS_SERVER_ENV) or None
+
+
+def require_redis_url(
+    what: str, env: Mapping[str, str] | None = None, *, instead: str = "pass --redis-url"
+) -> str:
+    """The state store's URL, or a message that says how to give one: ``instead`` is
+    the other way in the caller's own terms (a flag for a command, an argument for
+    Python code, which has no flags).
 
     There is deliberately no default: on a shared host a silent
     redis://127.0.0.1:6379 would be somebody else's Redis.
@@ -115,6 +130,6 @@ def require_redis_url(what: str, env: Mapping[str, str] | None = None) -> str:
     if not url:
         raise SettingsError(
             f"{what} needs the cluster's Redis: set {REDIS_URL_ENV} "
-            "(e.g. redis://:password@host:6379/0) or pass --redis-url"
+            f"(e.g. redis://:password@host:6379/0) or {instead}"
         )
     return url

@@ -3,8 +3,11 @@
 A ``JobSummary`` is made when a job ends (by whoever ended it: finalize, a failing
 step, the sweeper, a client that cancels) and turned into cumulative counters
 labelled by mode, parallel_count and status. The store keeps both (``UsageLog``);
-``vpsweb stats`` aggregates the summaries of a period, Flower's /metrics exports
-the counters. Nothing here talks to Redis: the store is passed in.
+``vpsweb stats`` aggregates the summaries of a period (vpsweb.usage_stats), Flower's
+/metrics exports the counters. Nothing here talks to Redis: the store is passed in.
+A succeeded job's warnings (a pick no judge made, a revision left unchecked) are
+counted by kind, so that an operator sees a judge that stopped answering before a
+reader does.
 """
 
 from __future__ import annotations
@@ -13,13 +16,13 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote, unquote
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vpsweb.job_warnings import WARNING_KINDS
 from vpsweb.models import CandidateResult, EvaluationResult, Totals
 from vpsweb.plan import JobPlan
 from vpsweb.stages.table import STAGES, TranslationOutput
@@ -55,6 +58,7 @@ class JobSummary(BaseModel):
     judge_fallback: bool = False
     duration_s: float = 0.0  # submission to end
     failed_stage: str | None = None
+    warnings: list[str] = Field(default_factory=list)  # kinds (job_warnings.WarningKind)
 
 
 def _common(plan_or_output: JobPlan | TranslationOutput, totals: Totals) -> dict[str, object]:
@@ -82,6 +86,7 @@ def summary_of_output(output: TranslationOutput) -> JobSummary:
             "candidates_total": len(output.candidates),
             "evaluation_method": method,
             "judge_fallback": method == FALLBACK_METHOD,
+            "warnings": sorted({w.kind for w in output.warnings}),
         }
     )
 
@@ -108,6 +113,7 @@ def summary_of_ending(
             "candidates_total": len(candidates),
             "evaluation_method": method,
             "judge_fallback": method == FALLBACK_METHOD,
+            "warnings": sorted({w.kind for w in evaluation.warnings}) if evaluation else [],
             "failed_stage": stage,
         }
     )
@@ -124,6 +130,11 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "vpsweb_llm_calls_total": ("counter", "LLM HTTP calls made, retries included."),
     "vpsweb_candidates_total": ("counter", "Candidate translations finished, by outcome."),
     "vpsweb_judge_fallbacks_total": ("counter", "Evaluations decided by the fallback rule."),
+    "vpsweb_jobs_with_warnings_total": (
+        "counter",
+        "Jobs that ended with a warning, by kind (judge_unavailable: no judge's verdict, "
+        "picked by a rule; revision_check_unavailable: the revision was not checked).",
+    ),
     "vpsweb_job_duration_seconds": ("summary", "Seconds from a job's submission to its end."),
 }
 
@@ -155,6 +166,10 @@ def counters(summary: JobSummary) -> dict[str, float]:
         ("vpsweb_candidates_total", {"outcome": "succeeded"}, summary.candidates_total - failed),
         ("vpsweb_candidates_total", {"outcome": "failed"}, failed),
         ("vpsweb_judge_fallbacks_total", {}, summary.judge_fallback),
+        *(
+            ("vpsweb_jobs_with_warnings_total", {"kind": k}, k in summary.warnings)
+            for k in WARNING_KINDS
+        ),
         ("vpsweb_job_duration_seconds_sum", {}, summary.duration_s),
         ("vpsweb_job_duration_seconds_count", {}, 1),
         *(("vpsweb_cost_total", {"currency": c}, v) for c, v in summary.cost.items()),
@@ -238,161 +253,3 @@ def prometheus(counter_values: dict[str, float]) -> str:
         lines += [f"# HELP {family} {help_text}", f"# TYPE {family} {kind}"]
         lines += sorted(samples.get(family, []))
     return "\n".join(lines) + "\n"
-
-
-# --- stats -------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-quantile (0..1) with linear interpolation between the closest ranks (as
-    numpy's default); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = q * (len(ordered) - 1)
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def _ratio(part: float, whole: float) -> float | None:
-    return part / whole if whole else None
-
-
-class StatsRow(BaseModel):
-    """One group's figures. Rates are fractions (0..1); None where nothing was counted.
-
-    success_rate: succeeded / (succeeded + failed) - a cancellation is the user's
-      choice, not an error. Per-job figures divide by every job of the group (failed
-      and cancelled jobs spent too). Durations: of succeeded jobs only.
-    """
-
-    workflow_mode: str  # "all" for the overall row
-    parallel_count: int | None  # None for the overall row
-    jobs: int
-    succeeded: int
-    failed: int
-    cancelled: int
-    success_rate: float | None
-    prompt_tokens: int
-    completion_tokens: int
-    tokens_per_job: float
-    llm_calls_per_job: float
-    cost: dict[str, float]
-    cost_per_job: dict[str, float]
-    candidates_total: int
-    candidates_failed: int
-    candidate_failure_rate: float | None
-    judged: int  # jobs that reached an evaluation
-    judge_fallbacks: int
-    judge_fallback_rate: float | None
-    p50_duration_s: float | None
-    p95_duration_s: float | None
-
-
-class Stats(BaseModel):
-    since: float
-    until: float
-    rows: list[StatsRow]
-    overall: StatsRow
-
-
-def _row(mode: str, n: int | None, group: list[JobSummary]) -> StatsRow:
-    jobs = len(group)
-    count = {s: sum(1 for x in group if x.status == s) for s in ("succeeded", "failed")}
-    prompt = sum(x.prompt_tokens for x in group)
-    completion = sum(x.completion_tokens for x in group)
-    cost: dict[str, float] = defaultdict(float)
-    for x in group:
-        for currency, amount in x.cost.items():
-            cost[currency] += amount
-    cand_total = sum(x.candidates_total for x in group)
-    cand_failed = sum(x.candidates_failed for x in group)
-    judged = sum(1 for x in group if x.evaluation_method is not None)
-    fallbacks = sum(1 for x in group if x.judge_fallback)
-    durations = [x.duration_s for x in group if x.status == "succeeded"]
-    return StatsRow(
-        workflow_mode=mode,
-        parallel_count=n,
-        jobs=jobs,
-        succeeded=count["succeeded"],
-        failed=count["failed"],
-        cancelled=jobs - count["succeeded"] - count["failed"],
-        success_rate=_ratio(count["succeeded"], count["succeeded"] + count["failed"]),
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        tokens_per_job=_ratio(prompt + completion, jobs) or 0.0,
-        llm_calls_per_job=_ratio(sum(x.llm_calls for x in group), jobs) or 0.0,
-        cost={c: round(v, 10) for c, v in sorted(cost.items())},
-        cost_per_job={c: v / jobs for c, v in sorted(cost.items())},
-        candidates_total=cand_total,
-        candidates_failed=cand_failed,
-        candidate_failure_rate=_ratio(cand_failed, cand_total),
-        judged=judged,
-        judge_fallbacks=fallbacks,
-        judge_fallback_rate=_ratio(fallbacks, judged),
-        p50_duration_s=percentile(durations, 0.5),
-        p95_duration_s=percentile(durations, 0.95),
-    )
-
-
-def aggregate(summaries: Iterable[JobSummary], since: float, until: float | None = None) -> Stats:
-    """Figures per (mode, N) and overall, over the jobs that ended in [since, until]."""
-    until = time.time() if until is None else until
-    chosen = [s for s in summaries if since <= s.finished_at <= until]
-    groups: dict[tuple[str, int], list[JobSummary]] = defaultdict(list)
-    for s in chosen:
-        groups[(s.workflow_mode, s.parallel_count)].append(s)
-    rows = [_row(mode, n, groups[(mode, n)]) for mode, n in sorted(groups)]
-    return Stats(since=since, until=until, rows=rows, overall=_row("all", None, chosen))
-
-
-# --- the CLI's table ---------------------------------------------------------------
-
-COLUMNS: tuple[str, ...] = ("mode", "N", "jobs", "success", "tokens/job", "cost/job")
-COLUMNS += ("cand. failed", "judge fb", "p50 s", "p95 s")
-
-
-def _fmt(value: float | None, scale: float = 1.0, unit: str = "") -> str:
-    return "-" if value is None else f"{scale * value:.1f}{unit}"
-
-
-def _cells(row: StatsRow) -> list[str]:
-    cost = " + ".join(f"{v:.6f} {c}" for c, v in row.cost_per_job.items()) or "-"
-    failed = f"{row.candidates_failed}/{row.candidates_total}"
-    return [
-        row.workflow_mode,
-        "" if row.parallel_count is None else str(row.parallel_count),
-        str(row.jobs),
-        _fmt(row.success_rate, 100, "%"),
-        f"{row.tokens_per_job:,.0f}",
-        cost,
-        f"{_fmt(row.candidate_failure_rate, 100, '%')} ({failed})",
-        f"{row.judge_fallbacks}/{row.judged}" if row.judged else "-",
-        _fmt(row.p50_duration_s),
-        _fmt(row.p95_duration_s),
-    ]
-
-
-def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def table(stats: Stats) -> str:
-    """A fixed-width table: one row per (mode, N), then the overall line."""
-    title = f"jobs ended {_when(stats.since)} .. {_when(stats.until)}"
-    if not stats.rows:
-        return f"{title}: none\n"
-    rows = [list(COLUMNS), *(_cells(r) for r in stats.rows), _cells(stats.overall)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
-
-    def line(cells: list[str]) -> str:
-        # Text columns (mode, cost) left-aligned, figures right-aligned.
-        return "  ".join(
-            c.ljust(w) if i in (0, 5) else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    rule = "-" * len(line(rows[0]))
-    out = [title, "", line(rows[0]), rule, *(line(r) for r in rows[1:-1]), rule, line(rows[-1])]
-    notes = "success: of jobs not cancelled; durations: succeeded jobs, submission to result"
-    return "\n".join([*out, "", notes]) + "\n"

@@ -15,6 +15,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,11 +102,10 @@ def web(tmp_path: Path) -> Iterator[Web]:
         cluster.close()
 
 
-@pytest.fixture
-def browser() -> Iterator[object]:
+def chromium_options() -> Any:
+    """Headless Chromium's options (after checking it is installed)."""
     _require_browser()
     from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -116,7 +116,15 @@ def browser() -> Iterator[object]:
         "--window-size=1200,1600",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    return options
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=chromium_options())
     # Before any page script: record every value the progress bar takes.
     driver.execute_cdp_cmd(
         "Page.addScriptToEvaluateOnNewDocument",

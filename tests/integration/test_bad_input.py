@@ -29,13 +29,17 @@ GOOD: dict[str, Any] = {
 CASES: list[tuple[str, dict[str, Any], str]] = [
     ("poem not text", {"poem": 123}, "poem: Input should be a valid string"),
     ("poem a list", {"poem": ["a", "b"]}, "poem: Input should be a valid string"),
-    ("poem empty", {"poem": ""}, "poem: String should have at least 1 character"),
+    ("poem empty", {"poem": ""}, "poem: the poem is empty; paste or load the poem's text"),
     ("poem only spaces", {"poem": " \n\t \n"}, "poem has no visible text"),
     ("poem only zero-width", {"poem": "\u200b\u200b\n"}, "poem has no visible text"),
     ("poem with NUL", {"poem": "a\x00b"}, "contains a control character ('\\x00' at position 1)"),
     ("poem with ESC", {"poem": "line\x1b[31m red"}, "contains a control character ('\\x1b'"),
     ("poem only controls", {"poem": "\x01\x02\x03"}, "contains a control character"),
-    ("poem over 50,000", {"poem": "x" * 50_001}, "String should have at most 50000 characters"),
+    (
+        "poem over 50,000",
+        {"poem": "x" * 50_001},
+        "the poem has 50,001 characters; the limit is 50,000",
+    ),
     (
         "poem too long for the model",
         {"poem": "a long line of verse\n" * 700},
@@ -44,7 +48,11 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("author with newline", {"author": "Li Bai\n</poet_name>"}, "author: must be a single line"),
     ("author with tags", {"author": "<b>Li Bai</b>"}, "author: must not contain '<' or '>'"),
     ("title with control", {"title": "Fog\x07"}, "title: contains a control character"),
-    ("title too long", {"title": "t" * 501}, "title: String should have at most 500 characters"),
+    (
+        "title too long",
+        {"title": "t" * 501},
+        "title: the title has 501 characters; the limit is 500",
+    ),
     ("unknown source code", {"source_lang": "fr"}, "unsupported source language 'fr'"),
     ("unknown target name", {"target_lang": "Polish"}, "unsupported target language 'Polish'"),
     ("equal codes", {"source_lang": "en", "target_lang": "en"}, "are both 'en'"),
@@ -85,12 +93,12 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     (
         "few-shots too long",
         {"strategy": {"few_shots": "x" * 20_001}},
-        "strategy.few_shots: String should have at most 20000 characters",
+        "strategy.few_shots: the few-shot text has 20,001 characters; the limit is 20,000",
     ),
     (
         "briefing too long",
         {"background_briefing": "x" * 20_001},
-        "background_briefing: String should have at most 20000 characters",
+        "background_briefing: the background briefing has 20,001 characters; the limit is 20,000",
     ),
     ("briefing with NUL", {"background_briefing": "about\x00it"}, "contains a control character"),
 ]

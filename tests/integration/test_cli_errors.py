@@ -243,3 +243,69 @@ def test_unreadable_poem_files(tmp_path: Path) -> None:
         "translate", str(binary), "--source-lang", "en", "--target-lang", "zh-CN", "--offline"
     )
     assert "encoding was not recognised" in one_line(res, 2)
+
+
+# --- the reader's own terms (issue 21, point 14) -------------------------------------------
+
+
+def test_the_python_client_says_how_to_give_a_url_in_python() -> None:
+    """Client.from_env() is Python: "pass --redis-url" means nothing there. Commands
+    keep the flag."""
+    from tests.conftest import cli_env
+
+    code = "from vpsweb import Client\nClient.from_env()\n"
+    res = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "python"), "-c", code],
+        env=cli_env(unset=("VPSWEB_REDIS_URL",)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    last = res.stderr.strip().splitlines()[-1]
+    assert res.returncode == 1
+    assert last.startswith("vpsweb.errors.SettingsError: the client needs the cluster's Redis")
+    assert "set VPSWEB_REDIS_URL" in last and "pass Client(redis_url=...)" in last
+    assert "--redis-url" not in last
+    worker = one_line(run_cli("worker", unset=("VPSWEB_REDIS_URL",)), 1)
+    assert worker.endswith("or pass --redis-url")
+
+
+TRANSLATE = ("translate", FOG, "--source-lang", "en", "--target-lang", "zh-CN")
+
+
+def piped(argv: list[str], reader: str) -> subprocess.CompletedProcess[str]:
+    """``vpsweb ARGV | READER`` through a real shell pipe; the exit status is vpsweb's."""
+    from tests.conftest import cli_env
+
+    command = " ".join([f"'{REPO / '.venv' / 'bin' / 'python'}'", "-m", "vpsweb.cli", *argv])
+    return subprocess.run(
+        ["bash", "-c", f"{command} | {reader}; exit ${{PIPESTATUS[0]}}"],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+
+
+def test_a_reader_that_stops_reading_ends_vpsweb_quietly(redis_server, workers) -> None:
+    """`vpsweb result J | head`: no "Broken pipe", no traceback, for every command that
+    prints. A reader gone before the first write (``head -c 0``) always breaks the pipe:
+    then the status is a SIGPIPE death's, as for any Unix tool. (``head -n 1`` breaks
+    it only if the writer is still writing when head exits.)"""
+    url = ("--redis-url", redis_server.url)
+    done = run_cli(*TRANSLATE, "--parallel-count", "1", "--offline", "--json", *url)
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)["job_id"]
+    for argv in (
+        ["result", job, *url],
+        ["result", job, "--json", *url],
+        ["status", job, *url],
+        ["jobs", *url],
+        ["config", "check"],
+    ):
+        for reader, codes in (("head -n 1", (0, 141)), ("head -c 0", (141,))):
+            res = piped(argv, reader)
+            assert res.stderr == "", (argv, reader, res.stderr)
+            assert res.returncode in codes, (argv, reader, res.returncode)

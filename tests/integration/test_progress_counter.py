@@ -62,6 +62,33 @@ def test_milestones_once_each_in_order_under_contention(redis_server):
     assert events[-1]["failed"] == str(len(failed))
     snap = RedisProgressLog(r).snapshot(job)
     assert snap.successful + snap.failed == N
+    # Every event, a candidate's own too, carries the percentage after it: in stream
+    # order it never goes back, and the candidate that reached a milestone says so.
+    every = [float(e["progress_percent"]) for e in stream]
+    assert every == sorted(every) and every[-1] == 25.0
+    for k, milestone in zip(milestones(N), events, strict=True):
+        reached = next(e for e in own if e["parallel_progress"].startswith(f"{k}/"))
+        assert reached["progress_percent"] == milestone["progress_percent"]
+
+
+def test_a_candidates_event_carries_the_percentage_after_it(redis_server):
+    """Issue 21 point 12: the README's loop printed "0.0 ... 1/3 completed", then 8.33."""
+    r = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    log, job = RedisProgressLog(r), "after-it"
+    for i in range(3):
+        log.candidate_finished(
+            job, i, ok=True, n=3, end_percent=25.0, stage="Initial Translation", ttl=TTL
+        )
+    stream = [fields for _id, fields in r.xrange(f"vpsweb:job:{job}:events")]
+    seen = [(e["event"], e["parallel_progress"], e["progress_percent"]) for e in stream]
+    assert seen == [
+        ("candidate_finished", "1/3 completed", "8.33"),
+        ("milestone", "1/3 completed", "8.33"),
+        ("candidate_finished", "2/3 completed", "16.67"),
+        ("milestone", "2/3 completed", "16.67"),
+        ("candidate_finished", "3/3 completed", "25"),
+        ("milestone", "3/3 completed", "25"),
+    ]
 
 
 @pytest.mark.parametrize(

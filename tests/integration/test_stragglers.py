@@ -69,7 +69,7 @@ def test_quorum_stops_the_straggler_and_records_it_late(client, sim_stats):
     assert last.status == "completed" and last.failed == 0
     done = [e for e in events if e.event is EventKind.STAGE_COMPLETED]
     assert "3 of 4 candidates succeeded, 1 late" in done[0].message
-    assert "Candidate 3 — slowpoke: late" in to_markdown(out)
+    assert "Candidate #3 — slowpoke: late" in to_markdown(out)
     assert sim_stats()["cancelled"] > before["cancelled"]  # its call was abandoned
 
 

@@ -24,13 +24,15 @@ from vpsweb import settings
 from vpsweb.client import Client, Job
 from vpsweb.config import load_config
 from vpsweb.errors import Cancelled, JobCancelled, JobFailed
+from vpsweb.job_warnings import WARNING_KINDS
 from vpsweb.lifecycle import cancel_job, fail_job
 from vpsweb.llm.client import OpenAICompatibleClient
 from vpsweb.local.processes import stop_process
 from vpsweb.models import Totals
 from vpsweb.monitoring.flower import flower_environment
 from vpsweb.orchestrator.execution import Services, finalize
-from vpsweb.usage import JobSummary, Stats, parse_counter_key
+from vpsweb.usage import JobSummary, parse_counter_key
+from vpsweb.usage_stats import Stats
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -58,6 +60,7 @@ class Ended:
         self.candidates_failed = 0
         self.candidates_total = n  # failed and cancelled jobs here end after the candidates
         self.fallback = 0
+        self.warnings: set[str] = set()
         try:
             out = job.result(timeout=90)
         except JobFailed as exc:
@@ -69,6 +72,7 @@ class Ended:
             self.candidates_failed = sum(1 for c in out.candidates if not c.ok)
             self.candidates_total = len(out.candidates)
             self.fallback = int(out.evaluation.method == "fallback_line_count")
+            self.warnings = {w.kind for w in out.warnings}
         assert isinstance(self.totals, Totals)
 
     def expected(self) -> dict[Sample, float]:
@@ -86,6 +90,12 @@ class Ended:
                 self.candidates_total - failed
             ),
             ("vpsweb_judge_fallbacks_total", frozenset(base)): self.fallback,
+            **{
+                ("vpsweb_jobs_with_warnings_total", frozenset({*base, ("kind", k)})): (
+                    k in self.warnings
+                )
+                for k in WARNING_KINDS
+            },
             ("vpsweb_job_duration_seconds_count", frozenset(base)): 1,
         }
         for currency, amount in t.cost.items():

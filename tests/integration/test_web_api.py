@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 import urllib.error
-import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 from tests.browser.conftest import Web
 from tests.conftest import REPO, cli_env
 from tests.integration.cluster import Cluster
+from tests.integration.web_session import Session
 from vpsweb import settings
 
 pytestmark = pytest.mark.integration
@@ -34,13 +34,10 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def _post(url: str, data: dict[str, str]) -> tuple[int, dict]:
-    body = urllib.parse.urlencode(data).encode()
-    try:
-        with urllib.request.urlopen(url, data=body, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+def _post(tab: Session, path: str, data: dict[str, str]) -> tuple[int, dict]:
+    """As the job page's own tab posts: with its cookie and token (vpsweb.web.guard)."""
+    status, _, text = tab.post_form(path, data)
+    return status, json.loads(text)
 
 
 def test_events_replay_and_manual_answers_over_http(tmp_path: Path) -> None:
@@ -55,10 +52,13 @@ def test_events_replay_and_manual_answers_over_http(tmp_path: Path) -> None:
         listed = json.loads(prompts)
         assert status == 200 and listed[0]["key"] == "evaluation"
         assert '<candidate id="2">' in listed[0]["text"]
-        code, bad = _post(f"{web.url}/jobs/{job.id}/answer", {"key": "evaluation", "text": "hm"})
+        tab = Session(web.url)
+        tab.load(f"/jobs/{job.id}")
+        code, bad = _post(tab, f"/jobs/{job.id}/answer", {"key": "evaluation", "text": "hm"})
         assert code == 422 and not bad["ok"] and "selected_index" in bad["error"]
         code, good = _post(
-            f"{web.url}/jobs/{job.id}/answer",
+            tab,
+            f"/jobs/{job.id}/answer",
             {"key": "evaluation", "text": "<selected_index>1</selected_index>"},
         )
         assert code == 200 and good == {"ok": True, "moved_on": True}

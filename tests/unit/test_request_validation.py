@@ -155,8 +155,8 @@ def test_source_equal_to_target_is_rejected(cfg: AppConfig, source: str, target:
 
 def test_empty_poem_is_rejected(cfg: AppConfig) -> None:
     line = single_error(req(poem=""), cfg)
-    assert line.startswith("poem: ")
-    assert "at least 1 character" in line
+    # A translator's words, not pydantic's "String should have at least 1 character".
+    assert line == "poem: the poem is empty; paste or load the poem's text"
 
 
 @pytest.mark.parametrize("blank", [" ", "\n\n", " \t \n  "])
@@ -176,8 +176,7 @@ def test_poem_of_exactly_50000_characters_is_accepted(cfg: AppConfig) -> None:
 def test_poem_of_50001_characters_is_rejected(cfg: AppConfig) -> None:
     poem = "x" * 50_001
     line = single_error(req(poem=poem), cfg)
-    assert line.startswith("poem: ")
-    assert "50000" in line
+    assert line == "poem: the poem has 50,001 characters; the limit is 50,000"
 
 
 def test_missing_required_fields_are_each_named(cfg: AppConfig) -> None:

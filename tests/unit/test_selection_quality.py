@@ -334,7 +334,9 @@ def test_an_unusable_order_keeps_the_candidate(cfg: AppConfig) -> None:
     judge = Judge({ZH["a"]: 6.0, ZH["b"]: 8.0}, garble=ZH["b"])
     result = check_revision(context(cfg, make_plan(cfg), judge), revision_prior(ZH["a"], ZH["b"]))
     assert result.preferred == ["revision", None]
-    assert result.decision == "revision_rejected"
+    # No verdict is not a rejection: unchecked, the candidate kept, and a warning says so.
+    assert result.decision == "revision_unchecked" and not result.kept
+    assert [w.kind for w in result.warnings] == ["revision_check_unavailable"]
 
 
 def test_the_editor_sees_the_runner_ups_but_not_gated_or_failed_ones(cfg: AppConfig) -> None:

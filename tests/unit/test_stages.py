@@ -376,7 +376,7 @@ def test_evaluate_unparseable_twice_falls_back_to_line_count(cfg: AppConfig) -> 
     assert result.selected_index == 2
     assert "fallback rule" in result.rationale
     assert "line count closest to the source" in result.rationale
-    assert "chose candidate 2" in result.rationale
+    assert "chose candidate #2" in result.rationale
     assert "not a number" in result.rationale  # the last parse error is kept
     assert result.scores == []
     assert sorted(result.presented_order) == [0, 2]
@@ -492,7 +492,11 @@ def test_editor_review_empty_twice_fails_the_stage(cfg: AppConfig) -> None:
         editor_review(ctx_for(cfg, plan, llm), CHOSEN)
     exc = info.value
     assert exc.step == "editor_review"
-    assert str(exc) == "Editor Review failed: editor review has no suggestions"
+    # Said to be empty, not "no suggestions" (issue 21): nothing came back at all.
+    assert str(exc) == (
+        "Editor Review failed: the model (deepseek-reasoner) returned an empty answer "
+        "(asked 2 times)"
+    )
     assert exc.metrics is not None
     assert exc.metrics.billed_calls == 2
     assert exc.metrics.usage == cost(plan.steps["editor_review"], 400, 0) + cost(

@@ -16,16 +16,14 @@ from vpsweb.runner import run_job
 from vpsweb.storage import JobStatus
 from vpsweb.usage import (
     JobSummary,
-    aggregate,
     counter_key,
     counters,
     parse_counter_key,
-    percentile,
     prometheus,
     summary_of_ending,
     summary_of_output,
-    table,
 )
+from vpsweb.usage_stats import aggregate, percentile, table
 
 NOW = 1_800_000_000.0
 SINCE = NOW - 3600
@@ -66,6 +64,7 @@ JOBS = [
         evaluation_method="fallback_line_count",
         judge_fallback=True,
         duration_s=20,
+        warnings=["judge_unavailable"],
     ),
     summary(
         job_id="c",
@@ -124,6 +123,8 @@ def test_aggregate_per_mode_and_n() -> None:
     assert hybrid.candidate_failure_rate == pytest.approx(4 / 9)
     assert (hybrid.judge_fallbacks, hybrid.judged) == (1, 2)
     assert hybrid.judge_fallback_rate == 0.5
+    assert (hybrid.with_warnings, hybrid.warnings) == (1, {"judge_unavailable": 1})
+    assert (reasoning.with_warnings, reasoning.warnings) == (0, {})
     # Durations of succeeded jobs only: 10 and 20.
     assert hybrid.p50_duration_s == 15 and hybrid.p95_duration_s == pytest.approx(19.5)
     assert reasoning.success_rate == 1 and reasoning.cost_per_job == {"USD": 0.1}
@@ -157,6 +158,8 @@ def test_the_table_has_a_row_per_group_and_an_overall_line() -> None:
     assert "44.4% (4/9)" in hybrid and "1/2" in hybrid and "15.0" in hybrid
     overall = next(line for line in lines if line.startswith("all"))
     assert "75.0%" in overall and " 5 " in overall
+    assert "warned" in header.split()
+    assert lines[-1] == "warned: jobs that succeeded with a warning (judge_unavailable 1)"
 
 
 def test_summary_of_a_finished_job_is_its_totals() -> None:
@@ -175,6 +178,7 @@ def test_summary_of_a_finished_job_is_its_totals() -> None:
     assert s.cost == out.totals.cost and s.duration_s == out.totals.duration_s
     assert (s.candidates_failed, s.candidates_total) == (1, 3)
     assert s.evaluation_method == "fallback_line_count" and s.judge_fallback
+    assert s.warnings == ["judge_unavailable"]  # the pick was not judged, and says so
     assert s.finished_at == out.finished_at.timestamp() and s.failed_stage is None
 
 
@@ -209,7 +213,10 @@ def test_counters_of_one_job() -> None:
     assert c[counter_key("vpsweb_judge_fallbacks_total", base)] == 1
     assert c[counter_key("vpsweb_job_duration_seconds_sum", base)] == 20
     assert c[counter_key("vpsweb_job_duration_seconds_count", base)] == 1
-    assert len(c) == 11
+    warned = "vpsweb_jobs_with_warnings_total"
+    assert c[counter_key(warned, {**base, "kind": "judge_unavailable"})] == 1
+    assert c[counter_key(warned, {**base, "kind": "revision_check_unavailable"})] == 0
+    assert len(c) == 13
 
 
 SAMPLE = re.compile(
@@ -270,12 +277,15 @@ def test_prometheus_text_is_valid_and_sums_jobs() -> None:
     families = {f.name: f.type for f in text_string_to_metric_families(text)}
     assert families["vpsweb_jobs"] == "counter"
     assert families["vpsweb_job_duration_seconds"] == "summary"
-    assert len(families) == 7
+    assert families["vpsweb_jobs_with_warnings"] == "counter"
+    judge = frozenset({*hybrid_ok, ("kind", "judge_unavailable")})
+    assert samples[("vpsweb_jobs_with_warnings_total", judge)] == 1
+    assert len(families) == 8
 
 
 def test_an_empty_store_still_declares_every_family() -> None:
     text = prometheus({})
-    assert text.count("# HELP ") == text.count("# TYPE ") == 7
+    assert text.count("# HELP ") == text.count("# TYPE ") == 8
     assert parse_exposition(text) == {}
 
 

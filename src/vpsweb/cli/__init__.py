@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 
 from vpsweb.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, print_error
 from vpsweb.errors import ConfigError, InputFileError, RequestInvalid, VpswebError
 
 __all__ = ["main"]
+
+# A reader that stopped reading (`vpsweb result J | head`) is not an error: end as a
+# command killed by SIGPIPE does, quietly, with the status a shell reports for one.
+EXIT_CLOSED_STDOUT = 128 + signal.SIGPIPE
 
 
 def _one_line(exc: BaseException) -> tuple[str, int] | None:
@@ -37,6 +43,15 @@ def _one_line(exc: BaseException) -> tuple[str, int] | None:
     return None
 
 
+def _stdout_closed() -> int:
+    """Point stdout at devnull, as the Python docs advise: the interpreter's final
+    flush would otherwise fail again and print "Exception ignored ... BrokenPipeError"."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_CLOSED_STDOUT
+
+
 def main(argv: list[str] | None = None) -> int:
     # Ctrl-C must always stop (and cancel) what vpsweb is doing. Python leaves SIGINT
     # ignored when the parent ignored it, as a non-interactive shell does for a command
@@ -47,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # here, where a closed pipe can still be caught
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except KeyboardInterrupt:
         print_error("interrupted")
         return EXIT_INTERRUPTED

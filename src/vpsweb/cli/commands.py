@@ -6,10 +6,14 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vpsweb import settings
 from vpsweb.cli.common import EXIT_FAILED, EXIT_OK, fail, open_client, print_error, show_output
 from vpsweb.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vpsweb.config import AppConfig
 
 # --- job commands ------------------------------------------------------------------
 
@@ -124,6 +128,20 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         sys.stderr.write(f"{exc}\n")
         return EXIT_FAILED
     sys.stdout.write(summarize(cfg) + "\n")
+    return _report_keys(cfg) if getattr(args, "keys", False) else EXIT_OK
+
+
+def _report_keys(cfg: AppConfig) -> int:
+    """Keys are read by workers from their own environment: this checks the one it runs
+    in, so run it where the workers run."""
+    from vpsweb.config.keys import describe, provider_keys
+
+    keys = provider_keys(cfg, os.environ)
+    sys.stdout.write("  API keys (in this environment; values not shown):\n")
+    sys.stdout.writelines(describe(k) + "\n" for k in keys)
+    missing = [k.variable for k in keys if k.missing and k.variable]
+    if missing:
+        return fail(f"API key not set: {', '.join(missing)} (used by the modes above)", EXIT_FAILED)
     return EXIT_OK
 
 

@@ -21,6 +21,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from vpsweb.errors import one_line
 from vpsweb.plan import JobPlan
 from vpsweb.progress import EventKind, ProgressEvent
 from vpsweb.stages.table import STAGES, stage_bounds
@@ -115,6 +116,9 @@ class JobState:
             stage.status, stage.ended = "failed", e.ts
         elif e.event is EventKind.STAGE_COMPLETED and stage is not None:
             stage.status, stage.ended, stage.note = "completed", e.ts, e.message
+            # A stage that fell back (no judge's verdict): kept on screen to the end.
+            if e.warning and e.warning not in self.warnings:
+                self.warnings.append(e.warning)
         elif e.event is EventKind.STAGE_FAILED and stage is not None:
             stage.status, stage.ended, stage.note = "failed", e.ts, e.error
         elif e.event is EventKind.JOB_FINISHED:
@@ -221,7 +225,8 @@ class PlainView:
             row = self.state.stages.get(e.stage)
             took = _clock(row.elapsed(time.time())) if row else ""
             said = "" if e.message.startswith(f"{e.stage} completed") else f": {e.message}"
-            return f"{e.stage} completed in {took}{said}"
+            warned = f"\n  warning: {e.warning}" if e.warning else ""
+            return f"{e.stage} completed in {took}{said}{warned}"
         if e.event is EventKind.STAGE_FAILED:
             return f"{e.stage} failed"  # the cause is said once, by the command, at the end
         if e.event is EventKind.JOB_FINISHED:
@@ -238,10 +243,11 @@ class PlainView:
 
 
 def why_failed(state: JobState, stage: str, cause: str) -> str:
-    """A failed job's cause, unless the display already listed it candidate by candidate."""
+    """A failed job's cause (as one line: it ends a one-line error), unless the display
+    already listed it candidate by candidate."""
     if stage == STAGES[0].display_name and state.causes_shown():
         return "no candidate succeeded (the cause of each is shown above)"
-    return cause
+    return one_line(cause)
 
 
 def follow(

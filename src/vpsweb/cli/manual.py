@@ -5,6 +5,8 @@ resumes a waiting job from any machine (a job waits in Redis for as long as it i
 kept). Each prompt is printed and, with an output directory, also saved as a file
 to paste from; an answer ends with a line holding only "." or with end of input.
 An answer the stage cannot use is refused with what is missing and asked again.
+A prompt answered elsewhere meanwhile (another shell, the web page) is noticed
+while waiting for input (see answer_input), and the session moves on.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
+from vpsweb.cli.answer_input import AnsweredElsewhere, read_answer, reader_for
 from vpsweb.cli.common import EXIT_FAILED, EXIT_OK, fail, open_client, show_output
 from vpsweb.errors import AnswerRefused, AnswerRejected
 
@@ -23,18 +27,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from vpsweb.manual import PendingPrompt
 
 POLL_S = 0.3
-END = "."
-
-
-def read_answer(stream: TextIO) -> str | None:
-    """Lines up to one holding only "." (or the end of input); None if nothing came."""
-    lines: list[str] = []
-    for line in stream:
-        if line.rstrip("\r\n") == END:
-            break
-        lines.append(line)
-    text = "".join(lines).strip()
-    return text or None
 
 
 def _save_prompt(prompt: PendingPrompt, job_id: str, out_dir: str | None) -> Path | None:
@@ -56,11 +48,28 @@ def _show_prompt(prompt: PendingPrompt, job_id: str, out_dir: str | None) -> Non
     err.flush()
 
 
+def _still_pending(job: Job, key: str) -> Callable[[], bool]:
+    def check() -> bool:
+        return any(p.key == key for p in job.pending())
+
+    return check
+
+
+def _answered_elsewhere(key: str) -> bool:
+    sys.stderr.write(f"{key} was answered elsewhere (another shell or the web page); moving on\n")
+    return True
+
+
 def answer_interactively(job: Job, prompt: PendingPrompt, out_dir: str | None) -> bool:
-    """Ask until the stage accepts an answer; False at the end of input."""
+    """Ask until the stage accepts an answer or the prompt is answered elsewhere;
+    False at the end of input."""
     _show_prompt(prompt, job.id, out_dir)
+    reader = reader_for(sys.stdin)
     while True:
-        text = read_answer(sys.stdin)
+        try:
+            text = reader.read(_still_pending(job, prompt.key))
+        except AnsweredElsewhere:
+            return _answered_elsewhere(prompt.key)
         if text is None:
             return False
         try:
@@ -68,6 +77,8 @@ def answer_interactively(job: Job, prompt: PendingPrompt, out_dir: str | None) -
         except AnswerRejected as exc:
             sys.stderr.write(f"vpsweb: {exc}; the prompt is still waiting: answer again\n")
             continue
+        except AnswerRefused:  # answered elsewhere while this answer was being pasted
+            return _answered_elsewhere(prompt.key)
         sys.stderr.write(f"answer to {prompt.key} accepted\n")
         return True
 
@@ -79,10 +90,9 @@ def answer_loop(job: Job, out_dir: str | None) -> bool:
         record = job.record()
         if record.status.terminal:
             return True
-        pending = job.pending()
-        for prompt in pending:
-            if not answer_interactively(job, prompt, out_dir):
-                return False
+        pending = job.pending()  # afresh after each answer: others may answer too
+        if pending and not answer_interactively(job, pending[0], out_dir):
+            return False
         if not pending:
             snap = job.progress()
             line = f"[{snap.progress_percent:5.1f}%] {snap.stage} {snap.status}".rstrip()

@@ -173,6 +173,12 @@ def _add_config(sub: Any) -> None:
     check.add_argument(
         "--config-dir", help=f"default: ${settings.CONFIG_DIR_ENV} or the packaged defaults"
     )
+    check.add_argument(
+        "--keys",
+        action="store_true",
+        help="also say, per provider the modes use, whether its API key variable is set "
+        "here (never the key); exit 1 if one is missing",
+    )
     check.set_defaults(func=cmd_config_check)
     init = csub.add_parser("init", help="write an editable copy of the default config")
     init.add_argument("directory")

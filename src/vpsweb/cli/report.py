@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
+from vpsweb import reasoning
 from vpsweb.output_files import format_cost
 from vpsweb.progress import ProgressSnapshot
 from vpsweb.stages.table import TranslationOutput
@@ -36,6 +37,21 @@ def print_status(record: JobRecord, snap: ProgressSnapshot, out: TextIO) -> None
         out.write(f"  error ({record.error_stage}): {record.error}\n")
 
 
+def _reasoning(output: TranslationOutput, out: TextIO) -> None:
+    """Reasoning models' thinking, one short line each: the whole is in the saved files."""
+    found = [(f"candidate #{c.index}", c.reasoning) for c in output.candidates]
+    found += [
+        ("judge", output.evaluation.reasoning),
+        ("editor", output.editor_review.reasoning),
+        ("revision", output.revision.reasoning),
+    ]
+    found = [(who, text) for who, text in found if text]
+    if found:
+        out.write("Reasoning (in full in the saved JSON and Markdown):\n")
+        for who, text in found:
+            out.write(f"  {who}: {reasoning.short(text)}\n")
+
+
 def print_result(output: TranslationOutput, out: TextIO) -> None:
     ev = output.evaluation
     chosen = output.selected_candidate
@@ -46,6 +62,8 @@ def print_result(output: TranslationOutput, out: TextIO) -> None:
         summary += f"\n    ... ({len(suggestions) - 6} more lines in the saved files)"
     failed = [c for c in output.candidates if c.status == "failed"]
     late = [f"#{c.index} ({c.variant})" for c in output.candidates if c.status == "late"]
+    for w in output.warnings:
+        out.write(f"\nWARNING ({w.kind}): {w.message}.")
     out.write(
         f"\nChosen candidate: #{chosen.index} ({chosen.variant}), "
         f"method {ev.method}, of {len(output.candidates)}"
@@ -62,10 +80,12 @@ def print_result(output: TranslationOutput, out: TextIO) -> None:
             f"Judge asked in {len(ev.judgements)} orders; agreement {ev.agreement:.0%}{low}\n"
         )
     out.write(f"Rationale: {ev.rationale.strip()}\n")
-    if len(ev.presented_order) > 1:
-        # The judge numbered candidates in its shuffled order; show the mapping.
+    if ev.judged and len(ev.presented_order) > 1:
+        # The judge numbered candidates in its shuffled order; its references above
+        # were renumbered, and the mapping is there for whoever checks.
         seen = ", ".join(f"{pid}=#{idx}" for pid, idx in enumerate(ev.presented_order, 1))
-        out.write(f"  (the judge saw them shuffled as {seen})\n")
+        out.write(f"  (the judge saw them shuffled as {seen}; renumbered above)\n")
+    _reasoning(output, out)
     out.write("\n")
     out.write(f"Editor's suggestions:\n{summary}\n\n")
     final, check = output.final, output.revision_check

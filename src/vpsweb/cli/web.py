@@ -19,6 +19,16 @@ def credentials(env: dict[str, str], host: str) -> tuple[str, str] | None:
     from vpsweb.monitoring.flower import MIN_PASSWORD_LENGTH, PLACEHOLDER_PASSWORDS
 
     user, password = env.get(settings.WEB_USER_ENV, ""), env.get(settings.WEB_PASSWORD_ENV, "")
+    if bool(user) != bool(password):
+        # Half a pair used to start the page with no authentication at all, silently.
+        given, missing = (
+            (settings.WEB_USER_ENV, settings.WEB_PASSWORD_ENV)
+            if user
+            else (settings.WEB_PASSWORD_ENV, settings.WEB_USER_ENV)
+        )
+        raise ConfigError(
+            [f"{given} is set but {missing} is not: set both for basic auth, or neither"]
+        )
     if not (user and password):
         if host in LOOPBACK:
             return None
@@ -46,6 +56,8 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     from vpsweb.async_client import AsyncClient
     from vpsweb.web.app import create_app
+    from vpsweb.web.feed import StreamLimits
+    from vpsweb.web.guard import Guard, parse_origins
 
     url = redis_url(args)
     if url is None:
@@ -53,9 +65,13 @@ def cmd_web(args: argparse.Namespace) -> int:
             f"vpsweb web needs the cluster's Redis: set {settings.REDIS_URL_ENV} or --redis-url"
         )
     auth = credentials(dict(os.environ), args.host)
+    origins = parse_origins(os.environ.get(settings.WEB_ORIGINS_ENV, ""))
+    # Bound to loopback, only loopback (or trusted) Host names: no DNS rebinding.
+    guard = Guard(origins, loopback_only=args.host in LOOPBACK)
+    limits = StreamLimits.from_env()  # a bad value stops here, not inside the server
 
     async def build() -> web.Application:
-        return create_app(AsyncClient(redis_url=url), auth=auth)
+        return create_app(AsyncClient(redis_url=url), auth=auth, guard=guard, limits=limits)
 
     print(f"vpsweb web on http://{args.host}:{args.port}/", flush=True)
     web.run_app(build(), host=args.host, port=args.port, print=None, access_log=None)

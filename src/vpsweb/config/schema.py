@@ -141,6 +141,9 @@ class GateSettings(_Strict):
     min_script_share: float = Field(default=0.6, ge=0, le=1)
     line_ratio: tuple[float, float] = (0.5, 2.0)
     length_ratio: tuple[float, float] = (0.35, 2.5)
+    # Letters (a CJK character counts 3) per source line a translation may always use,
+    # whatever the ratio says: for a poem of a line or two the ratio alone is noise.
+    line_allowance: int = Field(default=50, ge=0, le=1000)
 
     @model_validator(mode="after")
     def _bands(self) -> Self:

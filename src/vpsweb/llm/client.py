@@ -14,7 +14,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import re
 import threading
 import time
 import weakref
@@ -31,6 +30,7 @@ from vpsweb.errors import LLMTimeout, MissingAPIKey, PermanentLLMError, Transien
 from vpsweb.llm.backoff import MAX_RETRY_AFTER_S, backoff_s, retry_after_s
 from vpsweb.llm.endpoints import Endpoint, resolve
 from vpsweb.llm.loop import POLL_S, DeadlinePassed, LoopThread
+from vpsweb.llm.provider_text import flat, provider_said, redact
 from vpsweb.models import ModelInfo, Usage
 
 if TYPE_CHECKING:  # pragma: no cover - the plan module imports the stages, which import this
@@ -65,17 +65,6 @@ class LLMClient(Protocol):
         *,
         check: Callable[[], float | None] | None = None,
     ) -> Completion: ...
-
-
-_KEYLIKE = re.compile(r"\b(sk|ak|key)[-_][A-Za-z0-9*_\-.]{4,}", re.IGNORECASE)
-
-
-def redact(text: str, key: str) -> str:
-    """Provider error texts may echo (part of) the API key; such text ends up in job
-    errors, Celery results and Flower, so the key and key-like tokens are masked."""
-    if key and len(key) >= 6:
-        text = text.replace(key, "[redacted]")
-    return _KEYLIKE.sub("[redacted key]", text)
 
 
 class _Retry(Exception):
@@ -289,7 +278,7 @@ class OpenAICompatibleClient:
                 )
             ) from exc
         except openai.APIConnectionError as exc:
-            text = redact(f"{exc}: {exc.__cause__ or ''}".rstrip(": "), key)
+            text = flat(f"{exc}: {exc.__cause__ or ''}".rstrip(": "), key)
             raise _Retry(
                 TransientLLMError(
                     f"{where}: cannot connect to {base_url}: {text}", attempts=attempt
@@ -312,7 +301,7 @@ def _status_error(
     exc: openai.APIStatusError, where: str, key: str, attempt: int
 ) -> _Retry | PermanentLLMError:
     status = exc.status_code
-    message = redact(exc.message, key)
+    message = provider_said(exc, key)
     if status == 429 or status >= 500:
         error = TransientLLMError(
             f"{where}: HTTP {status} after {attempt} attempt(s): {message}", attempts=attempt
@@ -354,7 +343,7 @@ def _completion(
     sim_ms = response.headers.get(SIM_LATENCY_HEADER)
     return Completion(
         content=str(message.get("content") or ""),
-        reasoning_content=message.get("reasoning_content"),
+        reasoning_content=_reasoning(message),
         usage=endpoint.cost(
             int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
         ),
@@ -364,6 +353,13 @@ def _completion(
         finish_reason=choice.get("finish_reason"),
         model=endpoint.info,
     )
+
+
+def _reasoning(message: dict[str, Any]) -> str | None:
+    """The model's reasoning beside its answer: DeepSeek's ``reasoning_content``, or
+    ``reasoning`` as some OpenAI-compatible servers name it; None for anything else."""
+    value = message.get("reasoning_content") or message.get("reasoning")
+    return value if isinstance(value, str) and value.strip() else None
 
 
 def _mapping(value: object) -> dict[str, Any]:

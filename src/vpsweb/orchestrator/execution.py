@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from vpsweb.config import AppConfig, load_config
 from vpsweb.errors import Cancelled, JobGone, Late, StoreUnavailable
+from vpsweb.job_warnings import warning_text
 from vpsweb.lifecycle import fail_job
 from vpsweb.llm.client import LLMClient, OpenAICompatibleClient
 from vpsweb.models import utcnow
@@ -244,13 +245,15 @@ class JobRun:
                     raise
                 time.sleep(2.0)
 
-    def stage_event(self, s: Stage, *, started: bool, message: str) -> None:
+    def stage_event(self, s: Stage, *, started: bool, message: str, warning: str = "") -> None:
         """A stage's start (at its lower bound) or end (upper bound), once each."""
         once = f"{'start' if started else 'end'}:{s.name}"
-        event = self.event_of(s, started=started, message=message)
+        event = self.event_of(s, started=started, message=message, warning=warning)
         self.progress.emit(self.job_id, event, self.ttl, once=once)
 
-    def event_of(self, s: Stage, *, started: bool, message: str) -> Event:
+    def event_of(self, s: Stage, *, started: bool, message: str, warning: str = "") -> Event:
+        """``warning``: on an end, what the stage fell back on (said beside its summary,
+        so that every follower shows it as a warning, not as a plain completion)."""
         start, end = stage_bounds(self.plan.progress_weights, s.name)
         model = self.plan.call(s.name, 0 if s.fan_out else None).model
         kind = EventKind.STAGE_STARTED if started else EventKind.STAGE_COMPLETED
@@ -260,6 +263,8 @@ class JobRun:
             "model": model,
             "message": message,
         }
+        if warning:
+            fields["warning"] = warning
         return Event(kind, start if started else end, fields)
 
 
@@ -346,7 +351,7 @@ def _step(run: JobRun, s: Stage, index: int | None, budget: float) -> dict[str, 
         status = "late" if end.late else "succeeded" if end.ok else "failed"
         return {"job_id": job_id, "index": index, "status": status}
     if s is not STAGES[-1] and not recorded:  # the last stage's end comes with the result
-        run.stage_event(s, started=False, message=s.summary(output))
+        run.stage_event(s, started=False, message=s.summary(output), warning=warning_text(output))
     return {"job_id": job_id, "step": s.name}
 
 
@@ -368,6 +373,7 @@ def finalize(svc: Services, job_id: str, *, delivery: Delivery | None = None) ->
                     "status": "completed",
                     "model": plan.call(last.name).model,
                     "message": last.summary(getattr(output, last.result_field)),
+                    "warning": warning_text(getattr(output, last.result_field)),
                 },
             ),
             Event(

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from vpsweb.errors import AwaitingAnswer, Cancelled, JobGone
+from vpsweb.errors import AwaitingAnswer, Cancelled, JobGone, one_line
+from vpsweb.job_warnings import warning_text
 from vpsweb.llm.client import LLMClient
 from vpsweb.manual import ManualLLM, PendingPrompt
 from vpsweb.models import utcnow
@@ -42,7 +43,7 @@ def item_end(plan: JobPlan, s: Stage, index: int, output: BaseModel) -> ItemEnd:
         "variant": plan.candidates[index].variant,
         "model": plan.candidates[index].call.model,
         "duration_s": metrics.duration_s if metrics else None,
-        "error": error.split(" (the answer began:")[0][:300] if error else None,
+        "error": one_line(error.split(" (the answer began:")[0], 300) if error else None,
     }
     _, end = stage_bounds(plan.progress_weights, s.name)
     return ItemEnd(
@@ -131,7 +132,9 @@ def _leased(
         item = item_end(run.plan, s, index, output) if index is not None and s.fan_out else None
         end = None
         if item is None and s is not STAGES[-1]:  # the last stage's end comes with the result
-            end = run.event_of(s, started=False, message=s.summary(output))
+            end = run.event_of(
+                s, started=False, message=s.summary(output), warning=warning_text(output)
+            )
         payload = output.model_dump_json()
         saved = run.patiently(
             lambda: steps.finish(

@@ -18,6 +18,7 @@ _SLOW = re.compile(r"slow(\d+)")
 _ALWAYS = (
     "fail401",
     "fail400",
+    "fail404",
     "fail500",
     "hang",
     "malformed",

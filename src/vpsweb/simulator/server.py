@@ -5,7 +5,8 @@ exercise the production path. Latency is an asyncio sleep, so one process holds
 hundreds of requests at once. Faults come two ways: random rates (for load and
 chaos runs) and directives in the model name (for deterministic tests):
 
-* ``fail401`` / ``fail400`` / ``fail500``: always that status; ``hang``: never answer
+* ``fail401`` / ``fail400`` / ``fail500``: always that status; ``fail404``: "model not
+  found", as a provider answers a model name it does not serve; ``hang``: never answer
   in time; ``malformed``: always an answer without the step's tags; ``trickle``: a
   correct answer whose body dribbles in over ``--trickle-s`` (defeats per-read
   timeouts); ``html200``: status 200 with an HTML page, as a broken proxy sends;
@@ -166,6 +167,13 @@ class Simulator:
             )
         if fault == "fail400":
             return error_response(400, "Invalid request (simulated)", "invalid_request_error")
+        if fault == "fail404":
+            return error_response(
+                404,
+                f"The model `{req.model}` does not exist or you do not have access to it.",
+                "invalid_request_error",
+                "model_not_found",
+            )
         latency = self._latency_s(directives, req, step)
         if fault == "hang":
             await asyncio.sleep(self.options.hang_s)

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
-from vpsweb.errors import LLMError, ParseError, StageFailed, TruncatedAnswer
+from vpsweb import reasoning
+from vpsweb.errors import (
+    EmptyAnswer,
+    LLMError,
+    ParseError,
+    StageFailed,
+    TruncatedAnswer,
+    one_line,
+)
 from vpsweb.languages import language_name
 from vpsweb.llm.client import Completion, LLMClient
 from vpsweb.llm.endpoints import resolve
@@ -83,6 +91,8 @@ class Recorder:
     model: ModelInfo
     started: float = field(default_factory=time.monotonic)
     metrics: StepMetrics = field(init=False)
+    # The reasoning behind the last billed answer: the one the stage parsed and kept.
+    reasoning: str = ""
 
     def __post_init__(self) -> None:
         self.metrics = StepMetrics(model=self.model, started_at=utcnow())
@@ -95,6 +105,7 @@ class Recorder:
         m.attempts += completion.attempts
         m.billed_calls += 1
         m.llm_latency_s += completion.latency_s
+        self.reasoning = reasoning.kept(completion.reasoning_content)
         if completion.sim_latency_ms is not None:
             m.reported_latency_s = (m.reported_latency_s or 0.0) + completion.sim_latency_ms / 1000
 
@@ -177,10 +188,20 @@ def ask(
                 ) from None
             truncations_left -= 1
             messages = [*prompt.messages(), {"role": "user", "content": TRUNCATION_NOTE}]
-        except ParseError:
+        except ParseError as exc:
             parse_left -= 1
             if parse_left == 0:
+                if isinstance(exc, EmptyAnswer):
+                    raise _empty(rec, exc, parse_attempts) from None
                 raise
+
+
+def _empty(rec: Recorder, exc: EmptyAnswer, asked: int) -> EmptyAnswer:
+    """An empty answer, said of whoever gave it: no tag can be "missing" from nothing."""
+    times = f" (asked {asked} times)" if asked > 1 else ""
+    detail = str(exc).removeprefix("the answer is empty")  # "" or " apart from <think> ..."
+    model = rec.metrics.model.model
+    return EmptyAnswer(f"the model ({model}) returned an empty answer{detail}{times}")
 
 
 def common_variables(plan: JobPlan, *, labelled: bool = False) -> dict[str, Any]:
@@ -208,10 +229,10 @@ def described(exc: Exception) -> str:
     """An error for the job's own record: the cause, and for an unusable answer a short,
     labelled excerpt of it (never for Celery results or Flower)."""
     excerpt = getattr(exc, "excerpt", "")
-    return f"{exc} (the answer began: {excerpt!r})" if excerpt else str(exc)
+    return one_line(f"{exc} (the answer began: {excerpt!r})" if excerpt else str(exc))
 
 
 def failure(step: str, display_name: str, rec: Recorder, exc: Exception) -> StageFailed:
     """A stage's failure with the usage it was billed for, so totals stay honest."""
     excerpt = getattr(exc, "excerpt", "")
-    return StageFailed(step, display_name, str(exc), metrics=rec.done(), excerpt=excerpt)
+    return StageFailed(step, display_name, one_line(str(exc)), metrics=rec.done(), excerpt=excerpt)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from vpsweb import reasoning
 from vpsweb.errors import Late, LLMError, ParseError
+from vpsweb.md_escape import inline, prose, verse
 from vpsweb.models import CandidateResult
 from vpsweb.parsing import extract_fields
 from vpsweb.prompts import neutralise
@@ -63,6 +65,7 @@ def translate_candidate(ctx: StageContext, prior: Prior, index: int | None) -> C
             "translation": fields["initial_translation"],
             "notes": fields["initial_translation_notes"],
             "metrics": rec.done(),
+            "reasoning": rec.reasoning,
         }
     )
 
@@ -111,8 +114,10 @@ def markdown(output: TranslationOutput) -> list[str]:
     for c in output.candidates:
         mark = " (selected)" if c.index == output.evaluation.selected_index else ""
         if c.ok:
-            lines += [f"### Candidate {c.index} — {c.variant}{mark}", ""]
-            lines += ["```text", c.translation, "```", "", c.notes, ""]
+            lines += [f"### Candidate #{c.index} — {c.variant}{mark}", ""]
+            lines += [*verse(c.translation), "", prose(c.notes), ""]
+            lines += reasoning.markdown("The translator's reasoning", c.reasoning)
         else:
-            lines += [f"### Candidate {c.index} — {c.variant}: {c.status}", "", f"> {c.error}", ""]
+            lines += [f"### Candidate #{c.index} — {c.variant}: {c.status}", ""]
+            lines += [f"> {inline(c.error or '')}", ""]
     return lines

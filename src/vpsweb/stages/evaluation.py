@@ -5,17 +5,22 @@ judge. The judge is asked ``plan.judge_orders`` times, each time with the eligib
 candidates in another order, in parallel (the calls are independent, so K calls
 cost no more wall time than one on free slots); the choice is the best mean score
 over the orders (vpsweb.selection). An order whose answer cannot be parsed is
-retried, then left out; when no order can be used, a deterministic rule decides.
+retried, then left out; when no order can be used, a deterministic rule decides,
+and the result carries a ``judge_unavailable`` warning: the job still succeeds (the
+translation is real and paid for) but never passes a rule's pick off as judged.
 ``method`` records which happened. Translators' notes are not shown: they argue
-for their own text.
+for their own text. The judge numbers candidates by position (1..M, shuffled); its
+rationale is renumbered to the candidates' own numbers before anyone reads it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vpsweb import gates
+from vpsweb import gates, reasoning
 from vpsweb.errors import LLMError, ParseError, StageFailed
+from vpsweb.job_warnings import JobWarning
+from vpsweb.md_escape import inline, prose
 from vpsweb.models import (
     CandidateResult,
     CandidateScore,
@@ -33,6 +38,7 @@ from vpsweb.selection import (
     fallback_select,
     judge_orders,
     map_presented_id,
+    renumber,
 )
 from vpsweb.stages import candidate
 from vpsweb.stages.base import (
@@ -122,8 +128,9 @@ def _judge_once(
             order=order,
             selected_index=chosen,
             scores=_scores(parse_scores(text), order),
-            rationale=extract_tag(text, "rationale") or "",
-            analysis=extract_tag(text, "analysis") or "",
+            rationale=renumber(extract_tag(text, "rationale") or "", order),
+            analysis=renumber(extract_tag(text, "analysis") or "", order),
+            reasoning=renumber(rec.reasoning, order),
         )
 
     prompt = stage_prompt(ctx, STEP, call, variables)
@@ -173,11 +180,20 @@ def _decide(
         errors = "; ".join(sorted({v.error or "no verdict" for v in verdicts}))
         chosen = fallback_select(eligible, plan.request.poem, tie_order=first).index
         rationale = (
-            f"The judge's answers could not be used ({errors}); chose candidate {chosen} "
+            f"The judge's answers could not be used ({errors}); chose candidate #{chosen} "
             "by the fallback rule: line count closest to the source, ties in the job's "
             "shuffled order."
         )
+        warning = JobWarning(
+            kind="judge_unavailable",
+            stage=DISPLAY,
+            message=(
+                f"the judge gave no verdict in any of {len(verdicts)} order(s) ({errors}); "
+                f"candidate #{chosen} was picked by line count, not judged"
+            ),
+        )
         return EvaluationResult(
+            warnings=[warning],
             selected_index=chosen,
             rationale=rationale,
             method="fallback_line_count",
@@ -198,6 +214,7 @@ def _decide(
         selected_index=chosen,
         rationale=shown.rationale,
         analysis=shown.analysis,
+        reasoning=shown.reasoning,
         scores=scores,
         method="judge",
         presented_order=shown.order,
@@ -209,6 +226,10 @@ def _decide(
 
 
 def summary(result: EvaluationResult) -> str:
+    if not result.judged:
+        return (
+            f"selected candidate {result.selected_index} by line count: the judge gave no verdict"
+        )
     text = f"selected candidate {result.selected_index} ({result.method})"
     if result.agreement is not None:
         text += f", orders agree {result.agreement:.0%}"
@@ -221,32 +242,40 @@ def summary(result: EvaluationResult) -> str:
 
 def markdown(output: TranslationOutput) -> list[str]:
     ev = output.evaluation
-    mapping = ", ".join(f"{pid} = candidate {idx}" for pid, idx in enumerate(ev.presented_order, 1))
+    mapping = ", ".join(f"{pid} = #{idx}" for pid, idx in enumerate(ev.presented_order, 1))
     lines = [
         "## Evaluation",
         "",
-        f"Selected candidate {ev.selected_index} (method: {ev.method}).",
+        f"Selected candidate #{ev.selected_index} (method: {ev.method}).",
         "",
+        *(f"**Warning:** {inline(w.message)}." for w in ev.warnings),
+        *([""] if ev.warnings else []),
     ]
     if ev.judgements:
         lines += [f"The judge was asked {len(ev.judgements)} time(s), in these orders:", ""]
         for k, j in enumerate(ev.judgements, 1):
-            verdict = f"chose candidate {j.selected_index}" if j.error is None else j.error
-            lines.append(f"{k}. candidates {', '.join(map(str, j.order))}: {verdict}")
+            verdict = f"chose #{j.selected_index}" if j.error is None else inline(j.error)
+            lines.append(f"{k}. candidates {', '.join(f'#{i}' for i in j.order)}: {verdict}")
         lines.append("")
     if ev.agreement is not None:
         flag = " **Low agreement: the judge's verdict depended on the order.**"
         lines += [f"Agreement across orders: {ev.agreement:.0%}.{flag if ev.low_agreement else ''}"]
         lines.append("")
-    lines += [f"The rationale below numbers the candidates as shown: {mapping}.", "", ev.rationale]
-    lines.append("")
+    if ev.judged and len(ev.presented_order) > 1:
+        lines += [
+            f"The judge saw the candidates shuffled ({mapping}); its references below are "
+            "renumbered to the candidates' own numbers.",
+            "",
+        ]
+    lines += [prose(ev.rationale), ""]
+    lines += reasoning.markdown("The judge's reasoning", ev.reasoning)
     for g in ev.gated:
-        lines.append(f"- Candidate {g.index} was not judged: {'; '.join(g.reasons)}.")
+        lines.append(f"- Candidate #{g.index} was not judged: {inline('; '.join(g.reasons))}.")
     lines += [""] if ev.gated else []
     if ev.scores:
         lines += ["| candidate | mean scores | total |", "|---|---|---|"]
         for s in ev.scores:
             detail = ", ".join(f"{k} {v:g}" for k, v in s.scores.items())
-            lines.append(f"| {s.index} | {detail} | {s.total if s.total is not None else ''} |")
+            lines.append(f"| #{s.index} | {detail} | {s.total if s.total is not None else ''} |")
         lines.append("")
     return lines

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from vpsweb import reasoning
 from vpsweb.errors import LLMError, ParseError
+from vpsweb.md_escape import prose
 from vpsweb.models import EditorReview, EvaluationResult
-from vpsweb.parsing import clean_answer, extract_tag
+from vpsweb.parsing import clean_answer, extract_tag, require_answer
 from vpsweb.prompts import neutralise
 from vpsweb.stages.base import (
     Prior,
@@ -27,7 +29,8 @@ DISPLAY = "Editor Review"
 
 def parse_suggestions(text: str) -> str:
     """A tagless but non-empty answer is accepted as raw suggestions: an editor's plain
-    prose is still useful. Empty tags are not."""
+    prose is still useful. Empty tags are not, nor is an empty answer."""
+    require_answer(text)
     value = extract_tag(text, "editor_suggestions")
     if value:
         return value
@@ -71,7 +74,7 @@ def editor_review(ctx: StageContext, prior: Prior, index: int | None = None) -> 
         )
     except (LLMError, ParseError) as exc:
         raise failure(STEP, DISPLAY, rec, exc) from exc
-    return EditorReview(suggestions=suggestions, metrics=rec.done())
+    return EditorReview(suggestions=suggestions, metrics=rec.done(), reasoning=rec.reasoning)
 
 
 def summary(review: EditorReview) -> str:
@@ -79,4 +82,11 @@ def summary(review: EditorReview) -> str:
 
 
 def markdown(output: TranslationOutput) -> list[str]:
-    return ["## Editor review", "", output.editor_review.suggestions, ""]
+    review = output.editor_review
+    return [
+        "## Editor review",
+        "",
+        prose(review.suggestions),
+        "",
+        *reasoning.markdown("The editor's reasoning", review.reasoning),
+    ]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from vpsweb import reasoning
 from vpsweb.errors import LLMError, ParseError
+from vpsweb.md_escape import prose
 from vpsweb.models import EditorReview, Revision
 from vpsweb.parsing import extract_fields
 from vpsweb.prompts import neutralise
@@ -52,6 +54,7 @@ def translator_revision(ctx: StageContext, prior: Prior, index: int | None = Non
         translation=fields["revised_translation"],
         notes=fields["revised_translation_notes"],
         metrics=rec.done(),
+        reasoning=rec.reasoning,
     )
 
 
@@ -70,4 +73,11 @@ def summary(revision: Revision) -> str:
 
 
 def markdown(output: TranslationOutput) -> list[str]:
-    return ["## Revision notes", "", output.revision.notes, ""]
+    rev = output.revision
+    return [
+        "## Revision notes",
+        "",
+        prose(rev.notes),
+        "",
+        *reasoning.markdown("The translator's reasoning for the revision", rev.reasoning),
+    ]

@@ -5,6 +5,14 @@ nothing compared the two before. The revision first passes the same gates as
 the candidates; then a judge compares the two texts once per order (both
 orders by default, in parallel), and the revision is kept only if it wins every
 order: a verdict that flips with the order is position, not quality.
+
+An order whose judge gave no verdict (an HTTP error, a model the server does not
+know, answers that never parsed) is not a verdict either way. The rule: any order
+preferring the candidate rejects the revision (a verdict); otherwise, with any order
+unanswered, the revision is *unchecked*: the candidate is kept (the guard's own rule:
+a revision replaces the candidate only when shown to be better, and the revision
+stays in the result for the reader), and a warning says the check did not run and
+why, instead of calling the revision rejected.
 """
 
 from __future__ import annotations
@@ -13,8 +21,10 @@ from typing import TYPE_CHECKING
 
 from vpsweb import gates
 from vpsweb.errors import LLMError, ParseError
-from vpsweb.models import Revision, RevisionCheck
-from vpsweb.parsing import extract_tag
+from vpsweb.job_warnings import JobWarning
+from vpsweb.md_escape import inline, verse
+from vpsweb.models import Revision, RevisionCheck, RevisionDecision
+from vpsweb.parsing import extract_tag, require_answer
 from vpsweb.prompts import neutralise
 from vpsweb.stages.base import (
     Prior,
@@ -42,6 +52,7 @@ def _orders(k: int) -> list[list[str]]:
 
 def _parse_preference(order: list[str]):
     def parse(text: str) -> str:
+        require_answer(text)
         raw = (extract_tag(text, "preferred_version") or "").strip()
         if raw not in ("1", "2"):
             raise ParseError(
@@ -111,45 +122,79 @@ def check_revision(ctx: StageContext, prior: Prior, index: int | None = None) ->
 
     runs = in_parallel(judge, orders)
     preferred = [p for p, _, _ in runs]
-    kept = all(p == "revision" for p in preferred)
+    decision = _decision(preferred)
     return RevisionCheck(
-        decision="revision_kept" if kept else "revision_rejected",
-        reason=_reason(orders, runs),
+        decision=decision,
+        reason=_reason(orders, runs, decision),
         orders=orders,
         preferred=preferred,
         metrics=combine([rec for _, rec, _ in runs]),
+        warnings=_warnings(runs) if decision == "revision_unchecked" else [],
     )
 
 
-def _reason(orders: list[list[str]], runs: list[tuple[str | None, Recorder, str]]) -> str:
+def _decision(preferred: list[str | None]) -> RevisionDecision:
+    """See the module docstring: a verdict for the candidate rejects; an order without
+    a verdict leaves the revision unchecked; only winning every order keeps it."""
+    if "candidate" in preferred:
+        return "revision_rejected"
+    if None in preferred:
+        return "revision_unchecked"
+    return "revision_kept"
+
+
+def _warnings(runs: list[tuple[str | None, Recorder, str]]) -> list[JobWarning]:
+    errors = [error for pref, _, error in runs if pref is None]
+    causes = "; ".join(dict.fromkeys(errors))
+    message = (
+        f"the revision check did not run in {len(errors)} of {len(runs)} order(s), so the "
+        f"revision was not compared with the candidate ({causes}); the candidate is kept "
+        "and the revision is shown beside it"
+    )
+    return [JobWarning(kind="revision_check_unavailable", stage=DISPLAY, message=message)]
+
+
+def _reason(
+    orders: list[list[str]],
+    runs: list[tuple[str | None, Recorder, str]],
+    decision: RevisionDecision,
+) -> str:
     parts = []
     for order, (pref, _, error) in zip(orders, runs, strict=True):
         shown = f"with the {order[0]} shown first"
         parts.append(
             f"{shown}: {error}" if pref is None else f"{shown}, the judge preferred the {pref}"
         )
-    if all(p == "revision" for p, _, _ in runs):
+    if decision == "revision_kept":
         return "the revision won every order (" + "; ".join(parts) + ")"
+    if decision == "revision_unchecked":
+        return (
+            "not checked: an order gave no verdict and none preferred the candidate, so "
+            "the candidate is kept (" + "; ".join(parts) + ")"
+        )
     return (
         "the revision did not win every order, so the candidate is kept (" + "; ".join(parts) + ")"
     )
 
 
 def summary(result: RevisionCheck) -> str:
+    if result.decision == "revision_unchecked":
+        return "revision not checked (the judge did not answer): the chosen candidate is kept"
     return "revision kept" if result.kept else "revision rejected: the chosen candidate is kept"
 
 
 def markdown(output: TranslationOutput) -> list[str]:
     check = output.revision_check
     kept = "the revision" if check.kept else f"candidate {output.evaluation.selected_index}"
-    lines = ["## Revision check", "", f"Final text: {kept} ({check.decision}): {check.reason}.", ""]
+    said = f"Final text: {kept} ({check.decision}): {inline(check.reason)}."
+    lines = ["## Revision check", "", said, ""]
+    lines += [f"**Warning:** {inline(w.message)}." for w in check.warnings]
+    lines += [""] if check.warnings else []
     if not check.kept:
         lines += [
-            "The rejected revision:",
+            "The revision (not kept):",
             "",
-            "```",
-            output.revision.translation.strip(),
-            "```",
+            *verse(output.revision.translation),
             "",
         ]
     return lines

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vpsweb.job_warnings import JobWarning
 from vpsweb.models import (
     CandidateResult,
     EditorReview,
@@ -248,6 +249,9 @@ class TranslationOutput(BaseModel):
     # What the job delivers: the revision if the check kept it, else the candidate.
     final: FinalTranslation
     manual_steps: list[str] = Field(default_factory=list)  # stages a person answered
+    # Steps that fell back (a judge that never answered, a revision left unchecked):
+    # the job still succeeded, its translation is real, but it says what it is not.
+    warnings: list[JobWarning] = Field(default_factory=list)
     totals: Totals = Field(default_factory=Totals)
     step_durations: dict[str, float] = Field(default_factory=dict)
     created_at: datetime
@@ -256,6 +260,12 @@ class TranslationOutput(BaseModel):
     def stage_outputs(self, s: Stage) -> list[BaseModel]:
         value = getattr(self, s.result_field)
         return list(value) if s.fan_out else [value]
+
+    def stage_warnings(self) -> list[JobWarning]:
+        """Every stage's warnings, in table order."""
+        return [
+            w for s in STAGES for out in self.stage_outputs(s) for w in getattr(out, "warnings", [])
+        ]
 
     def all_metrics(self) -> list[StepMetrics]:
         """Metrics of every step, in table order (failed candidates included)."""

@@ -14,7 +14,7 @@ from typing import Any
 from celery import Task, shared_task
 from celery.exceptions import Ignore
 
-from vpsweb.errors import Cancelled, JobGone, StageFailed, VpswebError
+from vpsweb.errors import Cancelled, JobGone, StageFailed, VpswebError, one_line
 from vpsweb.lifecycle import fail_job
 from vpsweb.orchestrator import execution
 from vpsweb.stages.table import FINALIZE_DISPLAY, FINALIZE_TASK, STAGES, Stage
@@ -44,7 +44,7 @@ def _run(task: Task, job_id: str, display: str, step: Step) -> Any:
         )
         raise StepFailed(str(exc)) from None
     except Exception as exc:
-        cause = f"{type(exc).__name__}: {exc}"
+        cause = one_line(f"{type(exc).__name__}: {exc}")
         fail_job(svc.storage, job_id, display, cause)
         raise StepFailed(f"{display} failed: {cause}") from exc
 

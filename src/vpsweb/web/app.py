@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hmac
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -17,20 +18,24 @@ from typing import Any
 
 import jinja2
 from aiohttp import web
+from markupsafe import escape
 
 from vpsweb.async_client import AsyncClient
 from vpsweb.errors import AnswerRefused, AnswerRejected, JobNotFound, RequestInvalid
 from vpsweb.web import forms, views
-from vpsweb.web.feed import JobFeeds
+from vpsweb.web.feed import FeedBroken, JobFeeds, StreamLimits, StreamsFull
+from vpsweb.web.guard import Guard
 
 CLIENT = web.AppKey("client", AsyncClient)
 FEEDS = web.AppKey("feeds", JobFeeds)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
+GUARD = web.AppKey("guard", Guard)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _page(request: web.Request, name: str, http_status: int = 200, **context: Any) -> web.Response:
-    html = request.app[TEMPLATES].get_template(name).render(**context)
+    token = request.app[GUARD].token(request)
+    html = request.app[TEMPLATES].get_template(name).render(csrf_token=token, **context)
     return web.Response(text=html, content_type="text/html", status=http_status)
 
 
@@ -40,6 +45,8 @@ async def submit_page(request: web.Request) -> web.Response:
 
 async def submit(request: web.Request) -> web.StreamResponse:
     client = request.app[CLIENT]
+    if request.content_type not in forms.CONTENT_TYPES:
+        raise web.HTTPUnsupportedMediaType(text=forms.UNSUPPORTED.format(request.content_type))
     values = await forms.read(request)
     try:
         plan = client.plan(
@@ -71,8 +78,9 @@ async def job_page(request: web.Request) -> web.Response:
 
 async def _result_html(request: web.Request, job_id: str) -> str:
     output = await views.output_of(request.app[CLIENT], job_id)
-    if output is None:
-        return "<p>The result has expired.</p>"
+    if output is None:  # say why: failed, cancelled, not finished, or truly expired
+        text = await views.no_result_text(request.app[CLIENT], job_id)
+        return f'<p class="no-result" role="status">{escape(text)}</p>'
     return request.app[TEMPLATES].get_template("result.html").render(**views.result_context(output))
 
 
@@ -94,20 +102,36 @@ async def result_file(request: web.Request) -> web.Response:
 
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events: the job's whole history, then live events; one message per
-    event, each with its stream id (a reconnecting browser resumes after it)."""
-    job = await _job(request)
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-    )
-    await response.prepare(request)
-    after = request.headers.get("Last-Event-ID", "")
+    event, each with its stream id (a reconnecting browser resumes after it).
+
+    Beyond the stream limits (see vpsweb.web.feed): 503 with Retry-After, before any
+    Redis read. A page that hangs up, or a job whose reader failed (logged once by
+    the feed), ends the stream without a traceback; the browser reconnects."""
+    feeds = request.app[FEEDS]
     try:
-        async for event in request.app[FEEDS].follow(job.id, after):
-            data = event.model_dump_json(exclude_defaults=True)
-            await response.write(f"id: {event.id}\ndata: {data}\n\n".encode())
-    except (JobNotFound, ConnectionResetError):
-        pass
+        feeds.check_room()
+        job = await _job(request)
+        subscription = feeds.subscribe(job.id, alive=lambda: _connected(request))
+    except StreamsFull as full:
+        raise web.HTTPServiceUnavailable(
+            text=f"{full}; retry later", headers={"Retry-After": str(full.retry_after_s)}
+        ) from None
+    with subscription:
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        after = request.headers.get("Last-Event-ID", "")
+        with contextlib.suppress(ConnectionError, FeedBroken):
+            async for event in subscription.events(after):
+                data = event.model_dump_json(exclude_defaults=True)
+                await response.write(f"id: {event.id}\ndata: {data}\n\n".encode())
     return response
+
+
+def _connected(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is not None and not transport.is_closing()
 
 
 async def cancel(request: web.Request) -> web.Response:
@@ -157,10 +181,22 @@ def basic_auth(user: str, password: str) -> Any:
     return check
 
 
-def create_app(client: AsyncClient, *, auth: tuple[str, str] | None = None) -> web.Application:
-    app = web.Application(middlewares=[basic_auth(*auth)] if auth else [])
+def create_app(
+    client: AsyncClient,
+    *,
+    auth: tuple[str, str] | None = None,
+    guard: Guard | None = None,
+    limits: StreamLimits | None = None,
+) -> web.Application:
+    """The page; ``guard`` (default: trust only this server's own origin) refuses
+    cross-site changes and adds the security headers (see vpsweb.web.guard)."""
+    guard = guard or Guard()
+    # Authentication first: a stranger learns nothing, not even why a POST was refused.
+    app = web.Application(middlewares=[*([basic_auth(*auth)] if auth else []), guard.middleware()])
+    app.on_response_prepare.append(guard.on_prepare)
+    app[GUARD] = guard
     app[CLIENT] = client
-    app[FEEDS] = JobFeeds(client)
+    app[FEEDS] = JobFeeds(client, limits)
     app[TEMPLATES] = jinja2.Environment(
         loader=jinja2.PackageLoader("vpsweb.web", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),

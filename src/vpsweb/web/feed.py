@@ -4,18 +4,80 @@ Each open job page follows the job's event stream. Rather than one blocking Redi
 read per page (200 pages, 200 connections), the first page of a job starts one
 reader task; it appends every event to a list that pages replay from the start
 (so a reload or a second tab shows the same state) and then wait on, all on the
-event loop: no thread and no extra connection per page.
+event loop: no thread and no extra connection per page. The reader stops when
+its last page leaves.
+
+Limits (issue 21: 4 rounds of 200 dropped streams stalled the server):
+
+* aiohttp no longer cancels a handler whose client hung up, and a page waiting
+  for a quiet job writes nothing that could fail. One sweeper task checks the
+  sockets of all waiting pages every ``SWEEP_S`` and wakes the feeds of those
+  that left, so a dropped page lets go of its stream, and maybe of the reader,
+  within a second, however quiet the job.
+* Caps on streams per process, streams per job and jobs followed (each job a
+  Redis connection): beyond them ``StreamsFull``, answered 503 + Retry-After.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
+from vpsweb import settings
 from vpsweb.async_client import AsyncClient
+from vpsweb.errors import SettingsError, VpswebError
 from vpsweb.progress import ProgressEvent
+
+log = logging.getLogger("vpsweb.web")
+SWEEP_S = 0.5
+MAX_STREAMS_ENV = settings.WEB_MAX_STREAMS_ENV
+MAX_STREAMS_PER_JOB_ENV = settings.WEB_MAX_STREAMS_PER_JOB_ENV
+MAX_JOBS_FOLLOWED_ENV = settings.WEB_MAX_JOBS_FOLLOWED_ENV
+
+
+class StreamsFull(VpswebError):
+    """No room for another event stream now; the client should retry later."""
+
+    def __init__(self, why: str, retry_after_s: int) -> None:
+        super().__init__(why)
+        self.retry_after_s = retry_after_s
+
+
+class FeedBroken(VpswebError):
+    """The job's reader failed (Redis unreachable, say); the page reconnects later."""
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    """How many event streams one web process serves at once (see docs/security.md)."""
+
+    streams: int = 512
+    per_job: int = 256
+    jobs: int = 64  # jobs followed at once: one blocking Redis read each
+    retry_after_s: int = 5
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StreamLimits:
+        """The defaults, with VPSWEB_WEB_MAX_STREAMS / _PER_JOB / _MAX_JOBS_FOLLOWED."""
+        env = os.environ if env is None else env
+
+        def number(name: str, default: int) -> int:
+            text = env.get(name, "").strip()
+            if not text:
+                return default
+            if not text.isdigit() or int(text) < 1:
+                raise SettingsError(f"{name} must be a whole number of at least 1, not {text!r}")
+            return int(text)
+
+        return cls(
+            streams=number(MAX_STREAMS_ENV, cls.streams),
+            per_job=number(MAX_STREAMS_PER_JOB_ENV, cls.per_job),
+            jobs=number(MAX_JOBS_FOLLOWED_ENV, cls.jobs),
+        )
 
 
 def _order(entry_id: str) -> tuple[int, int]:
@@ -25,67 +87,135 @@ def _order(entry_id: str) -> tuple[int, int]:
 
 @dataclass
 class _Feed:
+    job_id: str
     events: list[ProgressEvent] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
-    readers: int = 0
+    subscribers: list[Subscription] = field(default_factory=list)
     done: bool = False
     error: BaseException | None = None
     task: asyncio.Task[None] | None = None
 
+    def wake(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+
+class Subscription:
+    """One page's place on a job's feed; ``close()`` it (or use ``with``) when done."""
+
+    def __init__(self, feeds: JobFeeds, feed: _Feed, alive: Callable[[], bool]) -> None:
+        self._feeds, self._feed, self.alive = feeds, feed, alive
+        self.closed = False
+
+    async def events(self, after: str = "") -> AsyncIterator[ProgressEvent]:
+        """The job's events after ``after`` (a stream id; "" for all), then live ones,
+        until the terminal event or until the page is gone."""
+        feed, seen = self._feed, 0
+        while True:
+            while seen < len(feed.events):
+                event = feed.events[seen]
+                seen += 1
+                if after and _order(event.id) <= _order(after):
+                    continue
+                yield event
+            if feed.done:
+                if feed.error is not None:
+                    raise FeedBroken(str(feed.error)) from feed.error
+                return
+            if not self.alive():
+                return
+            await feed.changed.wait()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._feeds._leave(self._feed, self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class JobFeeds:
-    """Options: client (the web process's AsyncClient)."""
+    """Options: client (the web process's AsyncClient), limits (default: from the
+    environment, see ``StreamLimits.from_env``)."""
 
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(self, client: AsyncClient, limits: StreamLimits | None = None) -> None:
         self.client = client
+        self.limits = limits or StreamLimits.from_env()
         self.feeds: dict[str, _Feed] = {}
+        self.streams = 0
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def check_room(self) -> None:
+        """StreamsFull if the process serves its most streams (before any Redis read)."""
+        if self.streams >= self.limits.streams:
+            raise StreamsFull(
+                f"this server follows {self.streams} event streams, its most",
+                self.limits.retry_after_s,
+            )
+
+    def subscribe(self, job_id: str, alive: Callable[[], bool] = lambda: True) -> Subscription:
+        """A place on ``job_id``'s feed, starting its reader if it has none; StreamsFull
+        beyond a limit. ``alive()`` says whether the page is still there."""
+        self.check_room()
+        feed = self.feeds.get(job_id)
+        retry = self.limits.retry_after_s
+        if feed is None and len(self.feeds) >= self.limits.jobs:
+            raise StreamsFull(f"this server follows {len(self.feeds)} jobs, its most", retry)
+        if feed is not None and len(feed.subscribers) >= self.limits.per_job:
+            raise StreamsFull(f"job {job_id} has {len(feed.subscribers)} streams open", retry)
+        if feed is None:
+            feed = self.feeds[job_id] = _Feed(job_id)
+            feed.task = asyncio.create_task(self._read(job_id, feed))
+        subscription = Subscription(self, feed, alive)
+        feed.subscribers.append(subscription)
+        self.streams += 1
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep())
+        return subscription
+
+    def _leave(self, feed: _Feed, subscription: Subscription) -> None:
+        feed.subscribers.remove(subscription)
+        self.streams -= 1
+        if not feed.subscribers:  # nobody watches: stop reading (a page starts again)
+            if self.feeds.get(feed.job_id) is feed:
+                del self.feeds[feed.job_id]
+            if feed.task is not None and not feed.done:
+                feed.task.cancel()
 
     async def _read(self, job_id: str, feed: _Feed) -> None:
         try:
             job = await self.client.get(job_id)
             async for event in job.events():
                 feed.events.append(event)
-                feed.changed.set()
-                feed.changed = asyncio.Event()
-        except Exception as exc:  # the pages say so and close
+                feed.wake()
+        except Exception as exc:  # once per job, not once per page; the pages close
+            log.warning("events of job %s: %s: %s", job_id, type(exc).__name__, exc)
             feed.error = exc
         finally:
             feed.done = True
             feed.changed.set()
 
-    async def follow(self, job_id: str, after: str = "") -> AsyncIterator[ProgressEvent]:
-        """The job's events after ``after`` (a stream id; "" for all), then live ones,
-        until the terminal event."""
-        feed = self.feeds.get(job_id)
-        if feed is None:
-            feed = self.feeds[job_id] = _Feed()
-            feed.task = asyncio.create_task(self._read(job_id, feed))
-        feed.readers += 1
+    async def _sweep(self) -> None:
+        """Wake the feeds whose pages left; ends when no page is open."""
         try:
-            seen = 0
-            while True:
-                while seen < len(feed.events):
-                    event = feed.events[seen]
-                    seen += 1
-                    if after and _order(event.id) <= _order(after):
-                        continue
-                    yield event
-                if feed.done:
-                    if feed.error is not None:
-                        raise feed.error
-                    return
-                await feed.changed.wait()
+            while self.streams:
+                await asyncio.sleep(SWEEP_S)
+                for feed in list(self.feeds.values()):
+                    if any(not s.alive() for s in feed.subscribers):
+                        feed.wake()
         finally:
-            feed.readers -= 1
-            if feed.readers == 0:  # nobody watches: stop reading (a page starts again)
-                self.feeds.pop(job_id, None)
-                if feed.task is not None and not feed.done:
-                    feed.task.cancel()
+            self._sweeper = None
 
     async def close(self) -> None:
-        for feed in self.feeds.values():
-            if feed.task is not None:
-                feed.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await feed.task
+        tasks = [f.task for f in self.feeds.values() if f.task is not None]
+        if self._sweeper is not None:
+            tasks.append(self._sweeper)
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         self.feeds.clear()

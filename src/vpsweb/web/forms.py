@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from vpsweb.config import AppConfig
 from vpsweb.errors import InputFileError
@@ -37,23 +37,35 @@ TEXT_FIELDS = (
     *(name for name, _ in DIALS),
 )
 MAX_FILE_BYTES = 400_000
+CONTENT_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
+UNSUPPORTED = (
+    "POST /jobs takes a form (multipart/form-data or application/x-www-form-urlencoded), "
+    "not {!r}; scripts can use the Python client (vpsweb.Client) instead"
+)
 
 
 async def read(request: web.Request) -> dict[str, str]:
-    """The posted values as text; an uploaded poem file fills an empty poem box."""
+    """The posted values as text; an uploaded poem file fills an empty poem box.
+
+    ``request.post()``, not ``request.multipart()``: it reads urlencoded forms too,
+    bounds the body (client_max_size), and is cached, so the CSRF check (which
+    reads the token field first) and this read see the same form.
+    """
     values: dict[str, str] = {}
     upload: bytes = b""
-    reader = await request.multipart()
-    async for part in reader:
-        if not isinstance(part, BodyPartReader) or part.name is None:
-            continue
-        if part.name == "poem_file":
-            upload = await part.read(decode=False)
-            values["_file"] = part.filename or "poem file"
-        elif part.name in TEXT_FIELDS:
-            values[part.name] = (await part.text()).replace("\r\n", "\n")
+    try:
+        form = await request.post()
+    except (ValueError, AssertionError):
+        raise web.HTTPBadRequest(text="malformed form data") from None
+    for name, value in form.items():
+        if isinstance(value, web.FileField):
+            if name == "poem_file":
+                upload = value.file.read(MAX_FILE_BYTES + 1)
+                values["_file"] = value.filename or "poem file"
+        elif name in TEXT_FIELDS:
+            values[name] = str(value).replace("\r\n", "\n")
     if upload and not values.get("poem", "").strip():
-        values["poem"] = _poem_from(upload[: MAX_FILE_BYTES + 1], values)
+        values["poem"] = _poem_from(upload, values)
     return values
 
 

@@ -6,9 +6,11 @@ from itertools import zip_longest
 from typing import Any
 
 from vpsweb.async_client import AsyncClient, AsyncJob
+from vpsweb.errors import JobNotFound
 from vpsweb.languages import language_name
 from vpsweb.output_files import format_cost, to_markdown
 from vpsweb.stages.table import STAGES, TranslationOutput
+from vpsweb.storage import JobStatus
 
 STATUS_TEXT = {
     "queued": "Queued: waiting for a worker.",
@@ -46,6 +48,27 @@ async def job_context(client: AsyncClient, job: AsyncJob) -> dict[str, Any]:
         ],
         "result_html": "",
     }
+
+
+async def no_result_text(client: AsyncClient, job_id: str) -> str:
+    """Why a job has no result to show. "Expired" only when it is true (a job that
+    succeeded but whose output is gone): a failed job's page once said "expired"."""
+    try:
+        record = await client.record(job_id)
+    except JobNotFound:
+        return "This job has expired: its record and result are gone."
+    status = record.status
+    if status is JobStatus.FAILED:
+        where = f" in {record.error_stage}" if record.error_stage else ""
+        why = f": {record.error}" if record.error else "."
+        return f"No result: the job failed{where}{why}"
+    if status is JobStatus.CANCELLED:
+        return "No result: the job was cancelled" + (f": {record.error}" if record.error else ".")
+    if not status.terminal:
+        return f"No result yet: the job is {status.value}."
+    kept = record.plan.retention_s
+    span = f"{kept / 86400:g} days" if kept >= 2 * 86400 else f"{kept / 3600:g} hours"
+    return f"The result has expired (results are kept {span} after a job is submitted)."
 
 
 async def output_of(client: AsyncClient, job_id: str) -> TranslationOutput | None:

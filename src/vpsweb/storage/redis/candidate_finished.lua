@@ -1,5 +1,7 @@
 -- Count a candidate's end once: append its own event (for displays that list every
 -- candidate), and a milestone when one is reached (the percentage moves only then).
+-- Both carry the percentage *after* this candidate (a follower that prints each event
+-- must not see "1/3 completed" at the old value); it never goes backwards.
 -- With a straggler quorum, the success that reaches it sets the moment after which
 -- the candidates still running are late (`late_at` in the progress hash, Redis time).
 -- KEYS[1] finished-index set, KEYS[2] progress hash, KEYS[3] event stream,
@@ -39,10 +41,22 @@ local k = redis.call('SCARD', KEYS[1])
 local late = tonumber(redis.call('HGET', KEYS[2], 'late') or '0')
 local counted = (k - late) .. '/' .. n .. ' completed'
 if late > 0 then counted = counted .. ', ' .. late .. ' late' end
+local is_milestone = false
+for i = 13, #ARGV do
+  if tonumber(ARGV[i]) == k then is_milestone = true end
+end
 local before = redis.call('HGET', KEYS[2], 'progress_percent') or '0'
+local after = before
+local current = tonumber(before)
+if is_milestone then
+  local percent = tonumber(ARGV[6]) * k / n
+  if percent > current then current = percent end
+  current = math.floor(current * 100 + 0.5) / 100
+  after = tostring(current)
+end
 local own = {
   'event', 'candidate_finished', 'stage', ARGV[8], 'status', outcome,
-  'progress_percent', before, 'index', ARGV[1],
+  'progress_percent', after, 'index', ARGV[1],
   'parallel_progress', counted, 'ts', ARGV[7],
 }
 for name, value in pairs(cjson.decode(ARGV[9])) do
@@ -51,17 +65,9 @@ for name, value in pairs(cjson.decode(ARGV[9])) do
 end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', unpack(own))
 redis.call('EXPIRE', KEYS[3], ttl)
-local is_milestone = false
-for i = 13, #ARGV do
-  if tonumber(ARGV[i]) == k then is_milestone = true end
-end
 if not is_milestone then return {k, 0} end
 local ok = tonumber(redis.call('HGET', KEYS[2], 'successful') or '0')
 local bad = tonumber(redis.call('HGET', KEYS[2], 'failed') or '0')
-local percent = tonumber(ARGV[6]) * k / n
-local current = tonumber(redis.call('HGET', KEYS[2], 'progress_percent') or '0')
-if percent > current then current = percent end
-current = math.floor(current * 100 + 0.5) / 100
 local status = 'running'
 if k == n then status = 'completed' end
 if k == n and ok == 0 then status = 'failed' end

@@ -11,6 +11,16 @@
   var statusEl = document.getElementById("status");
   var stats = window.vpsweb = { events: 0, renders: 0, values: [], ended: false };
   var shown = Number(bar.getAttribute("aria-valuenow")) || 0;
+  bar.firstElementChild.style.width = shown + "%";  // here, not inline: the CSP allows no inline style
+  // Every POST carries the page's CSRF token (see vpsweb.web.guard).
+  var token = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
+  function post(url, body) {
+    return fetch(url, { method: "POST", body: body, headers: { "X-CSRF-Token": token } });
+  }
+
+  function refusal(r) {  // a refused POST says why in plain text ("reload the page")
+    return r.text().then(function (text) { return { ok: false, error: text }; });
+  }
 
   function setBar(percent) {
     var value = Math.floor(Math.min(100, Math.max(0, percent)));
@@ -27,6 +37,18 @@
     return document.querySelector('#stages li[data-stage="' + CSS.escape(name) + '"]');
   }
 
+  // A stage that fell back (no judge's verdict): said as a warning, kept to the end.
+  function addWarning(text) {
+    var list = document.getElementById("warnings");
+    if (!list) { return; }
+    var seen = Array.prototype.some.call(list.children, function (li) { return li.textContent === text; });
+    if (seen) { return; }
+    var li = document.createElement("li");
+    li.textContent = text;
+    list.appendChild(li);
+    list.hidden = false;
+  }
+
   function setStage(e) {
     var row = stageRow(e.stage);
     if (!row) { return false; }
@@ -36,6 +58,7 @@
     row.className = "stage " + state.replace(/ /g, "-");
     row.querySelector(".state").textContent = state;
     row.querySelector(".msg").textContent = e.message || e.error || "";
+    if (e.warning) { addWarning(e.warning); }
     if (state === "running" || state === "waiting for you") {
       statusEl.className = "status-running";
       statusEl.textContent = (state === "running" ? "Running: " : "Waiting for your answer: ") + e.stage;
@@ -107,8 +130,8 @@
     var send = document.createElement("button"); send.type = "button"; send.textContent = "Send answer";
     send.onclick = function () {
       var body = new URLSearchParams({ key: p.key, text: area.value });
-      fetch("/jobs/" + jobId + "/answer", { method: "POST", body: body })
-        .then(function (r) { return r.json(); })
+      post("/jobs/" + jobId + "/answer", body)
+        .then(function (r) { return r.status === 403 ? refusal(r) : r.json(); })
         .then(function (res) { err.textContent = res.ok ? "" : res.error; if (res.ok) { loadPrompts(); } });
     };
     [h, copy, pre, label, area, err, send].forEach(function (c) { el.appendChild(c); });
@@ -116,16 +139,27 @@
   }
 
   document.getElementById("cancel").onclick = function () {
-    fetch("/jobs/" + jobId + "/cancel", { method: "POST" });
+    post("/jobs/" + jobId + "/cancel").then(function (r) {
+      if (r.status === 403) { refusal(r).then(function (res) { statusEl.textContent = res.error; }); }
+    });
   };
 
-  var source = new EventSource("/jobs/" + jobId + "/events");
-  source.onmessage = function (msg) {
-    var e = JSON.parse(msg.data);
-    render(e);
-    if (e.event === "job_finished") { source.close(); }
-  };
-  source.addEventListener("gone", function (msg) {
-    statusEl.textContent = msg.data; source.close();
-  });
+  var source;
+  function follow() {
+    source = new EventSource("/jobs/" + jobId + "/events");
+    source.onmessage = function (msg) {
+      var e = JSON.parse(msg.data);
+      render(e);
+      if (e.event === "job_finished") { source.close(); }
+    };
+    source.addEventListener("gone", function (msg) {
+      statusEl.textContent = msg.data; source.close();
+    });
+    // A dropped stream reconnects by itself, but one refused with 503 (the server
+    // is at its stream limit, Retry-After: 5) is closed for good: ask again later.
+    source.onerror = function () {
+      if (source.readyState === EventSource.CLOSED && !stats.ended) { setTimeout(follow, 5000); }
+    };
+  }
+  follow();
 })();
