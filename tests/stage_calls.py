@@ -7,14 +7,14 @@ runner can call every stage the same way; these wrappers build the Prior.
 from __future__ import annotations
 
 from vpsweb.config import AppConfig, load_config
+from vpsweb.domain.models import CandidateResult, EditorReview, EvaluationResult, Revision
+from vpsweb.domain.plan import JobPlan, StepCall
 from vpsweb.llm.endpoints import resolve
-from vpsweb.models import CandidateResult, EditorReview, EvaluationResult, Revision
-from vpsweb.plan import JobPlan, StepCall
-from vpsweb.stages.base import Prior, StageContext
 from vpsweb.stages.candidate import translate_candidate as _candidate
 from vpsweb.stages.evaluation import evaluate as _evaluate
 from vpsweb.stages.review import editor_review as _review
 from vpsweb.stages.revision import translator_revision as _revision
+from vpsweb.stages.shared import Prior, StageContext
 
 
 def chosen_prior(chosen: CandidateResult, review: EditorReview | None = None) -> Prior:

@@ -21,14 +21,14 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 _EXPORTS = {
-    "Client": "vpsweb.client",
-    "Job": "vpsweb.client",
-    "AsyncClient": "vpsweb.async_client",
-    "AsyncJob": "vpsweb.async_client",
+    "Client": "vpsweb.client.sync",
+    "Job": "vpsweb.client.sync",
+    "AsyncClient": "vpsweb.client.aio",
+    "AsyncJob": "vpsweb.client.aio",
     "AnswerRefused": "vpsweb.errors",
     "AnswerRejected": "vpsweb.errors",
-    "TranslationOutput": "vpsweb.stages.table",
-    "ProgressEvent": "vpsweb.progress",
+    "TranslationOutput": "vpsweb.domain.result",
+    "ProgressEvent": "vpsweb.domain.progress",
     "VpswebError": "vpsweb.errors",
     "ConfigError": "vpsweb.errors",
     "RequestInvalid": "vpsweb.errors",
@@ -44,10 +44,12 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # pragma: no cover - static checkers see the lazy names
-    from vpsweb.async_client import AsyncClient as AsyncClient
-    from vpsweb.async_client import AsyncJob as AsyncJob
-    from vpsweb.client import Client as Client
-    from vpsweb.client import Job as Job
+    from vpsweb.client.aio import AsyncClient as AsyncClient
+    from vpsweb.client.aio import AsyncJob as AsyncJob
+    from vpsweb.client.sync import Client as Client
+    from vpsweb.client.sync import Job as Job
+    from vpsweb.domain.progress import ProgressEvent as ProgressEvent
+    from vpsweb.domain.result import TranslationOutput as TranslationOutput
     from vpsweb.errors import AnswerRefused as AnswerRefused
     from vpsweb.errors import AnswerRejected as AnswerRejected
     from vpsweb.errors import ConfigError as ConfigError
@@ -60,8 +62,6 @@ if TYPE_CHECKING:  # pragma: no cover - static checkers see the lazy names
     from vpsweb.errors import SettingsError as SettingsError
     from vpsweb.errors import StoreUnavailable as StoreUnavailable
     from vpsweb.errors import VpswebError as VpswebError
-    from vpsweb.progress import ProgressEvent as ProgressEvent
-    from vpsweb.stages.table import TranslationOutput as TranslationOutput
 
 
 def __getattr__(name: str) -> Any:

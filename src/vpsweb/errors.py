@@ -7,10 +7,7 @@ they are. Catch ``VpswebError`` for all of them, or a subclass for one kind.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # pragma: no cover
-    from vpsweb.storage.base import JobRecord
+from typing import Any, Protocol
 
 ONE_LINE_CHARS = 500
 _SPACE = re.compile(r"\s+")
@@ -78,10 +75,22 @@ class JobNotFound(VpswebError):
         )
 
 
+class EndedJob(Protocol):
+    """What a job error says of its job: ``vpsweb.storage.JobRecord`` is one. A
+    protocol, so that this module imports nothing of vpsweb (everything imports it)."""
+
+    @property
+    def job_id(self) -> str: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def error_stage(self) -> str | None: ...
+
+
 class JobError(VpswebError):
     """A job ended without a translation."""
 
-    def __init__(self, record: JobRecord, message: str) -> None:
+    def __init__(self, record: EndedJob, message: str) -> None:
         self.record = record
         super().__init__(message)
 
@@ -90,7 +99,7 @@ class JobFailed(JobError):
     """The job failed; ``stage`` and ``cause`` say where and why, ``spent`` (Totals, when
     known) what it cost up to then."""
 
-    def __init__(self, record: JobRecord, *, spent: Any = None) -> None:
+    def __init__(self, record: EndedJob, *, spent: Any = None) -> None:
         self.stage = record.error_stage or "unknown stage"
         self.cause = one_line(record.error or "no cause recorded")
         self.spent = spent
@@ -98,7 +107,7 @@ class JobFailed(JobError):
 
 
 class JobCancelled(JobError):
-    def __init__(self, record: JobRecord) -> None:
+    def __init__(self, record: EndedJob) -> None:
         super().__init__(record, f"job {record.job_id} was cancelled; it has no result")
 
 

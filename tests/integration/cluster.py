@@ -24,7 +24,7 @@ import yaml
 
 from tests.conftest import make_config_dir
 from vpsweb import settings
-from vpsweb.client import Client
+from vpsweb.client.sync import Client
 from vpsweb.config import load_config
 from vpsweb.config.loader import _load_cached
 from vpsweb.local.processes import RedisServer, spawn_worker, stop_process, wait_for_worker

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.integration.cluster import POEM, Cluster
-from vpsweb.async_client import AsyncClient
+from vpsweb.client.aio import AsyncClient
+from vpsweb.domain.progress import EventKind
 from vpsweb.errors import JobCancelled, JobNotFound, RequestInvalid
-from vpsweb.progress import EventKind
 from vpsweb.storage import JobStatus
 
 pytestmark = pytest.mark.integration

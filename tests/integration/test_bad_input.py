@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from tests.conftest import run_cli
-from vpsweb.client import Client
+from vpsweb.client.sync import Client
 from vpsweb.errors import JobNotFound, RequestInvalid
 from vpsweb.local.processes import RedisServer
 

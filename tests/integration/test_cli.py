@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import REPO, cli_env, run_cli
 from tests.integration.test_pipeline import submit
 from tests.stage_calls import calls_per_job
-from vpsweb.client import Client
+from vpsweb.client.sync import Client
 from vpsweb.config import load_config
 
 pytestmark = pytest.mark.integration

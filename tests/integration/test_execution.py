@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 
 import pytest
 
 from vpsweb.config import load_config
+from vpsweb.domain.models import CandidateResult
+from vpsweb.domain.plan import build_plan
 from vpsweb.errors import Cancelled
-from vpsweb.lifecycle import cancel_job
-from vpsweb.models import CandidateResult
 from vpsweb.orchestrator import execution
-from vpsweb.plan import build_plan
+from vpsweb.orchestrator.lifecycle import cancel_job
+from vpsweb.stages import runs
 from vpsweb.stages.table import stage
 from vpsweb.storage import connect
 
@@ -34,14 +34,14 @@ def _stored_job(url: str, job_id: str, *, n: int):
     return plan, storage, svc
 
 
-def test_unexpected_error_fails_only_that_candidate(redis_server):
+def test_unexpected_error_fails_only_that_candidate(redis_server, monkeypatch):
     plan, storage, svc = _stored_job(redis_server.url, "e0ec0b0e0000", n=2)
 
     def broken(ctx, prior, index):
         raise RuntimeError("template exploded")
 
-    broken_stage = dataclasses.replace(stage("initial_translation"), run=broken)
-    ref = execution.run_step(svc, broken_stage, plan.job_id, 1)
+    monkeypatch.setitem(runs.RUN, "initial_translation", broken)
+    ref = execution.run_step(svc, stage("initial_translation"), plan.job_id, 1)
     assert ref == {"job_id": plan.job_id, "index": 1, "status": "failed"}
     stored = CandidateResult.model_validate_json(storage.jobs.load_step(plan.job_id, "candidate-1"))
     assert stored.error == "internal error: RuntimeError: template exploded"
@@ -49,7 +49,9 @@ def test_unexpected_error_fails_only_that_candidate(redis_server):
     assert storage.progress.snapshot(plan.job_id).failed == 1
 
 
-def test_first_cancel_check_reuses_the_steps_status_read_and_the_next_reads(redis_server):
+def test_first_cancel_check_reuses_the_steps_status_read_and_the_next_reads(
+    redis_server, monkeypatch
+):
     """The step's first batch has just read the status: the check before its first LLM
     call does not read it again (one round trip per call saved); every later check does,
     so a cancel is still seen before the next call."""
@@ -65,7 +67,7 @@ def test_first_cancel_check_reuses_the_steps_status_read_and_the_next_reads(redi
         seen.append("second check raised")
         raise Cancelled("stop here")
 
-    step = dataclasses.replace(stage("initial_translation"), run=cancelled_meanwhile)
+    monkeypatch.setitem(runs.RUN, "initial_translation", cancelled_meanwhile)
     with contextlib.suppress(Cancelled):
-        execution.run_step(svc, step, plan.job_id, 0)
+        execution.run_step(svc, stage("initial_translation"), plan.job_id, 0)
     assert seen == ["first check passed", "second check raised"]

@@ -20,7 +20,7 @@ import redis
 from tests.conftest import FAKE_KEY
 from tests.integration.test_pipeline import submit
 from vpsweb import settings
-from vpsweb.client import Client
+from vpsweb.client.sync import Client
 from vpsweb.config import load_config
 from vpsweb.local.processes import (
     RedisServer,

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import FAKE_KEY, make_config_dir, use_models
 from tests.integration.test_pipeline import POEM, submit
-from vpsweb.client import Client
+from vpsweb.client.sync import Client
 from vpsweb.config import load_config
 from vpsweb.local.processes import (
     RedisServer,

@@ -11,10 +11,10 @@ from tests.conftest import make_config_dir, use_models
 from tests.integration.test_pipeline import submit
 from tests.stage_calls import context, translate_candidate
 from tests.unit.test_runner import StepLLM
-from vpsweb.client import Client
+from vpsweb.client.sync import Client
 from vpsweb.config import load_config
+from vpsweb.domain.plan import build_plan
 from vpsweb.errors import JobFailed
-from vpsweb.plan import build_plan
 
 pytestmark = pytest.mark.integration
 

@@ -20,12 +20,12 @@ from tests.integration.test_flower_auth import PASSWORD, USER, base_env, start_f
 from tests.integration.test_usage import get
 from tests.unit.test_usage import parse_exposition
 from vpsweb import settings
-from vpsweb.client import Client
+from vpsweb.client.sync import Client
 from vpsweb.config import load_config
+from vpsweb.domain.result import TranslationOutput
 from vpsweb.local.processes import stop_process
 from vpsweb.monitoring.flower import flower_environment
-from vpsweb.stages.table import TranslationOutput
-from vpsweb.usage_stats import Stats
+from vpsweb.monitoring.usage_stats import Stats
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

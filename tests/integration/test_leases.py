@@ -8,13 +8,13 @@ import time
 import pytest
 
 from vpsweb.config import load_config
+from vpsweb.domain.models import EditorReview
+from vpsweb.domain.plan import build_plan
 from vpsweb.errors import Cancelled
 from vpsweb.local.processes import RedisServer
-from vpsweb.models import EditorReview
 from vpsweb.orchestrator import execution
 from vpsweb.orchestrator.keeper import Keeper
 from vpsweb.orchestrator.sweeper import Sweeper
-from vpsweb.plan import build_plan
 from vpsweb.storage import Storage, connect
 
 pytestmark = pytest.mark.integration

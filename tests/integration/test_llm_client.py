@@ -17,6 +17,7 @@ import pytest
 from tests.stage_calls import editor_review, evaluate, translate_candidate, translator_revision
 from vpsweb.config import load_config
 from vpsweb.config.schema import ModelEntry, ModelsConfig, Price
+from vpsweb.domain.plan import build_plan
 from vpsweb.errors import (
     Cancelled,
     LLMTimeout,
@@ -27,8 +28,7 @@ from vpsweb.errors import (
 from vpsweb.llm.client import Completion, OpenAICompatibleClient
 from vpsweb.local.processes import stop_process
 from vpsweb.local.simulator_process import start_simulator_process
-from vpsweb.plan import build_plan
-from vpsweb.stages import StageContext
+from vpsweb.stages.shared import StageContext
 
 pytestmark = pytest.mark.integration
 

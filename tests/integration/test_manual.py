@@ -18,8 +18,8 @@ import pytest
 from tests.conftest import REPO, cli_env
 from tests.integration.cluster import Cluster
 from vpsweb import settings
+from vpsweb.domain.progress import EventKind
 from vpsweb.errors import AnswerRefused, AnswerRejected, RequestInvalid
-from vpsweb.progress import EventKind
 from vpsweb.storage import JobStatus
 
 pytestmark = pytest.mark.integration

@@ -18,10 +18,10 @@ import pytest
 from tests.conftest import REPO, cli_env
 from tests.integration.test_cli import TRANSLATE_FOG
 from tests.integration.test_pipeline import submit
-from vpsweb.client import Client
+from vpsweb.client.sync import Client
 from vpsweb.config import load_config
+from vpsweb.domain.progress import EventKind
 from vpsweb.local.processes import RedisServer, start_worker, stop_process
-from vpsweb.progress import EventKind
 
 pytestmark = pytest.mark.integration
 

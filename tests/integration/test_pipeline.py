@@ -11,10 +11,10 @@ from celery.result import AsyncResult
 
 from tests.conftest import make_config_dir, use_models
 from tests.stage_calls import calls_per_job
-from vpsweb.client import Client
+from vpsweb.client.sync import Client
 from vpsweb.config import load_config
+from vpsweb.domain.result import compute_totals
 from vpsweb.errors import JobCancelled, JobFailed, RequestInvalid
-from vpsweb.result import compute_totals
 from vpsweb.storage import JobStatus
 from vpsweb.workers.factory import create_app
 

@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from vpsweb.config import load_config
-from vpsweb.plan import build_plan
-from vpsweb.progress import EventKind, milestones
+from vpsweb.domain.plan import build_plan
+from vpsweb.domain.progress import EventKind, milestones
 from vpsweb.storage import Event, JobStatus, connect
 from vpsweb.storage.redis import RedisProgressLog
 

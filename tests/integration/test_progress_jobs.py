@@ -9,9 +9,9 @@ import pytest
 
 from tests.conftest import make_config_dir, use_models
 from tests.integration.test_pipeline import submit
-from vpsweb.client import Client, JobCancelled, JobFailed
+from vpsweb.client.sync import Client, JobCancelled, JobFailed
 from vpsweb.config import load_config
-from vpsweb.progress import milestones
+from vpsweb.domain.progress import milestones
 from vpsweb.stages.table import STAGES as TABLE
 
 pytestmark = pytest.mark.integration

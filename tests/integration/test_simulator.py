@@ -16,11 +16,11 @@ import pytest
 from pydantic import ValidationError
 
 from vpsweb.config import load_config
+from vpsweb.domain.models import StrategyDials
+from vpsweb.domain.parsing import extract_fields, label_lines
+from vpsweb.domain.prompts import dial_variables, render
 from vpsweb.local.processes import stop_process
 from vpsweb.local.simulator_process import start_simulator_process
-from vpsweb.models import StrategyDials
-from vpsweb.parsing import extract_fields, label_lines
-from vpsweb.prompts import dial_variables, render
 from vpsweb.simulator.options import SimulatorOptions, add_arguments, options_from
 from vpsweb.simulator.server import HTML_PAGE, LATENCY_HEADER, Directives, Simulator
 from vpsweb.stages.table import STAGE_NAMES

@@ -10,10 +10,10 @@ import redis
 
 from tests.integration.test_pipeline import submit
 from vpsweb import settings
-from vpsweb.client import Client
+from vpsweb.client.sync import Client
 from vpsweb.config import load_config
+from vpsweb.domain.plan import build_plan
 from vpsweb.local.processes import RedisServer, start_worker, stop_process
-from vpsweb.plan import build_plan
 from vpsweb.storage import JobStore, ProgressLog, connect
 from vpsweb.storage.redis import RedisJobStore
 

@@ -19,8 +19,8 @@ import redis
 from tests.conftest import run_cli
 from vpsweb.errors import SettingsError
 from vpsweb.local import store_server
+from vpsweb.local.data_dir import LocalStore
 from vpsweb.local.redis_binary import RedisBinary, newest, probe, version_text
-from vpsweb.local.store import LocalStore
 
 pytestmark = pytest.mark.integration
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import make_config_dir
-from vpsweb.client import Client
+from vpsweb.client.sync import Client
 from vpsweb.config import load_config
+from vpsweb.domain.progress import EventKind
+from vpsweb.domain.result import TranslationOutput
 from vpsweb.errors import RequestInvalid
-from vpsweb.output_files import to_markdown
-from vpsweb.progress import EventKind
-from vpsweb.stages.table import TranslationOutput
+from vpsweb.files.output import to_markdown
 
 pytestmark = pytest.mark.integration
 

@@ -24,11 +24,11 @@ import redis
 from tests.conftest import make_config_dir
 from tests.integration.cluster import Cluster, edit_yaml
 from tests.stage_calls import calls_per_job
-from vpsweb.client import Client
+from vpsweb.client.sync import Client
 from vpsweb.config import load_config
 from vpsweb.errors import JobFailed
+from vpsweb.files.output import save_output
 from vpsweb.local.processes import free_port, stop_process
-from vpsweb.output_files import save_output
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

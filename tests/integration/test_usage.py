@@ -21,18 +21,18 @@ from tests.integration.cluster import Cluster
 from tests.integration.test_flower_auth import PASSWORD, USER, base_env, start_flower
 from tests.unit.test_usage import parse_exposition
 from vpsweb import settings
-from vpsweb.client import Client, Job
+from vpsweb.client.sync import Client, Job
 from vpsweb.config import load_config
+from vpsweb.domain.job_warnings import WARNING_KINDS
+from vpsweb.domain.models import Totals
 from vpsweb.errors import Cancelled, JobCancelled, JobFailed
-from vpsweb.job_warnings import WARNING_KINDS
-from vpsweb.lifecycle import cancel_job, fail_job
 from vpsweb.llm.client import OpenAICompatibleClient
 from vpsweb.local.processes import stop_process
-from vpsweb.models import Totals
 from vpsweb.monitoring.flower import flower_environment
+from vpsweb.monitoring.usage import JobSummary, parse_counter_key
+from vpsweb.monitoring.usage_stats import Stats
 from vpsweb.orchestrator.execution import Services, finalize
-from vpsweb.usage import JobSummary, parse_counter_key
-from vpsweb.usage_stats import Stats
+from vpsweb.orchestrator.lifecycle import cancel_job, fail_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

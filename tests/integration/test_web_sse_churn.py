@@ -20,7 +20,7 @@ import pytest
 
 from tests.browser.conftest import Web
 from tests.integration.cluster import Cluster
-from vpsweb.async_client import MAX_CONNECTIONS
+from vpsweb.client.aio import MAX_CONNECTIONS
 from vpsweb.web.feed import MAX_STREAMS_ENV, MAX_STREAMS_PER_JOB_ENV
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -1,8 +1,10 @@
 """The architecture's rules, checked so that they stay true.
 
-One stage table from which the rest derives; a domain core free of Celery and
-Redis; no two packages importing each other; one error root; one settings
-module for every VPSWEB_* name; a public API that imports without side effects.
+One stage table from which the rest derives, each other concern keyed by its
+names; a domain core free of Celery and Redis; a package layout by role (a small
+root, no two unrelated modules of one name); no import cycle among vpsweb's
+modules; one error root; one settings module for every VPSWEB_* name; a public
+API that imports without side effects.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ import yaml
 import vpsweb
 from vpsweb import errors
 from vpsweb.config import load_config, packaged_config_dir
-from vpsweb.plan import build_plan
-from vpsweb.stages.table import FINALIZE_TASK, STAGES, TranslationOutput, stage_bounds
+from vpsweb.domain.plan import build_plan
+from vpsweb.domain.result import TranslationOutput
+from vpsweb.stages.table import STAGE_NAMES, STAGES, stage_bounds
+from vpsweb.workers.routing import FINALIZE_TASK, TASK_NAMES
 
 SRC = Path(vpsweb.__file__).parent
 MAX_FUNCTION_LINES = 60
@@ -60,10 +64,37 @@ def test_every_stage_has_a_prompt_file_and_a_model_in_every_mode() -> None:
         assert (root / "prompts" / f"{s.prompt}.yaml").is_file(), s.name
         for mode, settings in pipeline["modes"].items():
             assert s.name in settings["steps"], (mode, s.name)
-    names = [s.task_name for s in STAGES] + [FINALIZE_TASK]
+    names = [TASK_NAMES[s.name] for s in STAGES] + [FINALIZE_TASK]
     assert len(set(names)) == len(names)
     # A fan-out stage is a chord header: something must follow it as the callback.
     assert not STAGES[-1].fan_out
+
+
+def test_every_stage_has_an_entry_in_each_concern_keyed_by_its_name() -> None:
+    """The table holds what a stage is; what each concern does with it lives beside
+    that concern's code, keyed by the stage's name: none may miss a stage or keep one
+    that is gone."""
+    from vpsweb.domain.manual_answers import CHECKS
+    from vpsweb.files.sections import SECTIONS
+    from vpsweb.orchestrator.summaries import SUMMARIES
+    from vpsweb.simulator.answers import MARKERS
+    from vpsweb.stages.runs import LOST, RUN
+    from vpsweb.workers.routing import QUEUES
+
+    concerns = {
+        "stages.runs.RUN": RUN,
+        "workers.routing.TASK_NAMES": TASK_NAMES,
+        "workers.routing.QUEUES": QUEUES,
+        "orchestrator.summaries.SUMMARIES": SUMMARIES,
+        "files.sections.SECTIONS": SECTIONS,
+        "domain.manual_answers.CHECKS": CHECKS,
+        "simulator.answers.MARKERS": MARKERS,
+    }
+    for where, table in concerns.items():
+        assert list(table) == list(STAGE_NAMES), where
+    assert sorted(LOST) == sorted(s.name for s in STAGES if s.fan_out)
+    # The simulator recognises a prompt by its marker: each must be its stage's own.
+    assert len(set(MARKERS.values())) == len(MARKERS)
 
 
 def test_progress_bounds_tile_the_bar_from_0_to_100() -> None:
@@ -137,24 +168,21 @@ def test_the_canvas_is_derived_from_the_table() -> None:
 
 # --- layering ----------------------------------------------------------------------
 
-DOMAIN_CORE = (
-    "vpsweb.models",
-    "vpsweb.languages",
-    "vpsweb.parsing",
-    "vpsweb.prompts",
-    "vpsweb.selection",
-    "vpsweb.plan",
-    "vpsweb.stages",
-    "vpsweb.result",
-    "vpsweb.runner",
-    "vpsweb.progress",
-)
+# The domain core: every module under these packages (the stages import no Celery or
+# Redis either, so they belong to it).
+DOMAIN_CORE_PACKAGES = ("vpsweb.domain", "vpsweb.stages")
+
+
+def _domain_core() -> list[str]:
+    return [name for name, _ in _modules() if name.startswith(DOMAIN_CORE_PACKAGES)]
 
 
 def test_the_domain_core_loads_no_celery_kombu_or_redis() -> None:
+    core = _domain_core()
+    assert "vpsweb.domain.models" in core and "vpsweb.stages.table" in core
     code = (
         "import sys\n"
-        f"for m in {DOMAIN_CORE!r}: __import__(m)\n"
+        f"for m in {core!r}: __import__(m)\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('celery', 'kombu', 'redis'))\n"
         "print(','.join(bad))\n"
     )
@@ -162,41 +190,127 @@ def test_the_domain_core_loads_no_celery_kombu_or_redis() -> None:
     assert out.stdout.strip() == ""
 
 
-def _package_imports() -> dict[str, set[str]]:
-    """Which top-level parts of vpsweb import which (TYPE_CHECKING imports excluded)."""
-    edges: dict[str, set[str]] = defaultdict(set)
+MAX_ROOT_MODULES = 12
+
+# Two modules may share a file name only as one concept on the two sides of a seam
+# (the domain's side and the store's side); anything else is renamed so that a name
+# says which module it is.
+SEAM_PAIRS = {
+    # progress events and snapshots / their log in Redis
+    "progress": {"vpsweb.domain.progress", "vpsweb.storage.redis.progress"},
+    # usage summaries and counters / their records in Redis
+    "usage": {"vpsweb.monitoring.usage", "vpsweb.storage.redis.usage"},
+    # prompts a person answers (the LLM stand-in) / the parked prompts and answers in Redis
+    "manual_answers": {"vpsweb.domain.manual_answers", "vpsweb.storage.redis.manual_answers"},
+}
+
+
+def test_the_package_root_stays_small() -> None:
+    root = sorted(p.name for p in SRC.glob("*.py"))
+    assert len(root) <= MAX_ROOT_MODULES, root
+
+
+def test_no_two_modules_share_a_name_unless_they_are_a_seam_pair() -> None:
+    by_name: dict[str, set[str]] = defaultdict(set)
     for name, path in _modules():
-        tree = ast.parse(path.read_text())
-        skip = {
-            id(n)
-            for node in ast.walk(tree)
-            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-            for n in ast.walk(node)
-        }
-        here = name.split(".")[1] if "." in name else ""
-        for node in ast.walk(tree):
-            if id(node) in skip:
-                continue
-            targets = []
-            if isinstance(node, ast.ImportFrom) and node.module:
-                targets = [node.module]
-                if node.module == "vpsweb":
-                    targets = [f"vpsweb.{a.name}" for a in node.names]
-            elif isinstance(node, ast.Import):
+        if path.stem not in ("__init__", "__main__"):
+            by_name[path.stem].add(name)
+    shared = {stem: mods for stem, mods in by_name.items() if len(mods) > 1}
+    assert shared == {stem: SEAM_PAIRS[stem] for stem in shared if stem in SEAM_PAIRS}, shared
+
+
+def _resolve(name: str, modules: set[str]) -> str | None:
+    """The module an import of ``name`` loads (a name imported from a module resolves
+    to that module)."""
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Which vpsweb modules import which: every import statement, at module level, in
+    functions and under TYPE_CHECKING alike, relative ones and ``from vpsweb import x``
+    of a submodule included."""
+    paths = dict(_modules())
+    modules = set(paths)
+    edges: dict[str, set[str]] = {m: set() for m in modules}
+    for name, path in paths.items():
+        package = name if path.stem == "__init__" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
-            for t in targets:
-                parts = t.split(".")
-                if parts[0] == "vpsweb" and len(parts) > 1 and parts[1] != here:
-                    edges[here].add(parts[1])
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*parts, *([base] if base else [])])
+                targets = [
+                    f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                    for a in node.names
+                ]
+            for target in targets:
+                if target.split(".")[0] == "vpsweb":
+                    found = _resolve(target, modules)
+                    if found is not None and found != name:
+                        edges[name].add(found)
     return edges
 
 
-def test_no_two_packages_import_each_other() -> None:
-    edges = _package_imports()
-    mutual = sorted(
-        f"{a} <-> {b}" for a, targets in edges.items() for b in targets if a in edges.get(b, ())
-    )
-    assert mutual == []
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan, iteratively)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(edges):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    top = stack.pop()
+                    on_stack.discard(top)
+                    component.append(top)
+                    if top == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_the_cycle_finder_finds_cycles() -> None:
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert _cycles(edges) == [["a", "b", "c"]]
+
+
+def test_no_import_cycle_among_vpsweb_modules() -> None:
+    edges = _import_graph()
+    assert len(edges) > 100 and "vpsweb.stages.table" in edges["vpsweb.domain.plan"]
+    described = [
+        " ; ".join(f"{m} -> {sorted(edges[m] & set(c))}" for m in c) for c in _cycles(edges)
+    ]
+    assert described == []
 
 
 def test_functions_and_modules_stay_readable() -> None:

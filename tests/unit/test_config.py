@@ -14,7 +14,7 @@ import yaml
 from vpsweb.config import AppConfig, ConfigError, load_config
 from vpsweb.config.loader import _load_cached, default_config_dir, summarize
 from vpsweb.config.prompt_check import variables_of
-from vpsweb.models import WorkflowMode
+from vpsweb.domain.models import WorkflowMode
 from vpsweb.settings import CONFIG_DIR_ENV
 from vpsweb.stages.table import STAGE_NAMES
 

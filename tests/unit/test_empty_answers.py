@@ -11,13 +11,14 @@ from tests.unit.test_selection_quality import ZH, revision_prior
 from tests.unit.test_selection_quality import make_plan as selection_plan
 from tests.unit.test_stages import CHOSEN, THREE, Reply, ScriptedLLM, ctx_for, make_plan
 from vpsweb.config import AppConfig, load_config
+from vpsweb.domain.manual_answers import check_answer
+from vpsweb.domain.models import EditorReview
+from vpsweb.domain.parsing import extract_fields, parse_selected_index
 from vpsweb.errors import EmptyAnswer, ParseError, StageFailed
-from vpsweb.models import EditorReview
-from vpsweb.parsing import extract_fields, parse_selected_index
-from vpsweb.stages.base import Prior
 from vpsweb.stages.candidate import translate_candidate
 from vpsweb.stages.review import parse_suggestions
 from vpsweb.stages.revision_check import check_revision
+from vpsweb.stages.shared import Prior
 from vpsweb.stages.table import STAGES
 
 EMPTIES = ["", "   ", "\n\n \t\n"]
@@ -99,7 +100,7 @@ def test_an_empty_answer_is_re_asked_like_any_unusable_one(cfg: AppConfig) -> No
 def test_an_empty_manual_answer_is_refused_as_empty(stage, empty: str) -> None:
     prompt = '<candidate id="1"> <candidate id="2">'
     with pytest.raises(EmptyAnswer) as info:
-        stage.check_answer(empty, prompt)
+        check_answer(stage, empty, prompt)
     assert str(info.value) == "the answer is empty"
     assert isinstance(info.value, ParseError)  # the client turns it into AnswerRejected
 

@@ -16,23 +16,23 @@ import pytest
 
 from tests.stage_calls import context, cost, translate_candidate
 from tests.unit.test_runner import ANSWERS, plan_for
-from vpsweb import reasoning
 from vpsweb.cli.live import JobState, PlainView
 from vpsweb.cli.report import print_result
 from vpsweb.config import load_config
+from vpsweb.domain import reasoning
+from vpsweb.domain.job_warnings import JobWarning
+from vpsweb.domain.models import EvaluationResult, Totals
+from vpsweb.domain.plan import StepCall
+from vpsweb.domain.progress import EventKind, ProgressEvent
+from vpsweb.domain.result import TranslationOutput
+from vpsweb.domain.runner import run_job
+from vpsweb.domain.selection import renumber
 from vpsweb.errors import PermanentLLMError, TransientLLMError
-from vpsweb.job_warnings import JobWarning
+from vpsweb.files.output import to_markdown
 from vpsweb.llm.client import Completion
-from vpsweb.models import EvaluationResult, Totals
-from vpsweb.output_files import to_markdown
-from vpsweb.plan import StepCall
-from vpsweb.progress import EventKind, ProgressEvent
-from vpsweb.runner import run_job
-from vpsweb.selection import renumber
+from vpsweb.monitoring.usage import summary_of_ending
 from vpsweb.stages import evaluation, revision_check
-from vpsweb.stages.table import TranslationOutput
 from vpsweb.storage import JobStatus
-from vpsweb.usage import summary_of_ending
 
 NOT_FOUND = PermanentLLMError(
     "revision_check via simulator/sim-fail404: HTTP 404: The model does not exist",

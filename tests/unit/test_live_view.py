@@ -6,8 +6,8 @@ import io
 
 from vpsweb.cli.live import JobState, PlainView, follow, why_failed
 from vpsweb.config import load_config
-from vpsweb.plan import build_plan
-from vpsweb.progress import EventKind, ProgressEvent
+from vpsweb.domain.plan import build_plan
+from vpsweb.domain.progress import EventKind, ProgressEvent
 
 CAUSE = "no API key for model 'deepseek-chat': set DEEPSEEK_API_KEY"
 

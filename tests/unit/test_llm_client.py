@@ -18,6 +18,7 @@ import pytest
 
 from tests.stage_calls import context, cost, translate_candidate
 from vpsweb.config import AppConfig, load_config
+from vpsweb.domain.plan import JobPlan, StepCall, build_plan
 from vpsweb.errors import (
     Cancelled,
     LLMError,
@@ -29,7 +30,6 @@ from vpsweb.errors import (
 from vpsweb.llm.backoff import RETRY_AFTER_JITTER, backoff_s, retry_after_s
 from vpsweb.llm.client import MAX_RETRY_AFTER_S, OpenAICompatibleClient
 from vpsweb.llm.loop import POLL_S
-from vpsweb.plan import JobPlan, StepCall, build_plan
 from vpsweb.settings import DEFAULT_SIMULATOR_URL
 
 POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from vpsweb.config import load_config
+from vpsweb.domain.manual_answers import CHECKS, ManualLLM, stage_of
+from vpsweb.domain.plan import build_plan, manual_stages
 from vpsweb.errors import AwaitingAnswer, ParseError, RequestInvalid
-from vpsweb.manual import ManualLLM, stage_of
-from vpsweb.plan import build_plan, manual_stages
-from vpsweb.stages.table import STAGES, stage
+from vpsweb.stages.table import STAGES
 
 REQUEST = {"poem": "a\nb", "source_lang": "en", "target_lang": "zh-CN", "parallel_count": 3}
 
@@ -79,7 +79,7 @@ def test_the_stand_in_parks_without_an_answer_and_answers_for_free() -> None:
     ],
 )
 def test_every_stage_checks_a_persons_answer(name: str, bad: str, good: str, prompt: str) -> None:
-    check = stage(name).check_answer
+    check = CHECKS[name]
     with pytest.raises(ParseError):
         check(bad, prompt)
     check(good, prompt)

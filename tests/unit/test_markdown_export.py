@@ -15,8 +15,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from vpsweb.config import load_config
-from vpsweb.md_escape import inline, prose, verse
-from vpsweb.models import (
+from vpsweb.domain.models import (
     CandidateResult,
     EditorReview,
     EvaluationResult,
@@ -28,9 +27,10 @@ from vpsweb.models import (
     StrategyDials,
     WorkflowMode,
 )
-from vpsweb.output_files import to_markdown
-from vpsweb.plan import validate_request
-from vpsweb.stages.table import TranslationOutput
+from vpsweb.domain.plan import validate_request
+from vpsweb.domain.result import TranslationOutput
+from vpsweb.files.markdown_escape import inline, prose, verse
+from vpsweb.files.output import to_markdown
 
 PAYLOADS = [
     "<script>alert(1)</script>",

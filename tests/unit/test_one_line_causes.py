@@ -23,6 +23,7 @@ from tests.unit.test_llm_client import MESSAGES, candidate_call
 from tests.unit.test_stages import CHOSEN, ScriptedLLM, make_plan
 from vpsweb.cli.live import JobState, why_failed
 from vpsweb.config import AppConfig, load_config
+from vpsweb.domain.progress import EventKind, ProgressEvent
 from vpsweb.errors import (
     ONE_LINE_CHARS,
     PermanentLLMError,
@@ -32,8 +33,7 @@ from vpsweb.errors import (
 )
 from vpsweb.llm.client import OpenAICompatibleClient
 from vpsweb.llm.provider_text import SAID_CHARS, provider_said
-from vpsweb.progress import EventKind, ProgressEvent
-from vpsweb.stages.base import described
+from vpsweb.stages.shared import described
 
 LITELLM = (
     "litellm.RateLimitError: RateLimitError: OpenAIException - Rate limit reached\n\n"

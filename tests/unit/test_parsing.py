@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vpsweb.errors import TruncatedAnswer, VpswebError
-from vpsweb.parsing import (
+from vpsweb.domain.parsing import (
     ParseError,
     extract_fields,
     extract_tag,
@@ -13,6 +12,7 @@ from vpsweb.parsing import (
     parse_scores,
     parse_selected_index,
 )
+from vpsweb.errors import TruncatedAnswer, VpswebError
 
 TAGS = ("translated_poem_title", "translated_poet_name", "initial_translation")
 OPTIONAL = (*TAGS, "initial_translation_notes")

@@ -10,18 +10,18 @@ import pytest
 from tests.stage_calls import cost
 from vpsweb.config import AppConfig, load_config
 from vpsweb.config.schema import Price
-from vpsweb.errors import RequestInvalid
-from vpsweb.llm.endpoints import Endpoint, resolve
-from vpsweb.models import (
+from vpsweb.domain.models import (
     CandidateResult,
     ModelInfo,
     StepMetrics,
     Usage,
     WorkflowMode,
 )
-from vpsweb.plan import JobPlan, build_plan
-from vpsweb.result import compute_totals
-from vpsweb.selection import fallback_select, map_presented_id, presentation_order
+from vpsweb.domain.plan import JobPlan, build_plan
+from vpsweb.domain.result import compute_totals
+from vpsweb.domain.selection import fallback_select, map_presented_id, presentation_order
+from vpsweb.errors import RequestInvalid
+from vpsweb.llm.endpoints import Endpoint, resolve
 
 POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"
 

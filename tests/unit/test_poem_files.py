@@ -7,7 +7,7 @@ import codecs
 import pytest
 
 from vpsweb.errors import InputFileError
-from vpsweb.poem_files import decode, read_text
+from vpsweb.files.poems import decode, read_text
 
 SIMPLIFIED = "春眠不觉晓，\n处处闻啼鸟。\n夜来风雨声，\n花落知多少。\n"
 TRADITIONAL = "千山鳥飛絕，\n萬徑人蹤滅。\n孤舟蓑笠翁，\n獨釣寒江雪。\n"

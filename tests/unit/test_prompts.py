@@ -20,12 +20,12 @@ from tests.stage_calls import (
 from vpsweb.config import AppConfig, load_config
 from vpsweb.config.prompt_check import check_prompts, sample_variables, variables_of
 from vpsweb.config.schema import GateSettings
+from vpsweb.domain.models import CandidateResult, EditorReview
+from vpsweb.domain.plan import JobPlan, StepCall, build_plan
+from vpsweb.domain.prompts import PromptFile, PromptPair, RenderedPrompt, render
 from vpsweb.errors import PromptRenderError
 from vpsweb.llm.client import Completion
-from vpsweb.models import CandidateResult, EditorReview
-from vpsweb.plan import JobPlan, StepCall, build_plan
-from vpsweb.prompts import PromptFile, PromptPair, RenderedPrompt, render
-from vpsweb.stages import StageContext
+from vpsweb.stages.shared import StageContext
 from vpsweb.stages.table import STAGE_NAMES
 
 POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"

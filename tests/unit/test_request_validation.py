@@ -1,4 +1,4 @@
-"""Every rule of TranslationRequest, checked through ``vpsweb.plan.validate_request``.
+"""Every rule of TranslationRequest, checked through ``vpsweb.domain.plan.validate_request``.
 
 The error text matters: each line of ``RequestInvalid.errors`` must name the field
 that is wrong and, where there is a closed set of choices, list them.
@@ -17,8 +17,7 @@ import yaml
 
 from vpsweb.config import AppConfig, load_config
 from vpsweb.config.loader import _load_cached
-from vpsweb.errors import RequestInvalid
-from vpsweb.models import (
+from vpsweb.domain.models import (
     MAX_POEM_CHARS,
     CandidateResult,
     CandidateScore,
@@ -37,8 +36,9 @@ from vpsweb.models import (
     Usage,
     WorkflowMode,
 )
-from vpsweb.plan import validate_request
-from vpsweb.stages.table import TranslationOutput
+from vpsweb.domain.plan import validate_request
+from vpsweb.domain.result import TranslationOutput
+from vpsweb.errors import RequestInvalid
 
 REPO = Path(__file__).resolve().parents[2]
 POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"

@@ -10,12 +10,12 @@ import pytest
 
 from tests.stage_calls import cost
 from vpsweb.config import load_config
+from vpsweb.domain.plan import StepCall, build_plan
+from vpsweb.domain.result import compute_totals
+from vpsweb.domain.runner import run_job
 from vpsweb.errors import StageFailed
+from vpsweb.files.output import to_markdown
 from vpsweb.llm.client import Completion
-from vpsweb.output_files import to_markdown
-from vpsweb.plan import StepCall, build_plan
-from vpsweb.result import compute_totals
-from vpsweb.runner import run_job
 from vpsweb.stages.table import STAGES
 
 POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"

@@ -18,15 +18,15 @@ import pytest
 from tests.stage_calls import context, cost
 from vpsweb.config import AppConfig, load_config
 from vpsweb.config.schema import GateSettings
+from vpsweb.domain.gates import check as gate_check
+from vpsweb.domain.models import CandidateResult, EvaluationResult, Judgement, Revision
+from vpsweb.domain.plan import JobPlan, StepCall, build_plan
+from vpsweb.domain.selection import aggregate, choose, judge_orders, presentation_order
 from vpsweb.errors import StageFailed
-from vpsweb.gates import check as gate_check
 from vpsweb.llm.client import Completion
-from vpsweb.models import CandidateResult, EvaluationResult, Judgement, Revision
-from vpsweb.plan import JobPlan, StepCall, build_plan
-from vpsweb.selection import aggregate, choose, judge_orders, presentation_order
-from vpsweb.stages.base import Prior
 from vpsweb.stages.evaluation import evaluate
 from vpsweb.stages.revision_check import check_revision
+from vpsweb.stages.shared import Prior
 
 POEM = (
     "The fog comes\non little cat feet.\n\n"
@@ -340,7 +340,7 @@ def test_an_unusable_order_keeps_the_candidate(cfg: AppConfig) -> None:
 
 
 def test_the_editor_sees_the_runner_ups_but_not_gated_or_failed_ones(cfg: AppConfig) -> None:
-    from vpsweb.models import GateResult
+    from vpsweb.domain.models import GateResult
     from vpsweb.stages.review import editor_review
 
     judge = Judge({})

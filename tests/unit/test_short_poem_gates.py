@@ -12,7 +12,7 @@ import pytest
 
 from vpsweb.config import load_config
 from vpsweb.config.schema import GateSettings
-from vpsweb.gates import check
+from vpsweb.domain.gates import check
 from vpsweb.simulator import answers, quality
 from vpsweb.stages.candidate import parse_answer
 

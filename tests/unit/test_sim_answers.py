@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from vpsweb.config import load_config
-from vpsweb.models import StrategyDials
-from vpsweb.parsing import extract_fields, label_lines, parse_scores, parse_selected_index
-from vpsweb.prompts import dial_variables, render
+from vpsweb.domain.models import StrategyDials
+from vpsweb.domain.parsing import extract_fields, label_lines, parse_scores, parse_selected_index
+from vpsweb.domain.prompts import dial_variables, render
 from vpsweb.simulator import answers as sim_answers
 from vpsweb.simulator.server import Directives, add_arguments, run_from_args
 from vpsweb.stages.table import STAGE_NAMES

@@ -20,9 +20,9 @@ from pydantic import ValidationError
 
 from vpsweb import settings
 from vpsweb.config import load_config
-from vpsweb.models import StrategyDials
-from vpsweb.parsing import extract_fields, extract_tag, parse_scores, parse_selected_index
-from vpsweb.prompts import dial_variables, render
+from vpsweb.domain.models import StrategyDials
+from vpsweb.domain.parsing import extract_fields, extract_tag, parse_scores, parse_selected_index
+from vpsweb.domain.prompts import dial_variables, render
 from vpsweb.simulator import answers, quality
 from vpsweb.simulator.options import SimulatorOptions, add_arguments, options_from
 from vpsweb.simulator.server import build_app

@@ -20,11 +20,11 @@ from tests.stage_calls import (
 )
 from vpsweb.config import AppConfig, load_config
 from vpsweb.config.schema import GateSettings
+from vpsweb.domain.models import CandidateResult, EditorReview, Usage
+from vpsweb.domain.plan import JobPlan, StepCall, build_plan
 from vpsweb.errors import Cancelled, PermanentLLMError, StageFailed, TransientLLMError
 from vpsweb.llm.client import Completion
-from vpsweb.models import CandidateResult, EditorReview, Usage
-from vpsweb.plan import JobPlan, StepCall, build_plan
-from vpsweb.stages import StageContext
+from vpsweb.stages.shared import StageContext
 
 POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"
 

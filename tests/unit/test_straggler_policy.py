@@ -9,9 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from vpsweb.config import load_config
+from vpsweb.domain.models import WAIT_ALL, StragglerPolicy
+from vpsweb.domain.plan import JobPlan, build_plan
 from vpsweb.errors import RequestInvalid
-from vpsweb.models import WAIT_ALL, StragglerPolicy
-from vpsweb.plan import JobPlan, build_plan
 
 POEM = "The fog comes\non little cat feet.\n"
 

@@ -11,10 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.unit.test_runner import StepLLM, plan_for
 from vpsweb.cli.stats import parse_since
 from vpsweb.config import load_config
-from vpsweb.models import CandidateResult, EvaluationResult, Totals
-from vpsweb.runner import run_job
-from vpsweb.storage import JobStatus
-from vpsweb.usage import (
+from vpsweb.domain.models import CandidateResult, EvaluationResult, Totals
+from vpsweb.domain.runner import run_job
+from vpsweb.monitoring.usage import (
     JobSummary,
     counter_key,
     counters,
@@ -23,7 +22,8 @@ from vpsweb.usage import (
     summary_of_ending,
     summary_of_output,
 )
-from vpsweb.usage_stats import aggregate, percentile, table
+from vpsweb.monitoring.usage_stats import aggregate, percentile, table
+from vpsweb.storage import JobStatus
 
 NOW = 1_800_000_000.0
 SINCE = NOW - 3600

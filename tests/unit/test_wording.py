@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from vpsweb import Client, settings
-from vpsweb.bench.options import add_arguments
+from vpsweb.bench.profiles import add_arguments
 from vpsweb.errors import InputFileError, RequestInvalid, SettingsError
-from vpsweb.poem_files import decode, read_text
+from vpsweb.files.poems import decode, read_text
 
 REPO = Path(__file__).resolve().parents[2]
 FOG = "The fog comes\non little cat feet.\n"

@@ -21,7 +21,7 @@ from vpsweb.bench import raw_canvas
 from vpsweb.bench.harness import BenchEnv
 from vpsweb.bench.scenarios import REQUEST
 from vpsweb.bench.tails import own_simulator
-from vpsweb.client import Client
+from vpsweb.client.sync import Client
 from vpsweb.config import AppConfig
 
 N = 3  # the default parallel_count

@@ -21,8 +21,9 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from vpsweb import settings
+from vpsweb.domain.result import TranslationOutput
 from vpsweb.local.processes import RedisServer, spawn_worker, stop_process, wait_for_worker
-from vpsweb.stages.table import STAGES, TranslationOutput
+from vpsweb.stages.table import STAGES
 
 
 @dataclass

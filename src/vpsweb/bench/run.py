@@ -15,7 +15,7 @@ from typing import Any
 
 from vpsweb.bench import capacity, scenarios, tails
 from vpsweb.bench.harness import Spread, bench_env
-from vpsweb.bench.options import FULL, QUICK, SCENARIOS, TINY, Profile
+from vpsweb.bench.profiles import FULL, QUICK, SCENARIOS, TINY, Profile
 from vpsweb.config import AppConfig, load_config
 
 
@@ -233,9 +233,9 @@ def _write(doc: dict[str, Any], output: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "mode", None) == "selection":
-        from vpsweb.bench import selection
+        from vpsweb.bench import selection_quality
 
-        return selection.run(args)
+        return selection_quality.run(args)
     profile = TINY if args.tiny else QUICK if args.quick else FULL
     only = set(args.only.split(",")) if args.only else set(SCENARIOS)
     cfg = load_config()

@@ -13,13 +13,14 @@ from typing import Any
 from vpsweb import settings
 from vpsweb.bench import raw_canvas
 from vpsweb.bench.harness import BenchEnv, Spread, critical_path_s, hop_gaps_s, rss_mb
-from vpsweb.client import Client, Job
+from vpsweb.client.sync import Client, Job
 from vpsweb.config import AppConfig
+from vpsweb.domain.models import WorkflowMode
+from vpsweb.domain.plan import build_plan
+from vpsweb.domain.result import TranslationOutput
+from vpsweb.domain.runner import run_job as run_job_in_process
 from vpsweb.llm.client import OpenAICompatibleClient
-from vpsweb.models import WorkflowMode
-from vpsweb.plan import build_plan
-from vpsweb.runner import run_job as run_job_in_process
-from vpsweb.stages.table import STAGES, TranslationOutput
+from vpsweb.stages.table import STAGES
 
 POEM = (
     "The fog comes\non little cat feet.\n\nIt sits looking\nover harbor and city\n"

@@ -20,11 +20,11 @@ from typing import Any
 
 from vpsweb.bench.harness import BenchEnv, SimulatorHandle, Spread
 from vpsweb.bench.scenarios import REQUEST
-from vpsweb.client import Client
+from vpsweb.client.sync import Client
 from vpsweb.config import AppConfig
+from vpsweb.domain.models import WorkflowMode
 from vpsweb.local.processes import stop_process
 from vpsweb.local.simulator_process import start_simulator_process
-from vpsweb.models import WorkflowMode
 
 
 @contextlib.contextmanager

@@ -134,7 +134,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def _report_keys(cfg: AppConfig) -> int:
     """Keys are read by workers from their own environment: this checks the one it runs
     in, so run it where the workers run."""
-    from vpsweb.config.keys import describe, provider_keys
+    from vpsweb.config.api_keys import describe, provider_keys
 
     keys = provider_keys(cfg, os.environ)
     sys.stdout.write("  API keys (in this environment; values not shown):\n")

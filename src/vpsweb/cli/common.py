@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from vpsweb import settings
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vpsweb.client import Client
-    from vpsweb.stages.table import TranslationOutput
+    from vpsweb.client.sync import Client
+    from vpsweb.domain.result import TranslationOutput
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -44,8 +44,8 @@ def redis_url(args: argparse.Namespace) -> str | None:
 def open_client(args: argparse.Namespace) -> Iterator[Client]:
     """A client of the configured cluster or, with none configured, of the per-user
     store where embedded runs keep their jobs."""
-    from vpsweb.client import Client
-    from vpsweb.local.store import LocalStore
+    from vpsweb.client.sync import Client
+    from vpsweb.local.data_dir import LocalStore
 
     url = redis_url(args)
     with contextlib.ExitStack() as stack:
@@ -74,7 +74,7 @@ def show_output(output: TranslationOutput, args: argparse.Namespace) -> None:
     """Save the result first (with --output-dir), then print it (summary or --json):
     a finished, paid result reaches the disk before anything else can go wrong."""
     from vpsweb.cli.report import print_result
-    from vpsweb.output_files import save_output
+    from vpsweb.files.output import save_output
 
     if args.output_dir:
         for path in save_output(output, Path(args.output_dir)):

@@ -21,9 +21,9 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from vpsweb.domain.plan import JobPlan
+from vpsweb.domain.progress import EventKind, ProgressEvent
 from vpsweb.errors import one_line
-from vpsweb.plan import JobPlan
-from vpsweb.progress import EventKind, ProgressEvent
 from vpsweb.stages.table import STAGES, stage_bounds
 
 

@@ -23,8 +23,8 @@ from vpsweb.cli.common import EXIT_FAILED, EXIT_OK, fail, open_client, show_outp
 from vpsweb.errors import AnswerRefused, AnswerRejected
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vpsweb.client import Job
-    from vpsweb.manual import PendingPrompt
+    from vpsweb.client.sync import Job
+    from vpsweb.domain.manual_answers import PendingPrompt
 
 POLL_S = 0.3
 
@@ -153,8 +153,8 @@ def cmd_manual(args: argparse.Namespace) -> int:
 
 
 def _resume_embedded(args: argparse.Namespace) -> int:
-    from vpsweb.cli.translate import cluster_for
-    from vpsweb.client import Client
+    from vpsweb.cli.cluster import cluster_for
+    from vpsweb.client.sync import Client
 
     with open_client(args) as client:
         plan = client.get(args.job).record().plan

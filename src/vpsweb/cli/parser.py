@@ -52,7 +52,7 @@ def _add_manual_options(t: Any) -> None:
 
 
 def _add_translate(sub: Any) -> None:
-    from vpsweb.models import WorkflowMode
+    from vpsweb.domain.models import WorkflowMode
 
     t = sub.add_parser("translate", help="translate a poem file and wait for the result")
     t.add_argument("file")
@@ -154,7 +154,7 @@ def _add_operations(sub: Any) -> None:
     f.set_defaults(func=cmd_flower)
 
     b = sub.add_parser("bench", help="run the benchmarks (own Redis, simulator and workers)")
-    from vpsweb.bench.options import add_arguments as add_bench_arguments
+    from vpsweb.bench.profiles import add_arguments as add_bench_arguments
 
     add_bench_arguments(b)
     b.set_defaults(func=cmd_bench)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from vpsweb import reasoning
-from vpsweb.output_files import format_cost
-from vpsweb.progress import ProgressSnapshot
-from vpsweb.stages.table import TranslationOutput
+from vpsweb.domain import reasoning
+from vpsweb.domain.progress import ProgressSnapshot
+from vpsweb.domain.result import TranslationOutput
+from vpsweb.files.output import format_cost
 from vpsweb.storage import JobRecord
 
 BAR_WIDTH = 30

@@ -43,8 +43,8 @@ def add_stats_parser(sub: Any) -> None:
 def cmd_stats(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from vpsweb.usage import JobSummary
-    from vpsweb.usage_stats import aggregate, table
+    from vpsweb.monitoring.usage import JobSummary
+    from vpsweb.monitoring.usage_stats import aggregate, table
 
     window = parse_since(args.since)
     if window is None:

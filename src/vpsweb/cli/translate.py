@@ -9,13 +9,12 @@ the job ends, before the embedded cluster is torn down.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from vpsweb import settings
+from vpsweb.cli.cluster import cluster, needs_simulator
 from vpsweb.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -30,13 +29,13 @@ from vpsweb.errors import JobError, RequestInvalid
 
 if TYPE_CHECKING:  # pragma: no cover
     from vpsweb.config import AppConfig
-    from vpsweb.plan import JobPlan
+    from vpsweb.domain.plan import JobPlan
 
 TIMEOUT_MARGIN_S = 60.0
 
 
 def _read(path: str | None, args: argparse.Namespace) -> str | None:
-    from vpsweb.poem_files import read_text
+    from vpsweb.files.poems import read_text
 
     if not path:
         return None
@@ -110,46 +109,6 @@ def _missing_keys(cfg: AppConfig, plan: JobPlan) -> list[str]:
     return sorted(e for e in envs if e and not os.environ.get(e))
 
 
-def _needs_simulator(cfg: AppConfig, plan: JobPlan) -> bool:
-    from vpsweb.llm.endpoints import resolve
-
-    sim = cfg.simulator_provider()
-    return plan.offline or any(resolve(cfg.models, c).info.provider == sim for c in plan.calls())
-
-
-@contextlib.contextmanager
-def _cluster(args: argparse.Namespace, needs_simulator: bool) -> Iterator[str]:
-    """The configured cluster, or an embedded one, torn down afterwards."""
-    if url := redis_url(args):
-        yield url
-        return
-    from vpsweb.local.embedded import EmbeddedCluster
-    from vpsweb.local.store import LocalStore
-
-    store = None
-    if not args.ephemeral:
-        store = LocalStore(settings.data_dir())
-        if not store.try_lock():
-            sys.stderr.write(
-                f"another vpsweb run is using the local store {store.root}; "
-                "this job will not be kept after the run\n"
-            )
-            store = None
-    sys.stderr.write(
-        f"starting embedded Redis, worker{' and LLM simulator' if needs_simulator else ''}...\n"
-    )
-    # A little simulated latency so that the demo's progress is visible.
-    sim_args = (
-        []
-        if os.environ.get(f"{settings.SIM_ENV_PREFIX}LATENCY_MS")
-        else ["--latency-ms", "300", "--jitter-ms", "150"]
-    )
-    with EmbeddedCluster(simulator=needs_simulator, simulator_args=sim_args, store=store) as c:
-        for job_id in c.leftovers:
-            sys.stderr.write(f"cancelled job {job_id}, left unfinished by an earlier run\n")
-        yield c.redis_url
-
-
 def _follow(job: Any, plan: JobPlan, args: argparse.Namespace) -> int:
     """Show progress until the job ends; then save and print its result at once."""
     from vpsweb.cli.live import JobState, follow, why_failed
@@ -190,17 +149,8 @@ def _manual(job: Any, args: argparse.Namespace) -> int:
     return left_waiting(job)
 
 
-@contextlib.contextmanager
-def cluster_for(args: argparse.Namespace, plan: JobPlan) -> Iterator[str]:
-    """The cluster a plan needs: the configured one, or an embedded one."""
-    from vpsweb.config import load_config
-
-    with _cluster(args, _needs_simulator(load_config(), plan)) as url:
-        yield url
-
-
 def cmd_translate(args: argparse.Namespace) -> int:
-    from vpsweb.client import Client, plan_job
+    from vpsweb.client.sync import Client, plan_job
     from vpsweb.config import load_config
 
     cfg = load_config()
@@ -223,7 +173,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     code: int | None = None
     try:
         with (
-            _cluster(args, _needs_simulator(cfg, plan)) as url,
+            cluster(args, needs_simulator(cfg, plan)) as url,
             Client(redis_url=url, config=cfg) as client,
         ):
             job = client.submit_plan(plan)

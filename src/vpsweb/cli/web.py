@@ -1,4 +1,4 @@
-"""`vpsweb web`: serve the translators' web page (see vpsweb.web.app)."""
+"""`vpsweb web`: serve the translators' web page (see vpsweb.web.application)."""
 
 from __future__ import annotations
 
@@ -54,8 +54,8 @@ def credentials(env: dict[str, str], host: str) -> tuple[str, str] | None:
 def cmd_web(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from vpsweb.async_client import AsyncClient
-    from vpsweb.web.app import create_app
+    from vpsweb.client.aio import AsyncClient
+    from vpsweb.web.application import create_app
     from vpsweb.web.feed import StreamLimits
     from vpsweb.web.guard import Guard, parse_origins
 

@@ -19,9 +19,9 @@ from pydantic import BaseModel, ValidationError
 
 from vpsweb import settings
 from vpsweb.config.schema import ModelsConfig, PipelineConfig
+from vpsweb.domain.models import WorkflowMode
+from vpsweb.domain.prompts import PromptFile
 from vpsweb.errors import ConfigError, InputFileError
-from vpsweb.models import WorkflowMode
-from vpsweb.prompts import PromptFile
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -39,7 +39,7 @@ class AppConfig:
         return {**default_weights(), **self.pipeline.progress_weights}
 
     def routing(self) -> dict[str, str]:
-        from vpsweb.stages.table import default_routing
+        from vpsweb.workers.routing import default_routing
 
         return {**default_routing(), **self.pipeline.routing}
 

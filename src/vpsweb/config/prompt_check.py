@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from vpsweb.config.schema import ModelsConfig, PipelineConfig
+from vpsweb.domain.models import StrategyDials
+from vpsweb.domain.prompts import COMMON_VARIABLES, PromptFile, dial_variables, render
 from vpsweb.errors import PromptRenderError
-from vpsweb.models import StrategyDials
-from vpsweb.prompts import COMMON_VARIABLES, PromptFile, dial_variables, render
 from vpsweb.stages.table import stage
 
 _SAMPLES: dict[str, Any] = {

@@ -10,7 +10,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vpsweb.models import StragglerPolicy, StrategyDials, WorkflowMode
+from vpsweb.domain.models import StragglerPolicy, StrategyDials, WorkflowMode
 
 
 class _Strict(BaseModel):
@@ -133,7 +133,7 @@ class EvaluationSettings(_Strict):
 
 
 class GateSettings(_Strict):
-    """Deterministic checks before the judge (see vpsweb.gates for each one's why)."""
+    """Deterministic checks before the judge (see vpsweb.domain.gates for each one's why)."""
 
     enabled: bool = True
     copy_ngram: int = Field(default=4, ge=2, le=12)

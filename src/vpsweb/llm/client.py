@@ -26,15 +26,15 @@ import openai
 
 from vpsweb import settings
 from vpsweb.config.schema import ModelsConfig
+from vpsweb.domain.models import ModelInfo, Usage
 from vpsweb.errors import LLMTimeout, MissingAPIKey, PermanentLLMError, TransientLLMError
 from vpsweb.llm.backoff import MAX_RETRY_AFTER_S, backoff_s, retry_after_s
 from vpsweb.llm.endpoints import Endpoint, resolve
 from vpsweb.llm.loop import POLL_S, DeadlinePassed, LoopThread
 from vpsweb.llm.provider_text import flat, provider_said, redact
-from vpsweb.models import ModelInfo, Usage
 
 if TYPE_CHECKING:  # pragma: no cover - the plan module imports the stages, which import this
-    from vpsweb.plan import StepCall
+    from vpsweb.domain.plan import StepCall
 
 __all__ = ["MAX_RETRY_AFTER_S", "Completion", "LLMClient", "OpenAICompatibleClient", "redact"]
 

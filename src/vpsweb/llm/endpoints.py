@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 from vpsweb import settings
 from vpsweb.config.schema import ModelsConfig, Price
+from vpsweb.domain.models import ModelInfo, Usage
 from vpsweb.errors import ModelNotConfigured
-from vpsweb.models import ModelInfo, Usage
 
 if TYPE_CHECKING:  # pragma: no cover - the plan module imports the stages, which import this
-    from vpsweb.plan import StepCall
+    from vpsweb.domain.plan import StepCall
 
 
 @dataclass(frozen=True)

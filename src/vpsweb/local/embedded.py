@@ -21,8 +21,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 
 from vpsweb import settings
+from vpsweb.local.data_dir import LocalStore
 from vpsweb.local.processes import RedisServer, start_worker, stop_process
-from vpsweb.local.store import LocalStore
 
 _PR_SET_PDEATHSIG = 1
 

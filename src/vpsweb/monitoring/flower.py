@@ -106,7 +106,7 @@ def _usage_store() -> Storage:
 def usage_metrics() -> str:
     """vpsweb's usage counters in Prometheus text; a comment saying why if the store
     cannot be read (Flower's own metrics are served regardless)."""
-    from vpsweb.usage import prometheus
+    from vpsweb.monitoring.usage import prometheus
 
     try:
         return prometheus(_usage_store().usage.counters())

@@ -15,8 +15,9 @@ from __future__ import annotations
 from celery import Celery, chain, chord, group
 from celery.canvas import Signature
 
-from vpsweb.plan import JobPlan
-from vpsweb.stages.table import FINALIZE_TASK, STAGES, Stage
+from vpsweb.domain.plan import JobPlan
+from vpsweb.stages.table import STAGES, Stage
+from vpsweb.workers.routing import FINALIZE_TASK, TASK_NAMES
 
 
 def task_id(job_id: str, key: str) -> str:
@@ -42,12 +43,12 @@ def _sig(
 
 def _stage_sigs(app: Celery, plan: JobPlan, s: Stage, queue: str) -> list[Signature]:
     if not s.fan_out:
-        return [_sig(app, plan, s.task_name, s.key(), queue, None, "")]
+        return [_sig(app, plan, TASK_NAMES[s.name], s.key(), queue, None, "")]
     return [
         _sig(
             app,
             plan,
-            s.task_name,
+            TASK_NAMES[s.name],
             s.key(c.index),
             queue,
             c.index,

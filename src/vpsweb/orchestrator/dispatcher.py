@@ -17,11 +17,11 @@ import threading
 from celery import Celery
 from celery.result import denied_join_result
 
-from vpsweb.admission import check_plan
-from vpsweb.lifecycle import fail_job
+from vpsweb.domain.admission import check_plan
+from vpsweb.domain.plan import JobPlan
 from vpsweb.orchestrator.canvas import build_canvas
 from vpsweb.orchestrator.execution import Services
-from vpsweb.plan import JobPlan
+from vpsweb.orchestrator.lifecycle import fail_job
 from vpsweb.stages.table import STAGES
 from vpsweb.storage import Submission
 

@@ -16,22 +16,23 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from vpsweb.domain.job_warnings import warning_text
+from vpsweb.domain.manual_answers import ManualLLM, PendingPrompt
+from vpsweb.domain.models import utcnow
+from vpsweb.domain.progress import EventKind
 from vpsweb.errors import AwaitingAnswer, Cancelled, JobGone, one_line
-from vpsweb.job_warnings import warning_text
 from vpsweb.llm.client import LLMClient
-from vpsweb.manual import ManualLLM, PendingPrompt
-from vpsweb.models import utcnow
-from vpsweb.progress import EventKind
-from vpsweb.stages.base import Prior
+from vpsweb.orchestrator.summaries import summary
+from vpsweb.stages.shared import Prior
 from vpsweb.stages.table import STAGES, Stage, stage_bounds
 from vpsweb.storage import Event
 from vpsweb.storage.base import ItemEnd, StepLog
 
 if TYPE_CHECKING:  # pragma: no cover - execution imports this module
-    from vpsweb.orchestrator.execution import JobRun
-    from vpsweb.plan import JobPlan
+    from vpsweb.domain.plan import JobPlan
+    from vpsweb.orchestrator.job_run import JobRun
 
-LEASE_TTL_S = 15.0  # as execution.LEASE_TTL_S
+LEASE_TTL_S = 15.0  # as job_run.LEASE_TTL_S
 
 
 def item_end(plan: JobPlan, s: Stage, index: int, output: BaseModel) -> ItemEnd:
@@ -133,7 +134,7 @@ def _leased(
         end = None
         if item is None and s is not STAGES[-1]:  # the last stage's end comes with the result
             end = run.event_of(
-                s, started=False, message=s.summary(output), warning=warning_text(output)
+                s, started=False, message=summary(s, output), warning=warning_text(output)
             )
         payload = output.model_dump_json()
         saved = run.patiently(

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 
-from vpsweb.lifecycle import stall_job
+from vpsweb.orchestrator.lifecycle import stall_job
 from vpsweb.storage import Storage
 
 log = logging.getLogger(__name__)

@@ -16,14 +16,23 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from vpsweb.domain.tokens import estimate_tokens
 from vpsweb.simulator import quality
 from vpsweb.stages.table import STAGES
-from vpsweb.tokens import estimate_tokens
 
 DEFAULT_CRITERIA = ("fidelity", "imagery", "musicality", "fluency")
 UNRECOGNISED = "I am a simulator and did not recognise the step."
 # A 200 answer that names none of the steps' tags: what a model says when it refuses.
 MALFORMED = "I'm sorry, I cannot help with that request right now."
+# Per stage (the stage table's names), a tag only its prompt asks for: how the
+# simulator tells which step a prompt belongs to.
+MARKERS: dict[str, str] = {
+    "initial_translation": "initial_translation",
+    "evaluation": "selected_index",
+    "editor_review": "editor_suggestions",
+    "translator_revision": "revised_translation",
+    "revision_check": "preferred_version",
+}
 
 _rng = quality.seeded_rng
 _EN_WORDS = quality.EN_WORDS
@@ -48,7 +57,7 @@ def recognise_step(text: str) -> str | None:
     output (the revision prompt carries the editor's suggestions), never the other way.
     """
     for s in reversed(STAGES):
-        if f"<{s.marker}>" in text:
+        if f"<{MARKERS[s.name]}>" in text:
             return s.name
     return None
 
@@ -56,7 +65,7 @@ def recognise_step(text: str) -> str | None:
 def truncated(content: str, step: str | None) -> str:
     """The answer as a model cut off at max_tokens leaves it: ending halfway through its
     main field."""
-    marker = next((s.marker for s in STAGES if s.name == step), "")
+    marker = MARKERS.get(step or "", "")
     opening = f"<{marker}>"
     start = content.find(opening) if marker else -1
     if start < 0:
@@ -295,7 +304,7 @@ def _revision(call: Call) -> str:
 def _generic(call: Call) -> str:
     """A stage with no builder of its own: its marker tag around a pseudo-translation."""
     step = call.step or "answer"
-    marker = next((s.marker for s in STAGES if s.name == step), step)
+    marker = MARKERS.get(step, step)
     return f"<{marker}>\n{pseudo_translation(call.text, call.rng, call.model)}\n</{marker}>"
 
 

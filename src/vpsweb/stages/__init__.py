@@ -1,22 +1,10 @@
-"""The workflow's stages (domain core: no Celery, no Redis) and the stage table."""
+"""The workflow's stages (domain core: no Celery, no Redis).
 
-from vpsweb.stages.base import Prior, StageContext
-from vpsweb.stages.table import (
-    STAGE_NAMES,
-    STAGES,
-    Stage,
-    TranslationOutput,
-    stage,
-    stage_bounds,
-)
+``table`` declares every stage as data; one module per stage holds what it does;
+``shared`` what they share; ``runs`` maps each stage's name to its run function.
+Importing this package loads only the table.
+"""
 
-__all__ = [
-    "STAGES",
-    "STAGE_NAMES",
-    "Prior",
-    "Stage",
-    "StageContext",
-    "TranslationOutput",
-    "stage",
-    "stage_bounds",
-]
+from vpsweb.stages.table import STAGE_NAMES, STAGES, Stage, stage, stage_bounds
+
+__all__ = ["STAGES", "STAGE_NAMES", "Stage", "stage", "stage_bounds"]

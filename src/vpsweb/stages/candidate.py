@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vpsweb import reasoning
+from vpsweb.domain.models import CandidateResult
+from vpsweb.domain.parsing import extract_fields
+from vpsweb.domain.prompts import neutralise
 from vpsweb.errors import Late, LLMError, ParseError
-from vpsweb.md_escape import inline, prose, verse
-from vpsweb.models import CandidateResult
-from vpsweb.parsing import extract_fields
-from vpsweb.prompts import neutralise
-from vpsweb.stages.base import (
+from vpsweb.stages.shared import (
     Prior,
     Recorder,
     StageContext,
@@ -19,13 +17,13 @@ from vpsweb.stages.base import (
     described,
     stage_prompt,
 )
+from vpsweb.stages.table import stage
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vpsweb.plan import JobPlan
-    from vpsweb.stages.table import TranslationOutput
+    from vpsweb.domain.plan import JobPlan
 
 STEP = "initial_translation"
-DISPLAY = "Initial Translation"
+DISPLAY = stage(STEP).display_name
 TAGS = ("translated_poem_title", "translated_poet_name", "initial_translation")
 OPTIONAL_TAGS = ("initial_translation_notes",)
 
@@ -107,17 +105,3 @@ def summary(candidates: list[CandidateResult]) -> str:
     late = sum(c.status == "late" for c in candidates)
     text = f"{ok} of {len(candidates)} candidates succeeded"
     return f"{text}, {late} late" if late else text
-
-
-def markdown(output: TranslationOutput) -> list[str]:
-    lines = ["## Candidates", ""]
-    for c in output.candidates:
-        mark = " (selected)" if c.index == output.evaluation.selected_index else ""
-        if c.ok:
-            lines += [f"### Candidate #{c.index} — {c.variant}{mark}", ""]
-            lines += [*verse(c.translation), "", prose(c.notes), ""]
-            lines += reasoning.markdown("The translator's reasoning", c.reasoning)
-        else:
-            lines += [f"### Candidate #{c.index} — {c.variant}: {c.status}", ""]
-            lines += [f"> {inline(c.error or '')}", ""]
-    return lines

@@ -1,10 +1,10 @@
 """Evaluation: gates, then a judge asked in several orders picks the best candidate.
 
-Candidates that fail the deterministic gates (vpsweb.gates) are never shown to the
+Candidates that fail the deterministic gates (vpsweb.domain.gates) are never shown to the
 judge. The judge is asked ``plan.judge_orders`` times, each time with the eligible
 candidates in another order, in parallel (the calls are independent, so K calls
 cost no more wall time than one on free slots); the choice is the best mean score
-over the orders (vpsweb.selection). An order whose answer cannot be parsed is
+over the orders (vpsweb.domain.selection). An order whose answer cannot be parsed is
 retried, then left out; when no order can be used, a deterministic rule decides,
 and the result carries a ``judge_unavailable`` warning: the job still succeeds (the
 translation is real and paid for) but never passes a rule's pick off as judged.
@@ -17,11 +17,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vpsweb import gates, reasoning
-from vpsweb.errors import LLMError, ParseError, StageFailed
-from vpsweb.job_warnings import JobWarning
-from vpsweb.md_escape import inline, prose
-from vpsweb.models import (
+from vpsweb.domain import gates
+from vpsweb.domain.job_warnings import JobWarning
+from vpsweb.domain.models import (
     CandidateResult,
     CandidateScore,
     EvaluationResult,
@@ -29,9 +27,9 @@ from vpsweb.models import (
     Judgement,
     SelectionMethod,
 )
-from vpsweb.parsing import extract_tag, parse_scores, parse_selected_index
-from vpsweb.prompts import neutralise
-from vpsweb.selection import (
+from vpsweb.domain.parsing import extract_tag, parse_scores, parse_selected_index
+from vpsweb.domain.prompts import neutralise
+from vpsweb.domain.selection import (
     aggregate,
     agreement,
     choose,
@@ -40,8 +38,9 @@ from vpsweb.selection import (
     map_presented_id,
     renumber,
 )
+from vpsweb.errors import LLMError, ParseError, StageFailed
 from vpsweb.stages import candidate
-from vpsweb.stages.base import (
+from vpsweb.stages.shared import (
     Prior,
     Recorder,
     StageContext,
@@ -51,13 +50,13 @@ from vpsweb.stages.base import (
     in_parallel,
     stage_prompt,
 )
+from vpsweb.stages.table import stage
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vpsweb.plan import JobPlan
-    from vpsweb.stages.table import TranslationOutput
+    from vpsweb.domain.plan import JobPlan
 
 STEP = "evaluation"
-DISPLAY = "Translation Evaluation"
+DISPLAY = stage(STEP).display_name
 
 
 def _scores(raw: dict[int, dict[str, float]], order: list[int]) -> list[CandidateScore]:
@@ -238,44 +237,3 @@ def summary(result: EvaluationResult) -> str:
     if result.gated:
         text += f", {len(result.gated)} gated"
     return text
-
-
-def markdown(output: TranslationOutput) -> list[str]:
-    ev = output.evaluation
-    mapping = ", ".join(f"{pid} = #{idx}" for pid, idx in enumerate(ev.presented_order, 1))
-    lines = [
-        "## Evaluation",
-        "",
-        f"Selected candidate #{ev.selected_index} (method: {ev.method}).",
-        "",
-        *(f"**Warning:** {inline(w.message)}." for w in ev.warnings),
-        *([""] if ev.warnings else []),
-    ]
-    if ev.judgements:
-        lines += [f"The judge was asked {len(ev.judgements)} time(s), in these orders:", ""]
-        for k, j in enumerate(ev.judgements, 1):
-            verdict = f"chose #{j.selected_index}" if j.error is None else inline(j.error)
-            lines.append(f"{k}. candidates {', '.join(f'#{i}' for i in j.order)}: {verdict}")
-        lines.append("")
-    if ev.agreement is not None:
-        flag = " **Low agreement: the judge's verdict depended on the order.**"
-        lines += [f"Agreement across orders: {ev.agreement:.0%}.{flag if ev.low_agreement else ''}"]
-        lines.append("")
-    if ev.judged and len(ev.presented_order) > 1:
-        lines += [
-            f"The judge saw the candidates shuffled ({mapping}); its references below are "
-            "renumbered to the candidates' own numbers.",
-            "",
-        ]
-    lines += [prose(ev.rationale), ""]
-    lines += reasoning.markdown("The judge's reasoning", ev.reasoning)
-    for g in ev.gated:
-        lines.append(f"- Candidate #{g.index} was not judged: {inline('; '.join(g.reasons))}.")
-    lines += [""] if ev.gated else []
-    if ev.scores:
-        lines += ["| candidate | mean scores | total |", "|---|---|---|"]
-        for s in ev.scores:
-            detail = ", ".join(f"{k} {v:g}" for k, v in s.scores.items())
-            lines.append(f"| #{s.index} | {detail} | {s.total if s.total is not None else ''} |")
-        lines.append("")
-    return lines

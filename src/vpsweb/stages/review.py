@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vpsweb import reasoning
+from vpsweb.domain.models import EditorReview, EvaluationResult
+from vpsweb.domain.parsing import clean_answer, extract_tag, require_answer
+from vpsweb.domain.prompts import neutralise
 from vpsweb.errors import LLMError, ParseError
-from vpsweb.md_escape import prose
-from vpsweb.models import EditorReview, EvaluationResult
-from vpsweb.parsing import clean_answer, extract_tag, require_answer
-from vpsweb.prompts import neutralise
-from vpsweb.stages.base import (
+from vpsweb.stages.shared import (
     Prior,
     Recorder,
     StageContext,
@@ -19,12 +17,13 @@ from vpsweb.stages.base import (
     failure,
     stage_prompt,
 )
+from vpsweb.stages.table import stage
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vpsweb.stages.table import TranslationOutput
+    pass
 
 STEP = "editor_review"
-DISPLAY = "Editor Review"
+DISPLAY = stage(STEP).display_name
 
 
 def parse_suggestions(text: str) -> str:
@@ -79,14 +78,3 @@ def editor_review(ctx: StageContext, prior: Prior, index: int | None = None) -> 
 
 def summary(review: EditorReview) -> str:
     return f"{DISPLAY} completed"
-
-
-def markdown(output: TranslationOutput) -> list[str]:
-    review = output.editor_review
-    return [
-        "## Editor review",
-        "",
-        prose(review.suggestions),
-        "",
-        *reasoning.markdown("The editor's reasoning", review.reasoning),
-    ]

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vpsweb import reasoning
+from vpsweb.domain.models import EditorReview, Revision
+from vpsweb.domain.parsing import extract_fields
+from vpsweb.domain.prompts import neutralise
 from vpsweb.errors import LLMError, ParseError
-from vpsweb.md_escape import prose
-from vpsweb.models import EditorReview, Revision
-from vpsweb.parsing import extract_fields
-from vpsweb.prompts import neutralise
-from vpsweb.stages.base import (
+from vpsweb.stages.shared import (
     Prior,
     Recorder,
     StageContext,
@@ -19,12 +17,13 @@ from vpsweb.stages.base import (
     failure,
     stage_prompt,
 )
+from vpsweb.stages.table import stage
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vpsweb.stages.table import TranslationOutput
+    pass
 
 STEP = "translator_revision"
-DISPLAY = "Translator Revision"
+DISPLAY = stage(STEP).display_name
 TAGS = ("refined_translated_poem_title", "refined_translated_poet_name", "revised_translation")
 OPTIONAL_TAGS = ("revised_translation_notes",)
 
@@ -70,14 +69,3 @@ def check_answer(text: str, prompt: str) -> None:
 
 def summary(revision: Revision) -> str:
     return f"{DISPLAY} completed"
-
-
-def markdown(output: TranslationOutput) -> list[str]:
-    rev = output.revision
-    return [
-        "## Revision notes",
-        "",
-        prose(rev.notes),
-        "",
-        *reasoning.markdown("The translator's reasoning for the revision", rev.reasoning),
-    ]

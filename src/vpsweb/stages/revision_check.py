@@ -19,14 +19,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vpsweb import gates
+from vpsweb.domain import gates
+from vpsweb.domain.job_warnings import JobWarning
+from vpsweb.domain.models import Revision, RevisionCheck, RevisionDecision
+from vpsweb.domain.parsing import extract_tag, require_answer
+from vpsweb.domain.prompts import neutralise
 from vpsweb.errors import LLMError, ParseError
-from vpsweb.job_warnings import JobWarning
-from vpsweb.md_escape import inline, verse
-from vpsweb.models import Revision, RevisionCheck, RevisionDecision
-from vpsweb.parsing import extract_tag, require_answer
-from vpsweb.prompts import neutralise
-from vpsweb.stages.base import (
+from vpsweb.stages.shared import (
     Prior,
     Recorder,
     StageContext,
@@ -36,12 +35,13 @@ from vpsweb.stages.base import (
     in_parallel,
     stage_prompt,
 )
+from vpsweb.stages.table import stage
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vpsweb.stages.table import TranslationOutput
+    pass
 
 STEP = "revision_check"
-DISPLAY = "Revision Check"
+DISPLAY = stage(STEP).display_name
 TEXTS = ("candidate", "revision")
 
 
@@ -181,20 +181,3 @@ def summary(result: RevisionCheck) -> str:
     if result.decision == "revision_unchecked":
         return "revision not checked (the judge did not answer): the chosen candidate is kept"
     return "revision kept" if result.kept else "revision rejected: the chosen candidate is kept"
-
-
-def markdown(output: TranslationOutput) -> list[str]:
-    check = output.revision_check
-    kept = "the revision" if check.kept else f"candidate {output.evaluation.selected_index}"
-    said = f"Final text: {kept} ({check.decision}): {inline(check.reason)}."
-    lines = ["## Revision check", "", said, ""]
-    lines += [f"**Warning:** {inline(w.message)}." for w in check.warnings]
-    lines += [""] if check.warnings else []
-    if not check.kept:
-        lines += [
-            "The revision (not kept):",
-            "",
-            *verse(output.revision.translation),
-            "",
-        ]
-    return lines

@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from vpsweb.plan import JobPlan
-from vpsweb.progress import EventKind, ProgressEvent, ProgressSnapshot
+from vpsweb.domain.plan import JobPlan
+from vpsweb.domain.progress import EventKind, ProgressEvent, ProgressSnapshot
 
 
 class JobStatus(StrEnum):
@@ -265,7 +265,7 @@ class ProgressLog(abc.ABC):
 
 class UsageLog(abc.ABC):
     """What ended jobs used: a summary per job (kept for the retention period, for
-    `vpsweb stats`) and cumulative counters (for Prometheus). ``vpsweb.usage`` owns
+    `vpsweb stats`) and cumulative counters (for Prometheus). ``vpsweb.monitoring.usage`` owns
     the payloads."""
 
     @abc.abstractmethod

@@ -15,10 +15,11 @@ from celery import Task, shared_task
 from celery.exceptions import Ignore
 
 from vpsweb.errors import Cancelled, JobGone, StageFailed, VpswebError, one_line
-from vpsweb.lifecycle import fail_job
 from vpsweb.orchestrator import execution
-from vpsweb.stages.table import FINALIZE_DISPLAY, FINALIZE_TASK, STAGES, Stage
+from vpsweb.orchestrator.lifecycle import fail_job
+from vpsweb.stages.table import FINALIZE_DISPLAY, STAGES, Stage
 from vpsweb.workers.broker import delivery_of
+from vpsweb.workers.routing import FINALIZE_TASK, TASK_NAMES
 
 
 class StepFailed(VpswebError):
@@ -60,7 +61,7 @@ def _define(s: Stage) -> Task:
 
     step.__name__ = step.__qualname__ = s.name
     step.__doc__ = f"{s.display_name} of one job{' (one item)' if s.fan_out else ''}."
-    return shared_task(name=s.task_name, bind=True)(step)
+    return shared_task(name=TASK_NAMES[s.name], bind=True)(step)
 
 
 STAGE_TASKS: dict[str, Task] = {s.name: _define(s) for s in STAGES}

@@ -28,9 +28,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
 from vpsweb import settings
-from vpsweb.async_client import AsyncClient
+from vpsweb.client.aio import AsyncClient
+from vpsweb.domain.progress import ProgressEvent
 from vpsweb.errors import SettingsError, VpswebError
-from vpsweb.progress import ProgressEvent
 
 log = logging.getLogger("vpsweb.web")
 SWEEP_S = 0.5

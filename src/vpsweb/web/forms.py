@@ -13,10 +13,10 @@ from typing import Any
 from aiohttp import web
 
 from vpsweb.config import AppConfig
+from vpsweb.domain.languages import LANGUAGE_NAMES, SOURCE_CODES, TARGET_CODES, language_name
+from vpsweb.domain.models import WorkflowMode
 from vpsweb.errors import InputFileError
-from vpsweb.languages import LANGUAGE_NAMES, SOURCE_CODES, TARGET_CODES, language_name
-from vpsweb.models import WorkflowMode
-from vpsweb.poem_files import decode
+from vpsweb.files.poems import decode
 
 DIALS = (
     ("adaptation_level", ("foreignizing", "balanced", "domesticating")),

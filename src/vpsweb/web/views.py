@@ -5,11 +5,12 @@ from __future__ import annotations
 from itertools import zip_longest
 from typing import Any
 
-from vpsweb.async_client import AsyncClient, AsyncJob
+from vpsweb.client.aio import AsyncClient, AsyncJob
+from vpsweb.domain.languages import language_name
+from vpsweb.domain.result import TranslationOutput
 from vpsweb.errors import JobNotFound
-from vpsweb.languages import language_name
-from vpsweb.output_files import format_cost, to_markdown
-from vpsweb.stages.table import STAGES, TranslationOutput
+from vpsweb.files.output import format_cost, to_markdown
+from vpsweb.stages.table import STAGES
 from vpsweb.storage import JobStatus
 
 STATUS_TEXT = {

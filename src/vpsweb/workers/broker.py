@@ -100,7 +100,7 @@ def _queue(name: str, **options: Any) -> Queue:
 
 def longest_step_s(cfg: AppConfig) -> float:
     """The worst case of any step in any mode (timeouts x attempts + back-off)."""
-    from vpsweb.plan import MAX_BACKOFF_S
+    from vpsweb.domain.plan import MAX_BACKOFF_S
 
     attempts = max(cfg.pipeline.parse_retries, cfg.pipeline.evaluation.judge_retries) + 1
     longest = 0.0

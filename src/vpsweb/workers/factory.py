@@ -29,10 +29,11 @@ DEFAULT_CONCURRENCY = 32
 
 
 def task_routes(cfg: AppConfig) -> dict[str, dict[str, str]]:
-    from vpsweb.stages.table import FINALIZE_TASK, STAGES
+    from vpsweb.stages.table import STAGES
+    from vpsweb.workers.routing import FINALIZE_TASK, TASK_NAMES
 
     routing = cfg.routing()
-    routes = {s.task_name: {"queue": routing[s.name]} for s in STAGES}
+    routes = {TASK_NAMES[s.name]: {"queue": routing[s.name]} for s in STAGES}
     routes[FINALIZE_TASK] = {"queue": routing["finalize"]}
     return routes
 

@@ -8,7 +8,7 @@ from redis.retry import Retry
 
 from vpsweb.storage.base import Storage
 from vpsweb.storage.redis.leases import RedisLeases
-from vpsweb.storage.redis.manual import RedisManualAnswers
+from vpsweb.storage.redis.manual_answers import RedisManualAnswers
 from vpsweb.storage.redis.presence import RedisPresence
 from vpsweb.storage.redis.progress import RedisProgressLog
 from vpsweb.storage.redis.steps import RedisStepLog

@@ -8,7 +8,7 @@ import redis
 
 from vpsweb.storage.base import Leases
 from vpsweb.storage.redis import keys
-from vpsweb.storage.redis.errors import translating
+from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.lua import Lua
 
 

@@ -9,7 +9,7 @@ import redis
 
 from vpsweb.storage.base import Presence
 from vpsweb.storage.redis import keys
-from vpsweb.storage.redis.errors import translating
+from vpsweb.storage.redis.connection_errors import translating
 
 
 @translating

@@ -14,10 +14,10 @@ from typing import Any, cast
 
 import redis
 
-from vpsweb.progress import ProgressEvent, ProgressSnapshot, milestones
+from vpsweb.domain.progress import ProgressEvent, ProgressSnapshot, milestones
 from vpsweb.storage.base import Event, ItemEnd, ProgressLog
 from vpsweb.storage.redis import keys
-from vpsweb.storage.redis.errors import translating
+from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.lua import Lua
 from vpsweb.storage.redis.store import STREAM_MAXLEN, event_fields
 

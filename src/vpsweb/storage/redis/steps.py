@@ -12,10 +12,10 @@ from typing import Any
 
 import redis
 
-from vpsweb.models import utcnow
+from vpsweb.domain.models import utcnow
 from vpsweb.storage.base import Event, ItemEnd, JobStatus, StepLog, StepStart
 from vpsweb.storage.redis import keys
-from vpsweb.storage.redis.errors import translating
+from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.leases import RedisLeases
 from vpsweb.storage.redis.progress import RedisProgressLog
 from vpsweb.storage.redis.store import RedisJobStore

@@ -16,13 +16,13 @@ from typing import Any, cast
 
 import redis
 
-from vpsweb.models import utcnow
-from vpsweb.plan import JobPlan
-from vpsweb.progress import EventKind
+from vpsweb.domain.models import utcnow
+from vpsweb.domain.plan import JobPlan
+from vpsweb.domain.progress import EventKind
 from vpsweb.stages.table import STAGES
 from vpsweb.storage.base import Event, JobRecord, JobStatus, JobStore, Submission
 from vpsweb.storage.redis import keys
-from vpsweb.storage.redis.errors import translating
+from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.lua import Lua
 
 PLAN_CACHE_SIZE = 512

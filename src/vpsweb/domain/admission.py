@@ -10,10 +10,10 @@ the workers refuse such a plan, naming every reason.
 
 from __future__ import annotations
 
-from vpsweb import sizing
 from vpsweb.config import AppConfig
+from vpsweb.domain import sizing
+from vpsweb.domain.plan import JobPlan, StepCall, validate_request
 from vpsweb.errors import RequestInvalid
-from vpsweb.plan import JobPlan, StepCall, validate_request
 from vpsweb.stages.table import STAGES
 
 LIMITS = ("max_tokens", "timeout_s", "retries")

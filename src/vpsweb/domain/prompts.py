@@ -16,8 +16,8 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field
 
+from vpsweb.domain.models import StrategyDials
 from vpsweb.errors import PromptRenderError
-from vpsweb.models import StrategyDials
 
 COMMON_VARIABLES = (
     "original_poem",

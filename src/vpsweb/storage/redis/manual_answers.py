@@ -15,7 +15,7 @@ import redis
 
 from vpsweb.storage.base import ManualAnswers
 from vpsweb.storage.redis import keys
-from vpsweb.storage.redis.errors import translating
+from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.lua import Lua
 
 

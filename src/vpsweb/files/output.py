@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from vpsweb.languages import language_name
-from vpsweb.md_escape import inline, verse
-from vpsweb.stages.table import STAGES, TranslationOutput
+from vpsweb.domain.languages import language_name
+from vpsweb.domain.result import TranslationOutput
+from vpsweb.files.markdown_escape import inline, verse
+from vpsweb.files.sections import SECTIONS
+from vpsweb.stages.table import STAGES
 
 _UNSAFE = re.compile(r"[^\w\-]+", re.UNICODE)
 
@@ -90,11 +92,11 @@ def _totals(output: TranslationOutput) -> list[str]:
 
 def to_markdown(output: TranslationOutput) -> str:
     """The job's header and final text, one section per stage (from the stage table),
-    then the totals. Every model or user text in it goes through ``md_escape``: the
+    then the totals. Every model or user text in it goes through ``markdown_escape``: the
     file is opened in viewers that render HTML."""
     lines = _header(output)
     for s in STAGES:
-        lines += s.markdown(output)
+        lines += SECTIONS[s.name](output)
     lines += _totals(output)
     return "\n".join(lines)
 

@@ -43,15 +43,15 @@ from typing import Any
 
 from vpsweb import settings
 from vpsweb.config import AppConfig, load_config
+from vpsweb.domain.models import CandidateResult, EvaluationResult
+from vpsweb.domain.plan import build_plan
+from vpsweb.domain.runner import run_stage
 from vpsweb.errors import VpswebError
 from vpsweb.llm.client import OpenAICompatibleClient
 from vpsweb.local.processes import stop_process
 from vpsweb.local.simulator_process import start_simulator_process
-from vpsweb.models import CandidateResult, EvaluationResult
-from vpsweb.plan import build_plan
-from vpsweb.runner import run_stage
 from vpsweb.simulator import quality
-from vpsweb.stages.base import Prior, StageContext
+from vpsweb.stages.shared import Prior, StageContext
 from vpsweb.stages.table import STAGES
 
 JUDGINGS = {"single": 1, "multi_order": 2}  # evaluation.orders of each setting

@@ -18,7 +18,7 @@ import re
 from collections import Counter
 from statistics import fmean
 
-from vpsweb.models import CandidateResult, CandidateScore, Judgement
+from vpsweb.domain.models import CandidateResult, CandidateScore, Judgement
 
 
 def presentation_order(indexes: list[int], seed: str) -> list[int]:

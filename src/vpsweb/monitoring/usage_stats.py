@@ -1,6 +1,6 @@
 """`vpsweb stats`'s figures: the job summaries of a period, per mode and parallel_count.
 
-Split from vpsweb.usage along its seam: that module makes and counts a summary as a
+Split from vpsweb.monitoring.usage along its seam: that module makes and counts a summary as a
 job ends (the workers' side); this one reads many summaries back and aggregates
 them for an operator (the CLI's side). Nothing here talks to Redis.
 """
@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
-from vpsweb.job_warnings import WARNING_KINDS
-from vpsweb.usage import JobSummary
+from vpsweb.domain.job_warnings import WARNING_KINDS
+from vpsweb.monitoring.usage import JobSummary
 
 # --- stats -------------------------------------------------------------------------
 

@@ -16,7 +16,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
-from vpsweb import reasoning
+from vpsweb.domain import reasoning
+from vpsweb.domain.languages import language_name
+from vpsweb.domain.models import CandidateResult, EvaluationResult, ModelInfo, StepMetrics, utcnow
+from vpsweb.domain.parsing import label_lines
+from vpsweb.domain.prompts import PromptFile, RenderedPrompt, dial_variables, neutralise, render
 from vpsweb.errors import (
     EmptyAnswer,
     LLMError,
@@ -25,16 +29,12 @@ from vpsweb.errors import (
     TruncatedAnswer,
     one_line,
 )
-from vpsweb.languages import language_name
 from vpsweb.llm.client import Completion, LLMClient
 from vpsweb.llm.endpoints import resolve
-from vpsweb.models import CandidateResult, EvaluationResult, ModelInfo, StepMetrics, utcnow
-from vpsweb.parsing import label_lines
-from vpsweb.prompts import PromptFile, RenderedPrompt, dial_variables, neutralise, render
 
 if TYPE_CHECKING:  # pragma: no cover - the plan module imports the stage table
     from vpsweb.config.schema import ModelsConfig
-    from vpsweb.plan import JobPlan, StepCall
+    from vpsweb.domain.plan import JobPlan, StepCall
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from vpsweb.admission import require_fits
 from vpsweb.config import AppConfig
+from vpsweb.domain.admission import require_fits
+from vpsweb.domain.models import TranslationRequest
+from vpsweb.domain.plan import JobPlan, build_plan
 from vpsweb.errors import RequestInvalid
-from vpsweb.models import TranslationRequest
-from vpsweb.plan import JobPlan, build_plan
 
 Requests = Sequence[TranslationRequest | dict[str, Any]]
 

@@ -1,6 +1,6 @@
 """The asyncio client: ``AsyncClient.submit(...) -> AsyncJob``; ``async for e in job.events()``.
 
-The same store, keys and scripts as the sync client (``vpsweb.client``), on
+The same store, keys and scripts as the sync client (``vpsweb.client.sync``), on
 ``redis.asyncio``: a web process or a user's async app follows many jobs on one
 event loop, with no thread per follower. Validation and planning are the sync
 client's (pure functions); the job is written with the same MULTI as
@@ -19,14 +19,14 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from vpsweb.client import Client, _request, plan_job, valid_job_id
+from vpsweb.client.sync import Client, _request, plan_job, valid_job_id
 from vpsweb.config import AppConfig, load_config
+from vpsweb.domain.manual_answers import PendingPrompt
+from vpsweb.domain.models import StrategyOverrides, WorkflowMode
+from vpsweb.domain.plan import JobPlan
+from vpsweb.domain.progress import ProgressEvent
+from vpsweb.domain.result import TranslationOutput
 from vpsweb.errors import JobCancelled, JobFailed, JobNotFound, ResultExpired
-from vpsweb.manual import PendingPrompt
-from vpsweb.models import StrategyOverrides, WorkflowMode
-from vpsweb.plan import JobPlan
-from vpsweb.progress import ProgressEvent
-from vpsweb.stages.table import TranslationOutput
 from vpsweb.storage import JobRecord, JobStatus
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.store import RedisJobStore, with_request
@@ -41,7 +41,7 @@ MAX_STREAM_CONNECTIONS = 256  # blocking reads: one per job followed at a time
 
 
 class AsyncJob:
-    """A handle on a job, as ``vpsweb.client.Job``, with coroutine methods."""
+    """A handle on a job, as ``vpsweb.client.sync.Job``, with coroutine methods."""
 
     def __init__(self, client: AsyncClient, job_id: str) -> None:
         self._client = client

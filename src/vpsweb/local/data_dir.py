@@ -55,7 +55,7 @@ class LocalStore:
         """Cancel the jobs a killed run left unfinished (their tasks are still in the
         store's queues): nobody watches them, and a worker started now would otherwise
         pay for their calls. The ids cancelled."""
-        from vpsweb.lifecycle import cancel_job
+        from vpsweb.orchestrator.lifecycle import cancel_job
         from vpsweb.storage import connect
 
         assert self.server is not None

@@ -15,9 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from vpsweb import settings
 from vpsweb.config import AppConfig
 from vpsweb.config.schema import Criterion, GateSettings, StepSettings
-from vpsweb.errors import RequestInvalid
-from vpsweb.llm.backoff import MAX_RETRY_AFTER_S
-from vpsweb.models import (
+from vpsweb.domain.models import (
     WAIT_ALL,
     StragglerPolicy,
     StrategyDials,
@@ -25,6 +23,8 @@ from vpsweb.models import (
     WorkflowMode,
     utcnow,
 )
+from vpsweb.errors import RequestInvalid
+from vpsweb.llm.backoff import MAX_RETRY_AFTER_S
 from vpsweb.stages.table import STAGES
 
 # Longest wait between attempts: the LLM client caps Retry-After (jitter included).

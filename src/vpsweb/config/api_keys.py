@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from vpsweb.config.loader import AppConfig
-from vpsweb.models import WorkflowMode
+from vpsweb.domain.models import WorkflowMode
 
 
 @dataclass

@@ -3,7 +3,7 @@
 A ``JobSummary`` is made when a job ends (by whoever ended it: finalize, a failing
 step, the sweeper, a client that cancels) and turned into cumulative counters
 labelled by mode, parallel_count and status. The store keeps both (``UsageLog``);
-``vpsweb stats`` aggregates the summaries of a period (vpsweb.usage_stats), Flower's
+``vpsweb stats`` aggregates the summaries of a period (vpsweb.monitoring.usage_stats), Flower's
 /metrics exports the counters. Nothing here talks to Redis: the store is passed in.
 A succeeded job's warnings (a pick no judge made, a revision left unchecked) are
 counted by kind, so that an operator sees a judge that stopped answering before a
@@ -22,10 +22,11 @@ from urllib.parse import quote, unquote
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vpsweb.job_warnings import WARNING_KINDS
-from vpsweb.models import CandidateResult, EvaluationResult, Totals
-from vpsweb.plan import JobPlan
-from vpsweb.stages.table import STAGES, TranslationOutput
+from vpsweb.domain.job_warnings import WARNING_KINDS
+from vpsweb.domain.models import CandidateResult, EvaluationResult, Totals
+from vpsweb.domain.plan import JobPlan
+from vpsweb.domain.result import TranslationOutput
+from vpsweb.stages.table import STAGES
 from vpsweb.stages.table import stage as table_stage
 
 if TYPE_CHECKING:  # pragma: no cover - only for annotations

@@ -13,24 +13,25 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from vpsweb.config import AppConfig
+from vpsweb.domain.models import utcnow
+from vpsweb.domain.plan import JobPlan
+from vpsweb.domain.result import TranslationOutput, assemble
 from vpsweb.llm.client import LLMClient
-from vpsweb.models import utcnow
-from vpsweb.plan import JobPlan
-from vpsweb.result import assemble
-from vpsweb.stages.base import Prior, StageContext
-from vpsweb.stages.table import STAGES, Stage, TranslationOutput
+from vpsweb.stages import runs
+from vpsweb.stages.shared import Prior, StageContext
+from vpsweb.stages.table import STAGES, Stage
 
 
 def run_stage(ctx: StageContext, s: Stage, prior: Prior, *, sequential: bool = False) -> Any:
     """One stage's output (a list for a fan-out stage, its items run concurrently
     unless ``sequential``, as the original single-process application ran them)."""
     if not s.fan_out:
-        return s.run(ctx, prior, None)
+        return runs.run(s, ctx, prior, None)
     n = ctx.plan.parallel_count
     if sequential:
-        return [s.run(ctx, prior, i) for i in range(n)]
+        return [runs.run(s, ctx, prior, i) for i in range(n)]
     with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(lambda i: s.run(ctx, prior, i), range(n)))
+        return list(pool.map(lambda i: runs.run(s, ctx, prior, i), range(n)))
 
 
 def run_job(

@@ -20,7 +20,7 @@ import jinja2
 from aiohttp import web
 from markupsafe import escape
 
-from vpsweb.async_client import AsyncClient
+from vpsweb.client.aio import AsyncClient
 from vpsweb.errors import AnswerRefused, AnswerRejected, JobNotFound, RequestInvalid
 from vpsweb.web import forms, views
 from vpsweb.web.feed import FeedBroken, JobFeeds, StreamLimits, StreamsFull

@@ -14,13 +14,29 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from vpsweb.domain.models import ModelInfo, Usage
+from vpsweb.domain.plan import StepCall
 from vpsweb.errors import AwaitingAnswer
 from vpsweb.llm.client import Completion
-from vpsweb.models import ModelInfo, Usage
-from vpsweb.plan import StepCall
+from vpsweb.stages import candidate, evaluation, review, revision, revision_check
 from vpsweb.stages.table import STAGES, Stage
 
 MANUAL = ModelInfo(model="manual", provider="manual", api_model="manual")
+
+# Per stage: raises ParseError unless a person's answer (the text) to its prompt
+# (the second argument) is usable, so a bad paste is refused before it is stored.
+CHECKS: dict[str, Callable[[str, str], None]] = {
+    "initial_translation": candidate.check_answer,
+    "evaluation": evaluation.check_answer,
+    "editor_review": review.check_answer,
+    "translator_revision": revision.check_answer,
+    "revision_check": revision_check.check_answer,
+}
+
+
+def check_answer(s: Stage, text: str, prompt: str) -> None:
+    """Raise ParseError unless ``text`` answers stage ``s``'s ``prompt`` usably."""
+    CHECKS[s.name](text, prompt)
 
 
 class PendingPrompt(BaseModel):

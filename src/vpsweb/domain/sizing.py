@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass
 
 from vpsweb.config import AppConfig
-from vpsweb.plan import JobPlan, StepCall
+from vpsweb.domain.plan import JobPlan, StepCall
+from vpsweb.domain.tokens import estimate_tokens
 from vpsweb.stages.table import STAGES
-from vpsweb.tokens import estimate_tokens
 
 TRANSLATION_FACTOR = 2.0  # a translation's tokens per source token, at most
 AROUND_TRANSLATION = 400  # title, poet and notes around a translation

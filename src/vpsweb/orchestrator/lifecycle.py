@@ -12,14 +12,14 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from vpsweb.domain.models import StepMetrics, Totals
+from vpsweb.domain.plan import JobPlan
+from vpsweb.domain.progress import EventKind, ProgressSnapshot
+from vpsweb.domain.result import compute_totals
 from vpsweb.errors import one_line
-from vpsweb.models import StepMetrics, Totals
-from vpsweb.plan import JobPlan
-from vpsweb.progress import EventKind, ProgressSnapshot
-from vpsweb.result import compute_totals
+from vpsweb.monitoring.usage import record_ending
 from vpsweb.stages.table import FINALIZE_DISPLAY, STAGES
 from vpsweb.storage import Event, JobStatus, Storage
-from vpsweb.usage import record_ending
 
 QUEUED_STAGE = "Queued"
 

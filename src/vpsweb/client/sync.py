@@ -18,9 +18,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vpsweb import settings
-from vpsweb.admission import require_fits
-from vpsweb.batch import Requests, plan_batch
+from vpsweb.client.batch import Requests, plan_batch
 from vpsweb.config import AppConfig, load_config
+from vpsweb.domain.admission import require_fits
+from vpsweb.domain.manual_answers import PendingPrompt, check_answer, manual_keys
+from vpsweb.domain.models import StrategyOverrides, Totals, TranslationRequest, WorkflowMode
+from vpsweb.domain.plan import JobPlan, build_plan
+from vpsweb.domain.progress import EventKind, ProgressEvent, ProgressSnapshot
+from vpsweb.domain.result import TranslationOutput
 from vpsweb.errors import (
     AnswerRefused,
     AnswerRejected,
@@ -31,13 +36,9 @@ from vpsweb.errors import (
     ResultExpired,
     VpswebError,
 )
-from vpsweb.lifecycle import cancel_job, spent, stall_job
-from vpsweb.manual import PendingPrompt, manual_keys
-from vpsweb.models import StrategyOverrides, Totals, TranslationRequest, WorkflowMode
-from vpsweb.plan import JobPlan, build_plan
-from vpsweb.progress import EventKind, ProgressEvent, ProgressSnapshot
-from vpsweb.stages.table import TranslationOutput, stage_bounds
+from vpsweb.orchestrator.lifecycle import cancel_job, spent, stall_job
 from vpsweb.stages.table import stage as stage_named
+from vpsweb.stages.table import stage_bounds
 from vpsweb.storage import Event, JobRecord, JobStatus, Storage, connect
 
 _JOB_ID = re.compile(r"^[0-9a-f]{12}$")
@@ -197,7 +198,7 @@ class Job:
         prompt = PendingPrompt.model_validate_json(raw)
         s = stage_named(prompt.stage)
         try:
-            s.check_answer(text, prompt.text())
+            check_answer(s, text, prompt.text())
         except ParseError as exc:
             raise AnswerRejected(
                 f"the answer to {key} cannot be used: {exc}", missing=exc.missing

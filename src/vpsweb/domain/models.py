@@ -24,8 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from vpsweb.job_warnings import JobWarning
-from vpsweb.languages import normalize_language
+from vpsweb.domain.job_warnings import JobWarning
+from vpsweb.domain.languages import normalize_language
 
 DEFAULT_MAX_PARALLEL_COUNT = 8
 MAX_POEM_CHARS = 50_000
@@ -262,7 +262,7 @@ class CandidateResult(_Model):
     notes: str = ""
     error: str | None = None
     metrics: StepMetrics | None = None
-    reasoning: str = ""  # a reasoning model's own thinking (vpsweb.reasoning), if it gave one
+    reasoning: str = ""  # a reasoning model's own thinking (domain.reasoning), if any
 
     @property
     def ok(self) -> bool:

@@ -1,4 +1,4 @@
-"""Assembling a job's TranslationOutput from its stage outputs, and its totals.
+"""A job's result: TranslationOutput, assembled from its stage outputs, and its totals.
 
 Shared by the workers' finalize task and the in-process runner, so a job's result
 is the same whichever way it ran.
@@ -7,19 +7,80 @@ is the same whichever way it ran.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vpsweb.models import (
+from pydantic import BaseModel, ConfigDict, Field
+
+from vpsweb.domain.job_warnings import JobWarning
+from vpsweb.domain.models import (
     CandidateResult,
+    EditorReview,
     EvaluationResult,
     FinalTranslation,
     Revision,
     RevisionCheck,
     StepMetrics,
+    StrategyDials,
     Totals,
+    TranslationRequest,
+    WorkflowMode,
 )
-from vpsweb.plan import JobPlan
-from vpsweb.stages.table import STAGES, TranslationOutput
+from vpsweb.stages.table import STAGES, Stage
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vpsweb.domain.plan import JobPlan
+
+
+class TranslationOutput(BaseModel):
+    """The whole story of a job, saved as JSON and Markdown.
+
+    One field per stage (``Stage.result_field``), plus what the job as a whole
+    knows; a unit test checks that every row's field is here with its output type.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str
+    request: TranslationRequest
+    workflow_mode: WorkflowMode
+    parallel_count: int
+    strategy: StrategyDials
+    candidates: list[CandidateResult]
+    evaluation: EvaluationResult
+    selected_candidate: CandidateResult
+    editor_review: EditorReview
+    revision: Revision
+    revision_check: RevisionCheck
+    # What the job delivers: the revision if the check kept it, else the candidate.
+    final: FinalTranslation
+    manual_steps: list[str] = Field(default_factory=list)  # stages a person answered
+    # Steps that fell back (a judge that never answered, a revision left unchecked):
+    # the job still succeeded, its translation is real, but it says what it is not.
+    warnings: list[JobWarning] = Field(default_factory=list)
+    totals: Totals = Field(default_factory=Totals)
+    step_durations: dict[str, float] = Field(default_factory=dict)
+    created_at: datetime
+    finished_at: datetime
+
+    def stage_outputs(self, s: Stage) -> list[BaseModel]:
+        value = getattr(self, s.result_field)
+        return list(value) if s.fan_out else [value]
+
+    def stage_warnings(self) -> list[JobWarning]:
+        """Every stage's warnings, in table order."""
+        return [
+            w for s in STAGES for out in self.stage_outputs(s) for w in getattr(out, "warnings", [])
+        ]
+
+    def all_metrics(self) -> list[StepMetrics]:
+        """Metrics of every step, in table order (failed candidates included)."""
+        found: list[StepMetrics] = []
+        for s in STAGES:
+            for out in self.stage_outputs(s):
+                metrics = getattr(out, "metrics", None)
+                if metrics is not None:
+                    found.append(metrics)
+        return found
 
 
 def compute_totals(metrics: list[StepMetrics], duration_s: float) -> Totals:

@@ -1,0 +1,70 @@
+"""The cluster a CLI command runs against: the configured one, or an embedded one.
+
+Shared by `vpsweb translate` and `vpsweb resume` (which reopens a manual job's
+local store with a worker): neither command imports the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from vpsweb import settings
+from vpsweb.cli.common import redis_url
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vpsweb.config import AppConfig
+    from vpsweb.domain.plan import JobPlan
+
+
+def needs_simulator(cfg: AppConfig, plan: JobPlan) -> bool:
+    from vpsweb.llm.endpoints import resolve
+
+    sim = cfg.simulator_provider()
+    return plan.offline or any(resolve(cfg.models, c).info.provider == sim for c in plan.calls())
+
+
+@contextlib.contextmanager
+def cluster(args: argparse.Namespace, needs_simulator: bool) -> Iterator[str]:
+    """The configured cluster, or an embedded one, torn down afterwards."""
+    if url := redis_url(args):
+        yield url
+        return
+    from vpsweb.local.data_dir import LocalStore
+    from vpsweb.local.embedded import EmbeddedCluster
+
+    store = None
+    if not args.ephemeral:
+        store = LocalStore(settings.data_dir())
+        if not store.try_lock():
+            sys.stderr.write(
+                f"another vpsweb run is using the local store {store.root}; "
+                "this job will not be kept after the run\n"
+            )
+            store = None
+    sys.stderr.write(
+        f"starting embedded Redis, worker{' and LLM simulator' if needs_simulator else ''}...\n"
+    )
+    # A little simulated latency so that the demo's progress is visible.
+    sim_args = (
+        []
+        if os.environ.get(f"{settings.SIM_ENV_PREFIX}LATENCY_MS")
+        else ["--latency-ms", "300", "--jitter-ms", "150"]
+    )
+    with EmbeddedCluster(simulator=needs_simulator, simulator_args=sim_args, store=store) as c:
+        for job_id in c.leftovers:
+            sys.stderr.write(f"cancelled job {job_id}, left unfinished by an earlier run\n")
+        yield c.redis_url
+
+
+@contextlib.contextmanager
+def cluster_for(args: argparse.Namespace, plan: JobPlan) -> Iterator[str]:
+    """The cluster a plan needs: the configured one, or an embedded one."""
+    from vpsweb.config import load_config
+
+    with cluster(args, needs_simulator(load_config(), plan)) as url:
+        yield url
