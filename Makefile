@@ -28,7 +28,7 @@ test: $(STAMP) ## Run the whole test suite (unit + integration with real Redis, 
 	$(BIN)/python -m pytest -q
 
 test-unit: $(STAMP) ## Run only the unit tests (no processes started)
-	$(BIN)/python -m pytest -q tests/unit
+	$(BIN)/python -m pytest -q -m "not integration" tests/unit
 
 lint: $(STAMP) ## ruff check, ruff format check, mypy
 	$(BIN)/ruff check src tests bench

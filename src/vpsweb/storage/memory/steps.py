@@ -1,0 +1,62 @@
+"""A step's bookkeeping at each end (see StepLog), in memory: the same parts' writes,
+in one critical section each (stricter than Redis's pipeline, never looser)."""
+
+from __future__ import annotations
+
+from vpsweb.storage.base import Event, ItemEnd, StepLog, StepStart
+from vpsweb.storage.memory.parts import MemoryLeases
+from vpsweb.storage.memory.progress import MemoryProgressLog
+from vpsweb.storage.memory.store import MemoryJobStore
+
+
+class MemoryStepLog(StepLog):
+    def __init__(
+        self, jobs: MemoryJobStore, progress: MemoryProgressLog, leases: MemoryLeases
+    ) -> None:
+        self.jobs, self.progress, self.leases = jobs, progress, leases
+        self.space = jobs.space
+
+    def begin(
+        self,
+        job_id: str,
+        key: str,
+        *,
+        owner: str,
+        lease_ttl_s: float,
+        deadline: float,
+        start: Event | None,
+        once: str,
+        ttl: int,
+        prior_keys: list[str],
+    ) -> StepStart:
+        with self.space.lock:
+            status = self.jobs.status(job_id)
+            self.jobs.mark_running(job_id, ttl)
+            self.jobs.extend_deadline(job_id, deadline)
+            if start is not None:
+                self.progress.emit(job_id, start, ttl, once=once)
+            leased = self.leases.acquire(job_id, key, owner, lease_ttl_s)
+            stored = self.jobs.load_step(job_id, key)
+            prior = self.jobs.load_steps(job_id, prior_keys)
+        return StepStart(status, stored, leased, prior)
+
+    def finish(
+        self,
+        job_id: str,
+        key: str,
+        payload: str,
+        *,
+        owner: str,
+        ttl: int,
+        end: Event | None,
+        once: str,
+        item: ItemEnd | None,
+    ) -> str:
+        with self.space.lock:
+            stored = self.jobs.save_step(job_id, key, payload, ttl)
+            self.leases.release(job_id, key, owner)
+            if item is not None:
+                self.progress.count_item(job_id, item, ttl)
+            elif end is not None:
+                self.progress.emit(job_id, end, ttl, once=once)
+        return stored

@@ -1,0 +1,258 @@
+"""The job registry in memory: the Redis store's rules (see storage.redis.store and its
+scripts) kept in one process, each operation one critical section."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from vpsweb.stages.table import STAGES
+from vpsweb.storage.base import (
+    Event,
+    EventKind,
+    JobPlan,
+    JobRecord,
+    JobStatus,
+    JobStore,
+    Submission,
+)
+from vpsweb.storage.memory import state as names
+from vpsweb.storage.memory.state import TERMINAL_VALUES, Keyspace, event_fields, lua_number
+
+CLAIM_IDLE_MS = 30_000
+JOBS = ("jobs",)  # job id -> created timestamp
+DEADLINES = ("deadlines",)  # job id -> deadline (epoch s), jobs not ended
+SUBMISSIONS = ("submissions",)  # a Stream of {"job": id}
+PENDING = ("submissions", "pending")  # entry id -> (consumer, delivered at)
+
+
+def iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat()
+
+
+class MemoryJobStore(JobStore):
+    """Options (keyword-only):
+    claim_idle_ms: a submission read but not acknowledged for this long (by the store's
+      clock) belongs to a dispatcher that died; another one takes it over.
+    """
+
+    def __init__(self, space: Keyspace, *, claim_idle_ms: int = CLAIM_IDLE_MS) -> None:
+        self.space = space
+        self.claim_idle_ms = claim_idle_ms
+
+    # --- registry -------------------------------------------------------------
+
+    def create(self, plans: list[JobPlan]) -> None:
+        if not plans:
+            return
+        with self.space.lock:
+            for plan in plans:
+                self._create(plan)
+            newest = max(p.created_at.timestamp() for p in plans)
+            index = self.space.setdefault(JOBS, dict)
+            for job_id in [j for j, at in index.items() if at <= newest - plans[0].retention_s]:
+                del index[job_id]
+
+    def _create(self, plan: JobPlan) -> None:
+        job_id, ttl, space = plan.job_id, plan.retention_s, self.space
+        deadline = plan.deadline_after(STAGES[0].name, plan.created_at.timestamp())
+        record = space.setdefault(names.job(job_id), dict)
+        record.update(
+            status=JobStatus.QUEUED.value,
+            plan=plan.model_dump_json(),
+            created_at=plan.created_at.isoformat(),
+            deadline_at=f"{deadline:.3f}",
+        )
+        space.expire(names.job(job_id), ttl)
+        space.setdefault(DEADLINES, dict)[job_id] = deadline
+        space.setdefault(JOBS, dict)[job_id] = plan.created_at.timestamp()
+        message = f"queued with {plan.parallel_count} candidate(s), mode {plan.workflow_mode.value}"
+        queued = Event(EventKind.JOB_QUEUED, 0, {"status": "queued", "message": message})
+        fields = {**event_fields(queued, space.clock()), "progress_percent": "0"}
+        space.setdefault(names.progress(job_id), dict).update(fields)
+        space.append(names.events(job_id), fields)
+        space.expire(names.progress(job_id), ttl)
+        space.expire(names.events(job_id), ttl)
+        space.append(SUBMISSIONS, {"job": job_id})
+
+    def _record(self, job_id: str) -> dict[str, str]:
+        return dict(self.space.get(names.job(job_id)) or {})
+
+    def get(self, job_id: str) -> JobRecord | None:
+        with self.space.lock:
+            return JobRecord.from_hash(job_id, self._record(job_id))
+
+    def status(self, job_id: str) -> JobStatus | None:
+        with self.space.lock:
+            value = self._record(job_id).get("status")
+        return JobStatus(value) if value else None
+
+    def plan(self, job_id: str) -> JobPlan | None:
+        with self.space.lock:
+            raw = self._record(job_id).get("plan")
+        return JobPlan.model_validate_json(raw) if raw is not None else None
+
+    def mark_running(self, job_id: str, ttl: int) -> None:
+        with self.space.lock:
+            record = self.space.get(names.job(job_id))
+            if record is not None and record.get("status") == JobStatus.QUEUED.value:
+                record.update(status=JobStatus.RUNNING.value, started_at=iso(self.space.clock()))
+
+    def end(
+        self,
+        job_id: str,
+        status: JobStatus,
+        ttl: int,
+        *,
+        events: list[Event],
+        result: str | None = None,
+        error: str | None = None,
+        error_stage: str | None = None,
+    ) -> bool:
+        with self.space.lock:
+            space = self.space
+            record = space.get(names.job(job_id))
+            if record is None or record.get("status") in TERMINAL_VALUES:
+                return False
+            if result is not None:
+                self._store_result(job_id, result, ttl)
+            record.update(status=status.value, finished_at=iso(space.clock()))
+            if error is not None:
+                record["error"] = error
+            if error_stage is not None:
+                record["error_stage"] = error_stage
+            space.expire(names.job(job_id), ttl)
+            space.setdefault(DEADLINES, dict).pop(job_id, None)
+            snapshot = space.setdefault(names.progress(job_id), dict)
+            pct = float(snapshot.get("progress_percent") or 0)
+            for event in events:
+                pct = max(pct, round(event.percent, 2))
+                fields = {"progress_percent": lua_number(pct)}
+                fields.update(event_fields(event, space.clock()))
+                snapshot.update(fields)
+                space.append(names.events(job_id), fields)
+            snapshot["terminal"] = "1"
+            space.expire(names.progress(job_id), ttl)
+            space.expire(names.events(job_id), ttl)
+            return True
+
+    def _store_result(self, job_id: str, result: str, ttl: int) -> None:
+        """The result without its request (the plan holds it), stored once; the step
+        outputs it repeats go (each poem and translation is stored once per job)."""
+        plan = self.plan(job_id)
+        if plan is not None:
+            data = json.loads(result)
+            data.pop("request", None)
+            result = json.dumps(data, ensure_ascii=False)
+            for key in [k for s in STAGES for k in s.keys(plan)]:
+                self.space.delete(names.step(job_id, key))
+        if self.space.get(("result", job_id)) is None:
+            self.space.put(("result", job_id), result, ttl)
+
+    def recent_jobs(self, limit: int = 20) -> list[str]:
+        with self.space.lock:
+            index = dict(self.space.get(JOBS) or {})
+        return sorted(index, key=lambda j: (index[j], j), reverse=True)[:limit]
+
+    def extend_deadline(self, job_id: str, at: float) -> None:
+        with self.space.lock:
+            record = self.space.get(names.job(job_id))
+            if record is None or record.get("status") in TERMINAL_VALUES:
+                return
+            if at <= float(record.get("deadline_at") or 0):
+                return
+            record["deadline_at"] = f"{at:.3f}"
+            self.space.setdefault(DEADLINES, dict)[job_id] = at
+
+    def deadline(self, job_id: str) -> float | None:
+        with self.space.lock:
+            value = self._record(job_id).get("deadline_at")
+        return float(value) if value else None
+
+    def forget_deadline(self, job_id: str) -> None:
+        with self.space.lock:
+            status = self.status(job_id)
+            if status is None or status.terminal:
+                self.space.setdefault(DEADLINES, dict).pop(job_id, None)
+
+    def overdue(self, now: float, limit: int = 100) -> list[str]:
+        with self.space.lock:
+            index = dict(self.space.get(DEADLINES) or {})
+        return sorted((j for j, at in index.items() if at <= now), key=lambda j: (index[j], j))[
+            :limit
+        ]
+
+    # --- step outputs and results ---------------------------------------------
+
+    def save_step(self, job_id: str, key: str, payload: str, ttl: int) -> str:
+        with self.space.lock:
+            existing = self.space.get(names.step(job_id, key))
+            if existing is not None:
+                return str(existing)
+            self.space.put(names.step(job_id, key), payload, ttl)
+            return payload
+
+    def load_steps(self, job_id: str, keys: list[str]) -> list[str | None]:
+        with self.space.lock:
+            return [self.space.get(names.step(job_id, k)) for k in keys]
+
+    def load_result(self, job_id: str) -> str | None:
+        with self.space.lock:
+            raw = self.space.get(("result", job_id))
+            plan = self._record(job_id).get("plan")
+        if raw is None or plan is None:
+            return raw
+        data = json.loads(raw)
+        data.setdefault("request", json.loads(plan)["request"])
+        return json.dumps(data, ensure_ascii=False)
+
+    # --- submissions ----------------------------------------------------------
+
+    def next_submissions(self, consumer: str, *, block_ms: int, count: int) -> list[Submission]:
+        with self.space.lock:
+            found = self._claim_stale(consumer, count)
+            if not found:
+                found = self._new(consumer, count)
+            if not found and block_ms > 0:
+                self.space.changed.wait(block_ms / 1000)
+                found = self._new(consumer, count)
+            return found
+
+    def _claim_stale(self, consumer: str, count: int) -> list[Submission]:
+        pending: dict[str, Any] = self.space.setdefault(PENDING, dict)
+        now = self.space.clock()
+        stale = [i for i, (_c, at) in pending.items() if now - at >= self.claim_idle_ms / 1000]
+        live = {i: f["job"] for i, f in self._stream().entries}
+        for entry_id in [i for i in stale if i not in live]:
+            del pending[entry_id]  # deleted meanwhile
+        taken = [i for i in stale if i in live][:count]
+        for entry_id in taken:
+            pending[entry_id] = (consumer, now)
+        return [Submission(i, live[i]) for i in taken]
+
+    def _new(self, consumer: str, count: int) -> list[Submission]:
+        stream = self._stream()
+        cursor: str = self.space.get(("submissions", "delivered")) or "0-0"
+        fresh = stream.after(cursor, count)
+        pending = self.space.setdefault(PENDING, dict)
+        for entry_id, _fields in fresh:
+            pending[entry_id] = (consumer, self.space.clock())
+        if fresh:
+            self.space.put(("submissions", "delivered"), fresh[-1][0])
+        return [Submission(i, f["job"]) for i, f in fresh]
+
+    def _stream(self) -> Any:
+        return self.space.setdefault(SUBMISSIONS, names.Stream)
+
+    def ack_submissions(self, entries: list[Submission]) -> None:
+        with self.space.lock:
+            done = {e.entry_id for e in entries}
+            pending = self.space.setdefault(PENDING, dict)
+            for entry_id in done:
+                pending.pop(entry_id, None)
+            stream = self._stream()
+            stream.entries = [e for e in stream.entries if e[0] not in done]
+
+    def close(self) -> None:
+        pass
