@@ -5,19 +5,19 @@ stay, for the real store and real processes)."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import threading
 import time
 
 import pytest
 
 from vpsweb.config import load_config
+from vpsweb.domain.models import CandidateResult, EditorReview
+from vpsweb.domain.plan import build_plan
 from vpsweb.errors import Cancelled
-from vpsweb.lifecycle import cancel_job
-from vpsweb.models import CandidateResult, EditorReview
 from vpsweb.orchestrator import execution
 from vpsweb.orchestrator.keeper import Keeper
-from vpsweb.plan import build_plan
+from vpsweb.orchestrator.lifecycle import cancel_job
+from vpsweb.stages import runs
 from vpsweb.stages.table import stage
 from vpsweb.storage.memory import memory_storage
 
@@ -36,14 +36,14 @@ def _stored_job(job_id: str, *, n: int = 1, keeper: Keeper | None = None):
     return plan, storage, svc
 
 
-def test_unexpected_error_fails_only_that_candidate() -> None:
+def test_unexpected_error_fails_only_that_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
     plan, storage, svc = _stored_job("e0ec0b0e0000", n=2)
 
     def broken(ctx, prior, index):
         raise RuntimeError("template exploded")
 
-    broken_stage = dataclasses.replace(stage("initial_translation"), run=broken)
-    ref = execution.run_step(svc, broken_stage, plan.job_id, 1)
+    monkeypatch.setitem(runs.RUN, "initial_translation", broken)
+    ref = execution.run_step(svc, stage("initial_translation"), plan.job_id, 1)
     assert ref == {"job_id": plan.job_id, "index": 1, "status": "failed"}
     raw = storage.jobs.load_step(plan.job_id, "candidate-1")
     assert raw is not None
@@ -53,7 +53,9 @@ def test_unexpected_error_fails_only_that_candidate() -> None:
     assert storage.progress.snapshot(plan.job_id).failed == 1
 
 
-def test_a_cancel_is_seen_by_the_check_after_the_steps_first_one() -> None:
+def test_a_cancel_is_seen_by_the_check_after_the_steps_first_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     plan, storage, svc = _stored_job("c4ec0b0e0000")
     seen: list[str] = []
 
@@ -66,9 +68,9 @@ def test_a_cancel_is_seen_by_the_check_after_the_steps_first_one() -> None:
         seen.append("second check raised")
         raise Cancelled("stop here")
 
-    step = dataclasses.replace(stage("initial_translation"), run=cancelled_meanwhile)
+    monkeypatch.setitem(runs.RUN, "initial_translation", cancelled_meanwhile)
     with contextlib.suppress(Cancelled):
-        execution.run_step(svc, step, plan.job_id, 0)
+        execution.run_step(svc, stage("initial_translation"), plan.job_id, 0)
     assert seen == ["first check passed", "second check raised"]
 
 

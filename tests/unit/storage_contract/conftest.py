@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from vpsweb.config import load_config
-from vpsweb.plan import JobPlan, build_plan
+from vpsweb.domain.plan import JobPlan, build_plan
 from vpsweb.storage import JobStore, Storage
 from vpsweb.storage.memory import ManualClock, MemoryJobStore, memory_storage
 

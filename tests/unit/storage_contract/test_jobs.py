@@ -7,9 +7,9 @@ import json
 
 from tests.unit.storage_contract.conftest import Backend
 from tests.unit.storage_contract.test_leases import _events
-from vpsweb.lifecycle import cancel_job, fail_job
+from vpsweb.domain.progress import EventKind
+from vpsweb.orchestrator.lifecycle import cancel_job, fail_job
 from vpsweb.orchestrator.sweeper import Sweeper
-from vpsweb.progress import EventKind
 from vpsweb.stages.table import STAGES
 from vpsweb.storage import Event, JobStatus
 

@@ -4,7 +4,7 @@ stored output is never recomputed (DESIGN 3a: delivery at least once, billing at
 from __future__ import annotations
 
 from tests.unit.storage_contract.conftest import Backend
-from vpsweb.progress import EventKind
+from vpsweb.domain.progress import EventKind
 from vpsweb.storage import Event, JobStatus
 
 TTL = 600

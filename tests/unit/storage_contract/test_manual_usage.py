@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from tests.unit.storage_contract.conftest import Backend
-from vpsweb.progress import EventKind
+from vpsweb.domain.progress import EventKind
 from vpsweb.storage import Event, JobStatus
 
 TTL = 600

@@ -10,7 +10,7 @@ import pytest
 
 from tests.unit.storage_contract.conftest import Backend
 from tests.unit.storage_contract.test_leases import _events
-from vpsweb.progress import EventKind, milestones
+from vpsweb.domain.progress import EventKind, milestones
 from vpsweb.storage import Event, JobStatus
 
 TTL = 600

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from vpsweb.progress import milestones
+from vpsweb.domain.progress import milestones
 from vpsweb.storage.base import Event, ItemEnd, ProgressEvent, ProgressLog, ProgressSnapshot
 from vpsweb.storage.memory import state as names
 from vpsweb.storage.memory.state import Keyspace, event_fields, lua_number
