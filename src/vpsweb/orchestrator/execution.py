@@ -30,7 +30,7 @@ from vpsweb.models import utcnow
 from vpsweb.orchestrator.keeper import Claim, Keeper
 from vpsweb.orchestrator.lean import item_end, lean_step, one_by_one
 from vpsweb.plan import JobPlan
-from vpsweb.progress import EventKind
+from vpsweb.progress import EventKind, gated_field
 from vpsweb.result import assemble
 from vpsweb.stages.base import Prior, StageContext
 from vpsweb.stages.table import FINALIZE_DISPLAY, STAGES, Stage, previous, stage_bounds
@@ -245,15 +245,15 @@ class JobRun:
                     raise
                 time.sleep(2.0)
 
-    def stage_event(self, s: Stage, *, started: bool, message: str, warning: str = "") -> None:
+    def stage_event(self, s: Stage, *, started: bool, message: str, output: object = None) -> None:
         """A stage's start (at its lower bound) or end (upper bound), once each."""
         once = f"{'start' if started else 'end'}:{s.name}"
-        event = self.event_of(s, started=started, message=message, warning=warning)
+        event = self.event_of(s, started=started, message=message, output=output)
         self.progress.emit(self.job_id, event, self.ttl, once=once)
 
-    def event_of(self, s: Stage, *, started: bool, message: str, warning: str = "") -> Event:
-        """``warning``: on an end, what the stage fell back on (said beside its summary,
-        so that every follower shows it as a warning, not as a plain completion)."""
+    def event_of(self, s: Stage, *, started: bool, message: str, output: object = None) -> Event:
+        """``output``: an end's; what it fell back on is said beside its summary (every
+        follower shows a warning, not a plain completion), and who a check barred."""
         start, end = stage_bounds(self.plan.progress_weights, s.name)
         model = self.plan.call(s.name, 0 if s.fan_out else None).model
         kind = EventKind.STAGE_STARTED if started else EventKind.STAGE_COMPLETED
@@ -263,8 +263,8 @@ class JobRun:
             "model": model,
             "message": message,
         }
-        if warning:
-            fields["warning"] = warning
+        extra = {"warning": warning_text(output), "gated": gated_field(output)}
+        fields.update({k: v for k, v in extra.items() if v})
         return Event(kind, start if started else end, fields)
 
 
@@ -351,7 +351,7 @@ def _step(run: JobRun, s: Stage, index: int | None, budget: float) -> dict[str, 
         status = "late" if end.late else "succeeded" if end.ok else "failed"
         return {"job_id": job_id, "index": index, "status": status}
     if s is not STAGES[-1] and not recorded:  # the last stage's end comes with the result
-        run.stage_event(s, started=False, message=s.summary(output), warning=warning_text(output))
+        run.stage_event(s, started=False, message=s.summary(output), output=output)
     return {"job_id": job_id, "step": s.name}
 
 

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from vpsweb.errors import AwaitingAnswer, Cancelled, JobGone, one_line
-from vpsweb.job_warnings import warning_text
 from vpsweb.llm.client import LLMClient
 from vpsweb.manual import ManualLLM, PendingPrompt
 from vpsweb.models import utcnow
@@ -132,9 +131,7 @@ def _leased(
         item = item_end(run.plan, s, index, output) if index is not None and s.fan_out else None
         end = None
         if item is None and s is not STAGES[-1]:  # the last stage's end comes with the result
-            end = run.event_of(
-                s, started=False, message=s.summary(output), warning=warning_text(output)
-            )
+            end = run.event_of(s, started=False, message=s.summary(output), output=output)
         payload = output.model_dump_json()
         saved = run.patiently(
             lambda: steps.finish(
