@@ -117,6 +117,11 @@ class JobView(BaseModel):
     def ended_job(self) -> bool:
         return self.status in ("succeeded", "failed", "cancelled")
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def result_ready(self) -> bool:
+        return self.status == "succeeded"
+
     def stage(self, name: str) -> StageRow | None:
         return next((s for s in self.stages if s.name == name), None)
 
