@@ -50,11 +50,12 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from vpsweb.cli.live import JobState, follow, why_failed
+    from vpsweb.cli.live import follow, why_failed
+    from vpsweb.view import JobView
 
     with open_client(args) as client:
         job = client.get(args.job)
-        state = JobState.of(job.id, job.record().plan)
+        state = JobView.of(job.id, job.record().plan)
         try:
             last = follow(job.events(timeout=args.timeout), state, sys.stdout)
         except TimeoutError as exc:

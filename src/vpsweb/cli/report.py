@@ -1,4 +1,5 @@
-"""What the CLI prints about a job at rest: its status snapshot and its result."""
+"""What the CLI prints about a job at rest: its status snapshot and its result (drawn
+from ``vpsweb.view.ResultView``, as the web page's result is)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from typing import TextIO
 from vpsweb.domain import reasoning
 from vpsweb.domain.progress import ProgressSnapshot
 from vpsweb.domain.result import TranslationOutput
-from vpsweb.files.output import format_cost
 from vpsweb.storage import JobRecord
+from vpsweb.view import ResultView
 
 BAR_WIDTH = 30
 
@@ -37,67 +38,61 @@ def print_status(record: JobRecord, snap: ProgressSnapshot, out: TextIO) -> None
         out.write(f"  error ({record.error_stage}): {record.error}\n")
 
 
-def _reasoning(output: TranslationOutput, out: TextIO) -> None:
+def _reasoning(view: ResultView, out: TextIO) -> None:
     """Reasoning models' thinking, one short line each: the whole is in the saved files."""
-    found = [(f"candidate #{c.index}", c.reasoning) for c in output.candidates]
-    found += [
-        ("judge", output.evaluation.reasoning),
-        ("editor", output.editor_review.reasoning),
-        ("revision", output.revision.reasoning),
-    ]
-    found = [(who, text) for who, text in found if text]
-    if found:
+    if view.reasoning:
         out.write("Reasoning (in full in the saved JSON and Markdown):\n")
-        for who, text in found:
+        for who, text in view.reasoning:
             out.write(f"  {who}: {reasoning.short(text)}\n")
 
 
+def _candidates(view: ResultView, out: TextIO) -> None:
+    """Each candidate as every display labels it: succeeded, late, gated or failed."""
+    for c in view.candidates:
+        chosen = "  <- chosen" if c.chosen else ""
+        out.write(f"  #{c.index} {c.variant}: {c.label}{chosen}\n")
+
+
+def _judge(view: ResultView, out: TextIO) -> None:
+    judge = view.judge
+    if judge.agreement is not None:
+        low = "  LOW: the verdict depended on the order" if judge.low_agreement else ""
+        out.write(f"Judge asked in {judge.orders} orders; agreement {judge.agreement:.0%}{low}\n")
+    out.write(f"Rationale: {judge.rationale}\n")
+    if judge.shuffled:
+        # The judge numbered candidates in its shuffled order; its references above
+        # were renumbered, and the mapping is there for whoever checks.
+        seen = ", ".join(f"{pid}=#{idx}" for pid, idx in judge.shuffled)
+        out.write(f"  (the judge saw them shuffled as {seen}; renumbered above)\n")
+
+
 def print_result(output: TranslationOutput, out: TextIO) -> None:
-    ev = output.evaluation
-    chosen = output.selected_candidate
-    t = output.totals
-    suggestions = output.editor_review.suggestions.strip().splitlines()
+    view = ResultView.of(output)
+    chosen = view.chosen
+    suggestions = view.suggestions.splitlines()
     summary = "\n".join(f"    {line}" for line in suggestions[:6])
     if len(suggestions) > 6:
         summary += f"\n    ... ({len(suggestions) - 6} more lines in the saved files)"
-    failed = [c for c in output.candidates if c.status == "failed"]
-    late = [f"#{c.index} ({c.variant})" for c in output.candidates if c.status == "late"]
-    for w in output.warnings:
+    for w in view.warnings:
         out.write(f"\nWARNING ({w.kind}): {w.message}.")
     out.write(
         f"\nChosen candidate: #{chosen.index} ({chosen.variant}), "
-        f"method {ev.method}, of {len(output.candidates)}"
+        f"method {view.judge.method}, of {len(view.candidates)}"
     )
-    out.write(f" ({len(failed)} failed)\n" if failed else "\n")
-    if late:
-        out.write(f"  late (stopped by the straggler policy, not judged): {', '.join(late)}\n")
-    if ev.gated:
-        for g in ev.gated:
-            out.write(f"  candidate #{g.index} not judged: {'; '.join(g.reasons)}\n")
-    if ev.agreement is not None:
-        low = "  LOW: the verdict depended on the order" if ev.low_agreement else ""
-        out.write(
-            f"Judge asked in {len(ev.judgements)} orders; agreement {ev.agreement:.0%}{low}\n"
-        )
-    out.write(f"Rationale: {ev.rationale.strip()}\n")
-    if ev.judged and len(ev.presented_order) > 1:
-        # The judge numbered candidates in its shuffled order; its references above
-        # were renumbered, and the mapping is there for whoever checks.
-        seen = ", ".join(f"{pid}=#{idx}" for pid, idx in enumerate(ev.presented_order, 1))
-        out.write(f"  (the judge saw them shuffled as {seen}; renumbered above)\n")
-    _reasoning(output, out)
+    out.write(f" ({view.failed} failed)\n" if view.failed else "\n")
+    _candidates(view, out)
+    _judge(view, out)
+    _reasoning(view, out)
     out.write("\n")
     out.write(f"Editor's suggestions:\n{summary}\n\n")
-    final, check = output.final, output.revision_check
-    out.write(f"Revision check: {check.decision} — {check.reason}\n\n")
-    if final.source == "candidate":
-        out.write("Revision (not kept):\n\n" + output.revision.translation.strip() + "\n\n")
-    title = final.translated_title
-    which = "the revision" if final.source == "revision" else f"candidate #{final.candidate_index}"
-    out.write(f"Final translation ({which}){f' — {title}' if title else ''}:\n\n")
-    out.write(final.translation.strip() + "\n\n")
+    out.write(f"Revision check: {view.check_decision} — {view.check_reason}\n\n")
+    if view.revision_not_kept:
+        out.write("Revision (not kept):\n\n" + view.revision_not_kept + "\n\n")
+    title = f" — {view.final_title}" if view.final_title else ""
+    out.write(f"Final translation ({view.final_which}){title}:\n\n")
+    out.write(view.final_translation + "\n\n")
     out.write(
-        f"Totals: {t.llm_calls} LLM calls, {t.total_tokens} tokens "
-        f"({t.prompt_tokens} prompt + {t.completion_tokens} completion), "
-        f"cost {format_cost(t.cost)}, {t.duration_s:.1f} s\n"
+        f"Totals: {view.llm_calls} LLM calls, {view.total_tokens} tokens "
+        f"({view.prompt_tokens} prompt + {view.completion_tokens} completion), "
+        f"cost {view.cost}, {view.duration_s:.1f} s\n"
     )

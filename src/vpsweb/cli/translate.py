@@ -111,11 +111,12 @@ def _missing_keys(cfg: AppConfig, plan: JobPlan) -> list[str]:
 
 def _follow(job: Any, plan: JobPlan, args: argparse.Namespace) -> int:
     """Show progress until the job ends; then save and print its result at once."""
-    from vpsweb.cli.live import JobState, follow, why_failed
+    from vpsweb.cli.live import follow, why_failed
     from vpsweb.errors import JobFailed
+    from vpsweb.view import JobView
 
     timeout = args.timeout or plan.worst_case_s() + TIMEOUT_MARGIN_S
-    state = JobState.of(job.id, plan)
+    state = JobView.of(job.id, plan)
     try:
         follow(job.events(timeout=timeout), state, sys.stderr)
         output = job.result(timeout=TIMEOUT_MARGIN_S)

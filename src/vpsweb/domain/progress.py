@@ -5,11 +5,12 @@ Pure data and arithmetic; the store (vpsweb.storage) writes and reads them.
 
 from __future__ import annotations
 
+import json
 import math
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vpsweb.errors import one_line
 
@@ -50,6 +51,9 @@ class ProgressEvent(BaseModel):
     duration_s: float | None = None
     key: str = ""  # a manual prompt's, on waiting_for_answer / answer_received
     warning: str = ""  # on stage_completed: what the stage fell back on (job_warnings)
+    # On the evaluation's stage_completed: the candidates kept from the judge by a
+    # deterministic check, index -> reasons in one line (the stream stores it as JSON).
+    gated: dict[int, str] = Field(default_factory=dict)
 
     @field_validator("error")
     @classmethod
@@ -57,6 +61,11 @@ class ProgressEvent(BaseModel):
         # Shown in one-line progress output: an entry from an older writer (or any
         # writer) must not break the line.
         return one_line(value)
+
+    @field_validator("gated", mode="before")
+    @classmethod
+    def _from_stream(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
 
     @property
     def terminal(self) -> bool:
@@ -82,6 +91,13 @@ class ProgressSnapshot(BaseModel):
     late: int = 0
     message: str = ""
     terminal: bool = False
+
+
+def gated_field(output: object) -> str:
+    """A stage output's gated candidates as the stream stores them ("" for none): what
+    ``ProgressEvent.gated`` reads back."""
+    found = getattr(output, "gated", None) or []
+    return json.dumps({g.index: one_line("; ".join(g.reasons)) for g in found}) if found else ""
 
 
 def milestones(n: int) -> list[int]:

@@ -122,7 +122,7 @@ def _step(run: JobRun, s: Stage, index: int | None, budget: float) -> dict[str, 
         status = "late" if end.late else "succeeded" if end.ok else "failed"
         return {"job_id": job_id, "index": index, "status": status}
     if s is not STAGES[-1] and not recorded:  # the last stage's end comes with the result
-        run.stage_event(s, started=False, message=summary(s, output), warning=warning_text(output))
+        run.stage_event(s, started=False, message=summary(s, output), output=output)
     return {"job_id": job_id, "step": s.name}
 
 

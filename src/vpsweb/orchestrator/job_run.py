@@ -20,8 +20,9 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 
 from vpsweb.config import AppConfig, load_config
+from vpsweb.domain.job_warnings import warning_text
 from vpsweb.domain.plan import JobPlan
-from vpsweb.domain.progress import EventKind
+from vpsweb.domain.progress import EventKind, gated_field
 from vpsweb.errors import Cancelled, JobGone, Late, StoreUnavailable
 from vpsweb.llm.client import LLMClient, OpenAICompatibleClient
 from vpsweb.orchestrator.keeper import Claim, Keeper
@@ -237,15 +238,15 @@ class JobRun:
                     raise
                 time.sleep(2.0)
 
-    def stage_event(self, s: Stage, *, started: bool, message: str, warning: str = "") -> None:
+    def stage_event(self, s: Stage, *, started: bool, message: str, output: object = None) -> None:
         """A stage's start (at its lower bound) or end (upper bound), once each."""
         once = f"{'start' if started else 'end'}:{s.name}"
-        event = self.event_of(s, started=started, message=message, warning=warning)
+        event = self.event_of(s, started=started, message=message, output=output)
         self.progress.emit(self.job_id, event, self.ttl, once=once)
 
-    def event_of(self, s: Stage, *, started: bool, message: str, warning: str = "") -> Event:
-        """``warning``: on an end, what the stage fell back on (said beside its summary,
-        so that every follower shows it as a warning, not as a plain completion)."""
+    def event_of(self, s: Stage, *, started: bool, message: str, output: object = None) -> Event:
+        """``output``: an end's; what it fell back on is said beside its summary (every
+        follower shows a warning, not a plain completion), and who a check barred."""
         start, end = stage_bounds(self.plan.progress_weights, s.name)
         model = self.plan.call(s.name, 0 if s.fan_out else None).model
         kind = EventKind.STAGE_STARTED if started else EventKind.STAGE_COMPLETED
@@ -255,6 +256,6 @@ class JobRun:
             "model": model,
             "message": message,
         }
-        if warning:
-            fields["warning"] = warning
+        extra = {"warning": warning_text(output), "gated": gated_field(output)}
+        fields.update({k: v for k, v in extra.items() if v})
         return Event(kind, start if started else end, fields)

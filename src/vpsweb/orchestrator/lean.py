@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from vpsweb.domain.job_warnings import warning_text
 from vpsweb.domain.manual_answers import ManualLLM, PendingPrompt
 from vpsweb.domain.models import utcnow
 from vpsweb.domain.progress import EventKind
@@ -133,9 +132,7 @@ def _leased(
         item = item_end(run.plan, s, index, output) if index is not None and s.fan_out else None
         end = None
         if item is None and s is not STAGES[-1]:  # the last stage's end comes with the result
-            end = run.event_of(
-                s, started=False, message=summary(s, output), warning=warning_text(output)
-            )
+            end = run.event_of(s, started=False, message=summary(s, output), output=output)
         payload = output.model_dump_json()
         saved = run.patiently(
             lambda: steps.finish(

@@ -102,7 +102,8 @@ async def result_file(request: web.Request) -> web.Response:
 
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events: the job's whole history, then live events; one message per
-    event, each with its stream id (a reconnecting browser resumes after it).
+    event, each with its stream id (a reconnecting browser resumes after it) and the
+    job's view after it (``view``: vpsweb.view.JobView), which is all the page draws.
 
     Beyond the stream limits (see vpsweb.web.feed): 503 with Retry-After, before any
     Redis read. A page that hangs up, or a job whose reader failed (logged once by
@@ -123,8 +124,9 @@ async def events(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         after = request.headers.get("Last-Event-ID", "")
         with contextlib.suppress(ConnectionError, FeedBroken):
-            async for event in subscription.events(after):
-                data = event.model_dump_json(exclude_defaults=True)
+            async for event, view in subscription.updates(after):
+                # The raw event (for other readers) and the view the page draws.
+                data = event.model_dump_json(exclude_defaults=True)[:-1] + f',"view":{view}}}'
                 await response.write(f"id: {event.id}\ndata: {data}\n\n".encode())
     return response
 

@@ -31,6 +31,7 @@ from vpsweb import settings
 from vpsweb.client.aio import AsyncClient
 from vpsweb.domain.progress import ProgressEvent
 from vpsweb.errors import SettingsError, VpswebError
+from vpsweb.view import JobView
 
 log = logging.getLogger("vpsweb.web")
 SWEEP_S = 0.5
@@ -89,6 +90,9 @@ def _order(entry_id: str) -> tuple[int, int]:
 class _Feed:
     job_id: str
     events: list[ProgressEvent] = field(default_factory=list)
+    # Beside each event, the job's view after it (vpsweb.view.JobView, as JSON): built
+    # once per job, not once per page; the page draws it and decides nothing itself.
+    views: list[str] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     subscribers: list[Subscription] = field(default_factory=list)
     done: bool = False
@@ -110,14 +114,19 @@ class Subscription:
     async def events(self, after: str = "") -> AsyncIterator[ProgressEvent]:
         """The job's events after ``after`` (a stream id; "" for all), then live ones,
         until the terminal event or until the page is gone."""
+        async for event, _ in self.updates(after):
+            yield event
+
+    async def updates(self, after: str = "") -> AsyncIterator[tuple[ProgressEvent, str]]:
+        """As ``events``, each with the job's view after it (JSON)."""
         feed, seen = self._feed, 0
         while True:
             while seen < len(feed.events):
-                event = feed.events[seen]
+                event, view = feed.events[seen], feed.views[seen]
                 seen += 1
                 if after and _order(event.id) <= _order(after):
                     continue
-                yield event
+                yield event, view
             if feed.done:
                 if feed.error is not None:
                     raise FeedBroken(str(feed.error)) from feed.error
@@ -189,7 +198,10 @@ class JobFeeds:
     async def _read(self, job_id: str, feed: _Feed) -> None:
         try:
             job = await self.client.get(job_id)
+            view = JobView.of(job_id, (await job.record()).plan)
             async for event in job.events():
+                view.apply(event)
+                feed.views.append(view.model_dump_json(exclude={"fan_out_span"}))
                 feed.events.append(event)
                 feed.wake()
         except Exception as exc:  # once per job, not once per page; the pages close

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from itertools import zip_longest
 from typing import Any
 
 from vpsweb.client.aio import AsyncClient, AsyncJob
@@ -10,8 +9,8 @@ from vpsweb.domain.languages import language_name
 from vpsweb.domain.result import TranslationOutput
 from vpsweb.errors import JobNotFound
 from vpsweb.files.output import format_cost, to_markdown
-from vpsweb.stages.table import STAGES
 from vpsweb.storage import JobStatus
+from vpsweb.view import JobView, ResultView
 
 STATUS_TEXT = {
     "queued": "Queued: waiting for a worker.",
@@ -43,10 +42,8 @@ async def job_context(client: AsyncClient, job: AsyncJob) -> dict[str, Any]:
         "status": status,
         "status_text": text,
         "ended": record.status.terminal,
-        "stages": [{"display": s.display_name} for s in STAGES],
-        "candidates": [
-            {"index": c.index, "variant": c.variant, "model": c.call.model} for c in plan.candidates
-        ],
+        # Every row waiting: the event stream's replay (job.js) draws the rest.
+        "view": JobView.of(job.id, plan),
         "result_html": "",
     }
 
@@ -78,15 +75,7 @@ async def output_of(client: AsyncClient, job_id: str) -> TranslationOutput | Non
 
 
 def result_context(output: TranslationOutput) -> dict[str, Any]:
-    source = output.request.poem.strip("\n").splitlines()
-    final = output.final.translation.strip("\n").splitlines()
-    return {
-        "o": output,
-        "ev": output.evaluation,
-        "scores": {s.index: s for s in output.evaluation.scores},
-        "lines": list(zip_longest(source, final, fillvalue="")),
-        "cost": format_cost(output.totals.cost),
-    }
+    return {"r": ResultView.of(output)}
 
 
 def download(output: TranslationOutput, kind: str) -> tuple[str, str]:

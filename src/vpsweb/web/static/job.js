@@ -1,5 +1,7 @@
-// The job page: one EventSource on the job's event stream (replayed from the start),
-// one render per event. The bar only moves forward and is redrawn only when its
+// The job page: one EventSource on the job's event stream (replayed from the start).
+// Each message carries the job's view (vpsweb.view.JobView, built by the server):
+// the page draws it and decides nothing (a candidate's status and its words come
+// from the server). The bar only moves forward and is redrawn only when its
 // whole-number percentage changes. window.vpsweb counts events and renders (tests).
 (function () {
   "use strict";
@@ -33,71 +35,78 @@
     return true;
   }
 
-  function stageRow(name) {
-    return document.querySelector('#stages li[data-stage="' + CSS.escape(name) + '"]');
+  // Set a property only when it differs: a render counts only real changes.
+  function put(el, prop, value) {
+    if (!el || el[prop] === value) { return false; }
+    el[prop] = value;
+    return true;
   }
 
-  // A stage that fell back (no judge's verdict): said as a warning, kept to the end.
-  function addWarning(text) {
+  function drawStages(rows) {
+    var changed = false;
+    rows.forEach(function (s) {
+      var li = document.querySelector('#stages li[data-stage="' + CSS.escape(s.name) + '"]');
+      if (!li) { return; }
+      changed = put(li, "className", "stage " + s.css) || changed;
+      changed = put(li.querySelector(".state"), "textContent", s.label) || changed;
+      changed = put(li.querySelector(".msg"), "textContent", s.message) || changed;
+    });
+    return changed;
+  }
+
+  function drawCandidates(rows) {
+    var changed = false;
+    rows.forEach(function (c) {
+      var tr = document.querySelector('#candidates tr[data-index="' + c.index + '"]');
+      if (!tr) { return; }
+      changed = put(tr, "className", "cand " + c.css) || changed;
+      changed = put(tr.querySelector(".state"), "textContent", c.label) || changed;
+      changed = put(tr.querySelector(".time"), "textContent", c.time) || changed;
+    });
+    return changed;
+  }
+
+  // Warnings (a stage fell back: kept to the end) and notices (no worker: come and go).
+  function drawWarnings(texts) {
     var list = document.getElementById("warnings");
-    if (!list) { return; }
-    var seen = Array.prototype.some.call(list.children, function (li) { return li.textContent === text; });
-    if (seen) { return; }
-    var li = document.createElement("li");
-    li.textContent = text;
-    list.appendChild(li);
-    list.hidden = false;
-  }
-
-  function setStage(e) {
-    var row = stageRow(e.stage);
-    if (!row) { return false; }
-    var state = { stage_started: "running", stage_completed: "done", stage_failed: "failed",
-                  waiting_for_answer: "waiting for you" }[e.event];
-    if (!state) { return false; }
-    row.className = "stage " + state.replace(/ /g, "-");
-    row.querySelector(".state").textContent = state;
-    row.querySelector(".msg").textContent = e.message || e.error || "";
-    if (e.warning) { addWarning(e.warning); }
-    if (state === "running" || state === "waiting for you") {
-      statusEl.className = "status-running";
-      statusEl.textContent = (state === "running" ? "Running: " : "Waiting for your answer: ") + e.stage;
-    }
+    var now = Array.prototype.map.call(list.children, function (li) { return li.textContent; });
+    if (now.join("\n") === texts.join("\n")) { return false; }
+    list.textContent = "";
+    texts.forEach(function (text) {
+      var li = document.createElement("li");
+      li.textContent = text;
+      list.appendChild(li);
+    });
+    list.hidden = texts.length === 0;
     return true;
   }
 
-  function setCandidate(e) {
-    var row = document.querySelector('#candidates tr[data-index="' + e.index + '"]');
-    if (!row) { return false; }
-    var ok = e.status !== "failed";
-    row.className = "cand " + (ok ? "done" : "failed");
-    row.querySelector(".state").textContent = ok ? "✓ succeeded" : "✗ " + (e.error || "failed");
-    row.querySelector(".time").textContent = e.duration_s ? Number(e.duration_s).toFixed(1) + " s" : "";
-    return true;
+  // The server's view of the job (vpsweb.view.JobView) says what every row shows;
+  // the page only draws it.
+  function draw(view) {
+    var changed = setBar(view.percent);
+    changed = put(statusEl, "className", "status-" + view.status) || changed;
+    changed = put(statusEl, "textContent", view.status_text) || changed;
+    changed = drawStages(view.stages) || changed;
+    changed = drawCandidates(view.candidates) || changed;
+    changed = drawWarnings(view.warnings.concat(view.notices)) || changed;
+    return changed;
   }
 
-  function finish(e) {
+  function finish(view) {
     stats.ended = true;
     document.getElementById("cancel").hidden = true;
-    statusEl.className = "status-" + e.status;
-    statusEl.textContent = "Job " + e.status + (e.error ? ": " + e.error : (e.message ? " — " + e.message : ""));
-    if (e.status === "succeeded") {
+    if (view.result_ready) {
       fetch("/jobs/" + jobId + "/result").then(function (r) { return r.text(); })
         .then(function (html) { document.getElementById("result").innerHTML = html; });
     }
-    return true;
   }
 
   function render(e) {
     stats.events += 1;
-    var changed = false;
-    if (e.progress_percent !== undefined) { changed = setBar(e.progress_percent) || changed; }
-    if (e.event === "candidate_finished") { changed = setCandidate(e) || changed; }
-    else if (e.event === "job_finished") { changed = finish(e) || changed; }
-    else if (e.event === "waiting_for_answer") { changed = setStage(e) || changed; loadPrompts(); }
-    else if (e.event === "answer_received") { loadPrompts(); }
-    else if (e.stage) { changed = setStage(e) || changed; }
-    if (changed) { stats.renders += 1; }
+    if (draw(e.view)) { stats.renders += 1; }
+    if (e.event === "waiting_for_answer" || e.event === "answer_received") { loadPrompts(); }
+    if (e.view.ended_job) { finish(e.view); }
   }
 
   function loadPrompts() {
@@ -150,7 +159,7 @@
     source.onmessage = function (msg) {
       var e = JSON.parse(msg.data);
       render(e);
-      if (e.event === "job_finished") { source.close(); }
+      if (e.view.ended_job) { source.close(); }
     };
     source.addEventListener("gone", function (msg) {
       statusEl.textContent = msg.data; source.close();

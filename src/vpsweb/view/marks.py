@@ -1,0 +1,62 @@
+"""How a status is said: a symbol and words, never color alone (color is extra).
+
+Each label starts with its own symbol, so a reader who cannot tell red from green
+(or a screen reader, or a log) still tells a late candidate from a failed one.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+CandidateStatus = Literal["waiting", "running", "succeeded", "late", "gated", "failed"]
+StageStatus = Literal["waiting", "running", "waiting_for_answer", "completed", "failed"]
+
+# The straggler policy stopped it: nothing went wrong, the others sufficed.
+LATE_CAUSE = "stopped: quorum reached"
+
+SYMBOL: dict[str, str] = {
+    "waiting": "·",
+    "running": "…",
+    "succeeded": "✓",
+    "completed": "✓",
+    "late": "⏱",
+    "gated": "⊘",
+    "failed": "✗",
+    "waiting_for_answer": "✎",
+}
+
+# A CSS class per status: the page styles by it (color is extra to the label).
+CSS: dict[str, str] = {
+    "waiting": "pending",
+    "running": "running",
+    "succeeded": "done",
+    "completed": "done",
+    "late": "late",
+    "gated": "gated",
+    "failed": "failed",
+    "waiting_for_answer": "waiting-for-you",
+}
+
+
+def candidate_label(status: str, cause: str = "") -> str:
+    """E.g. "✓ succeeded", "⏱ late (stopped: quorum reached)", "⊘ gated: copied the
+    source", "✗ failed: timeout"."""
+    symbol = SYMBOL.get(status, "·")
+    if status == "late":
+        return f"{symbol} late ({cause or LATE_CAUSE})"
+    if status in ("gated", "failed"):
+        return f"{symbol} {status}: {cause}" if cause else f"{symbol} {status}"
+    return f"{symbol} {status}"
+
+
+def stage_label(status: str) -> str:
+    words = "waiting for your answer" if status == "waiting_for_answer" else status
+    return f"{SYMBOL.get(status, '·')} {words}"
+
+
+def clock(seconds: float | None) -> str:
+    """A duration as a display shows it: "1.5s", "2:05"; "" for none."""
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}:{secs:02d}" if minutes else f"{seconds:.1f}s"
