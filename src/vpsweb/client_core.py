@@ -34,6 +34,7 @@ from vpsweb.errors import (
     JobCancelled,
     JobFailed,
     ParseError,
+    RequestInvalid,
     ResultExpired,
 )
 from vpsweb.lifecycle import overdue
@@ -90,6 +91,22 @@ def request_of(arguments: Mapping[str, Any]) -> dict[str, Any]:
             continue
         request[name] = value
     return request
+
+
+def straggler_of(text: str, *, name: str = "straggler") -> dict[str, Any] | None:
+    """``wait_all`` or ``quorum[:FRACTION[:GRACE]]`` (the CLI's and the web form's
+    spelling) as the request's policy; "" is None (the mode's). The values are
+    checked with the rest of the request."""
+    text = text.strip()
+    if not text:
+        return None
+    policy, *values = text.split(":")
+    if policy == "wait_all" and not values:
+        return {"policy": policy}
+    if policy != "quorum" or len(values) > 2:
+        expected = "expected wait_all or quorum[:FRACTION[:GRACE]], e.g. quorum:0.75:0.1"
+        raise RequestInvalid([f"{name} {text!r}: {expected}"])
+    return {"policy": policy} | dict(zip(("quorum", "grace"), values, strict=False))
 
 
 # --- results --------------------------------------------------------------------------
@@ -183,9 +200,10 @@ def answer_accepted(job_id: str, key: str, outcome: str) -> bool:
 def missing_workers(live: Mapping[str, list[str]], routing: Mapping[str, str]) -> list[str]:
     """What no live worker would do for a job now, each with how to fix it."""
     if not live:
+        needs = ", ".join(sorted(set(routing.values())))
         return [
-            "no worker is running against this Redis: the job waits in its queue. "
-            f"Start one with `vpsweb worker` ({settings.REDIS_URL_ENV} set)"
+            f"no worker is running against this Redis: the job waits in its queue "
+            f"(it needs {needs}). Start one with `vpsweb worker` ({settings.REDIS_URL_ENV} set)"
         ]
     consumed = {q for queues in live.values() for q in queues}
     stages: dict[str, list[str]] = {}
@@ -246,7 +264,7 @@ class Follower:
         nothing changes)."""
         if status is JobStatus.WAITING or live is None:
             return []
-        problems = set(missing_workers(live, self.routing() if live else {}))
+        problems = set(missing_workers(live, self.routing()))
         new, gone, self.said = problems - self.said, self.said - problems, problems
         return [
             *(ProgressEvent(event=EventKind.WARNING, message=m) for m in sorted(new)),

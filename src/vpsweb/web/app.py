@@ -125,7 +125,9 @@ async def events(request: web.Request) -> web.StreamResponse:
         with contextlib.suppress(ConnectionError, FeedBroken):
             async for event in subscription.events(after):
                 data = event.model_dump_json(exclude_defaults=True)
-                await response.write(f"id: {event.id}\ndata: {data}\n\n".encode())
+                # A follower's warning (no stream id) keeps the browser's last id.
+                head = f"id: {event.id}\n" if event.id else ""
+                await response.write(f"{head}data: {data}\n\n".encode())
     return response
 
 

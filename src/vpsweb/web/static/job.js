@@ -49,6 +49,27 @@
     list.hidden = false;
   }
 
+  // The follower's own warning: no live worker consumes a queue the job needs. Shown
+  // while true, withdrawn (status "resolved") when a worker comes.
+  function followerWarning(e) {
+    var list = document.getElementById("warnings");
+    if (!list) { return false; }
+    var existing = Array.prototype.filter.call(list.children, function (li) {
+      return li.dataset.follower === "1" && li.textContent === e.message;
+    });
+    if (e.status === "resolved") {
+      existing.forEach(function (li) { list.removeChild(li); });
+    } else if (existing.length === 0) {
+      var li = document.createElement("li");
+      li.dataset.follower = "1";
+      li.className = "no-worker";
+      li.textContent = e.message;
+      list.appendChild(li);
+    }
+    list.hidden = list.children.length === 0;
+    return true;
+  }
+
   function setStage(e) {
     var row = stageRow(e.stage);
     if (!row) { return false; }
@@ -78,6 +99,11 @@
 
   function finish(e) {
     stats.ended = true;
+    var list = document.getElementById("warnings");  // no worker is needed any more
+    Array.prototype.slice.call(list ? list.children : []).forEach(function (li) {
+      if (li.dataset.follower === "1") { list.removeChild(li); }
+    });
+    if (list) { list.hidden = list.children.length === 0; }
     document.getElementById("cancel").hidden = true;
     statusEl.className = "status-" + e.status;
     statusEl.textContent = "Job " + e.status + (e.error ? ": " + e.error : (e.message ? " — " + e.message : ""));
@@ -94,6 +120,7 @@
     if (e.progress_percent !== undefined) { changed = setBar(e.progress_percent) || changed; }
     if (e.event === "candidate_finished") { changed = setCandidate(e) || changed; }
     else if (e.event === "job_finished") { changed = finish(e) || changed; }
+    else if (e.event === "warning") { changed = followerWarning(e) || changed; }
     else if (e.event === "waiting_for_answer") { changed = setStage(e) || changed; loadPrompts(); }
     else if (e.event === "answer_received") { loadPrompts(); }
     else if (e.stage) { changed = setStage(e) || changed; }
