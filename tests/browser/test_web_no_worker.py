@@ -16,9 +16,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 
 
 def _no_worker_warnings(driver) -> list[str]:
-    from selenium.webdriver.common.by import By
-
-    return [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#warnings li.no-worker")]
+    # One script, not a list of elements: a withdrawn warning's element goes stale.
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('#warnings li.no-worker'),"
+        " function (li) { return li.textContent; });"
+    )
 
 
 def test_the_page_says_no_worker_then_withdraws_it(tmp_path: Path, browser) -> None:
