@@ -36,7 +36,7 @@ from vpsweb.client_core import (
     valid_job_id,
 )
 from vpsweb.config import AppConfig, load_config
-from vpsweb.errors import JobNotFound, VpswebError
+from vpsweb.errors import JobCancelled, JobFailed, JobNotFound, VpswebError
 from vpsweb.lifecycle import cancel_job, spent, stall_job
 from vpsweb.manual import PendingPrompt
 from vpsweb.models import (
@@ -51,7 +51,16 @@ from vpsweb.progress import ProgressEvent, ProgressSnapshot
 from vpsweb.stages.table import TranslationOutput
 from vpsweb.storage import JobRecord, JobStatus, Storage, connect
 
-__all__ = ["Client", "Job", "new_job_id", "plan_job", "valid_job_id"]
+# JobCancelled and JobFailed: what ``Job.result`` raises, importable from here too.
+__all__ = [
+    "Client",
+    "Job",
+    "JobCancelled",
+    "JobFailed",
+    "new_job_id",
+    "plan_job",
+    "valid_job_id",
+]
 log = logging.getLogger("vpsweb")
 
 
