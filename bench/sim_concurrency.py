@@ -24,8 +24,9 @@ from typing import Any
 import aiohttp
 import httpx2
 import openai
-from vpsweb.llm.simulator_process import start_simulator_process
-from vpsweb.workers.processes import stop_process
+
+from vpsweb.local.processes import stop_process
+from vpsweb.local.simulator_process import start_simulator_process
 
 # (wall time of the burst, per-request times); set-up and warm-up stay outside.
 Runner = Callable[[str, int, str], Coroutine[Any, Any, tuple[float, list[float]]]]

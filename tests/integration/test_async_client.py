@@ -10,7 +10,7 @@ import pytest
 from tests.integration.cluster import POEM, Cluster
 from vpsweb.client.aio import AsyncClient
 from vpsweb.domain.progress import EventKind
-from vpsweb.errors import JobCancelled, JobNotFound, RequestInvalid
+from vpsweb.errors import JobCancelled, JobFailed, JobNotFound, RequestInvalid
 from vpsweb.storage import JobStatus
 
 pytestmark = pytest.mark.integration
@@ -53,3 +53,39 @@ def test_submit_follow_result_and_cancel(tmp_path: Path) -> None:
 
 async def _collect(job):
     return [e async for e in job.events(timeout=60)]
+
+
+def test_the_async_follower_warns_and_fails_a_stalled_job(tmp_path: Path) -> None:
+    """As the sync follower: no worker is said within seconds (naming the queues), a
+    job past its deadline with nobody to end it is failed as stalled, and a worker's
+    job hears no warning (tests/browser/test_web_no_worker.py: one withdrawn)."""
+    from tests.integration.test_deadlines import tight
+
+    c = Cluster(tmp=tmp_path, edit=tight)  # no worker at all
+    try:
+
+        async def scenario() -> None:
+            async with AsyncClient(redis_url=c.redis.url, config=c.config) as client:
+                job = await client.submit(poem=POEM, source_lang="en", target_lang="zh-CN")
+                started, seen = asyncio.get_running_loop().time(), []
+                with pytest.raises(JobFailed) as info:
+                    async for event in job.events(timeout=60):
+                        if event.event is EventKind.WARNING:
+                            seen.append((asyncio.get_running_loop().time() - started, event))
+                    await job.result(timeout=5)
+                assert info.value.stage == "Queued" and "stalled" in info.value.cause
+                assert seen and seen[0][0] < 5, seen
+                assert "no worker is running against this Redis" in seen[0][1].message
+                assert "vpsweb.candidates" in seen[0][1].message
+                # The store says so too, for every other follower.
+                assert (await job.status()) is JobStatus.FAILED
+
+                c.add_worker()
+                other = await client.submit(poem=POEM, source_lang="en", target_lang="zh-CN")
+                assert await client.missing_workers() == []
+                events = [e async for e in other.events(timeout=60)]
+                assert not [e for e in events if e.event is EventKind.WARNING]
+
+        asyncio.run(scenario())
+    finally:
+        c.close()

@@ -25,7 +25,7 @@ from vpsweb.cli.common import (
     redis_url,
     show_output,
 )
-from vpsweb.errors import JobError, RequestInvalid
+from vpsweb.errors import JobError
 
 if TYPE_CHECKING:  # pragma: no cover
     from vpsweb.config import AppConfig
@@ -65,20 +65,10 @@ def _request(args: argparse.Namespace) -> dict[str, Any]:
     } | ({"straggler": _straggler(args.straggler)} if args.straggler else {})
 
 
-def _straggler(text: str) -> dict[str, Any]:
-    """``wait_all`` or ``quorum[:FRACTION[:GRACE]]`` as the request's policy; its
-    values are checked with the rest of the request."""
-    policy, *values = text.strip().split(":")
-    if policy == "wait_all" and not values:
-        return {"policy": policy}
-    if policy != "quorum" or len(values) > 2:
-        raise RequestInvalid(
-            [
-                f"--straggler {text!r}: expected wait_all or quorum[:FRACTION[:GRACE]], "
-                "e.g. quorum:0.75:0.1"
-            ]
-        )
-    return {"policy": policy} | dict(zip(("quorum", "grace"), values, strict=False))
+def _straggler(text: str) -> dict[str, Any] | None:
+    from vpsweb.client.core import straggler_of
+
+    return straggler_of(text, name="--straggler")
 
 
 def _prepare_output_dir(path: str | None) -> None:

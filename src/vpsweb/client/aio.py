@@ -1,47 +1,61 @@
 """The asyncio client: ``AsyncClient.submit(...) -> AsyncJob``; ``async for e in job.events()``.
 
-The same store, keys and scripts as the sync client (``vpsweb.client.sync``), on
-``redis.asyncio``: a web process or a user's async app follows many jobs on one
-event loop, with no thread per follower. Validation and planning are the sync
-client's (pure functions); the job is written with the same MULTI as
-``RedisJobStore``. The rare, short writes that run Lua with side effects in
-several parts of the store (cancel, manual answers) reuse the sync client in a
-worker thread rather than keep a second copy of them.
+The same methods as the sync client (``vpsweb.client``), as coroutines, driving
+the same core (``vpsweb.client.core``: requests, results, answers, the follower)
+over the asyncio storage seam (``vpsweb.storage.async_base``: the same keys and Lua
+scripts on ``redis.asyncio``). A web process or a user's async app follows many
+jobs on one event loop, with no thread per follower, and hears, as the sync
+follower does, when no worker consumes a queue its job needs.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-import redis.asyncio as aioredis
-
-from vpsweb.client.sync import Client, _request, plan_job, valid_job_id
+from vpsweb import settings
+from vpsweb.client.batch import Requests, plan_batch
+from vpsweb.client.core import (
+    Follower,
+    answer_accepted,
+    check_answer,
+    log_warning,
+    missing_workers,
+    needs_spent,
+    pending_prompts,
+    plan_job,
+    request_of,
+    result_of,
+    valid_job_id,
+)
 from vpsweb.config import AppConfig, load_config
 from vpsweb.domain.manual_answers import PendingPrompt
-from vpsweb.domain.models import StrategyOverrides, WorkflowMode
+from vpsweb.domain.models import (
+    StragglerPolicy,
+    StrategyOverrides,
+    Totals,
+    TranslationRequest,
+    WorkflowMode,
+)
 from vpsweb.domain.plan import JobPlan
-from vpsweb.domain.progress import ProgressEvent
+from vpsweb.domain.progress import ProgressEvent, ProgressSnapshot
 from vpsweb.domain.result import TranslationOutput
-from vpsweb.errors import JobCancelled, JobFailed, JobNotFound, ResultExpired
-from vpsweb.storage import JobRecord, JobStatus
-from vpsweb.storage.redis import keys
-from vpsweb.storage.redis.store import RedisJobStore, with_request
+from vpsweb.errors import JobNotFound, VpswebError
+from vpsweb.orchestrator import lifecycle_aio
+from vpsweb.storage import JobRecord, JobStatus, connect_async
+from vpsweb.storage.async_base import AsyncStorage
 
-BLOCK_MS = 5000
-# redis-py 8 gives every socket a 5 s read timeout by default: a read that blocks
-# for BLOCK_MS needs more, or every quiet job's follower dies of a TimeoutError.
-READ_TIMEOUT_S = BLOCK_MS / 1000 + 10
-COMMAND_TIMEOUT_S = 10.0
 MAX_CONNECTIONS = 32  # short commands: a burst queues for a connection
 MAX_STREAM_CONNECTIONS = 256  # blocking reads: one per job followed at a time
+log = logging.getLogger("vpsweb")
 
 
 class AsyncJob:
-    """A handle on a job, as ``vpsweb.client.sync.Job``, with coroutine methods."""
+    """A handle on a job, as ``vpsweb.client.Job``, with coroutine methods."""
 
     def __init__(self, client: AsyncClient, job_id: str) -> None:
         self._client = client
@@ -56,60 +70,97 @@ class AsyncJob:
     async def status(self) -> JobStatus:
         return (await self.record()).status
 
+    async def progress(self) -> ProgressSnapshot:
+        await self.record()
+        return await self._client.storage.progress.snapshot(self.id)
+
     async def percent(self) -> float:
         """The job's progress now (0-100, never lower than before)."""
-        value = await self._client.redis.hget(keys.progress(self.id), "progress_percent")
-        return float(value or 0)
+        return (await self._client.storage.progress.snapshot(self.id)).progress_percent
 
     async def events(
         self, timeout: float | None = None, *, start: str = "0-0"
     ) -> AsyncIterator[ProgressEvent]:
-        """Every event from ``start`` (the beginning), then live ones; ends after the
-        terminal event. TimeoutError if ``timeout`` seconds pass first."""
+        """As ``Job.events``: every event from ``start``, then live ones, until the
+        terminal event (TimeoutError after ``timeout`` s); with the follower's
+        warnings when no live worker consumes a queue the job needs, a stalled job
+        failed, and an unreachable store waited for."""
         await self.record()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        last, redis = start, self._client.streams
-        while True:
-            wait = BLOCK_MS
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"job {self.id}: no terminal event within {timeout:g}s")
-                wait = max(1, min(wait, int(remaining * 1000)))
-            batch = cast(
-                list[tuple[str, list[tuple[str, dict[str, str]]]]] | None,
-                await redis.xread({keys.events(self.id): last}, block=wait, count=100),
-            )
-            for _name, entries in batch or []:
-                for entry_id, fields in entries:
-                    last = entry_id
-                    event = ProgressEvent.from_fields(entry_id, fields)
-                    yield event
-                    if event.terminal:
-                        return
+        follower = Follower(self.id, lambda: self._client.config.routing())
+
+        async def idle() -> list[ProgressEvent]:
+            return await self._look(follower)
+
+        stream = self._client.storage.progress.events(
+            self.id, timeout=timeout, start=start, on_idle=idle
+        )
+        async for event in stream:
+            for warning in await self._look(follower, event):
+                yield warning
+            yield event
+
+    async def _look(
+        self, follower: Follower, event: ProgressEvent | None = None
+    ) -> list[ProgressEvent]:
+        """The follower's look at the cluster, when it says one is due."""
+        if not follower.begin_check(time.monotonic(), event):
+            return []
+        storage = self._client.storage
+        with contextlib.suppress(VpswebError):
+            status = await storage.jobs.status(self.id)
+            if follower.stalled(status, await storage.jobs.deadline(self.id), time.time()):
+                await lifecycle_aio.stall_job(storage, self.id)
+            live = await self._client.live_workers() if follower.wants_workers(status) else None
+            return follower.checked(status, live)
+        return []
+
+    async def wait(self, timeout: float | None = None) -> JobRecord:
+        """As ``Job.wait``: the follower's warnings go to the ``vpsweb`` logger."""
+        async for event in self.events(timeout=timeout):
+            log_warning(self.id, event, log.log)
+        return await self.record()
 
     async def result(self, timeout: float | None = None) -> TranslationOutput:
         """Wait for the end; the output, or JobFailed / JobCancelled."""
-        async for _event in self.events(timeout=timeout):
-            pass
-        record = await self.record()
-        if record.status is JobStatus.FAILED:
-            raise JobFailed(record)
-        if record.status is JobStatus.CANCELLED:
-            raise JobCancelled(record)
-        raw = await self._client.load_result(self.id)
-        if raw is None:
-            raise ResultExpired(record, f"job {self.id} succeeded but its result has expired")
-        return TranslationOutput.model_validate_json(raw)
+        record = await self.wait(timeout)
+        cost = await self.spent() if needs_spent(record) else None
+        succeeded = record.status is JobStatus.SUCCEEDED
+        raw = await self._client.load_result(self.id) if succeeded else None
+        return result_of(record, raw, cost)
 
     async def cancel(self) -> bool:
-        return await asyncio.to_thread(self._client.sync.cancel, self.id)
+        return await self._client.cancel(self.id)
 
     async def pending(self) -> list[PendingPrompt]:
-        return await asyncio.to_thread(self._client.sync.get(self.id).pending)
+        record = await self.record()
+        if record.status.terminal:
+            return []
+        return pending_prompts(record, await self._client.storage.manual.pending(self.id))
 
     async def answer(self, key: str, text: str) -> bool:
-        return await asyncio.to_thread(self._client.sync.get(self.id).answer, key, text)
+        """As ``Job.answer``."""
+        record, manual = await self.record(), self._client.storage.manual
+        raw = None if record.status.terminal else (await manual.pending(self.id)).get(key)
+        waiting = [] if raw is not None else [p.key for p in await self.pending()]
+        checked = check_answer(record, key, text, raw, waiting, time.time())
+        outcome = await manual.answer(
+            self.id,
+            key,
+            text,
+            stage_keys=checked.stage_keys,
+            deadline=checked.deadline,
+            ttl=checked.ttl,
+        )
+        moved = answer_accepted(self.id, key, outcome)
+        await self._client.storage.progress.emit(self.id, checked.event, checked.ttl)
+        return moved
+
+    async def spent(self) -> Totals:
+        """As ``Job.spent``."""
+        record = await self.record()
+        if record.status is JobStatus.SUCCEEDED:
+            return (await self.result(timeout=5)).totals
+        return await lifecycle_aio.spent(self._client.storage, record.plan)
 
 
 class AsyncClient:
@@ -126,38 +177,16 @@ class AsyncClient:
         max_stream_connections: int = MAX_STREAM_CONNECTIONS,
     ) -> None:
         self._config = config
-        self.redis_url = redis_url
-        # Two bounded pools that wait when busy. Short commands never queue behind
-        # blocking reads (a page stalled 35 s when one pool held both), and a burst of
-        # pages queues for one of a few connections instead of opening hundreds.
-        pool = aioredis.BlockingConnectionPool.from_url(
+        self.storage: AsyncStorage = connect_async(
             redis_url,
-            decode_responses=True,
             max_connections=max_connections,
-            timeout=30,
-            socket_timeout=COMMAND_TIMEOUT_S,
-            socket_connect_timeout=5,
+            max_stream_connections=max_stream_connections,
         )
-        self.redis = aioredis.Redis(connection_pool=pool)
-        self._stream_connections = max_stream_connections
-        self._streams: aioredis.Redis | None = None
-        self._sync: Client | None = None
 
-    @property
-    def streams(self) -> aioredis.Redis:
-        """The connections for blocking XREADs (opened on first use). A follower
-        waits for one rather than fail: each is released within BLOCK_MS."""
-        if self._streams is None:
-            pool = aioredis.BlockingConnectionPool.from_url(
-                self.redis_url,
-                decode_responses=True,
-                max_connections=self._stream_connections,
-                timeout=None,
-                socket_timeout=READ_TIMEOUT_S,
-                socket_connect_timeout=5,
-            )
-            self._streams = aioredis.Redis(connection_pool=pool)
-        return self._streams
+    @classmethod
+    def from_env(cls, *, config: AppConfig | None = None) -> AsyncClient:
+        how = "pass AsyncClient(redis_url=...)"
+        return cls(redis_url=settings.require_redis_url("the client", instead=how), config=config)
 
     @property
     def config(self) -> AppConfig:
@@ -165,16 +194,9 @@ class AsyncClient:
             self._config = load_config()
         return self._config
 
-    @property
-    def sync(self) -> Client:
-        """The sync client, for the few writes done in a thread."""
-        if self._sync is None:
-            self._sync = Client(redis_url=self.redis_url, config=self.config)
-        return self._sync
-
     def plan(
         self,
-        request: dict[str, Any],
+        request: TranslationRequest | Mapping[str, Any],
         *,
         offline: bool | None = None,
         manual: bool | list[str] = False,
@@ -184,9 +206,7 @@ class AsyncClient:
 
     async def submit_plan(self, plan: JobPlan) -> AsyncJob:
         plan = plan.model_copy(update={"created_at": datetime.now(UTC)})
-        pipe = self.redis.pipeline(transaction=True)
-        RedisJobStore._create(pipe, plan)  # queues the same commands as the sync store
-        await pipe.execute()
+        await self.storage.jobs.create([plan])
         return AsyncJob(self, plan.job_id)
 
     async def submit(
@@ -201,27 +221,25 @@ class AsyncClient:
         author: str = "",
         strategy: StrategyOverrides | dict[str, Any] | None = None,
         background_briefing: str | None = None,
+        straggler: StragglerPolicy | dict[str, Any] | str | None = None,
         offline: bool | None = None,
         manual: bool | list[str] = False,
     ) -> AsyncJob:
-        request = _request(
-            poem=poem,
-            source_lang=source_lang,
-            target_lang=target_lang,
-            parallel_count=parallel_count,
-            workflow_mode=workflow_mode,
-            title=title,
-            author=author,
-            strategy=strategy,
-            background_briefing=background_briefing,
-        )
+        """As ``Client.submit``."""
+        request = request_of(locals())
         return await self.submit_plan(self.plan(request, offline=offline, manual=manual))
 
+    async def submit_many(
+        self, requests: Requests, *, offline: bool | None = None
+    ) -> list[AsyncJob]:
+        """As ``Client.submit_many``: all valid and written in one MULTI, or none."""
+        plans = plan_batch(requests, self.config, offline=offline)
+        await self.storage.jobs.create(plans)
+        return [AsyncJob(self, p.job_id) for p in plans]
+
     async def record(self, job_id: str) -> JobRecord:
-        if not valid_job_id(job_id):
-            raise JobNotFound(job_id)
-        data = cast(dict[str, str], await self.redis.hgetall(keys.job(job_id)))
-        record = JobRecord.from_hash(job_id, data)
+        """JobNotFound for an id that is malformed or unknown to this store."""
+        record = await self.storage.jobs.get(job_id) if valid_job_id(job_id) else None
         if record is None:
             raise JobNotFound(job_id)
         return record
@@ -230,31 +248,30 @@ class AsyncClient:
         await self.record(job_id)
         return AsyncJob(self, job_id)
 
+    async def cancel(self, job_id: str) -> bool:
+        record = await self.record(job_id)
+        if record.status.terminal:
+            return False
+        return await lifecycle_aio.cancel_job(self.storage, job_id, record.plan)
+
+    async def live_workers(self) -> dict[str, list[str]]:
+        return await self.storage.presence.live()
+
+    async def missing_workers(self) -> list[str]:
+        return missing_workers(await self.live_workers(), self.config.routing())
+
     async def load_result(self, job_id: str) -> str | None:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.get(keys.result(job_id))
-        pipe.hget(keys.job(job_id), "plan")
-        raw, plan = cast(list[str | None], await pipe.execute())
-        return with_request(raw, plan)
+        return await self.storage.jobs.load_result(job_id)
 
     async def recent(self, limit: int = 20) -> list[JobRecord]:
-        ids = cast(list[str], await self.redis.zrevrange(keys.JOBS_INDEX, 0, limit - 1))
         found = []
-        for job_id in ids:
-            try:
-                found.append(await self.record(job_id))
-            except JobNotFound:
-                continue
+        for job_id in await self.storage.jobs.recent_jobs(limit):
+            if (record := await self.storage.jobs.get(job_id)) is not None:
+                found.append(record)
         return found
 
     async def close(self) -> None:
-        # The pools were made here, so they are closed here (redis-py leaves a pool
-        # it was handed open).
-        await self.redis.aclose(close_connection_pool=True)
-        if self._streams is not None:
-            await self._streams.aclose(close_connection_pool=True)
-        if self._sync is not None:
-            self._sync.close()
+        await self.storage.close()
 
     async def __aenter__(self) -> AsyncClient:
         return self

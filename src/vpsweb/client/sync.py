@@ -4,98 +4,64 @@ A client talks only to the state store: it validates a request, writes the job
 and a submission entry, and follows the job's event stream. The workers'
 dispatchers send the Celery canvas. Any process with the Redis URL can follow
 any job, so a job submitted on one machine can be watched from another.
+
+What this client decides is ``vpsweb.client.core``'s (shared with ``AsyncClient``,
+which offers the same methods as coroutines); here are only the store's reads and
+writes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from vpsweb import settings
 from vpsweb.client.batch import Requests, plan_batch
-from vpsweb.config import AppConfig, load_config
-from vpsweb.domain.admission import require_fits
-from vpsweb.domain.manual_answers import PendingPrompt, check_answer, manual_keys
-from vpsweb.domain.models import StrategyOverrides, Totals, TranslationRequest, WorkflowMode
-from vpsweb.domain.plan import JobPlan, build_plan
-from vpsweb.domain.progress import EventKind, ProgressEvent, ProgressSnapshot
-from vpsweb.domain.result import TranslationOutput
-from vpsweb.errors import (
-    AnswerRefused,
-    AnswerRejected,
-    JobCancelled,
-    JobFailed,
-    JobNotFound,
-    ParseError,
-    ResultExpired,
-    VpswebError,
+from vpsweb.client.core import (
+    Follower,
+    answer_accepted,
+    check_answer,
+    log_warning,
+    missing_workers,
+    needs_spent,
+    new_job_id,
+    pending_prompts,
+    plan_job,
+    request_of,
+    result_of,
+    valid_job_id,
 )
+from vpsweb.config import AppConfig, load_config
+from vpsweb.domain.manual_answers import PendingPrompt
+from vpsweb.domain.models import (
+    StragglerPolicy,
+    StrategyOverrides,
+    Totals,
+    TranslationRequest,
+    WorkflowMode,
+)
+from vpsweb.domain.plan import JobPlan
+from vpsweb.domain.progress import ProgressEvent, ProgressSnapshot
+from vpsweb.domain.result import TranslationOutput
+from vpsweb.errors import JobCancelled, JobFailed, JobNotFound, VpswebError
 from vpsweb.orchestrator.lifecycle import cancel_job, spent, stall_job
-from vpsweb.stages.table import stage as stage_named
-from vpsweb.stages.table import stage_bounds
-from vpsweb.storage import Event, JobRecord, JobStatus, Storage, connect
+from vpsweb.storage import JobRecord, JobStatus, Storage, connect
 
-_JOB_ID = re.compile(r"^[0-9a-f]{12}$")
-CHECK_EVERY_S = 3.0  # how often a quiet follower checks for workers and its deadline
+# JobCancelled and JobFailed: what ``Job.result`` raises, importable from here too.
+__all__ = [
+    "Client",
+    "Job",
+    "JobCancelled",
+    "JobFailed",
+    "new_job_id",
+    "plan_job",
+    "valid_job_id",
+]
 log = logging.getLogger("vpsweb")
-
-
-def valid_job_id(job_id: str) -> bool:
-    """Ids are 12 hex digits: anything else never reaches Redis."""
-    return bool(_JOB_ID.match(job_id))
-
-
-def new_job_id() -> str:
-    return uuid.uuid4().hex[:12]
-
-
-def plan_job(
-    request: TranslationRequest | dict[str, Any],
-    config: AppConfig,
-    *,
-    offline: bool | None = None,
-    manual: bool | list[str] = False,
-) -> JobPlan:
-    """Validate and plan a request with a fresh job id, touching no store (RequestInvalid
-    if bad or too large for a step's model); ``Client.submit_plan`` submits it, restarting
-    its clock."""
-    plan = build_plan(request, config, job_id=new_job_id(), offline=offline, manual=manual)
-    return require_fits(plan, config)
-
-
-def _request(
-    *,
-    poem: str,
-    source_lang: str,
-    target_lang: str,
-    parallel_count: int | None,
-    workflow_mode: WorkflowMode | str,
-    title: str,
-    author: str,
-    strategy: StrategyOverrides | dict[str, Any] | None,
-    background_briefing: str | None,
-) -> dict[str, Any]:
-    request: dict[str, Any] = {
-        "poem": poem,
-        "source_lang": source_lang,
-        "target_lang": target_lang,
-        "parallel_count": parallel_count,
-        "workflow_mode": workflow_mode,
-        "title": title,
-        "author": author,
-        "background_briefing": background_briefing,
-    }
-    if strategy is not None:
-        request["strategy"] = (
-            strategy.model_dump() if isinstance(strategy, StrategyOverrides) else strategy
-        )
-    return request
 
 
 class Job:
@@ -118,9 +84,15 @@ class Job:
         self.record()
         return self._client.storage.progress.snapshot(self.id)
 
-    def events(self, timeout: float | None = None) -> Iterator[ProgressEvent]:
-        """Every event from the beginning, then live ones; ends after the terminal event.
-        Raises TimeoutError if ``timeout`` seconds pass first.
+    def percent(self) -> float:
+        """The job's progress now (0-100, never lower than before)."""
+        return self.progress().progress_percent
+
+    def events(
+        self, timeout: float | None = None, *, start: str = "0-0"
+    ) -> Iterator[ProgressEvent]:
+        """Every event from ``start`` (the beginning), then live ones; ends after the
+        terminal event. Raises TimeoutError if ``timeout`` seconds pass first.
 
         While the job waits, the follower also says (a ``warning`` event of its own,
         not stored) when no live worker consumes a queue the job needs, and withdraws
@@ -129,38 +101,45 @@ class Job:
         always ends; a briefly unreachable store is waited for.
         """
         self.record()
-        watch = _Watch(self._client, self.id)
-        stream = self._client.storage.progress.events(self.id, timeout=timeout, on_idle=watch)
-        return self._watched(stream, watch)
+        follower = Follower(self.id, lambda: self._client.config.routing())
+        stream = self._client.storage.progress.events(
+            self.id, timeout=timeout, start=start, on_idle=lambda: self._look(follower)
+        )
+        return self._followed(stream, follower)
 
-    @staticmethod
-    def _watched(stream: Iterator[ProgressEvent], watch: _Watch) -> Iterator[ProgressEvent]:
+    def _followed(
+        self, stream: Iterator[ProgressEvent], follower: Follower
+    ) -> Iterator[ProgressEvent]:
         for event in stream:
-            if watch.said:  # work goes on (or ended): are the warnings still true?
-                yield from watch(force=event.terminal)
+            yield from self._look(follower, event)
             yield event
+
+    def _look(self, follower: Follower, event: ProgressEvent | None = None) -> list[ProgressEvent]:
+        """The follower's look at the cluster, when it says one is due."""
+        if not follower.begin_check(time.monotonic(), event):
+            return []
+        storage = self._client.storage
+        with contextlib.suppress(VpswebError):
+            status = storage.jobs.status(self.id)
+            if follower.stalled(status, storage.jobs.deadline(self.id), time.time()):
+                stall_job(storage, self.id)
+            live = self._client.live_workers() if follower.wants_workers(status) else None
+            return follower.checked(status, live)
+        return []
 
     def wait(self, timeout: float | None = None) -> JobRecord:
         """Block until the job ends (TimeoutError after ``timeout`` seconds); the
         follower's warnings (no worker) go to the ``vpsweb`` logger."""
         for event in self.events(timeout=timeout):
-            if event.event is EventKind.WARNING and event.status != "resolved":
-                log.warning("job %s: %s", self.id, event.message)
-            elif event.event is EventKind.WARNING:
-                log.info("job %s: resolved: %s", self.id, event.message)
+            log_warning(self.id, event, log.log)
         return self.record()
 
     def result(self, timeout: float | None = None) -> TranslationOutput:
         """Wait for the job and return its output; JobFailed / JobCancelled otherwise."""
         record = self.wait(timeout)
-        if record.status is JobStatus.FAILED:
-            raise JobFailed(record, spent=self.spent())
-        if record.status is JobStatus.CANCELLED:
-            raise JobCancelled(record)
-        raw = self._client.storage.jobs.load_result(self.id)
-        if raw is None:
-            raise ResultExpired(record, f"job {self.id} succeeded but its result has expired")
-        return TranslationOutput.model_validate_json(raw)
+        cost = self.spent() if needs_spent(record) else None
+        raw = self._client.load_result(self.id) if record.status is JobStatus.SUCCEEDED else None
+        return result_of(record, raw, cost)
 
     def cancel(self) -> bool:
         """Stop the job: no step makes another LLM call. False if it had already ended."""
@@ -171,60 +150,28 @@ class Job:
         record = self.record()
         if record.status.terminal:
             return []
-        raw = self._client.storage.manual.pending(self.id)
-        order = {
-            k: i
-            for i, k in enumerate(
-                manual_keys(record.plan.manual_steps, lambda s: s.keys(record.plan))
-            )
-        }
-        prompts = [PendingPrompt.model_validate_json(v) for v in raw.values()]
-        return sorted(prompts, key=lambda p: order.get(p.key, len(order)))
+        return pending_prompts(record, self._client.storage.manual.pending(self.id))
 
     def answer(self, key: str, text: str) -> bool:
         """Give a person's answer to the pending prompt ``key``. True when it was the
         stage's last answer and the job moves on. AnswerRejected (nothing changes, the
         prompt stays pending) if the stage cannot use it; AnswerRefused if ``key`` is not
         waiting (unknown, already answered, or the job ended)."""
-        record = self.record()
-        if record.status.terminal:
-            raise AnswerRefused(f"job {self.id} has {record.status.value}: it takes no answers")
-        raw = self._client.storage.manual.pending(self.id).get(key)
-        if raw is None:
-            waiting = ", ".join(p.key for p in self.pending()) or "none"
-            raise AnswerRefused(
-                f"{key!r} is not waiting for an answer in job {self.id} (waiting: {waiting})"
-            )
-        prompt = PendingPrompt.model_validate_json(raw)
-        s = stage_named(prompt.stage)
-        try:
-            check_answer(s, text, prompt.text())
-        except ParseError as exc:
-            raise AnswerRejected(
-                f"the answer to {key} cannot be used: {exc}", missing=exc.missing
-            ) from None
-        plan = record.plan
-        outcome = self._client.storage.manual.answer(
+        record, manual = self.record(), self._client.storage.manual
+        raw = None if record.status.terminal else manual.pending(self.id).get(key)
+        waiting = [] if raw is not None else [p.key for p in self.pending()]
+        checked = check_answer(record, key, text, raw, waiting, time.time())
+        outcome = manual.answer(
             self.id,
             key,
             text,
-            stage_keys=s.keys(plan),
-            deadline=plan.deadline_after(s.name, time.time()),
-            ttl=plan.retention_s,
+            stage_keys=checked.stage_keys,
+            deadline=checked.deadline,
+            ttl=checked.ttl,
         )
-        if outcome not in ("stored", "resumed"):
-            raise AnswerRefused(f"{key!r} in job {self.id}: {outcome.replace('_', ' ')}")
-        start, _ = stage_bounds(plan.progress_weights, s.name)
-        fields = {
-            "stage": s.display_name,
-            "status": "answered",
-            "key": key,
-            "message": f"answer to {key} received",
-        }
-        self._client.storage.progress.emit(
-            self.id, Event(EventKind.ANSWER_RECEIVED, start, fields), plan.retention_s
-        )
-        return outcome == "resumed"
+        moved = answer_accepted(self.id, key, outcome)
+        self._client.storage.progress.emit(self.id, checked.event, checked.ttl)
+        return moved
 
     def spent(self) -> Totals:
         """Tokens, calls and cost billed so far: every attempt of every step, failed
@@ -233,36 +180,6 @@ class Job:
         if record.status is JobStatus.SUCCEEDED:
             return self.result(timeout=5).totals  # its steps live in the result now
         return spent(self._client.storage, record.plan)
-
-
-class _Watch:
-    """What a follower checks while its job is quiet: every few seconds, whether a live
-    worker consumes each queue the job needs (a warning when that changes for the
-    worse), and whether the job is past its deadline (then it ends it as stalled)."""
-
-    def __init__(self, client: Client, job_id: str) -> None:
-        self.client, self.job_id = client, job_id
-        self.last = 0.0
-        self.said: set[str] = set()
-
-    def __call__(self, force: bool = False) -> list[ProgressEvent]:
-        if not force and time.monotonic() - self.last < CHECK_EVERY_S:
-            return []
-        self.last = time.monotonic()
-        with contextlib.suppress(VpswebError):
-            if self.client.storage.jobs.status(self.job_id) is JobStatus.WAITING:
-                return []  # a person is at work: no queue needs a worker now
-            stall_job(self.client.storage, self.job_id)
-            problems = set(self.client.missing_workers())
-            new, gone, self.said = problems - self.said, self.said - problems, problems
-            return [
-                *(ProgressEvent(event=EventKind.WARNING, message=m) for m in sorted(new)),
-                *(
-                    ProgressEvent(event=EventKind.WARNING, message=m, status="resolved")
-                    for m in sorted(gone)
-                ),
-            ]
-        return []
 
 
 class Client:
@@ -291,7 +208,7 @@ class Client:
 
     def plan(
         self,
-        request: TranslationRequest | dict[str, Any],
+        request: TranslationRequest | Mapping[str, Any],
         *,
         offline: bool | None = None,
         manual: bool | list[str] = False,
@@ -318,23 +235,15 @@ class Client:
         author: str = "",
         strategy: StrategyOverrides | dict[str, Any] | None = None,
         background_briefing: str | None = None,
+        straggler: StragglerPolicy | dict[str, Any] | str | None = None,
         offline: bool | None = None,
         manual: bool | list[str] = False,
     ) -> Job:
         """Validate and enqueue; raises RequestInvalid before anything is enqueued.
-        ``manual``: True, or the steps (e.g. ``["evaluation"]``) a person answers
-        through ``Job.pending()`` / ``Job.answer()`` instead of an API."""
-        request = _request(
-            poem=poem,
-            source_lang=source_lang,
-            target_lang=target_lang,
-            parallel_count=parallel_count,
-            workflow_mode=workflow_mode,
-            title=title,
-            author=author,
-            strategy=strategy,
-            background_briefing=background_briefing,
-        )
+        The request's fields are ``TranslationRequest``'s. ``manual``: True, or the
+        steps (e.g. ``["evaluation"]``) a person answers through ``Job.pending()`` /
+        ``Job.answer()`` instead of an API."""
+        request = request_of(locals())
         return self.submit_plan(self.plan(request, offline=offline, manual=manual))
 
     def submit_many(self, requests: Requests, *, offline: bool | None = None) -> list[Job]:
@@ -347,7 +256,7 @@ class Client:
 
     def record(self, job_id: str) -> JobRecord:
         """JobNotFound for an id that is malformed or unknown to this store."""
-        record = self.storage.jobs.get(job_id) if _JOB_ID.match(job_id) else None
+        record = self.storage.jobs.get(job_id) if valid_job_id(job_id) else None
         if record is None:
             raise JobNotFound(job_id)
         return record
@@ -369,22 +278,11 @@ class Client:
 
     def missing_workers(self) -> list[str]:
         """What no live worker would do for a job now, each with how to fix it."""
-        workers = self.live_workers()
-        if not workers:
-            return [
-                "no worker is running against this Redis: the job waits in its queue. "
-                f"Start one with `vpsweb worker` ({settings.REDIS_URL_ENV} set)"
-            ]
-        consumed = {q for queues in workers.values() for q in queues}
-        stages: dict[str, list[str]] = {}
-        for stage, queue in self.config.routing().items():
-            stages.setdefault(queue, []).append(stage)
-        return [
-            f"no live worker consumes queue {queue} ({', '.join(names)}): start one with "
-            f"`vpsweb worker --queues {queue}` (or `vpsweb worker` for every queue)"
-            for queue, names in sorted(stages.items())
-            if queue not in consumed
-        ]
+        return missing_workers(self.live_workers(), self.config.routing())
+
+    def load_result(self, job_id: str) -> str | None:
+        """The stored output JSON of a job that succeeded (None: none, or expired)."""
+        return self.storage.jobs.load_result(job_id)
 
     def recent(self, limit: int = 20) -> list[JobRecord]:
         records = (self.storage.jobs.get(j) for j in self.storage.jobs.recent_jobs(limit))

@@ -201,21 +201,30 @@ def record_ending(
     candidate and evaluation outputs it had stored (never raises)."""
 
     def make() -> JobSummary:
-        fan_out, judge = STAGES[0], table_stage("evaluation")
-        keys = fan_out.keys(plan)
-        raw = storage.jobs.load_steps(plan.job_id, [*keys, judge.key()])
-        candidates = [CandidateResult.model_validate_json(r) for r in raw[:-1] if r]
-        evaluation = EvaluationResult.model_validate_json(raw[-1]) if raw[-1] else None
-        return summary_of_ending(
-            plan,
-            status,
-            spent(storage, plan),
-            stage_name,
-            candidates=candidates,
-            evaluation=evaluation,
-        )
+        raw = storage.jobs.load_steps(plan.job_id, ending_keys(plan))
+        return ending_summary(plan, status, spent(storage, plan), stage_name, raw)
 
     return record_usage(storage, plan.retention_s, make)
+
+
+def ending_keys(plan: JobPlan) -> list[str]:
+    """The step outputs an ending's summary reads: the candidates, then the evaluation."""
+    return [*STAGES[0].keys(plan), table_stage("evaluation").key()]
+
+
+def ending_summary(
+    plan: JobPlan,
+    status: JobStatus,
+    spent: Totals,
+    stage_name: str | None,
+    raw: list[str | None],
+) -> JobSummary:
+    """The summary of a failed or cancelled job from the outputs at ``ending_keys``."""
+    candidates = [CandidateResult.model_validate_json(r) for r in raw[:-1] if r]
+    evaluation = EvaluationResult.model_validate_json(raw[-1]) if raw[-1] else None
+    return summary_of_ending(
+        plan, status, spent, stage_name, candidates=candidates, evaluation=evaluation
+    )
 
 
 # --- Prometheus ----------------------------------------------------------------------

@@ -75,17 +75,28 @@ def stall_job(storage: Storage, job_id: str, now: float | None = None) -> bool:
     False if it is not overdue (or already ended)."""
     now = time.time() if now is None else now
     status, deadline = storage.jobs.status(job_id), storage.jobs.deadline(job_id)
-    if status is None or status.terminal or deadline is None or deadline > now:
+    if not overdue(status, deadline, now) or deadline is None:
         return False
-    if status is JobStatus.WAITING:  # a person has no deadline
+    stage, cause = stall_cause(storage.progress.snapshot(job_id), deadline)
+    return fail_job(storage, job_id, stage, cause)
+
+
+def overdue(status: JobStatus | None, deadline: float | None, now: float) -> bool:
+    """Past its deadline and not ended (a job waiting for a person has no deadline)."""
+    if status is None or status.terminal or status is JobStatus.WAITING:
         return False
-    stage = _stalled_stage(storage.progress.snapshot(job_id))
+    return deadline is not None and deadline <= now
+
+
+def stall_cause(snap: ProgressSnapshot, deadline: float) -> tuple[str, str]:
+    """The stage a stalled job is failed in, and the cause it is failed with."""
+    stage = _stalled_stage(snap)
     since = datetime.fromtimestamp(deadline, UTC).isoformat(timespec="seconds")
     cause = (
         f"stalled: no progress in {stage} before the job's deadline ({since}); "
         "no worker finished or retried its step in time"
     )
-    return fail_job(storage, job_id, stage, cause)
+    return stage, cause
 
 
 def _stalled_stage(snap: ProgressSnapshot) -> str:
@@ -97,11 +108,15 @@ def _stalled_stage(snap: ProgressSnapshot) -> str:
     return snap.stage or QUEUED_STAGE
 
 
+def cancel_events(reason: str = "cancelled by user") -> list[Event]:
+    return [Event(EventKind.JOB_FINISHED, 0, {"status": "cancelled", "message": reason})]
+
+
 def cancel_job(
     storage: Storage, job_id: str, plan: JobPlan, reason: str = "cancelled by user"
 ) -> bool:
-    finished = Event(EventKind.JOB_FINISHED, 0, {"status": "cancelled", "message": reason})
-    ended = storage.jobs.end(job_id, JobStatus.CANCELLED, plan.retention_s, events=[finished])
+    events = cancel_events(reason)
+    ended = storage.jobs.end(job_id, JobStatus.CANCELLED, plan.retention_s, events=events)
     if ended:  # only the call that ended the job counts its usage
         record_ending(storage, plan, JobStatus.CANCELLED, spent)
     return ended
@@ -110,11 +125,20 @@ def cancel_job(
 def spent(storage: Storage, plan: JobPlan) -> Totals:
     """Every billed call of the job so far: finished steps, failed candidates, and the
     steps that failed the job."""
-    steps = [(s, k) for s in STAGES for k in s.keys(plan)]
-    step_keys = [k for _, k in steps]
-    raw = storage.jobs.load_steps(plan.job_id, step_keys + [failed_key(k) for k in step_keys])
+    return spent_from(plan, storage.jobs.load_steps(plan.job_id, spent_keys(plan)))
+
+
+def spent_keys(plan: JobPlan) -> list[str]:
+    """The step keys whose stored outputs ``spent_from`` counts."""
+    step_keys = [k for s in STAGES for k in s.keys(plan)]
+    return step_keys + [failed_key(k) for k in step_keys]
+
+
+def spent_from(plan: JobPlan, raw: list[str | None]) -> Totals:
+    """The totals of the outputs stored under ``spent_keys(plan)``."""
+    steps = [s for s in STAGES for _ in s.keys(plan)]
     metrics: list[StepMetrics] = []
-    for (s, _), payload in zip(steps, raw[: len(steps)], strict=True):
+    for s, payload in zip(steps, raw[: len(steps)], strict=True):
         if payload is not None:
             output = s.output.model_validate_json(payload)
             if (m := getattr(output, "metrics", None)) is not None:

@@ -1,5 +1,6 @@
 """The state store behind small interfaces (``base``); Redis is the implementation."""
 
+from vpsweb.storage.async_base import AsyncStorage
 from vpsweb.storage.base import (
     TERMINAL,
     Event,
@@ -23,6 +24,7 @@ __all__ = [
     "Storage",
     "Submission",
     "connect",
+    "connect_async",
 ]
 
 
@@ -31,3 +33,11 @@ def connect(url: str, *, retries: int = 3) -> Storage:
     from vpsweb.storage.redis import connect as redis_connect
 
     return redis_connect(url, retries=retries)
+
+
+def connect_async(url: str, **pools: int) -> AsyncStorage:
+    """The asyncio store for a URL (client-facing parts; see storage.aio); ``pools``:
+    max_connections, max_stream_connections."""
+    from vpsweb.storage.redis.async_store import connect_async as redis_connect_async
+
+    return redis_connect_async(url, **pools)

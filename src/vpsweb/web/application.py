@@ -127,7 +127,9 @@ async def events(request: web.Request) -> web.StreamResponse:
             async for event, view in subscription.updates(after):
                 # The raw event (for other readers) and the view the page draws.
                 data = event.model_dump_json(exclude_defaults=True)[:-1] + f',"view":{view}}}'
-                await response.write(f"id: {event.id}\ndata: {data}\n\n".encode())
+                # A follower's warning (no stream id) keeps the browser's last id.
+                head = f"id: {event.id}\n" if event.id else ""
+                await response.write(f"{head}data: {data}\n\n".encode())
     return response
 
 

@@ -124,7 +124,9 @@ class Subscription:
             while seen < len(feed.events):
                 event, view = feed.events[seen], feed.views[seen]
                 seen += 1
-                if after and _order(event.id) <= _order(after):
+                # A follower's warning has no stream id: replayed on every reconnect,
+                # with its withdrawal, so the page shows what is true now.
+                if after and event.id and _order(event.id) <= _order(after):
                     continue
                 yield event, view
             if feed.done:

@@ -1,9 +1,10 @@
-"""The submit form: its fields are the client's parameters, its errors the request's.
+"""The submit form: its fields are the request's, its errors the request's.
 
-Field names are those of ``Client.submit`` (poem, title, author, source_lang,
-target_lang, parallel_count, workflow_mode, and the strategy dials), so a
+Field names are those of ``TranslationRequest`` (poem, title, author, source_lang,
+target_lang, parallel_count, workflow_mode, background_briefing, straggler) and of
+its strategy dials (``StrategyOverrides``: adaptation_level, ..., few_shots), so a
 validation error's location ("parallel_count", "strategy.adaptation_level")
-names the field it is shown beside.
+names the field it is shown beside. A test checks the form against the model.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from vpsweb.client.core import straggler_of
 from vpsweb.config import AppConfig
 from vpsweb.domain.languages import LANGUAGE_NAMES, SOURCE_CODES, TARGET_CODES, language_name
 from vpsweb.domain.models import WorkflowMode
@@ -32,6 +34,9 @@ TEXT_FIELDS = (
     "parallel_count",
     "workflow_mode",
     "prosody_target",
+    "few_shots",
+    "background_briefing",
+    "straggler",
     "offline",
     "manual",
     *(name for name, _ in DIALS),
@@ -82,9 +87,10 @@ def _poem_from(data: bytes, values: dict[str, str]) -> str:
 
 
 def request_of(values: dict[str, str]) -> dict[str, Any]:
-    """The client's request from the form (empty fields: the configured defaults)."""
+    """The client's request from the form (empty fields: the configured defaults);
+    RequestInvalid for a straggler policy that is not spelled as the CLI's."""
     count = values.get("parallel_count", "").strip()
-    return {
+    request = {
         "poem": values.get("poem", ""),
         "source_lang": values.get("source_lang", ""),
         "target_lang": values.get("target_lang", ""),
@@ -96,8 +102,12 @@ def request_of(values: dict[str, str]) -> dict[str, Any]:
         "strategy": {
             **{name: values.get(name) or None for name, _ in DIALS},
             "prosody_target": values.get("prosody_target") or None,
+            "few_shots": values.get("few_shots", "").strip() or None,
         },
+        "background_briefing": values.get("background_briefing", "").strip() or None,
     }
+    straggler = straggler_of(values.get("straggler", ""))
+    return request | ({"straggler": straggler} if straggler else {})
 
 
 def errors_by_field(lines: list[str]) -> dict[str, str]:
@@ -105,7 +115,10 @@ def errors_by_field(lines: list[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for line in lines:
         where, sep, message = line.partition(": ")
-        name = where.split(".")[-1] if sep else "_"
+        parts = where.split(".") if sep else ["_"]
+        name = parts[-1] if parts[-1] in TEXT_FIELDS else parts[0]  # straggler.quorum
+        if where.startswith("straggler "):  # straggler_of's own message
+            name, message = "straggler", line
         if name not in TEXT_FIELDS:
             name, message = "_", line
         found[name] = f"{found[name]}; {message}" if name in found else message

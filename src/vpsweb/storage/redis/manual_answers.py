@@ -9,7 +9,7 @@ again in the same step, so two people answering at once cannot both resume it.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import redis
 
@@ -42,14 +42,20 @@ class RedisManualAnswers(ManualAnswers):
     def answer(
         self, job_id: str, key: str, text: str, *, stage_keys: list[str], deadline: float, ttl: int
     ) -> str:
-        outcome = self._answer(
-            keys=[
-                keys.job(job_id),
-                keys.pending(job_id),
-                keys.answers(job_id),
-                keys.SUBMISSIONS,
-                keys.DEADLINES,
-            ],
-            args=[key, text, f"{deadline:.3f}", ttl, job_id, *stage_keys],
-        )
+        names, args = answer_call(job_id, key, text, stage_keys, deadline, ttl)
+        outcome = self._answer(keys=names, args=args)
         return str(outcome)
+
+
+def answer_call(
+    job_id: str, key: str, text: str, stage_keys: list[str], deadline: float, ttl: int
+) -> tuple[list[str], list[Any]]:
+    """manual_answer.lua's keys and arguments."""
+    names = [
+        keys.job(job_id),
+        keys.pending(job_id),
+        keys.answers(job_id),
+        keys.SUBMISSIONS,
+        keys.DEADLINES,
+    ]
+    return names, [key, text, f"{deadline:.3f}", ttl, job_id, *stage_keys]

@@ -45,4 +45,9 @@ class RedisPresence(Presence):
         if not names:
             return {}
         queues = cast(list[str | None], self.redis.hmget(keys.WORKER_QUEUES, names))
-        return {n: json.loads(q) if q else [] for n, q in zip(names, queues, strict=True)}
+        return live_of(names, queues)
+
+
+def live_of(names: list[str], queues: list[str | None]) -> dict[str, list[str]]:
+    """Worker name -> its queues, from the live names and their stored queue lists."""
+    return {n: json.loads(q) if q else [] for n, q in zip(names, queues, strict=True)}

@@ -41,10 +41,7 @@ class RedisProgressLog(ProgressLog):
 
     def emit_on(self, client: Any, job_id: str, event: Event, ttl: int, *, once: str) -> Any:
         """emit.lua on ``client`` (this store's connection, or a pipeline)."""
-        args: list[Any] = [round(event.percent, 2), ttl, STREAM_MAXLEN, once]
-        for k, v in event_fields(event).items():
-            args += [k, v]
-        names = [keys.progress(job_id), keys.events(job_id)]
+        names, args = emit_call(job_id, event, ttl, once)
         return self._emit(keys=names, args=args, client=client)
 
     def candidate_finished(
@@ -97,12 +94,7 @@ class RedisProgressLog(ProgressLog):
         return (status or None), (float(left) if left else None)
 
     def snapshot(self, job_id: str) -> ProgressSnapshot:
-        data = cast(dict[str, str], self.redis.hgetall(keys.progress(job_id)))
-        clean: dict[str, Any] = {
-            k: v for k, v in data.items() if not k.startswith("once:") and v != ""
-        }
-        clean["terminal"] = data.get("terminal") == "1"
-        return ProgressSnapshot.model_validate(clean)
+        return snapshot_of(cast(dict[str, str], self.redis.hgetall(keys.progress(job_id))))
 
     def events(
         self,
@@ -143,3 +135,18 @@ class RedisProgressLog(ProgressLog):
         except (redis.ConnectionError, redis.TimeoutError):
             time.sleep(min(1.0, wait_ms / 1000))
             return None
+
+
+def emit_call(job_id: str, event: Event, ttl: int, once: str) -> tuple[list[str], list[Any]]:
+    """emit.lua's keys and arguments."""
+    args: list[Any] = [round(event.percent, 2), ttl, STREAM_MAXLEN, once]
+    for k, v in event_fields(event).items():
+        args += [k, v]
+    return [keys.progress(job_id), keys.events(job_id)], args
+
+
+def snapshot_of(data: dict[str, str]) -> ProgressSnapshot:
+    """The snapshot in a progress hash's fields."""
+    clean: dict[str, Any] = {k: v for k, v in data.items() if not k.startswith("once:") and v != ""}
+    clean["terminal"] = data.get("terminal") == "1"
+    return ProgressSnapshot.model_validate(clean)

@@ -74,45 +74,8 @@ class RedisJobStore(JobStore):
         if not plans:
             return
         with self.redis.pipeline(transaction=True) as pipe:
-            for plan in plans:
-                self._create(pipe, plan)
-            newest = max(p.created_at.timestamp() for p in plans)
-            pipe.zremrangebyscore(keys.JOBS_INDEX, "-inf", newest - plans[0].retention_s)
+            queue_create(pipe, plans)
             pipe.execute()
-
-    @staticmethod
-    def _create(pipe: Any, plan: JobPlan) -> None:
-        job, ttl = plan.job_id, plan.retention_s
-        deadline = plan.deadline_after(STAGES[0].name, plan.created_at.timestamp())
-        pipe.hset(
-            keys.job(job),
-            mapping={
-                "status": JobStatus.QUEUED.value,
-                "plan": plan.model_dump_json(),
-                "created_at": plan.created_at.isoformat(),
-                "deadline_at": f"{deadline:.3f}",
-            },
-        )
-        pipe.expire(keys.job(job), ttl)
-        pipe.zadd(keys.DEADLINES, {job: deadline})
-        pipe.zadd(keys.JOBS_INDEX, {job: plan.created_at.timestamp()})
-        queued = event_fields(
-            Event(
-                EventKind.JOB_QUEUED,
-                0,
-                {
-                    "status": "queued",
-                    "message": f"queued with {plan.parallel_count} candidate(s), "
-                    f"mode {plan.workflow_mode.value}",
-                },
-            )
-        )
-        fields = {**queued, "progress_percent": "0"}
-        pipe.hset(keys.progress(job), mapping=fields)
-        pipe.xadd(keys.events(job), fields, maxlen=STREAM_MAXLEN, approximate=True)
-        pipe.expire(keys.progress(job), ttl)
-        pipe.expire(keys.events(job), ttl)
-        pipe.xadd(keys.SUBMISSIONS, {"job": job})
 
     def get(self, job_id: str) -> JobRecord | None:
         return JobRecord.from_hash(
@@ -152,35 +115,11 @@ class RedisJobStore(JobStore):
         error: str | None = None,
         error_stage: str | None = None,
     ) -> bool:
-        fields = {"finished_at": utcnow().isoformat()}
-        if error is not None:
-            fields["error"] = error
-        if error_stage is not None:
-            fields["error_stage"] = error_stage
-        encoded = [{"percent": round(e.percent, 2), "fields": event_fields(e)} for e in events]
         redundant: list[str] = []
         if result is not None:
-            result, redundant = self._deduplicated(job_id, result)
-        done = self._end(
-            keys=[
-                keys.job(job_id),
-                keys.progress(job_id),
-                keys.events(job_id),
-                keys.result(job_id),
-                keys.DEADLINES,
-                *redundant,
-            ],
-            args=[
-                status.value,
-                ttl,
-                STREAM_MAXLEN,
-                result or "",
-                json.dumps(fields),
-                json.dumps(encoded),
-                job_id,
-            ],
-        )
-        return bool(done)
+            result, redundant = deduplicated(self.plan(job_id), job_id, result)
+        names, args = end_call(job_id, status, ttl, events, result, error, error_stage)
+        return bool(self._end(keys=[*names, *redundant], args=args))
 
     def recent_jobs(self, limit: int = 20) -> list[str]:
         return cast(list[str], self.redis.zrevrange(keys.JOBS_INDEX, 0, limit - 1))
@@ -221,17 +160,6 @@ class RedisJobStore(JobStore):
             pipe.hget(keys.job(job_id), "plan")
             raw, plan = cast(list[str | None], pipe.execute())
         return with_request(raw, plan)
-
-    def _deduplicated(self, job_id: str, result: str) -> tuple[str, list[str]]:
-        """The result without the request (the plan holds it), and the step outputs it
-        repeats: each poem and translation is stored once per job."""
-        plan = self.plan(job_id)
-        if plan is None:
-            return result, []
-        data = json.loads(result)
-        data.pop("request", None)
-        steps = [keys.step(job_id, k) for s in STAGES for k in s.keys(plan)]
-        return json.dumps(data, ensure_ascii=False), steps
 
     # --- submissions ------------------------------------------------------------------
 
@@ -280,3 +208,92 @@ class RedisJobStore(JobStore):
 def _submissions(entries: list[Any]) -> list[Submission]:
     # A claimed entry that was deleted meanwhile comes back with no fields.
     return [Submission(entry_id, fields["job"]) for entry_id, fields in entries if fields]
+
+
+def queue_create(pipe: Any, plans: list[JobPlan]) -> None:
+    """Queue the commands that register ``plans`` on ``pipe`` (a MULTI pipeline, sync or
+    asyncio): status queued, a queued event each, a submission each."""
+    for plan in plans:
+        _queue_one(pipe, plan)
+    newest = max(p.created_at.timestamp() for p in plans)
+    pipe.zremrangebyscore(keys.JOBS_INDEX, "-inf", newest - plans[0].retention_s)
+
+
+def _queue_one(pipe: Any, plan: JobPlan) -> None:
+    job, ttl = plan.job_id, plan.retention_s
+    deadline = plan.deadline_after(STAGES[0].name, plan.created_at.timestamp())
+    pipe.hset(
+        keys.job(job),
+        mapping={
+            "status": JobStatus.QUEUED.value,
+            "plan": plan.model_dump_json(),
+            "created_at": plan.created_at.isoformat(),
+            "deadline_at": f"{deadline:.3f}",
+        },
+    )
+    pipe.expire(keys.job(job), ttl)
+    pipe.zadd(keys.DEADLINES, {job: deadline})
+    pipe.zadd(keys.JOBS_INDEX, {job: plan.created_at.timestamp()})
+    queued = event_fields(
+        Event(
+            EventKind.JOB_QUEUED,
+            0,
+            {
+                "status": "queued",
+                "message": f"queued with {plan.parallel_count} candidate(s), "
+                f"mode {plan.workflow_mode.value}",
+            },
+        )
+    )
+    fields = {**queued, "progress_percent": "0"}
+    pipe.hset(keys.progress(job), mapping=fields)
+    pipe.xadd(keys.events(job), fields, maxlen=STREAM_MAXLEN, approximate=True)
+    pipe.expire(keys.progress(job), ttl)
+    pipe.expire(keys.events(job), ttl)
+    pipe.xadd(keys.SUBMISSIONS, {"job": job})
+
+
+def end_call(
+    job_id: str,
+    status: JobStatus,
+    ttl: int,
+    events: list[Event],
+    result: str | None,
+    error: str | None,
+    error_stage: str | None,
+) -> tuple[list[str], list[Any]]:
+    """end.lua's keys and arguments (the step keys a result repeats go after the keys)."""
+    fields = {"finished_at": utcnow().isoformat()}
+    if error is not None:
+        fields["error"] = error
+    if error_stage is not None:
+        fields["error_stage"] = error_stage
+    encoded = [{"percent": round(e.percent, 2), "fields": event_fields(e)} for e in events]
+    names = [
+        keys.job(job_id),
+        keys.progress(job_id),
+        keys.events(job_id),
+        keys.result(job_id),
+        keys.DEADLINES,
+    ]
+    args = [
+        status.value,
+        ttl,
+        STREAM_MAXLEN,
+        result or "",
+        json.dumps(fields),
+        json.dumps(encoded),
+        job_id,
+    ]
+    return names, args
+
+
+def deduplicated(plan: JobPlan | None, job_id: str, result: str) -> tuple[str, list[str]]:
+    """The result without the request (the plan holds it), and the step outputs it
+    repeats: each poem and translation is stored once per job."""
+    if plan is None:
+        return result, []
+    data = json.loads(result)
+    data.pop("request", None)
+    steps = [keys.step(job_id, k) for s in STAGES for k in s.keys(plan)]
+    return json.dumps(data, ensure_ascii=False), steps

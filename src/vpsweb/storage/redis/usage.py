@@ -9,7 +9,7 @@ so a summary and its counters are written together or not at all.
 from __future__ import annotations
 
 import json
-from typing import cast
+from typing import Any, cast
 
 import redis
 
@@ -26,12 +26,7 @@ class RedisUsageLog(UsageLog):
         self._record = Lua(client, "usage_record.lua")
 
     def record(self, summary_json: str, counters: dict[str, float], ttl: int) -> None:
-        at = float(json.loads(summary_json)["finished_at"])
-        amounts = [x for field, amount in counters.items() for x in (field, repr(float(amount)))]
-        self._record(
-            keys=[keys.USAGE_SUMMARIES, keys.USAGE_COUNTERS],
-            args=[summary_json, repr(at), ttl, *amounts],
-        )
+        self._record(**record_call(summary_json, counters, ttl))
 
     def summaries(self, since: float) -> list[str]:
         found = self.redis.zrangebyscore(keys.USAGE_SUMMARIES, repr(float(since)), "+inf")
@@ -40,3 +35,13 @@ class RedisUsageLog(UsageLog):
     def counters(self) -> dict[str, float]:
         raw = cast(dict[str, str], self.redis.hgetall(keys.USAGE_COUNTERS))
         return {field: float(value) for field, value in raw.items()}
+
+
+def record_call(summary_json: str, counters: dict[str, float], ttl: int) -> dict[str, Any]:
+    """usage_record.lua's keys and arguments."""
+    at = float(json.loads(summary_json)["finished_at"])
+    amounts = [x for field, amount in counters.items() for x in (field, repr(float(amount)))]
+    return {
+        "keys": [keys.USAGE_SUMMARIES, keys.USAGE_COUNTERS],
+        "args": [summary_json, repr(at), ttl, *amounts],
+    }

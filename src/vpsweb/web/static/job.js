@@ -67,14 +67,16 @@
   }
 
   // Warnings (a stage fell back: kept to the end) and notices (no worker: come and go).
-  function drawWarnings(texts) {
+  function drawWarnings(warnings, notices) {
     var list = document.getElementById("warnings");
+    var texts = warnings.concat(notices);
     var now = Array.prototype.map.call(list.children, function (li) { return li.textContent; });
     if (now.join("\n") === texts.join("\n")) { return false; }
     list.textContent = "";
-    texts.forEach(function (text) {
+    texts.forEach(function (text, i) {
       var li = document.createElement("li");
       li.textContent = text;
+      if (i >= warnings.length) { li.className = "no-worker"; }
       list.appendChild(li);
     });
     list.hidden = texts.length === 0;
@@ -89,7 +91,7 @@
     changed = put(statusEl, "textContent", view.status_text) || changed;
     changed = drawStages(view.stages) || changed;
     changed = drawCandidates(view.candidates) || changed;
-    changed = drawWarnings(view.warnings.concat(view.notices)) || changed;
+    changed = drawWarnings(view.warnings, view.notices) || changed;
     return changed;
   }
 

@@ -1,0 +1,279 @@
+"""The Redis store on ``redis.asyncio``: the same keys, commands and Lua scripts as the
+sync parts beside it (each call's keys and arguments come from the same helpers).
+
+Two bounded pools that wait when busy: one for short commands, one for the
+blocking event reads. Short commands never queue behind blocking reads (a page
+stalled 35 s when one pool held both), and a burst of pages queues for one of a
+few connections instead of opening hundreds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar, cast
+
+import redis
+import redis.asyncio as aioredis
+
+from vpsweb.domain.plan import JobPlan
+from vpsweb.domain.progress import ProgressEvent, ProgressSnapshot
+from vpsweb.errors import StoreUnavailable
+from vpsweb.storage.async_base import (
+    AsyncJobStore,
+    AsyncManualAnswers,
+    AsyncPresence,
+    AsyncProgressLog,
+    AsyncStorage,
+    AsyncUsageLog,
+    IdleCheck,
+)
+from vpsweb.storage.base import Event, JobRecord, JobStatus
+from vpsweb.storage.redis import keys
+from vpsweb.storage.redis.connection_errors import describe
+from vpsweb.storage.redis.lua import load_lua
+from vpsweb.storage.redis.manual_answers import answer_call
+from vpsweb.storage.redis.presence import live_of
+from vpsweb.storage.redis.progress import StreamBatch, emit_call, snapshot_of
+from vpsweb.storage.redis.store import deduplicated, end_call, queue_create, with_request
+from vpsweb.storage.redis.usage import record_call
+
+BLOCK_MS = 1000  # as the sync reader: followers check the cluster about every second
+# redis-py 8 gives every socket a 5 s read timeout by default: a blocking read needs
+# more, or every quiet job's follower dies of a TimeoutError.
+READ_TIMEOUT_S = BLOCK_MS / 1000 + 10
+COMMAND_TIMEOUT_S = 10.0
+MAX_CONNECTIONS = 32  # short commands: a burst queues for a connection
+MAX_STREAM_CONNECTIONS = 256  # blocking reads: one per job followed at a time
+T = TypeVar("T", bound=type)
+_LOST = (redis.ConnectionError, redis.TimeoutError)
+
+
+def _translating(cls: T) -> T:
+    """As ``errors.translating``, for coroutine methods: StoreUnavailable, not redis's."""
+
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await method(self, *args, **kwargs)
+            except (*_LOST, redis.AuthenticationError) as exc:
+                raise StoreUnavailable(describe(self.redis, exc)) from exc
+
+        return call
+
+    for name, member in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.iscoroutinefunction(member):
+            setattr(cls, name, wrap(member))
+    return cls
+
+
+class _Lua:
+    """A script of this package on the asyncio client (EVALSHA, EVAL after a restart)."""
+
+    def __init__(self, client: aioredis.Redis, name: str) -> None:
+        self._script = client.register_script(load_lua(name))
+
+    async def __call__(self, *, keys: Sequence[Any], args: Sequence[Any] = ()) -> Any:
+        return await self._script(keys=keys, args=args)
+
+
+@_translating
+class AsyncRedisJobStore(AsyncJobStore):
+    def __init__(self, client: aioredis.Redis, streams: aioredis.Redis | None = None) -> None:
+        self.redis, self._streams = client, streams
+        self._end = _Lua(client, "end.lua")
+
+    async def create(self, plans: list[JobPlan]) -> None:
+        if plans:
+            pipe = self.redis.pipeline(transaction=True)
+            queue_create(pipe, plans)
+            await pipe.execute()
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        data = await self.redis.hgetall(keys.job(job_id))
+        return JobRecord.from_hash(job_id, cast(dict[str, str], data))
+
+    async def status(self, job_id: str) -> JobStatus | None:
+        value = await self.redis.hget(keys.job(job_id), "status")
+        return JobStatus(cast(str, value)) if value else None
+
+    async def plan(self, job_id: str) -> JobPlan | None:
+        raw = await self.redis.hget(keys.job(job_id), "plan")
+        return JobPlan.model_validate_json(raw) if raw else None
+
+    async def end(
+        self,
+        job_id: str,
+        status: JobStatus,
+        ttl: int,
+        *,
+        events: list[Event],
+        result: str | None = None,
+        error: str | None = None,
+        error_stage: str | None = None,
+    ) -> bool:
+        redundant: list[str] = []
+        if result is not None:
+            result, redundant = deduplicated(await self.plan(job_id), job_id, result)
+        names, args = end_call(job_id, status, ttl, events, result, error, error_stage)
+        return bool(await self._end(keys=[*names, *redundant], args=args))
+
+    async def recent_jobs(self, limit: int = 20) -> list[str]:
+        return cast(list[str], await self.redis.zrevrange(keys.JOBS_INDEX, 0, limit - 1))
+
+    async def deadline(self, job_id: str) -> float | None:
+        value = await self.redis.hget(keys.job(job_id), "deadline_at")
+        return float(value) if value else None
+
+    async def load_steps(self, job_id: str, step_keys: list[str]) -> list[str | None]:
+        if not step_keys:
+            return []
+        names = [keys.step(job_id, k) for k in step_keys]
+        return cast(list[str | None], await self.redis.mget(names))
+
+    async def load_result(self, job_id: str) -> str | None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.result(job_id))
+        pipe.hget(keys.job(job_id), "plan")
+        raw, plan = cast(list[str | None], await pipe.execute())
+        return with_request(raw, plan)
+
+    async def close(self) -> None:
+        # The pools were made here, so they are closed here (redis-py leaves a pool
+        # it was handed open).
+        await self.redis.aclose(close_connection_pool=True)
+        if self._streams is not None:
+            await self._streams.aclose(close_connection_pool=True)
+
+
+@_translating
+class AsyncRedisProgressLog(AsyncProgressLog):
+    def __init__(
+        self, client: aioredis.Redis, streams: aioredis.Redis, *, block_ms: int = BLOCK_MS
+    ) -> None:
+        self.redis, self.streams, self.block_ms = client, streams, block_ms
+        self._emit = _Lua(client, "emit.lua")
+
+    async def emit(self, job_id: str, event: Event, ttl: int, *, once: str = "") -> bool:
+        names, args = emit_call(job_id, event, ttl, once)
+        return bool(await self._emit(keys=names, args=args))
+
+    async def snapshot(self, job_id: str) -> ProgressSnapshot:
+        data = await self.redis.hgetall(keys.progress(job_id))
+        return snapshot_of(cast(dict[str, str], data))
+
+    async def events(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = None,
+        start: str = "0-0",
+        on_idle: IdleCheck | None = None,
+    ) -> AsyncIterator[ProgressEvent]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last = start
+        while True:
+            wait = self.block_ms
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"job {job_id}: no terminal event within {timeout:g}s")
+                wait = max(1, min(wait, int(remaining * 1000)))
+            batch = await self._read(job_id, last, wait)
+            if not batch and on_idle is not None:
+                for warning in await on_idle():
+                    yield warning
+            for _name, entries in batch or []:
+                for entry_id, fields in entries:
+                    last = entry_id
+                    event = ProgressEvent.from_fields(entry_id, fields)
+                    yield event
+                    if event.terminal:
+                        return
+
+    async def _read(self, job_id: str, last: str, wait_ms: int) -> StreamBatch:
+        """One blocking read; an unreachable Redis reads as nothing new, after a pause,
+        so that followers keep waiting (and reconnect) instead of dying."""
+        try:
+            found = await self.streams.xread({keys.events(job_id): last}, block=wait_ms, count=100)
+            return cast(StreamBatch, found)
+        except _LOST:
+            await asyncio.sleep(min(1.0, wait_ms / 1000))
+            return None
+
+
+@_translating
+class AsyncRedisPresence(AsyncPresence):
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.redis = client
+
+    async def live(self) -> dict[str, list[str]]:
+        seconds, micros = cast(tuple[int, int], await self.redis.time())
+        now = seconds + micros / 1e6  # Redis's clock, as the sync presence
+        names = cast(list[str], await self.redis.zrangebyscore(keys.WORKERS, now, "+inf"))
+        if not names:
+            return {}
+        queues = await self.redis.hmget(keys.WORKER_QUEUES, names)
+        return live_of(names, cast(list[str | None], queues))
+
+
+@_translating
+class AsyncRedisUsageLog(AsyncUsageLog):
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.redis = client
+        self._record = _Lua(client, "usage_record.lua")
+
+    async def record(self, summary_json: str, counters: dict[str, float], ttl: int) -> None:
+        await self._record(**record_call(summary_json, counters, ttl))
+
+
+@_translating
+class AsyncRedisManualAnswers(AsyncManualAnswers):
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.redis = client
+        self._answer = _Lua(client, "manual_answer.lua")
+
+    async def pending(self, job_id: str) -> dict[str, str]:
+        data = await self.redis.hgetall(keys.pending(job_id))
+        return cast(dict[str, str], data)
+
+    async def answer(
+        self, job_id: str, key: str, text: str, *, stage_keys: list[str], deadline: float, ttl: int
+    ) -> str:
+        names, args = answer_call(job_id, key, text, stage_keys, deadline, ttl)
+        return str(await self._answer(keys=names, args=args))
+
+
+def connect_async(
+    url: str,
+    *,
+    max_connections: int = MAX_CONNECTIONS,
+    max_stream_connections: int = MAX_STREAM_CONNECTIONS,
+) -> AsyncStorage:
+    """Every part on two bounded pools (opened on first use; no I/O here). A follower
+    waits for a stream connection rather than fail: each is released within BLOCK_MS."""
+
+    def pool(size: int, timeout: float | None, read_timeout: float) -> aioredis.Redis:
+        made = aioredis.BlockingConnectionPool.from_url(
+            url,
+            decode_responses=True,
+            max_connections=size,
+            timeout=timeout,
+            socket_timeout=read_timeout,
+            socket_connect_timeout=5,
+        )
+        return aioredis.Redis(connection_pool=made)
+
+    client = pool(max_connections, 30, COMMAND_TIMEOUT_S)
+    streams = pool(max_stream_connections, None, READ_TIMEOUT_S)
+    return AsyncStorage(
+        jobs=AsyncRedisJobStore(client, streams),
+        progress=AsyncRedisProgressLog(client, streams),
+        presence=AsyncRedisPresence(client),
+        usage=AsyncRedisUsageLog(client),
+        manual=AsyncRedisManualAnswers(client),
+    )
