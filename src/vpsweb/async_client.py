@@ -185,7 +185,7 @@ class AsyncClient:
     async def submit_plan(self, plan: JobPlan) -> AsyncJob:
         plan = plan.model_copy(update={"created_at": datetime.now(UTC)})
         pipe = self.redis.pipeline(transaction=True)
-        RedisJobStore._create(pipe, plan)  # queues the same commands as the sync store
+        RedisJobStore.create_on(pipe, plan)  # queues the same commands as the sync store
         await pipe.execute()
         return AsyncJob(self, plan.job_id)
 

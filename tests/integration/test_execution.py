@@ -93,7 +93,7 @@ def _round_trips(monkeypatch) -> list[int]:
 def test_a_step_costs_two_round_trips(redis_server, monkeypatch):
     """The fast path (commits 1a1470e and 64c09d6): one pipelined batch before the stage
     and one after it; its plan is cached by the worker."""
-    plan, storage, svc = _stored_job(redis_server.url, "2a7b0e0e0000", n=3)
+    plan, _, svc = _stored_job(redis_server.url, "2a7b0e0e0000", n=3)
     first = stage("initial_translation")
 
     def instant(ctx, prior, index):  # no LLM call, hence no cancel check

@@ -75,13 +75,14 @@ class RedisJobStore(JobStore):
             return
         with self.redis.pipeline(transaction=True) as pipe:
             for plan in plans:
-                self._create(pipe, plan)
+                self.create_on(pipe, plan)
             newest = max(p.created_at.timestamp() for p in plans)
             pipe.zremrangebyscore(keys.JOBS_INDEX, "-inf", newest - plans[0].retention_s)
             pipe.execute()
 
     @staticmethod
-    def _create(pipe: Any, plan: JobPlan) -> None:
+    def create_on(pipe: Any, plan: JobPlan) -> None:
+        """Queue one job's registration on ``pipe`` (a sync or an async pipeline)."""
         job, ttl = plan.job_id, plan.retention_s
         deadline = plan.deadline_after(STAGES[0].name, plan.created_at.timestamp())
         pipe.hset(
@@ -139,7 +140,13 @@ class RedisJobStore(JobStore):
         return plan
 
     def mark_running(self, job_id: str, ttl: int) -> None:
-        self._mark_running(keys=[keys.job(job_id)], args=[utcnow().isoformat()])
+        self.mark_running_on(self.redis, job_id)
+
+    def mark_running_on(self, client: Any, job_id: str) -> Any:
+        """mark_running.lua on ``client`` (this store's connection, or a pipeline)."""
+        return self._mark_running(
+            keys=[keys.job(job_id)], args=[utcnow().isoformat()], client=client
+        )
 
     def end(
         self,
@@ -186,7 +193,12 @@ class RedisJobStore(JobStore):
         return cast(list[str], self.redis.zrevrange(keys.JOBS_INDEX, 0, limit - 1))
 
     def extend_deadline(self, job_id: str, at: float) -> None:
-        self._extend(keys=[keys.job(job_id), keys.DEADLINES], args=[job_id, f"{at:.3f}"])
+        self.extend_deadline_on(self.redis, job_id, at)
+
+    def extend_deadline_on(self, client: Any, job_id: str, at: float) -> Any:
+        """extend_deadline.lua on ``client`` (this store's connection, or a pipeline)."""
+        names = [keys.job(job_id), keys.DEADLINES]
+        return self._extend(keys=names, args=[job_id, f"{at:.3f}"], client=client)
 
     def deadline(self, job_id: str) -> float | None:
         value = cast(str | None, self.redis.hget(keys.job(job_id), "deadline_at"))
