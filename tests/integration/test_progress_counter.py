@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from vpsweb.config import load_config
+from vpsweb.local.processes import RedisServer
 from vpsweb.plan import build_plan
 from vpsweb.progress import EventKind, milestones
 from vpsweb.storage import Event, JobStatus, connect
@@ -98,8 +99,17 @@ def test_milestone_counts(n, expected):
     assert milestones(n) == expected
 
 
-def test_percent_never_goes_back_and_nothing_after_terminal(redis_server):
-    storage = connect(redis_server.url)
+@pytest.fixture()
+def own_redis():
+    """A Redis of this test's own: on the session's, the workers that other tests
+    started dispatch the job it creates, and their start event joins its stream."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+def test_percent_never_goes_back_and_nothing_after_terminal(own_redis):
+    storage = connect(own_redis.url)
     plan = build_plan(
         {"poem": "a\nb", "source_lang": "en", "target_lang": "zh-CN"},
         load_config(),
