@@ -71,3 +71,44 @@ def test_first_cancel_check_reuses_the_steps_status_read_and_the_next_reads(
     with contextlib.suppress(Cancelled):
         execution.run_step(svc, stage("initial_translation"), plan.job_id, 0)
     assert seen == ["first check passed", "second check raised"]
+
+
+def _round_trips(monkeypatch) -> list[int]:
+    """Count what this thread sends to Redis: one packed send per command or pipeline."""
+    import threading
+
+    from redis.connection import AbstractConnection
+
+    sent: list[int] = []
+    me = threading.get_ident()
+    original = AbstractConnection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        if threading.get_ident() == me:
+            sent.append(1)
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    return sent
+
+
+def test_a_step_costs_two_round_trips(redis_server, monkeypatch):
+    """The fast path (commits 1a1470e and 64c09d6): one pipelined batch before the stage
+    and one after it; its plan is cached by the worker."""
+    plan, _, svc = _stored_job(redis_server.url, "2a7b0e0e0000", n=3)
+    first = stage("initial_translation")
+
+    def instant(ctx, prior, index):  # no LLM call, hence no cancel check
+        return runs.lost(first, ctx.plan, index, "stub")
+
+    monkeypatch.setitem(runs.RUN, first.name, instant)
+    step = first
+    execution.run_step(svc, step, plan.job_id, 0)  # reads and caches the plan
+    sent = _round_trips(monkeypatch)
+    execution.run_step(svc, step, plan.job_id, 1)
+    assert len(sent) == 2
+    sent.clear()
+    execution.run_step(svc, step, plan.job_id, 1)  # a redelivery of a stored step
+    # The batch finds the output (and the lease it took, released), the end is
+    # recorded again (counted once): the rare path, one command at a time.
+    assert len(sent) == 3

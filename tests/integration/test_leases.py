@@ -8,20 +8,25 @@ import time
 import pytest
 
 from vpsweb.config import load_config
-from vpsweb.domain.models import EditorReview
+from vpsweb.domain.models import CandidateResult
 from vpsweb.domain.plan import build_plan
 from vpsweb.errors import Cancelled
 from vpsweb.local.processes import RedisServer
 from vpsweb.orchestrator import execution
 from vpsweb.orchestrator.keeper import Keeper
 from vpsweb.orchestrator.sweeper import Sweeper
+from vpsweb.stages import runs
+from vpsweb.stages.table import Stage, stage
 from vpsweb.storage import Storage, connect
+from vpsweb.storage.memory import memory_storage
 
-pytestmark = pytest.mark.integration
 
-
-@pytest.fixture()
-def storage():
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
+def storage(request: pytest.FixtureRequest):
+    """Every rule here on the in-memory store (milliseconds) and on a real Redis."""
+    if request.param == "memory":
+        yield memory_storage()
+        return
     server = RedisServer().start()
     store = connect(server.url)
     yield store
@@ -65,34 +70,57 @@ def test_the_keeper_renews_until_the_budget_and_flags_a_lost_claim() -> None:
     assert stolen.lost.is_set() and not kept.lost.is_set()
 
 
+def _lost(ctx, index: int, error: str) -> CandidateResult:
+    return runs.lost(stage("initial_translation"), ctx.plan, index, error)
+
+
+_per_thread = threading.local()
+
+
+@pytest.fixture(autouse=True)
+def _runs_per_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each delivery (a thread) runs the stand-in its ``_stub`` gave, else the stage."""
+    real = runs.RUN["initial_translation"]
+
+    def by_thread(ctx, prior, index):
+        return getattr(_per_thread, "run", real)(ctx, prior, index)
+
+    monkeypatch.setitem(runs.RUN, "initial_translation", by_thread)
+
+
+def _stub(run) -> Stage:
+    """The first stage with ``run`` in place of its LLM calls in this thread (it needs
+    no inputs); called in the delivery's own thread."""
+    _per_thread.run = run
+    return stage("initial_translation")
+
+
 def test_a_second_delivery_waits_for_the_first_ones_output(storage: Storage) -> None:
     plan = _job(storage)
     svc = execution.Services(storage=storage, config=load_config(), llm=None)  # type: ignore[arg-type]
     produced: list[str] = []
     release = threading.Event()
 
-    def slow_first() -> EditorReview:
+    def slow_first(ctx, prior, index):
         produced.append("first")
         release.wait(5)
-        return EditorReview(suggestions="from the first delivery")
+        return _lost(ctx, index, "from the first delivery")
 
-    def second() -> EditorReview:
+    def second(ctx, prior, index):
         produced.append("second")
-        return EditorReview(suggestions="from the second delivery")
+        return _lost(ctx, index, "from the second delivery")
 
-    results: dict[str, EditorReview] = {}
+    results: dict[str, dict] = {}
     first = threading.Thread(
         target=lambda: results.setdefault(
-            "first",
-            execution.JobRun(svc, plan.job_id).once("editor_review", EditorReview, slow_first, 30),
+            "first", execution.run_step(svc, _stub(slow_first), plan.job_id, 0)
         )
     )
     first.start()
     time.sleep(0.3)
     waiter = threading.Thread(
         target=lambda: results.setdefault(
-            "second",
-            execution.JobRun(svc, plan.job_id).once("editor_review", EditorReview, second, 30),
+            "second", execution.run_step(svc, _stub(second), plan.job_id, 0)
         )
     )
     waiter.start()
@@ -103,7 +131,26 @@ def test_a_second_delivery_waits_for_the_first_ones_output(storage: Storage) -> 
     waiter.join(5)
     assert produced == ["first"]  # one paid run
     assert results["first"] == results["second"]
-    assert results["second"].suggestions == "from the first delivery"
+    stored = CandidateResult.model_validate_json(storage.jobs.load_step(plan.job_id, "candidate-0"))
+    assert stored.error == "from the first delivery"
+    assert storage.progress.snapshot(plan.job_id).failed == 1  # counted once
+    assert storage.leases.holder(plan.job_id, "candidate-0") is None
+
+
+def test_a_waiting_delivery_takes_over_a_lapsed_lease(storage: Storage) -> None:
+    plan = _job(storage)
+    svc = execution.Services(storage=storage, config=load_config(), llm=None)  # type: ignore[arg-type]
+    storage.leases.acquire(plan.job_id, "candidate-0", "a-dead-worker", 1.0)  # never renewed
+
+    def takes_over(ctx, prior, index):
+        return _lost(ctx, index, "from the second delivery")
+
+    began = time.monotonic()
+    assert execution.run_step(svc, _stub(takes_over), plan.job_id, 0)["status"] == "failed"
+    assert time.monotonic() - began >= 0.5  # it waited for the lease to lapse
+    stored = CandidateResult.model_validate_json(storage.jobs.load_step(plan.job_id, "candidate-0"))
+    assert stored.error == "from the second delivery"
+    assert storage.leases.holder(plan.job_id, "candidate-0") is None
 
 
 def test_a_lost_lease_stops_the_step_before_its_next_call(storage: Storage) -> None:
@@ -111,21 +158,21 @@ def test_a_lost_lease_stops_the_step_before_its_next_call(storage: Storage) -> N
     svc = execution.Services(
         storage=storage, config=load_config(), llm=None, keeper=Keeper(every_s=0.1)
     )  # type: ignore[arg-type]
-    run = execution.JobRun(svc, plan.job_id)
 
-    def produce() -> EditorReview:
+    def stolen(ctx, prior, index):
         # Another worker takes the step over (this one's lease was deemed dead).
-        holder = storage.leases.holder(plan.job_id, "editor_review")
+        holder = storage.leases.holder(plan.job_id, "candidate-0")
         assert holder is not None
-        storage.leases.release(plan.job_id, "editor_review", holder)
-        storage.leases.acquire(plan.job_id, "editor_review", "someone-else", 10)
+        storage.leases.release(plan.job_id, "candidate-0", holder)
+        storage.leases.acquire(plan.job_id, "candidate-0", "someone-else", 10)
         time.sleep(0.5)  # the keeper's next renewal finds out
-        run.check()  # what the LLM client calls before and during every call
-        return EditorReview(suggestions="never stored")
+        ctx.check()  # what the LLM client calls before and during every call
+        return _lost(ctx, index, "never stored")
 
     with pytest.raises(Cancelled, match="taken over"):
-        run.once("editor_review", EditorReview, produce, 30)
-    assert storage.jobs.load_step(plan.job_id, "editor_review") is None
+        execution.run_step(svc, _stub(stolen), plan.job_id, 0)
+    assert storage.jobs.load_step(plan.job_id, "candidate-0") is None
+    assert storage.leases.holder(plan.job_id, "candidate-0") == "someone-else"  # not ours
 
 
 def test_one_sweeper_at_a_time_and_only_overdue_jobs(storage: Storage) -> None:

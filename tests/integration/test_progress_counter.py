@@ -12,7 +12,9 @@ import redis
 from vpsweb.config import load_config
 from vpsweb.domain.plan import build_plan
 from vpsweb.domain.progress import EventKind, milestones
+from vpsweb.local.processes import RedisServer
 from vpsweb.storage import Event, JobStatus, connect
+from vpsweb.storage.base import CandidateEnd
 from vpsweb.storage.redis import RedisProgressLog
 
 pytestmark = pytest.mark.integration
@@ -24,9 +26,9 @@ TTL = 600
 def _count(url: str, job: str, indexes: list[int], failed: set[int]) -> None:
     log = RedisProgressLog(redis.Redis.from_url(url, decode_responses=True))
     for i in indexes:
-        log.candidate_finished(
-            job, i, ok=i not in failed, n=N, end_percent=25.0, stage="Initial Translation", ttl=TTL
-        )
+        ok = i not in failed
+        end = CandidateEnd(i, ok=ok, n=N, end_percent=25.0, stage="Initial Translation")
+        log.candidate_finished(job, end, TTL)
 
 
 def test_milestones_once_each_in_order_under_contention(redis_server):
@@ -76,9 +78,8 @@ def test_a_candidates_event_carries_the_percentage_after_it(redis_server):
     r = redis.Redis.from_url(redis_server.url, decode_responses=True)
     log, job = RedisProgressLog(r), "after-it"
     for i in range(3):
-        log.candidate_finished(
-            job, i, ok=True, n=3, end_percent=25.0, stage="Initial Translation", ttl=TTL
-        )
+        end = CandidateEnd(i, ok=True, n=3, end_percent=25.0, stage="Initial Translation")
+        log.candidate_finished(job, end, TTL)
     stream = [fields for _id, fields in r.xrange(f"vpsweb:job:{job}:events")]
     seen = [(e["event"], e["parallel_progress"], e["progress_percent"]) for e in stream]
     assert seen == [
@@ -98,8 +99,17 @@ def test_milestone_counts(n, expected):
     assert milestones(n) == expected
 
 
-def test_percent_never_goes_back_and_nothing_after_terminal(redis_server):
-    storage = connect(redis_server.url)
+@pytest.fixture()
+def own_redis():
+    """A Redis of this test's own: on the session's, the workers that other tests
+    started dispatch the job it creates, and their start event joins its stream."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+def test_percent_never_goes_back_and_nothing_after_terminal(own_redis):
+    storage = connect(own_redis.url)
     plan = build_plan(
         {"poem": "a\nb", "source_lang": "en", "target_lang": "zh-CN"},
         load_config(),

@@ -332,6 +332,31 @@ def test_functions_and_modules_stay_readable() -> None:
     assert long_modules == []
 
 
+# Private attributes reached on something other than self/cls, each one explained.
+PRIVATE_ACCESS_ALLOWED = {
+    # namedtuple's documented copy-with-changes (underscored only to avoid field names)
+    ("vpsweb.settings", "parts._replace"),
+    # kombu's Channel._connparams, which RedisChannel overrides and extends
+    ("vpsweb.workers.broker", "super()._connparams"),
+}
+
+
+def test_no_class_reaches_into_anothers_private_attributes() -> None:
+    """``x._name`` only on ``self`` or ``cls``: a class's privates are its own."""
+    found = set()
+    for name, path in _modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Attribute):
+                continue
+            if not node.attr.startswith("_") or node.attr.startswith("__"):
+                continue
+            if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+                continue
+            found.add((name, ast.unparse(node)))
+    assert sorted(found - PRIVATE_ACCESS_ALLOWED) == []
+    assert sorted(PRIVATE_ACCESS_ALLOWED - found) == []  # no stale exceptions
+
+
 # --- errors and settings ------------------------------------------------------------
 
 

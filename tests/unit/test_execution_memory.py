@@ -5,13 +5,11 @@ stay, for the real store and real processes)."""
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
 
 import pytest
 
 from vpsweb.config import load_config
-from vpsweb.domain.models import CandidateResult, EditorReview
+from vpsweb.domain.models import CandidateResult
 from vpsweb.domain.plan import build_plan
 from vpsweb.errors import Cancelled
 from vpsweb.orchestrator import execution
@@ -74,50 +72,5 @@ def test_a_cancel_is_seen_by_the_check_after_the_steps_first_one(
     assert seen == ["first check passed", "second check raised"]
 
 
-def test_a_second_delivery_waits_for_the_first_ones_output() -> None:
-    plan, _storage, svc = _stored_job("1ea5e0000001")
-    produced: list[str] = []
-    release = threading.Event()
-    results: dict[str, EditorReview] = {}
-
-    def deliver(name: str) -> None:
-        def produce() -> EditorReview:
-            produced.append(name)
-            if name == "first":
-                release.wait(5)
-            return EditorReview(suggestions=f"from the {name} delivery")
-
-        run = execution.JobRun(svc, plan.job_id)
-        results[name] = run.once("editor_review", EditorReview, produce, 30)
-
-    first = threading.Thread(target=deliver, args=("first",))
-    first.start()
-    while not produced:
-        time.sleep(0.01)
-    second = threading.Thread(target=deliver, args=("second",))
-    second.start()
-    time.sleep(0.2)
-    assert "second" not in results  # still waiting: the first holds the lease
-    release.set()
-    first.join(5)
-    second.join(5)
-    assert produced == ["first"]  # one paid run
-    assert results["second"].suggestions == "from the first delivery"
-
-
-def test_a_lost_lease_stops_the_step_before_its_next_call() -> None:
-    plan, storage, svc = _stored_job("1ea5e0000002", keeper=Keeper(every_s=0.05))
-    run = execution.JobRun(svc, plan.job_id)
-
-    def produce() -> EditorReview:
-        holder = storage.leases.holder(plan.job_id, "editor_review")
-        assert holder is not None
-        storage.leases.release(plan.job_id, "editor_review", holder)
-        storage.leases.acquire(plan.job_id, "editor_review", "someone-else", 10)
-        time.sleep(0.25)  # the keeper's next renewal finds out
-        run.check()
-        return EditorReview(suggestions="never stored")
-
-    with pytest.raises(Cancelled, match="taken over"):
-        run.once("editor_review", EditorReview, produce, 30)
-    assert storage.jobs.load_step(plan.job_id, "editor_review") is None
+# A second delivery waiting, a lapsed lease taken over and a lost lease: run on this
+# store and on Redis by tests/integration/test_leases.py.

@@ -123,7 +123,7 @@ def _append_usage_metrics() -> None:
     from flower.views import monitor
 
     original = monitor.Metrics.get
-    if getattr(original, "_vpsweb_usage", False):
+    if getattr(original, "vpsweb_usage", False):
         return
 
     async def get(self: Any) -> None:
@@ -131,7 +131,7 @@ def _append_usage_metrics() -> None:
         text = await tornado.ioloop.IOLoop.current().run_in_executor(None, usage_metrics)
         self.write(text)
 
-    get._vpsweb_usage = True  # type: ignore[attr-defined]
+    get.vpsweb_usage = True  # type: ignore[attr-defined]
     monitor.Metrics.get = get
 
 
@@ -139,9 +139,9 @@ def _protect_metrics() -> None:
     import tornado.web
     from flower.views import monitor
 
-    if not getattr(monitor.Metrics.get, "_vpsweb_protected", False):
+    if not getattr(monitor.Metrics.get, "vpsweb_protected", False):
         protected = tornado.web.authenticated(monitor.Metrics.get)
-        protected._vpsweb_protected = True  # type: ignore[attr-defined]
+        protected.vpsweb_protected = True  # type: ignore[attr-defined]
         monitor.Metrics.get = protected
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -218,25 +218,11 @@ class ProgressLog(abc.ABC):
         duplicate, or the job's stream already ended)."""
 
     @abc.abstractmethod
-    def candidate_finished(
-        self,
-        job_id: str,
-        index: int,
-        *,
-        ok: bool,
-        n: int,
-        end_percent: float,
-        stage: str,
-        ttl: int,
-        details: dict[str, Any] | None = None,
-        late: bool = False,
-        quorum: int | None = None,
-        grace: float = 0.0,
-    ) -> tuple[int, bool]:
-        """Count a fan-out item once, with an event of its own carrying ``details``
+    def candidate_finished(self, job_id: str, end: CandidateEnd, ttl: int) -> tuple[int, bool]:
+        """Count a fan-out item once, with an event of its own carrying ``end.details``
         (variant, model, duration, error); returns (finished count or 0 for a
-        duplicate, whether a milestone event was published). ``late``: stopped by the
-        straggler policy. With a ``quorum``, the success that reaches it starts the
+        duplicate, whether a milestone event was published). ``end.late``: stopped by
+        the straggler policy. With a ``quorum``, the success that reaches it starts the
         grace period: ``grace`` x the median duration of the successes."""
 
     @abc.abstractmethod
@@ -318,18 +304,20 @@ class StepStart:
 
 
 @dataclass(frozen=True)
-class ItemEnd:
-    """A fan-out item's end, as ``ProgressLog.candidate_finished`` counts it."""
+class CandidateEnd:
+    """A fan-out item's end, as ``ProgressLog.candidate_finished`` counts it: its index
+    and outcome, the item count and the stage's upper bound (for the milestones), what
+    a display shows of it, and the straggler policy's quorum and grace factor."""
 
     index: int
     ok: bool
-    late: bool
     n: int
     end_percent: float
     stage: str
-    details: dict[str, Any]
-    quorum: int | None
-    grace: float
+    details: dict[str, Any] = field(default_factory=dict)
+    late: bool = False
+    quorum: int | None = None
+    grace: float = 0.0
 
 
 class StepLog(abc.ABC):
@@ -367,7 +355,7 @@ class StepLog(abc.ABC):
         ttl: int,
         end: Event | None,
         once: str,
-        item: ItemEnd | None,
+        item: CandidateEnd | None,
     ) -> str:
         """Store the output (SET NX: the first one stands, and is returned), release
         the lease if still ours, and record the end: the stage's end event (once) or
@@ -384,7 +372,7 @@ class Storage:
     presence: Presence
     usage: UsageLog
     manual: ManualAnswers
-    steps: StepLog | None = None  # None: the parts one command at a time
+    steps: StepLog  # a step's bookkeeping: the worker's only path
 
     def close(self) -> None:
         self.jobs.close()

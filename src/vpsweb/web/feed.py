@@ -140,7 +140,7 @@ class Subscription:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._feeds._leave(self._feed, self)
+            self._feeds.leave(self._feed, self)
 
     def __enter__(self) -> Subscription:
         return self
@@ -188,7 +188,8 @@ class JobFeeds:
             self._sweeper = asyncio.create_task(self._sweep())
         return subscription
 
-    def _leave(self, feed: _Feed, subscription: Subscription) -> None:
+    def leave(self, feed: _Feed, subscription: Subscription) -> None:
+        """A subscription closes (``Subscription.close`` calls this)."""
         feed.subscribers.remove(subscription)
         self.streams -= 1
         if not feed.subscribers:  # nobody watches: stop reading (a page starts again)

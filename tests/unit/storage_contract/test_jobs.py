@@ -12,6 +12,7 @@ from vpsweb.orchestrator.lifecycle import cancel_job, fail_job
 from vpsweb.orchestrator.sweeper import Sweeper
 from vpsweb.stages.table import STAGES
 from vpsweb.storage import Event, JobStatus
+from vpsweb.storage.base import CandidateEnd
 
 TTL = 600
 FINISHED = Event(EventKind.JOB_FINISHED, 100, {"status": "succeeded"})
@@ -61,9 +62,8 @@ def test_ending_happens_once_with_one_terminal_event(store: Backend) -> None:
     assert record.error is None and record.finished_at is not None
     assert json.loads(jobs.load_result(plan.job_id) or "")["a"] == 1  # the first stands
     assert not progress.emit(plan.job_id, Event(EventKind.STAGE_STARTED, 99, {}), TTL)
-    assert progress.candidate_finished(
-        plan.job_id, 0, ok=True, n=1, end_percent=25, stage="Initial Translation", ttl=TTL
-    ) == (0, False)
+    end = CandidateEnd(0, ok=True, n=1, end_percent=25, stage="Initial Translation")
+    assert progress.candidate_finished(plan.job_id, end, TTL) == (0, False)
     events = _events(store, plan.job_id)
     assert [e.event for e in events] == [EventKind.JOB_QUEUED, EventKind.JOB_FINISHED]
     assert progress.snapshot(plan.job_id).terminal

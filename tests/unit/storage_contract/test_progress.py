@@ -12,15 +12,15 @@ from tests.unit.storage_contract.conftest import Backend
 from tests.unit.storage_contract.test_leases import _events
 from vpsweb.domain.progress import EventKind, milestones
 from vpsweb.storage import Event, JobStatus
+from vpsweb.storage.base import CandidateEnd
 
 TTL = 600
 STAGE = "Initial Translation"
 
 
 def _finish(store: Backend, job: str, i: int, n: int, **kw) -> tuple[int, bool]:
-    return store.storage.progress.candidate_finished(
-        job, i, n=n, end_percent=25.0, stage=STAGE, ttl=TTL, **{"ok": True, **kw}
-    )
+    end = CandidateEnd(i, n=n, end_percent=25.0, stage=STAGE, **{"ok": True, **kw})
+    return store.storage.progress.candidate_finished(job, end, TTL)
 
 
 def test_percent_never_goes_back_and_nothing_after_terminal(store: Backend) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from vpsweb.domain.progress import milestones
-from vpsweb.storage.base import Event, ItemEnd, ProgressEvent, ProgressLog, ProgressSnapshot
+from vpsweb.storage.base import CandidateEnd, Event, ProgressEvent, ProgressLog, ProgressSnapshot
 from vpsweb.storage.memory import state as names
 from vpsweb.storage.memory.state import Keyspace, event_fields, lua_number
 
@@ -43,25 +43,10 @@ class MemoryProgressLog(ProgressLog):
             self.space.expire(names.events(job_id), ttl)
             return True
 
-    def candidate_finished(
-        self,
-        job_id: str,
-        index: int,
-        *,
-        ok: bool,
-        n: int,
-        end_percent: float,
-        stage: str,
-        ttl: int,
-        details: dict[str, Any] | None = None,
-        late: bool = False,
-        quorum: int | None = None,
-        grace: float = 0.0,
-    ) -> tuple[int, bool]:
-        item = ItemEnd(index, ok, late, n, end_percent, stage, details or {}, quorum, grace)
-        return self.count_item(job_id, item, ttl)
+    def candidate_finished(self, job_id: str, end: CandidateEnd, ttl: int) -> tuple[int, bool]:
+        return self.count_item(job_id, end, ttl)
 
-    def count_item(self, job_id: str, item: ItemEnd, ttl: int) -> tuple[int, bool]:
+    def count_item(self, job_id: str, item: CandidateEnd, ttl: int) -> tuple[int, bool]:
         with self.space.lock:
             snap = self.space.setdefault(names.progress(job_id), dict)
             done = self.space.setdefault(("finished", job_id), set)
@@ -76,7 +61,7 @@ class MemoryProgressLog(ProgressLog):
                 self._toward_quorum(job_id, item, int(snap[field]), ttl)
             return self._publish(job_id, item, outcome, len(done), ttl)
 
-    def _toward_quorum(self, job_id: str, item: ItemEnd, successes: int, ttl: int) -> None:
+    def _toward_quorum(self, job_id: str, item: CandidateEnd, successes: int, ttl: int) -> None:
         """With a straggler quorum, the success that reaches it sets when the items
         still running become late: ``grace`` x the median success duration from now."""
         durations = self.space.setdefault(("durations", job_id), list)
@@ -92,7 +77,7 @@ class MemoryProgressLog(ProgressLog):
         self.space.get(names.progress(job_id))["late_at"] = f"{at:.3f}"
 
     def _publish(
-        self, job_id: str, item: ItemEnd, outcome: str, k: int, ttl: int
+        self, job_id: str, item: CandidateEnd, outcome: str, k: int, ttl: int
     ) -> tuple[int, bool]:
         """The item's own event, and the milestone it reached (if any), both with the
         percentage after it."""

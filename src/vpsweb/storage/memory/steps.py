@@ -3,7 +3,7 @@ in one critical section each (stricter than Redis's pipeline, never looser)."""
 
 from __future__ import annotations
 
-from vpsweb.storage.base import Event, ItemEnd, StepLog, StepStart
+from vpsweb.storage.base import CandidateEnd, Event, StepLog, StepStart
 from vpsweb.storage.memory.parts import MemoryLeases
 from vpsweb.storage.memory.progress import MemoryProgressLog
 from vpsweb.storage.memory.store import MemoryJobStore
@@ -50,7 +50,7 @@ class MemoryStepLog(StepLog):
         ttl: int,
         end: Event | None,
         once: str,
-        item: ItemEnd | None,
+        item: CandidateEnd | None,
     ) -> str:
         with self.space.lock:
             stored = self.jobs.save_step(job_id, key, payload, ttl)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import redis
 
@@ -20,15 +20,22 @@ class RedisLeases(Leases):
         self._release = Lua(client, "lease_release.lua")
 
     def acquire(self, job_id: str, key: str, owner: str, ttl_s: float) -> bool:
-        name = keys.lease(job_id, key)
-        return bool(self.redis.set(name, owner, nx=True, px=int(ttl_s * 1000)))
+        return bool(self.acquire_on(self.redis, job_id, key, owner, ttl_s))
+
+    def acquire_on(self, client: Any, job_id: str, key: str, owner: str, ttl_s: float) -> Any:
+        """SET NX with the TTL on ``client`` (this store's connection, or a pipeline)."""
+        return client.set(keys.lease(job_id, key), owner, nx=True, px=int(ttl_s * 1000))
 
     def renew(self, job_id: str, key: str, owner: str, ttl_s: float) -> bool:
         name = keys.lease(job_id, key)
         return bool(self._renew(keys=[name], args=[owner, int(ttl_s * 1000)]))
 
     def release(self, job_id: str, key: str, owner: str) -> None:
-        self._release(keys=[keys.lease(job_id, key)], args=[owner])
+        self.release_on(self.redis, job_id, key, owner)
+
+    def release_on(self, client: Any, job_id: str, key: str, owner: str) -> Any:
+        """lease_release.lua on ``client`` (this store's connection, or a pipeline)."""
+        return self._release(keys=[keys.lease(job_id, key)], args=[owner], client=client)
 
     def holder(self, job_id: str, key: str) -> str | None:
         return cast(str | None, self.redis.get(keys.lease(job_id, key)))

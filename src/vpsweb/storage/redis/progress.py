@@ -15,7 +15,7 @@ from typing import Any, cast
 import redis
 
 from vpsweb.domain.progress import ProgressEvent, ProgressSnapshot, milestones
-from vpsweb.storage.base import Event, ItemEnd, ProgressLog
+from vpsweb.storage.base import CandidateEnd, Event, ProgressLog
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.lua import Lua
@@ -44,42 +44,27 @@ class RedisProgressLog(ProgressLog):
         names, args = emit_call(job_id, event, ttl, once)
         return self._emit(keys=names, args=args, client=client)
 
-    def candidate_finished(
-        self,
-        job_id: str,
-        index: int,
-        *,
-        ok: bool,
-        n: int,
-        end_percent: float,
-        stage: str,
-        ttl: int,
-        details: dict[str, Any] | None = None,
-        late: bool = False,
-        quorum: int | None = None,
-        grace: float = 0.0,
-    ) -> tuple[int, bool]:
-        item = ItemEnd(index, ok, late, n, end_percent, stage, details or {}, quorum, grace)
-        k, published = self.count_item(job_id, item, ttl)
+    def candidate_finished(self, job_id: str, end: CandidateEnd, ttl: int) -> tuple[int, bool]:
+        k, published = self.candidate_finished_on(self.redis, job_id, end, ttl)
         return int(k), bool(published)
 
-    def count_item(self, job_id: str, item: ItemEnd, ttl: int, client: Any = None) -> Any:
-        """candidate_finished.lua for ``item`` (on ``client``: a pipeline, say)."""
-        d = item.details
+    def candidate_finished_on(self, client: Any, job_id: str, end: CandidateEnd, ttl: int) -> Any:
+        """candidate_finished.lua on ``client`` (this store's connection, or a pipeline)."""
+        d = end.details
         args = [
-            item.index,
-            "late" if item.late else "succeeded" if item.ok else "failed",
-            item.n,
+            end.index,
+            "late" if end.late else "succeeded" if end.ok else "failed",
+            end.n,
             ttl,
             STREAM_MAXLEN,
-            item.end_percent,
+            end.end_percent,
             f"{time.time():.3f}",
-            item.stage,
+            end.stage,
             json.dumps({k: v for k, v in d.items() if v is not None}),
-            item.quorum or 0,
-            item.grace,
+            end.quorum or 0,
+            end.grace,
             d.get("duration_s") or 0.0,
-            *milestones(item.n),
+            *milestones(end.n),
         ]
         names = [
             keys.finished_items(job_id),

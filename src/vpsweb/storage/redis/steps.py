@@ -12,8 +12,7 @@ from typing import Any
 
 import redis
 
-from vpsweb.domain.models import utcnow
-from vpsweb.storage.base import Event, ItemEnd, JobStatus, StepLog, StepStart
+from vpsweb.storage.base import CandidateEnd, Event, JobStatus, StepLog, StepStart
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.leases import RedisLeases
@@ -45,16 +44,13 @@ class RedisStepLog(StepLog):
         ttl: int,
         prior_keys: list[str],
     ) -> StepStart:
-        job = keys.job(job_id)
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hget(job, "status")
-            self.jobs._mark_running(keys=[job], args=[utcnow().isoformat()], client=pipe)
-            self.jobs._extend(
-                keys=[job, keys.DEADLINES], args=[job_id, f"{deadline:.3f}"], client=pipe
-            )
+            pipe.hget(keys.job(job_id), "status")
+            self.jobs.mark_running_on(pipe, job_id)
+            self.jobs.extend_deadline_on(pipe, job_id, deadline)
             if start is not None:
                 self.progress.emit_on(pipe, job_id, start, ttl, once=once)
-            pipe.set(keys.lease(job_id, key), owner, nx=True, px=int(lease_ttl_s * 1000))
+            self.leases.acquire_on(pipe, job_id, key, owner, lease_ttl_s)
             pipe.get(keys.step(job_id, key))  # after the lease: see the note in StepLog
             if prior_keys:
                 pipe.mget([keys.step(job_id, k) for k in prior_keys])
@@ -74,15 +70,15 @@ class RedisStepLog(StepLog):
         ttl: int,
         end: Event | None,
         once: str,
-        item: ItemEnd | None,
+        item: CandidateEnd | None,
     ) -> str:
         name = keys.step(job_id, key)
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(name, payload, nx=True, ex=ttl)
             pipe.get(name)
-            self.leases._release(keys=[keys.lease(job_id, key)], args=[owner], client=pipe)
+            self.leases.release_on(pipe, job_id, key, owner)
             if item is not None:
-                self.progress.count_item(job_id, item, ttl, client=pipe)
+                self.progress.candidate_finished_on(pipe, job_id, item, ttl)
             elif end is not None:
                 self.progress.emit_on(pipe, job_id, end, ttl, once=once)
             replies: list[Any] = pipe.execute()

@@ -102,7 +102,13 @@ class RedisJobStore(JobStore):
         return plan
 
     def mark_running(self, job_id: str, ttl: int) -> None:
-        self._mark_running(keys=[keys.job(job_id)], args=[utcnow().isoformat()])
+        self.mark_running_on(self.redis, job_id)
+
+    def mark_running_on(self, client: Any, job_id: str) -> Any:
+        """mark_running.lua on ``client`` (this store's connection, or a pipeline)."""
+        return self._mark_running(
+            keys=[keys.job(job_id)], args=[utcnow().isoformat()], client=client
+        )
 
     def end(
         self,
@@ -125,7 +131,12 @@ class RedisJobStore(JobStore):
         return cast(list[str], self.redis.zrevrange(keys.JOBS_INDEX, 0, limit - 1))
 
     def extend_deadline(self, job_id: str, at: float) -> None:
-        self._extend(keys=[keys.job(job_id), keys.DEADLINES], args=[job_id, f"{at:.3f}"])
+        self.extend_deadline_on(self.redis, job_id, at)
+
+    def extend_deadline_on(self, client: Any, job_id: str, at: float) -> Any:
+        """extend_deadline.lua on ``client`` (this store's connection, or a pipeline)."""
+        names = [keys.job(job_id), keys.DEADLINES]
+        return self._extend(keys=names, args=[job_id, f"{at:.3f}"], client=client)
 
     def deadline(self, job_id: str) -> float | None:
         value = cast(str | None, self.redis.hget(keys.job(job_id), "deadline_at"))

@@ -1,0 +1,78 @@
+"""Where a step's answers come from: an LLM API, or a person (manual mode).
+
+Both feed the same step path (``orchestrator.step``): the stage runs with the
+source's client. The API source is the worker's LLM client. A person's source is
+the stored answer, if one was given, as a free completion by the model "manual";
+without one the stage raises AwaitingAnswer with the prompt it would have sent,
+and the source parks that prompt for the person: the task ends, and no worker
+thread waits for a person (an answer queues the job again).
+"""
+
+from __future__ import annotations
+
+import abc
+
+from vpsweb.domain.manual_answers import ManualLLM, PendingPrompt
+from vpsweb.domain.models import utcnow
+from vpsweb.domain.progress import EventKind
+from vpsweb.llm.client import LLMClient
+from vpsweb.orchestrator.job import JobRun
+from vpsweb.stages.table import Stage, stage_bounds
+from vpsweb.storage import Event
+
+
+class AnswerSource(abc.ABC):
+    """What a step's stage calls for its completions."""
+
+    @abc.abstractmethod
+    def client(self) -> LLMClient:
+        """The client the stage calls (read when the step runs, under its lease)."""
+
+    @abc.abstractmethod
+    def awaiting(self, messages: list[dict[str, str]]) -> None:
+        """The stage asked, and the source has no answer yet: leave the prompt."""
+
+
+class ApiAnswers(AnswerSource):
+    """An LLM API through the worker's one client."""
+
+    def __init__(self, llm: LLMClient) -> None:
+        self.llm = llm
+
+    def client(self) -> LLMClient:
+        return self.llm
+
+    def awaiting(self, messages: list[dict[str, str]]) -> None:
+        raise AssertionError("an API answers every call (or fails it)")
+
+
+class PersonAnswers(AnswerSource):
+    """A person's answer to the step ``key`` of ``job``'s stage ``s``."""
+
+    def __init__(self, job: JobRun, s: Stage, key: str) -> None:
+        self.job, self.stage, self.key = job, s, key
+
+    def client(self) -> LLMClient:
+        return ManualLLM(self.job.manual.answer_of(self.job.job_id, self.key))
+
+    def awaiting(self, messages: list[dict[str, str]]) -> None:
+        """Park the prompt for a person (the job waits) and say so, once."""
+        job, s, key = self.job, self.stage, self.key
+        prompt = PendingPrompt(
+            key=key, stage=s.name, display_name=s.display_name, messages=messages, since=utcnow()
+        )
+        if job.manual.park(job.job_id, key, prompt.model_dump_json(), job.ttl):
+            start, _ = stage_bounds(job.plan.progress_weights, s.name)
+            fields = {
+                "stage": s.display_name,
+                "status": "waiting",
+                "key": key,
+                "message": f"waiting for a manual answer to {key}",
+            }
+            event = Event(EventKind.WAITING_FOR_ANSWER, start, fields)
+            job.progress.emit(job.job_id, event, job.ttl, once=f"wait:{key}")
+
+
+def answer_source(job: JobRun, s: Stage, key: str, llm: LLMClient) -> AnswerSource:
+    """A person for the plan's manual steps, else the API."""
+    return PersonAnswers(job, s, key) if s.name in job.plan.manual_steps else ApiAnswers(llm)

@@ -1,0 +1,286 @@
+"""One delivery of one step: the worker's one path, manual steps included.
+
+    begin ──► stored ─────────────────────────────► record the end again (once)
+      │
+      ├─────► leased ──► produce ──► finish
+      │                    ▲
+      └─────► busy ──► wait ──► stored | leased (the other delivery's lease lapsed)
+
+``begin`` is one pipelined round trip (``StepLog.begin``): the status read,
+"running", the deadline, the start event, the lease and then the stored output,
+and the step's inputs. ``produce`` runs the stage under the lease (renewed by the
+keeper, watched by the cancel check) with its answer source's client: an LLM API,
+or a person's answer (without one, the prompt is parked and the task ends).
+``finish`` is the other round trip (``StepLog.finish``): the output (the first one
+stands), the lease's release and the end event or the candidate's count. A stored
+output is never recomputed: a redelivery finds it in ``begin``, and a delivery
+that finds the lease held waits for the output, taking over only when the lease
+lapsed (its holder died).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from vpsweb.errors import AwaitingAnswer, Cancelled, JobGone, Late, StoreUnavailable
+from vpsweb.llm.client import LLMClient
+from vpsweb.orchestrator.answer_sources import AnswerSource
+from vpsweb.orchestrator.job import JobRun, patiently
+from vpsweb.orchestrator.lease import Lease
+from vpsweb.orchestrator.services import Services
+from vpsweb.orchestrator.summaries import summary
+from vpsweb.stages import runs
+from vpsweb.stages.shared import Prior, StageContext
+from vpsweb.stages.table import STAGES, Stage
+from vpsweb.storage import JobStatus
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.5  # how often a waiting delivery looks for the other one's output
+QUORUM_POLL_S = 0.1  # a candidate's check under a straggler quorum, until its deadline
+FRESH_STATUS_S = 0.05  # a status read this recent stands for a cancel check
+
+
+class Found(enum.Enum):
+    STORED = "stored"  # a delivery finished the step: its output stands
+    LEASED = "leased"  # this delivery holds the lease: it produces the output
+    BUSY = "busy"  # another delivery holds the lease: wait for its output
+
+
+@dataclass(frozen=True)
+class Begun:
+    """Where ``begin`` (or ``wait``) left the step: the stored output, or the step's
+    inputs as read with the lease (None: read them when producing)."""
+
+    found: Found
+    stored: str | None = None
+    prior: list[str | None] | None = None
+
+
+def run_stage(s: Stage, ctx: StageContext, prior: Prior, index: int | None) -> BaseModel:
+    """The stage's output; a fan-out item that breaks becomes its "lost" record."""
+    if not s.fan_out:
+        return runs.run(s, ctx, prior, index)
+    assert index is not None
+    try:
+        return runs.run(s, ctx, prior, index)
+    except Cancelled:
+        raise
+    except Exception as exc:
+        # A bug or a broken template in one item must not lose the others.
+        return runs.lost(s, ctx.plan, index, f"internal error: {type(exc).__name__}: {exc}")
+
+
+class StepRun:
+    """The state machine of one delivery of the step ``s`` (item ``index``) of ``job``.
+
+    It owns the step's lease and its cancel check; the job view owns reading the
+    plan and outputs; the answer source owns where completions come from; the step
+    log owns what each round trip writes.
+    """
+
+    def __init__(
+        self,
+        svc: Services,
+        job: JobRun,
+        s: Stage,
+        index: int | None,
+        *,
+        source: AnswerSource,
+        budget_s: float,
+        viable: bool = True,
+    ) -> None:
+        """``viable``: False when the fan-out before ``s`` had no success (then this
+        step sends no start event)."""
+        self.svc, self.job, self.stage, self.index = svc, job, s, index
+        self.source, self.budget_s, self.viable = source, budget_s, viable
+        self.key = s.key(index)
+        storage = svc.storage
+        self.lease = Lease(storage.leases, svc.keeper, job.job_id, self.key, svc.owner)
+        self.status_read_at = 0.0  # monotonic time of the last status read (see check)
+
+    def run(self) -> BaseModel:
+        """The step's output: stored by this delivery or another, never twice."""
+        begun = self.begin()
+        if begun.found is Found.BUSY:
+            begun = self.wait()
+        if begun.stored is not None:
+            output = self.stage.output.model_validate_json(begun.stored)
+            self.record_end(output)
+            return output
+        return self.finish(self.produce(begun.prior))
+
+    # --- the states ----------------------------------------------------------------
+
+    def begin(self) -> Begun:
+        """One round trip: the job's status, its start bookkeeping, the lease, the
+        stored output and the inputs."""
+        job, s = self.job, self.stage
+        start = None
+        if self.viable:
+            model = job.plan.call(s.name, self.index).model
+            start = job.event_of(s, started=True, message=f"{s.display_name} started ({model})")
+        began = self.svc.storage.steps.begin(
+            job.job_id,
+            self.key,
+            owner=self.lease.token,
+            lease_ttl_s=self.lease.ttl_s,
+            deadline=job.plan.deadline_after(s.name, time.time()),
+            start=start,
+            once=f"start:{s.name}",
+            ttl=job.ttl,
+            prior_keys=job.prior_keys(s.needs),
+        )
+        self.status_read_at = time.monotonic()
+        status = began.status
+        if began.leased and (began.stored is not None or status is None or status.terminal):
+            self.lease.release()
+        if status is None:
+            raise JobGone(f"job {job.job_id} is unknown or has expired")
+        if status.terminal:
+            raise Cancelled(f"job {job.job_id} ended ({status.value})")
+        if began.stored is not None:
+            return Begun(Found.STORED, stored=began.stored)
+        if began.leased:
+            return Begun(Found.LEASED, prior=began.prior)
+        return Begun(Found.BUSY)
+
+    def wait(self) -> Begun:
+        """Until the other delivery stored its output, or its lease lapsed (it died)
+        and this one took it over."""
+        log.warning(
+            "job %s step %s is running in another delivery; waiting for its output",
+            self.job.job_id,
+            self.key,
+        )
+        while True:
+            stored = self.job.jobs.load_step(self.job.job_id, self.key)
+            if stored is not None:
+                return Begun(Found.STORED, stored=stored)
+            if self.lease.take():
+                stored = self.job.jobs.load_step(self.job.job_id, self.key)
+                if stored is not None:  # finished just before its lease was free
+                    self.lease.release()
+                    return Begun(Found.STORED, stored=stored)
+                return Begun(Found.LEASED)
+            self.check()
+            time.sleep(POLL_S)
+
+    def produce(self, prior: list[str | None] | None) -> BaseModel:
+        """Run the stage under the lease with the source's client; on any way out but
+        an output, give the lease up (and, without a person's answer, park the prompt)."""
+        self.lease.keep(self.budget_s)
+        s = self.stage
+        try:
+            inputs = self.job.prior(s.needs, prior)
+            return run_stage(s, self.context(self.source.client()), inputs, self.index)
+        except AwaitingAnswer as waiting:
+            self.lease.release()
+            self.source.awaiting(waiting.messages)
+            raise
+        except BaseException:
+            self.lease.release()
+            raise
+
+    def finish(self, output: BaseModel) -> BaseModel:
+        """One round trip: store the output (the first one stands, and is returned),
+        release the lease, record the end."""
+        job, s = self.job, self.stage
+        item = None
+        if self.fan_out_item:
+            assert self.index is not None
+            item = job.candidate_end(s, self.index, output)
+        end = None
+        if item is None and s is not STAGES[-1]:  # the last stage's end comes with the result
+            end = job.event_of(s, started=False, message=summary(s, output), output=output)
+        payload = output.model_dump_json()
+        try:
+            saved = patiently(
+                lambda: self.svc.storage.steps.finish(
+                    job.job_id,
+                    self.key,
+                    payload,
+                    owner=self.lease.token,
+                    ttl=job.ttl,
+                    end=end,
+                    once=f"end:{s.name}",
+                    item=item,
+                )
+            )
+        finally:
+            self.lease.stop_renewing()
+        return s.output.model_validate_json(saved)
+
+    def record_end(self, output: BaseModel) -> None:
+        """A stored step's end, recorded again: the count and the event are once each."""
+        job, s = self.job, self.stage
+        if self.fan_out_item:
+            assert self.index is not None
+            job.progress.candidate_finished(
+                job.job_id, job.candidate_end(s, self.index, output), job.ttl
+            )
+        elif s is not STAGES[-1]:
+            job.stage_event(s, started=False, message=summary(s, output), output=output)
+
+    @property
+    def fan_out_item(self) -> bool:
+        return self.stage.fan_out and self.index is not None
+
+    # --- the cancel check ----------------------------------------------------------
+
+    def context(self, llm: LLMClient) -> StageContext:
+        cfg, plan = self.svc.config, self.job.plan
+        quorum = plan.straggler.quorum_count(plan.parallel_count)
+        late = self.stage.fan_out and quorum is not None
+        return StageContext(
+            plan=plan,
+            prompts=cfg.prompts,
+            llm=llm,
+            models=cfg.models,
+            check=self.check_late if late else self.check,
+        )
+
+    def check(self) -> None:
+        """Called before and during every LLM call: an ended job spends nothing more,
+        and a step whose lease another worker took stops. A status read within
+        FRESH_STATUS_S (the step's first batch, just before its first call) is not
+        read again: a cancel after it is seen by the checks during the call."""
+        if time.monotonic() - self.status_read_at < FRESH_STATUS_S:
+            self.status_read_at = 0.0  # once: the next check reads
+        else:
+            try:
+                status = self.job.jobs.status(self.job.job_id)
+            except StoreUnavailable:
+                status = JobStatus.RUNNING  # cannot tell right now: a paid call goes on
+            self._stop_if_ended(status)
+        self._stop_if_taken_over()
+
+    def check_late(self) -> float | None:
+        """A candidate's check under a straggler quorum: ``check``'s, in the same one
+        read, plus Late once the quorum's grace has run out; before that, the seconds
+        left, so that the LLM call's wait wakes up at the deadline."""
+        try:
+            raw, left = self.job.progress.straggler_check(self.job.job_id)
+        except StoreUnavailable:
+            return None  # cannot tell right now: a paid call goes on
+        self._stop_if_ended(JobStatus(raw) if raw else None)
+        self._stop_if_taken_over()
+        if left is not None and left <= 0:
+            raise Late("the straggler policy's quorum and grace period had passed")
+        # Until the quorum, look often: a grace period is a fraction of a call, and a
+        # check half a second late would spend most of it.
+        return left if left is not None else QUORUM_POLL_S
+
+    def _stop_if_ended(self, status: JobStatus | None) -> None:
+        if status is None or status.terminal:
+            ended = status.value if status else "expired"
+            raise Cancelled(f"job {self.job.job_id} ended ({ended})")
+
+    def _stop_if_taken_over(self) -> None:
+        if self.lease.lost:
+            raise Cancelled(f"job {self.job.job_id}: {self.lease.what} was taken over")
