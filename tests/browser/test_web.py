@@ -7,14 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers.config import REPO
+from tests.helpers.poems import POEM
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 
-POEM = (
-    "The fog comes\non little cat feet.\n\n"
-    "It sits looking\nover harbor and city\nand then moves on."
-)
 DOCS = REPO / "docs"
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import POEM, Cluster
+from tests.helpers.cluster import POEM, Cluster
 from vpsweb.async_client import AsyncClient
 from vpsweb.errors import JobCancelled, JobNotFound, RequestInvalid
 from vpsweb.progress import EventKind

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 from vpsweb.client import Client
 from vpsweb.errors import JobNotFound, RequestInvalid
 from vpsweb.local.processes import RedisServer

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.cluster import Cluster
+from tests.helpers.cluster import Cluster
 from vpsweb.errors import JobCancelled, JobFailed
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.cluster import Cluster
-from tests.stage_calls import CALLS_PER_STEP, calls_per_job
+from tests.helpers.cluster import Cluster
+from tests.helpers.stage_calls import CALLS_PER_STEP, calls_per_job
 from vpsweb.errors import JobFailed
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -15,8 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import FAKE_KEY, make_config_dir, use_models
-from tests.integration.test_pipeline import POEM, submit
+from tests.helpers.config import FAKE_KEY, make_config_dir, use_models
+from tests.helpers.jobs import submit
+from tests.helpers.poems import FOG_OPENING as POEM
 from vpsweb.client import Client
 from vpsweb.config import load_config
 from vpsweb.local.processes import (

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import REPO, cli_env
-from tests.integration.test_cli import TRANSLATE_FOG
-from tests.integration.test_pipeline import submit
+from tests.helpers.cli import TRANSLATE_FOG, cli_env
+from tests.helpers.config import REPO
+from tests.helpers.jobs import submit
 from vpsweb.client import Client
 from vpsweb.config import load_config
 from vpsweb.local.processes import RedisServer, start_worker, stop_process

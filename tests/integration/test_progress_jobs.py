@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from tests.conftest import make_config_dir, use_models
-from tests.integration.test_pipeline import submit
+from tests.helpers.config import make_config_dir, use_models
+from tests.helpers.jobs import submit
 from vpsweb.client import Client, JobCancelled, JobFailed
 from vpsweb.config import load_config
 from vpsweb.progress import milestones

@@ -8,7 +8,7 @@ import time
 import pytest
 import redis
 
-from tests.integration.test_pipeline import submit
+from tests.helpers.jobs import submit
 from vpsweb import settings
 from vpsweb.client import Client
 from vpsweb.config import load_config

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import make_config_dir
+from tests.helpers.config import make_config_dir
+from tests.helpers.poems import FOG_OPENING as POEM
 from vpsweb.client import Client
 from vpsweb.config import load_config
 from vpsweb.errors import RequestInvalid
@@ -18,8 +19,6 @@ from vpsweb.progress import EventKind
 from vpsweb.stages.table import TranslationOutput
 
 pytestmark = pytest.mark.integration
-
-POEM = "The fog comes\non little cat feet.\n\nIt sits looking\nover harbor and city\n"
 
 
 def _slow_fourth(data: dict) -> None:

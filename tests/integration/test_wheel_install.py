@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers.config import REPO
+from tests.helpers.poems import FOG_COUPLET as POEM
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-POEM = "The fog comes\non little cat feet.\n"
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 180):

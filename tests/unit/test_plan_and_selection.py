@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.stage_calls import cost
+from tests.helpers.poems import JING_YE_SI as POEM
+from tests.helpers.stage_calls import cost
 from vpsweb.config import AppConfig, load_config
 from vpsweb.config.schema import Price
 from vpsweb.errors import RequestInvalid
@@ -22,8 +23,6 @@ from vpsweb.models import (
 from vpsweb.plan import JobPlan, build_plan
 from vpsweb.result import compute_totals
 from vpsweb.selection import fallback_select, map_presented_id, presentation_order
-
-POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from tests.helpers.poems import FOG_COUPLET as POEM
 from vpsweb.config import load_config
 from vpsweb.errors import RequestInvalid
 from vpsweb.models import WAIT_ALL, StragglerPolicy
 from vpsweb.plan import JobPlan, build_plan
-
-POEM = "The fog comes\non little cat feet.\n"
 
 
 def plan(cfg: Any = None, manual: Any = False, **changes: Any) -> JobPlan:
