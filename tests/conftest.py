@@ -93,5 +93,27 @@ def _no_leaked_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
+# The longest tests of all (a 100 s SIGKILL recovery, 50 jobs under LLM faults, the
+# bench): started before the other slow ones, so that none of them ends the run.
+LONGEST = ("tests/integration/test_faults.py", "tests/integration/test_bench_smoke.py")
+
+
+def _start_order(item: pytest.Item) -> tuple[int, int]:
+    """Slow fault-injection, load and browser tests first (the longest of them before
+    the rest), then the other integration tests, unit tests last."""
+    longest = 0 if item.nodeid.startswith(LONGEST) else 1
+    for rank, marker in enumerate(("slow", "integration")):
+        if item.get_closest_marker(marker) is not None:
+            return rank, longest
+    return 2, longest
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (make test) the longest tests start first, spread over the
+    workers, and the many short ones fill in around them; a serial run is reordered
+    the same way (a stable sort: each group keeps its collection order)."""
+    items.sort(key=_start_order)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(CLI_DATA_DIR, ignore_errors=True)
