@@ -15,10 +15,17 @@ from vpsweb import settings
 
 # Embedded runs keep their jobs in a per-user store: the tests' own, not the user's.
 CLI_DATA_DIR = Path(tempfile.mkdtemp(prefix="vpsweb-test-data-"))
+# An embedded `vpsweb translate --offline` gives its simulator 300 +- 150 ms a call unless
+# this is set (so that a demo's progress can be seen); the tests' runs measure nothing
+# about that time and take 20 ms. Tests about timing (Ctrl-C mid-job, the live display)
+# pass their own value in ``env``.
+SIM_LATENCY_ENV = f"{settings.SIM_ENV_PREFIX}LATENCY_MS"
+SIM_LATENCY_MS = "20"
 
 
 def cli_env(env: dict[str, str] | None = None, unset: tuple[str, ...] = ()) -> dict[str, str]:
     merged = {
+        SIM_LATENCY_ENV: SIM_LATENCY_MS,
         **os.environ,
         settings.DATA_DIR_ENV: str(CLI_DATA_DIR),
         RUN_MARK_ENV: RUN_MARK,
