@@ -1,6 +1,6 @@
 """Fault injection: the job still finishes, pays each LLM call once, and never hangs.
 
-Each test runs its own cluster (tests/integration/cluster.py) and is bounded.
+Each test runs its own cluster (tests/helpers/cluster.py) and is bounded.
 Figures (recovery times, call counts) are printed for the reliability docs.
 """
 
