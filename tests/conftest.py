@@ -31,6 +31,8 @@ def redis_server() -> Iterator[RedisServer]:
 def simulator() -> Iterator[str]:
     from vpsweb.local.simulator_process import start_simulator_process
 
+    # Short, but not zero: with jitter a job's parallel candidates finish in a varying
+    # order, as real ones do (a ~0.1 s call costs a job of five stages well under 1 s).
     proc, url = start_simulator_process(extra_args=["--latency-ms", "60", "--jitter-ms", "40"])
     yield url
     stop_process(proc)
