@@ -16,13 +16,14 @@ import pytest
 
 from tests.helpers.cli import CLI_DATA_DIR
 from tests.helpers.config import FAKE_KEY, make_config_dir
+from tests.helpers.redis_server import start_redis
 from vpsweb.config import load_config
 from vpsweb.local.processes import RedisServer, start_worker, stop_process
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer().start()
+    server = start_redis()
     yield server
     server.stop()
 

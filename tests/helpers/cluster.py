@@ -23,10 +23,11 @@ import redis
 
 from tests.helpers.config import edit_yaml, make_config_dir
 from tests.helpers.poems import FOG_OPENING as POEM
+from tests.helpers.redis_server import start_redis
 from vpsweb import settings
 from vpsweb.client import Client
 from vpsweb.config import load_config
-from vpsweb.local.processes import RedisServer, spawn_worker, stop_process, wait_for_worker
+from vpsweb.local.processes import spawn_worker, stop_process, wait_for_worker
 from vpsweb.local.simulator_process import start_simulator_process
 from vpsweb.workers.factory import create_app
 
@@ -87,7 +88,7 @@ class Cluster:
         if models_edit is not None:
             edit_yaml(self.config_dir / "models.yaml", lambda d: models_edit(d, self.sim_url))
         self.config = load_config(self.config_dir)
-        self.redis = RedisServer(appendonly=appendonly).start()
+        self.redis = start_redis(appendonly=appendonly)
         self.vhost = rabbitmq_vhost() if broker == "amqp" else None
         self.broker_url = f"{RABBITMQ}/{self.vhost}" if self.vhost else self.redis.url
         self.concurrency = concurrency

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from tests.helpers.redis_server import start_redis
 from vpsweb.config import load_config
 from vpsweb.errors import Cancelled
-from vpsweb.local.processes import RedisServer
 from vpsweb.models import EditorReview
 from vpsweb.orchestrator import execution
 from vpsweb.orchestrator.keeper import Keeper
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture()
 def storage():
-    server = RedisServer().start()
+    server = start_redis()
     store = connect(server.url)
     yield store
     store.close()

@@ -18,6 +18,7 @@ import pytest
 from tests.helpers.cli import TRANSLATE_FOG, cli_env
 from tests.helpers.config import REPO
 from tests.helpers.jobs import submit
+from tests.helpers.redis_server import start_redis
 from vpsweb.client import Client
 from vpsweb.config import load_config
 from vpsweb.local.processes import RedisServer, start_worker, stop_process
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture()
 def lonely_redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
+    server = start_redis()
     yield server
     server.stop()
 
