@@ -24,8 +24,15 @@ demo: $(STAMP) ## Translate a sample poem, parallel_count 3 (embedded Redis and 
 		--title Fog --author "Carl Sandburg" --parallel-count 3 --output-dir translations \
 		$(if $(DEEPSEEK_API_KEY),,--offline)
 
-test: $(STAMP) ## Run the whole test suite (unit + integration with real Redis, workers, simulator)
-	$(BIN)/python -m pytest -q
+# The suite mostly waits (simulated LLM latency, process start-up), so it runs on more
+# workers than a 2-core machine has cores; each worker starts its own Redis, simulator
+# and celery workers on free ports. loadgroup hands out one test at a time (a group
+# marked xdist_group at once) in collection order, which tests/conftest.py sorts longest
+# first: the long fault tests start at once on different workers and the short ones
+# fill in around them (load and worksteal give a worker a whole slice up front).
+TEST_JOBS ?= 4
+test: $(STAMP) ## Run the whole test suite (unit + integration with real Redis, workers, simulator), TEST_JOBS=4 workers
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadgroup
 
 test-unit: $(STAMP) ## Run only the unit tests (no processes started)
 	$(BIN)/python -m pytest -q -m "not integration" tests/unit

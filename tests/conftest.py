@@ -7,99 +7,23 @@ is isolated from (and does not need) any Redis already running on the machine.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-import tempfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from vpsweb import settings
+from tests.helpers.cli import CLI_DATA_DIR
+from tests.helpers.config import FAKE_KEY, make_config_dir
+from tests.helpers.redis_server import start_redis
 from vpsweb.config import load_config
-from vpsweb.config.loader import _load_cached
 from vpsweb.local.processes import RedisServer, start_worker, stop_process
-
-REPO = Path(__file__).resolve().parents[1]
-FAKE_KEY = "sk-vpsweb-test-FAKE-KEY-0123456789"
-
-# Extra models for fault injection; the simulator obeys directives in model names.
-TEST_MODELS = """
-  sim-chat:
-    provider: simulator
-    name: sim-chat
-    price: {input_per_1k: 0.001, output_per_1k: 0.002, currency: USD}
-  sim-reasoner:
-    provider: simulator
-    name: sim-reasoner
-    reasoning: true
-    price: {input_per_1k: 0.001, output_per_1k: 0.002, currency: USD}
-  sim-fail500:
-    provider: simulator
-    name: sim-fail500
-    price: {input_per_1k: 0.001, output_per_1k: 0.002, currency: USD}
-  sim-fail401:
-    provider: simulator
-    name: sim-fail401
-    price: {input_per_1k: 0.001, output_per_1k: 0.002, currency: USD}
-  sim-fail404:
-    provider: simulator
-    name: sim-fail404
-    price: {input_per_1k: 0.001, output_per_1k: 0.002, currency: USD}
-  sim-429:
-    provider: simulator
-    name: sim-429x999
-    price: {input_per_1k: 0.001, output_per_1k: 0.002, currency: USD}
-  sim-malformed:
-    provider: simulator
-    name: sim-malformed
-    price: {input_per_1k: 0.001, output_per_1k: 0.002, currency: USD}
-  sim-malformedx1:
-    provider: simulator
-    name: sim-malformedx1
-    price: {input_per_1k: 0.001, output_per_1k: 0.002, currency: USD}
-  sim-truncate:
-    provider: simulator
-    name: sim-truncate
-    price: {input_per_1k: 0.001, output_per_1k: 0.002, currency: USD}
-  sim-truncatex1:
-    provider: simulator
-    name: sim-truncatex1
-    price: {input_per_1k: 0.001, output_per_1k: 0.002, currency: USD}
-  sim-slow:
-    provider: simulator
-    name: sim-slow1500
-    price: {input_per_1k: 0.001, output_per_1k: 0.002, currency: USD}
-"""
-
-
-def make_config_dir(tmp: Path, *, pipeline_edit=None) -> Path:
-    """A copy of config/ with the test models added; ``pipeline_edit(dict)`` may change it."""
-    import yaml
-
-    target = tmp / "config"
-    shutil.copytree(REPO / "config", target)
-    models = (target / "models.yaml").read_text() + TEST_MODELS
-    (target / "models.yaml").write_text(models)
-    if pipeline_edit is not None:
-        data = yaml.safe_load((target / "pipeline.yaml").read_text())
-        pipeline_edit(data)
-        (target / "pipeline.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
-    _load_cached.cache_clear()
-    return target
-
-
-def use_models(data: dict, *, mode: str = "hybrid", **steps: str) -> None:
-    for step, model in steps.items():
-        data["modes"][mode]["steps"][step]["model"] = model
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer().start()
+    server = start_redis()
     yield server
     server.stop()
 
@@ -108,6 +32,8 @@ def redis_server() -> Iterator[RedisServer]:
 def simulator() -> Iterator[str]:
     from vpsweb.local.simulator_process import start_simulator_process
 
+    # Short, but not zero: with jitter a job's parallel candidates finish in a varying
+    # order, as real ones do (a ~0.1 s call costs a job of five stages well under 1 s).
     proc, url = start_simulator_process(extra_args=["--latency-ms", "60", "--jitter-ms", "40"])
     yield url
     stop_process(proc)
@@ -170,31 +96,26 @@ def _no_leaked_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
-# Embedded runs keep their jobs in a per-user store: the tests' own, not the user's.
-CLI_DATA_DIR = Path(tempfile.mkdtemp(prefix="vpsweb-test-data-"))
+# The longest tests of all (a 100 s SIGKILL recovery, 50 jobs under LLM faults, the
+# bench): started before the other slow ones, so that none of them ends the run.
+LONGEST = ("tests/integration/test_faults.py", "tests/integration/test_bench_smoke.py")
 
 
-def cli_env(env: dict[str, str] | None = None, unset: tuple[str, ...] = ()) -> dict[str, str]:
-    merged = {**os.environ, settings.DATA_DIR_ENV: str(CLI_DATA_DIR), **(env or {})}
-    for name in unset:
-        merged.pop(name, None)
-    return merged
+def _start_order(item: pytest.Item) -> tuple[int, int]:
+    """Slow fault-injection, load and browser tests first (the longest of them before
+    the rest), then the other integration tests, unit tests last."""
+    longest = 0 if item.nodeid.startswith(LONGEST) else 1
+    for rank, marker in enumerate(("slow", "integration")):
+        if item.get_closest_marker(marker) is not None:
+            return rank, longest
+    return 2, longest
 
 
-def run_cli(
-    *args: str,
-    env: dict[str, str] | None = None,
-    unset: tuple[str, ...] = (),
-    timeout: float = 120,
-):
-    return subprocess.run(
-        [sys.executable, "-m", "vpsweb.cli", *args],
-        env=cli_env(env, unset),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-    )
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (make test) the longest tests start first, spread over the
+    workers, and the many short ones fill in around them; a serial run is reordered
+    the same way (a stable sort: each group keeps its collection order)."""
+    items.sort(key=_start_order)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

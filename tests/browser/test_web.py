@@ -2,55 +2,24 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers.browser import submit_form, wait_for
+from tests.helpers.config import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 
-POEM = (
-    "The fog comes\non little cat feet.\n\n"
-    "It sits looking\nover harbor and city\nand then moves on."
-)
 DOCS = REPO / "docs"
-
-
-def _wait(driver, predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"{what}: not within {timeout:g}s")
-
-
-def _submit(driver, web, *, count: str = "3", poem: str = POEM) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
-
-    driver.get(web.url + "/")
-    driver.find_element(By.ID, "poem").send_keys(poem)
-    driver.find_element(By.ID, "title").send_keys("Fog")
-    driver.find_element(By.ID, "author").send_keys("Carl Sandburg")
-    Select(driver.find_element(By.ID, "source_lang")).select_by_value("en")
-    Select(driver.find_element(By.ID, "target_lang")).select_by_value("zh-CN")
-    count_box = driver.find_element(By.ID, "parallel_count")
-    count_box.clear()
-    count_box.send_keys(count)
-    driver.find_element(By.NAME, "offline").click()
-    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
 
 def test_submit_and_watch_the_bar_never_move_back(web, browser) -> None:
     from selenium.webdriver.common.by import By
 
-    _submit(browser, web)
-    _wait(browser, lambda: "/jobs/" in browser.current_url, 20, "the job page")
-    _wait(
+    submit_form(browser, web)
+    wait_for(browser, lambda: "/jobs/" in browser.current_url, 20, "the job page")
+    wait_for(
         browser,
         lambda: browser.execute_script("return window.vpsweb && window.vpsweb.ended"),
         120,
@@ -70,7 +39,7 @@ def test_submit_and_watch_the_bar_never_move_back(web, browser) -> None:
     assert len(rows) == 3 and all(
         r.get_attribute("class") in ("cand done", "cand failed") for r in rows
     )
-    result = _wait(browser, lambda: browser.find_element(By.ID, "result").text, 20, "the result")
+    result = wait_for(browser, lambda: browser.find_element(By.ID, "result").text, 20, "the result")
     for part in ("Final translation", "Judge", "Candidates", "Editor's suggestions", "Totals"):
         assert part in result, part
     assert "agreement across 2 orders" in result
@@ -87,8 +56,8 @@ def test_submit_and_watch_the_bar_never_move_back(web, browser) -> None:
 def test_a_reload_mid_run_shows_the_same_state(web, browser) -> None:
     from selenium.webdriver.common.by import By
 
-    _submit(browser, web, count="4")
-    _wait(browser, lambda: "/jobs/" in browser.current_url, 20, "the job page")
+    submit_form(browser, web, count="4")
+    wait_for(browser, lambda: "/jobs/" in browser.current_url, 20, "the job page")
 
     def done_rows():
         return [
@@ -98,16 +67,16 @@ def test_a_reload_mid_run_shows_the_same_state(web, browser) -> None:
             )
         ]
 
-    _wait(browser, lambda: len(done_rows()) >= 1, 60, "a finished candidate")
+    wait_for(browser, lambda: len(done_rows()) >= 1, 60, "a finished candidate")
     before_rows = set(done_rows())
     before = int(browser.find_element(By.ID, "bar").get_attribute("aria-valuenow"))
     browser.save_screenshot(str(DOCS / "web-job.png"))
     browser.refresh()
     # The replay rebuilds what was shown: nothing is lost, nothing goes back.
-    _wait(browser, lambda: set(done_rows()) >= before_rows, 20, "the replayed candidate rows")
+    wait_for(browser, lambda: set(done_rows()) >= before_rows, 20, "the replayed candidate rows")
     after = int(browser.find_element(By.ID, "bar").get_attribute("aria-valuenow"))
     assert after >= before
-    _wait(
+    wait_for(
         browser,
         lambda: browser.execute_script("return window.vpsweb && window.vpsweb.ended"),
         120,
@@ -121,8 +90,8 @@ def test_an_invalid_form_shows_the_error_beside_the_field(web, browser) -> None:
     from selenium.webdriver.common.by import By
 
     jobs_before = web.cluster.store.zcard("vpsweb:jobs")
-    _submit(browser, web, count="99")
-    error = _wait(
+    submit_form(browser, web, count="99")
+    error = wait_for(
         browser, lambda: browser.find_elements(By.ID, "parallel_count-error"), 20, "the field error"
     )
     assert "between 1 and 8" in error[0].text
@@ -138,7 +107,7 @@ def test_a_manual_prompt_is_answered_in_the_page(web, browser) -> None:
 
     job = web.cluster.submit(web.cluster.client(), parallel_count=2, manual=["evaluation"])
     browser.get(f"{web.url}/jobs/{job.id}")
-    box = _wait(
+    box = wait_for(
         browser, lambda: browser.find_elements(By.ID, "answer-evaluation"), 60, "the waiting prompt"
     )[0]
     prompt = browser.find_element(By.CSS_SELECTOR, "#prompt-evaluation pre").text
@@ -149,12 +118,12 @@ def test_a_manual_prompt_is_answered_in_the_page(web, browser) -> None:
     )
     send.click()
     error = browser.find_element(By.CSS_SELECTOR, "#prompt-evaluation .error")
-    _wait(browser, lambda: "selected_index" in error.text, 20, "the inline error")
+    wait_for(browser, lambda: "selected_index" in error.text, 20, "the inline error")
     assert [p.key for p in job.pending()] == ["evaluation"]  # nothing changed
     box.clear()
     box.send_keys("<selected_index>2</selected_index><rationale>closer</rationale>")
     send.click()
-    _wait(
+    wait_for(
         browser,
         lambda: browser.execute_script("return window.vpsweb && window.vpsweb.ended"),
         120,

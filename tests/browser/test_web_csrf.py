@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import Web, chromium_options
-from tests.integration.cluster import Cluster
+from tests.helpers.cluster import Cluster
+from tests.helpers.web import Web, chromium_options
 from vpsweb import settings
 from vpsweb.storage import JobStatus
 
@@ -82,7 +82,7 @@ def chromium() -> Iterator[Any]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    from tests.browser.conftest import CHROMEDRIVER
+    from tests.helpers.web import CHROMEDRIVER
 
     options = chromium_options()
     options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import Web
-from tests.conftest import use_models
-from tests.integration.cluster import Cluster
+from tests.helpers.cluster import Cluster
+from tests.helpers.config import use_models
+from tests.helpers.web import Web
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": False}

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import Web
-from tests.browser.test_web import _submit, _wait
-from tests.integration.cluster import Cluster
+from tests.helpers.browser import submit_form, wait_for
+from tests.helpers.cluster import Cluster
+from tests.helpers.web import Web
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 
@@ -30,10 +30,10 @@ def test_the_page_says_no_worker_then_withdraws_it(tmp_path: Path, browser) -> N
     server = None
     try:
         server = Web(cluster, tmp_path)
-        _submit(browser, server, count="1")
-        _wait(browser, lambda: "/jobs/" in browser.current_url, 20, "the job page")
+        submit_form(browser, server, count="1")
+        wait_for(browser, lambda: "/jobs/" in browser.current_url, 20, "the job page")
         started = time.monotonic()
-        said = _wait(browser, lambda: _no_worker_warnings(browser), 10, "the no-worker warning")
+        said = wait_for(browser, lambda: _no_worker_warnings(browser), 10, "the no-worker warning")
         took = time.monotonic() - started
         assert took < 8, took
         assert len(said) == 1 and "no worker is running against this Redis" in said[0]
@@ -41,8 +41,8 @@ def test_the_page_says_no_worker_then_withdraws_it(tmp_path: Path, browser) -> N
         assert browser.find_element(By.ID, "warnings").is_displayed()
 
         cluster.add_worker()
-        _wait(browser, lambda: not _no_worker_warnings(browser), 30, "the warning withdrawn")
-        _wait(
+        wait_for(browser, lambda: not _no_worker_warnings(browser), 30, "the warning withdrawn")
+        wait_for(
             browser,
             lambda: browser.execute_script("return window.vpsweb && window.vpsweb.ended"),
             120,

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import Web
-from tests.browser.test_web import POEM, _wait
-from tests.integration.cluster import Cluster
-from tests.integration.test_stragglers import _slow_fourth
+from tests.helpers.browser import wait_for
+from tests.helpers.cluster import Cluster
+from tests.helpers.config import slow_fourth
+from tests.helpers.poems import POEM
+from tests.helpers.web import Web
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 
@@ -28,7 +29,7 @@ STRAGGLER = {"policy": "quorum", "quorum": 0.75, "grace": 0.5}
 @pytest.fixture
 def mixed_web(tmp_path: Path) -> Iterator[Web]:
     cluster = Cluster(
-        tmp=tmp_path, edit=_slow_fourth, sim_args=("--defect-rate", "0.4", "--seed", "22")
+        tmp=tmp_path, edit=slow_fourth, sim_args=("--defect-rate", "0.4", "--seed", "22")
     )
     try:
         cluster.add_worker()
@@ -69,7 +70,7 @@ def test_late_and_gated_candidates_are_said_as_such_live_and_in_the_result(
     }
     (job,) = client.submit_many([request], offline=True)
     browser.get(f"{mixed_web.url}/jobs/{job.id}")
-    _wait(
+    wait_for(
         browser,
         lambda: browser.execute_script("return window.vpsweb && window.vpsweb.ended"),
         120,
@@ -86,7 +87,7 @@ def test_late_and_gated_candidates_are_said_as_such_live_and_in_the_result(
     judged = [i for i in ("0", "1", "2") if i not in gated]
     assert judged and all(rows[i] == ("cand done", "✓ succeeded") for i in judged)
 
-    cards = _wait(
+    cards = wait_for(
         browser, lambda: _labels(browser, ".cand-card"), 20, "the result's candidate cards"
     )
     assert cards["3"][1] == "⏱ late (stopped: quorum reached)" and "late" in cards["3"][0]
@@ -96,7 +97,7 @@ def test_late_and_gated_candidates_are_said_as_such_live_and_in_the_result(
 
     # A page opened after the end draws the same rows from the replayed views.
     browser.refresh()
-    _wait(
+    wait_for(
         browser,
         lambda: browser.execute_script("return window.vpsweb && window.vpsweb.ended"),
         30,

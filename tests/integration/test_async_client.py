@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import POEM, Cluster
+from tests.helpers.cluster import POEM, Cluster
 from vpsweb.client.aio import AsyncClient
 from vpsweb.domain.progress import EventKind
 from vpsweb.errors import JobCancelled, JobFailed, JobNotFound, RequestInvalid
@@ -59,7 +59,7 @@ def test_the_async_follower_warns_and_fails_a_stalled_job(tmp_path: Path) -> Non
     """As the sync follower: no worker is said within seconds (naming the queues), a
     job past its deadline with nobody to end it is failed as stalled, and a worker's
     job hears no warning (tests/browser/test_web_no_worker.py: one withdrawn)."""
-    from tests.integration.test_deadlines import tight
+    from tests.helpers.config import tight
 
     c = Cluster(tmp=tmp_path, edit=tight)  # no worker at all
     try:

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import run_cli
-from vpsweb.client.sync import Client
+from tests.helpers.cli import run_cli
+from tests.helpers.redis_server import start_redis
+from vpsweb.client import Client
 from vpsweb.errors import JobNotFound, RequestInvalid
 from vpsweb.local.processes import RedisServer
 
@@ -108,7 +109,7 @@ BAD_IDS = ["x:step:evaluation", "", "../../etc/passwd", "A" * 12, "0123456789abc
 
 @pytest.fixture(scope="module")
 def store() -> Iterator[RedisServer]:
-    server = RedisServer().start()
+    server = start_redis()
     yield server
     server.stop()
 

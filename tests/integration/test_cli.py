@@ -7,46 +7,24 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, cli_env, run_cli
-from tests.integration.test_pipeline import submit
-from tests.stage_calls import calls_per_job
-from vpsweb.client.sync import Client
+from tests.helpers.cli import (
+    FOG,
+    TRANSLATE_FOG,
+    cli_env,
+    our_processes,
+    run_cli,
+    wait_gone,
+)
+from tests.helpers.config import REPO
+from tests.helpers.jobs import submit
+from tests.helpers.stage_calls import calls_per_job
+from vpsweb.client import Client
 from vpsweb.config import load_config
 
 pytestmark = pytest.mark.integration
-
-FOG = str(REPO / "examples" / "fog.txt")
-TRANSLATE_FOG = ("translate", FOG, "--source-lang", "en", "--target-lang", "zh-CN")
-# redis-server rewrites its command line to "redis-server 127.0.0.1:PORT".
-MARKERS = ("redis-server", "vpsweb.simulator", "vpsweb.workers.app")
-
-
-def our_processes() -> set[int]:
-    """PIDs of redis-servers, simulators and workers started by vpsweb."""
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if any(m in cmd for m in MARKERS):
-            pids.add(int(entry.name))
-    return pids
-
-
-def wait_gone(before: set[int], timeout: float = 15) -> set[int]:
-    deadline = time.monotonic() + timeout
-    while True:
-        left = our_processes() - before
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.2)
 
 
 def test_translate_embedded_offline_saves_files_and_cleans_up(tmp_path):
@@ -204,7 +182,7 @@ def test_job_commands_against_a_cluster(redis_server, workers):
 def test_config_check(tmp_path):
     ok = run_cli("config", "check")
     assert ok.returncode == 0 and "config OK" in ok.stdout and "mode reasoning" in ok.stdout
-    from tests.conftest import make_config_dir
+    from tests.helpers.config import make_config_dir
 
     broken = make_config_dir(tmp_path)
     text = (

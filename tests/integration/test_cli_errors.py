@@ -15,20 +15,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import REPO, make_config_dir, run_cli
-from tests.integration.test_cli import FOG, our_processes
+from tests.helpers.cli import FOG, one_line, our_processes, run_cli
+from tests.helpers.config import REPO, make_config_dir
 from vpsweb.local.processes import free_port, redis_server_binary, stop_process
 
 pytestmark = pytest.mark.integration
 
 JOB = "0123456789ab"
-
-
-def one_line(res: subprocess.CompletedProcess[str], code: int) -> str:
-    lines = res.stderr.splitlines()
-    assert res.returncode == code, res.stderr
-    assert len(lines) == 1 and lines[0].startswith("vpsweb: "), res.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +140,7 @@ def test_no_silent_default_redis(what: str, argv: tuple[str, ...]) -> None:
 
 
 def test_celery_app_refuses_without_a_redis_url() -> None:
-    from tests.conftest import cli_env
+    from tests.helpers.cli import cli_env
 
     res = subprocess.run(
         [str(REPO / ".venv" / "bin" / "celery"), "-A", "vpsweb.workers.app", "worker"],
@@ -251,7 +244,7 @@ def test_unreadable_poem_files(tmp_path: Path) -> None:
 def test_the_python_client_says_how_to_give_a_url_in_python() -> None:
     """Client.from_env() is Python: "pass --redis-url" means nothing there. Commands
     keep the flag."""
-    from tests.conftest import cli_env
+    from tests.helpers.cli import cli_env
 
     code = "from vpsweb import Client\nClient.from_env()\n"
     res = subprocess.run(
@@ -276,7 +269,7 @@ TRANSLATE = ("translate", FOG, "--source-lang", "en", "--target-lang", "zh-CN")
 
 def piped(argv: list[str], reader: str) -> subprocess.CompletedProcess[str]:
     """``vpsweb ARGV | READER`` through a real shell pipe; the exit status is vpsweb's."""
-    from tests.conftest import cli_env
+    from tests.helpers.cli import cli_env
 
     command = " ".join([f"'{REPO / '.venv' / 'bin' / 'python'}'", "-m", "vpsweb.cli", *argv])
     return subprocess.run(

@@ -7,9 +7,8 @@ import re
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.integration.test_cli import TRANSLATE_FOG, our_processes, wait_gone
-from tests.terminal import Terminal
+from tests.helpers.cli import TRANSLATE_FOG, our_processes, run_cli, wait_gone
+from tests.helpers.terminal import Terminal
 
 pytestmark = pytest.mark.integration
 

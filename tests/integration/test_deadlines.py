@@ -8,20 +8,11 @@ from typing import Any
 
 import pytest
 
-from tests.integration.cluster import Cluster
+from tests.helpers.cluster import Cluster
+from tests.helpers.config import tight
 from vpsweb.errors import JobCancelled, JobFailed
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def tight(d: dict[str, Any]) -> None:
-    """Small timeouts and a short queue allowance: deadlines of a few seconds."""
-    d["queue_allowance_s"] = 2
-    d["parse_retries"] = 0
-    d["evaluation"]["judge_retries"] = 0
-    for mode in d["modes"].values():
-        for step in mode["steps"].values():
-            step.update(timeout_s=1, retries=0)
 
 
 def test_the_sweeper_fails_a_job_whose_next_stage_never_starts(tmp_path: Path) -> None:

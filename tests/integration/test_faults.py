@@ -1,6 +1,6 @@
 """Fault injection: the job still finishes, pays each LLM call once, and never hangs.
 
-Each test runs its own cluster (tests/integration/cluster.py) and is bounded.
+Each test runs its own cluster (tests/helpers/cluster.py) and is bounded.
 Figures (recovery times, call counts) are printed for the reliability docs.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.cluster import Cluster
-from tests.stage_calls import CALLS_PER_STEP, calls_per_job
+from tests.helpers.cluster import Cluster
+from tests.helpers.stage_calls import CALLS_PER_STEP, calls_per_job
 from vpsweb.errors import JobFailed
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

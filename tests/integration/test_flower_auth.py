@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import base64
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from tests.conftest import FAKE_KEY
-from tests.integration.test_pipeline import submit
+from tests.helpers.config import FAKE_KEY
+from tests.helpers.flower import PASSWORD, USER, base_env, start_flower, status
+from tests.helpers.jobs import submit
 from vpsweb import settings
 from vpsweb.client.sync import Client
 from vpsweb.config import load_config
@@ -35,60 +31,8 @@ from vpsweb.workers.factory import create_app
 
 pytestmark = pytest.mark.integration
 
-USER = "ops"
-# Accepted by vpsweb: 20 characters, punctuation and a ':' but no comma.
-PASSWORD = "Zq9/+=:@#% x?k-7Lm2w"
 # What `openssl rand -base64 32` can give, with every character a URL cares about.
 REDIS_PASSWORD = "k3J/9+Qx#a@b:c%d=e?f g/Zm0vYmFyYmF6cXV4PQ=="
-
-
-def status(url: str, credentials: str | None) -> int:
-    """The HTTP status of a GET with ``credentials`` sent as-is in a Basic header."""
-    req = urllib.request.Request(url)
-    if credentials is not None:
-        token = base64.b64encode(credentials.encode()).decode()
-        req.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-
-
-def start_flower(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """`python -m vpsweb.monitoring.flower` on a free loopback port, once it answers."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vpsweb.monitoring.flower",
-            "--address=127.0.0.1",
-            f"--port={port}",
-        ],
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=open(log, "wb"),  # noqa: SIM115
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if status(f"{base}/healthcheck", None) == 200:
-                return proc, base
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_process(proc)
-            pytest.fail(f"Flower did not start:\n{log.read_text()}")
-        time.sleep(0.2)
-
-
-def base_env(redis_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWER_")}
-    env[settings.REDIS_URL_ENV] = redis_url
-    return env
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import FAKE_KEY, make_config_dir, use_models
-from tests.integration.test_pipeline import POEM, submit
-from vpsweb.client.sync import Client
+from tests.helpers.config import FAKE_KEY, make_config_dir, use_models
+from tests.helpers.jobs import submit
+from tests.helpers.poems import FOG_OPENING as POEM
+from tests.helpers.redis_server import start_redis
+from vpsweb.client import Client
 from vpsweb.config import load_config
 from vpsweb.local.processes import (
-    RedisServer,
     free_port,
     start_worker,
     stop_process,
@@ -183,7 +184,7 @@ def test_sigterm_to_a_worker_mid_job_loses_nothing(simulator, tmp_path):
         tmp_path, pipeline_edit=lambda d: use_models(d, initial_translation="sim-slow")
     )
     cfg = load_config(config_dir)
-    server = RedisServer().start()
+    server = start_redis()
     # The workers share the client's config: they refuse models they do not know.
     env = {"VPSWEB_SIMULATOR_URL": simulator, "VPSWEB_CONFIG_DIR": str(config_dir)}
     procs = [

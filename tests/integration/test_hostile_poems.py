@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_config_dir, use_models
-from tests.integration.test_pipeline import submit
-from tests.stage_calls import context, translate_candidate
-from tests.unit.test_runner import StepLLM
-from vpsweb.client.sync import Client
+from tests.helpers.config import make_config_dir, use_models
+from tests.helpers.jobs import submit
+from tests.helpers.runner_doubles import StepLLM
+from tests.helpers.stage_calls import context, translate_candidate
+from vpsweb.client import Client
 from vpsweb.config import load_config
 from vpsweb.domain.plan import build_plan
 from vpsweb.errors import JobFailed

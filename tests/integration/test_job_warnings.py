@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import make_config_dir, run_cli, use_models
-from tests.integration.cluster import Cluster
-from tests.integration.test_flower_auth import PASSWORD, USER, base_env, start_flower
-from tests.integration.test_usage import get
-from tests.unit.test_usage import parse_exposition
+from tests.helpers.cli import run_cli
+from tests.helpers.cluster import Cluster
+from tests.helpers.config import make_config_dir, use_models
+from tests.helpers.flower import PASSWORD, USER, base_env, get, start_flower
+from tests.helpers.metrics import parse_exposition
 from vpsweb import settings
 from vpsweb.client.sync import Client
 from vpsweb.config import load_config

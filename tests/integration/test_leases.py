@@ -7,11 +7,11 @@ import time
 
 import pytest
 
+from tests.helpers.redis_server import start_redis
 from vpsweb.config import load_config
 from vpsweb.domain.models import CandidateResult
 from vpsweb.domain.plan import build_plan
 from vpsweb.errors import Cancelled
-from vpsweb.local.processes import RedisServer
 from vpsweb.orchestrator import execution
 from vpsweb.orchestrator.keeper import Keeper
 from vpsweb.orchestrator.sweeper import Sweeper
@@ -27,7 +27,7 @@ def storage(request: pytest.FixtureRequest):
     if request.param == "memory":
         yield memory_storage()
         return
-    server = RedisServer().start()
+    server = start_redis()
     store = connect(server.url)
     yield store
     store.close()

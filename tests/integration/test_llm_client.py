@@ -14,7 +14,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.stage_calls import editor_review, evaluate, translate_candidate, translator_revision
+from tests.helpers.poems import JING_YE_SI as POEM
+from tests.helpers.stage_calls import (
+    editor_review,
+    evaluate,
+    translate_candidate,
+    translator_revision,
+)
 from vpsweb.config import load_config
 from vpsweb.config.schema import ModelEntry, ModelsConfig, Price
 from vpsweb.domain.plan import build_plan
@@ -31,8 +37,6 @@ from vpsweb.local.simulator_process import start_simulator_process
 from vpsweb.stages.shared import StageContext
 
 pytestmark = pytest.mark.integration
-
-POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, cli_env
-from tests.integration.cluster import Cluster
-from tests.integration.test_manual import ANSWERS, STEPS_AFTER_REVIEW, answer_for, wait_pending
-from tests.terminal import Terminal
+from tests.helpers.cli import cli_env
+from tests.helpers.cluster import Cluster
+from tests.helpers.config import REPO
+from tests.helpers.manual import ANSWERS, STEPS_AFTER_REVIEW, answer_for, wait_pending
+from tests.helpers.terminal import Terminal
 from vpsweb import settings
 
 pytestmark = pytest.mark.integration

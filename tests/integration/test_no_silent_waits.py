@@ -15,10 +15,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import REPO, cli_env
-from tests.integration.test_cli import TRANSLATE_FOG
-from tests.integration.test_pipeline import submit
-from vpsweb.client.sync import Client
+from tests.helpers.cli import TRANSLATE_FOG, cli_env
+from tests.helpers.config import REPO
+from tests.helpers.jobs import submit
+from tests.helpers.redis_server import start_redis
+from vpsweb.client import Client
 from vpsweb.config import load_config
 from vpsweb.domain.progress import EventKind
 from vpsweb.local.processes import RedisServer, start_worker, stop_process
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture()
 def lonely_redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
+    server = start_redis()
     yield server
     server.stop()
 

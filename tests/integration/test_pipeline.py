@@ -9,9 +9,10 @@ import pytest
 import redis
 from celery.result import AsyncResult
 
-from tests.conftest import make_config_dir, use_models
-from tests.stage_calls import calls_per_job
-from vpsweb.client.sync import Client
+from tests.helpers.config import make_config_dir, use_models
+from tests.helpers.jobs import submit
+from tests.helpers.stage_calls import calls_per_job
+from vpsweb.client import Client
 from vpsweb.config import load_config
 from vpsweb.domain.result import compute_totals
 from vpsweb.errors import JobCancelled, JobFailed, RequestInvalid
@@ -19,21 +20,6 @@ from vpsweb.storage import JobStatus
 from vpsweb.workers.factory import create_app
 
 pytestmark = pytest.mark.integration
-
-POEM = "The fog comes\non little cat feet.\n\nIt sits looking\nover harbor and city\n"
-
-
-def submit(client: Client, **kw):
-    args = {
-        "poem": POEM,
-        "source_lang": "en",
-        "target_lang": "zh-CN",
-        "title": "Fog",
-        "author": "Carl Sandburg",
-        "offline": True,
-    }
-    args.update(kw)
-    return client.submit(**args)
 
 
 @pytest.fixture()

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from tests.conftest import make_config_dir, use_models
-from tests.integration.test_pipeline import submit
-from vpsweb.client.sync import Client, JobCancelled, JobFailed
+from tests.helpers.config import make_config_dir, use_models
+from tests.helpers.jobs import submit
+from vpsweb.client import Client, JobCancelled, JobFailed
 from vpsweb.config import load_config
 from vpsweb.domain.progress import milestones
 from vpsweb.stages.table import STAGES as TABLE

@@ -15,6 +15,7 @@ import openai
 import pytest
 from pydantic import ValidationError
 
+from tests.helpers.poems import JING_YE_SI as POEM
 from vpsweb.config import load_config
 from vpsweb.domain.models import StrategyDials
 from vpsweb.domain.parsing import extract_fields, label_lines
@@ -27,7 +28,6 @@ from vpsweb.stages.table import STAGE_NAMES
 
 pytestmark = pytest.mark.integration
 
-POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"
 STEP_TAGS = {
     "initial_translation": ("initial_translation", "translated_poem_title"),
     "evaluation": ("selected_index", "scores"),

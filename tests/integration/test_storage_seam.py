@@ -8,12 +8,13 @@ import time
 import pytest
 import redis
 
-from tests.integration.test_pipeline import submit
+from tests.helpers.jobs import submit
+from tests.helpers.redis_server import start_redis
 from vpsweb import settings
 from vpsweb.client.sync import Client
 from vpsweb.config import load_config
 from vpsweb.domain.plan import build_plan
-from vpsweb.local.processes import RedisServer, start_worker, stop_process
+from vpsweb.local.processes import start_worker, stop_process
 from vpsweb.storage import JobStore, ProgressLog, connect
 from vpsweb.storage.redis import RedisJobStore
 
@@ -29,14 +30,14 @@ def test_redis_implements_the_interfaces(redis_server):
 @pytest.fixture()
 def private_redis():
     """A store no other test's workers dispatch from."""
-    server = RedisServer().start()
+    server = start_redis()
     yield server
     server.stop()
 
 
 def test_broker_and_store_on_separate_redis_servers(private_redis, simulator, worker_logs):
     redis_server = private_redis
-    broker = RedisServer().start()
+    broker = start_redis()
     env = {settings.SIMULATOR_URL_ENV: simulator, settings.BROKER_URL_ENV: broker.url}
     worker = start_worker(
         redis_server.url,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 from vpsweb.errors import SettingsError
 from vpsweb.local import store_server
 from vpsweb.local.data_dir import LocalStore

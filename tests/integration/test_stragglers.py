@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import make_config_dir
-from vpsweb.client.sync import Client
+from tests.helpers.config import make_config_dir, slow_fourth
+from tests.helpers.poems import FOG_OPENING as POEM
+from vpsweb.client import Client
 from vpsweb.config import load_config
 from vpsweb.domain.progress import EventKind
 from vpsweb.domain.result import TranslationOutput
@@ -18,15 +19,6 @@ from vpsweb.errors import RequestInvalid
 from vpsweb.files.output import to_markdown
 
 pytestmark = pytest.mark.integration
-
-POEM = "The fog comes\non little cat feet.\n\nIt sits looking\nover harbor and city\n"
-
-
-def _slow_fourth(data: dict) -> None:
-    """Four variants, the fourth on the 1.5 s model: candidate 3 is the straggler."""
-    data["variants"].append(
-        {"name": "slowpoke", "hint": "Take your time.", "model": "sim-slow", "temperature": 0.5}
-    )
 
 
 def request(**kw: object) -> dict:
@@ -42,7 +34,7 @@ def request(**kw: object) -> dict:
 
 @pytest.fixture()
 def client(redis_server, workers, tmp_path):
-    cfg = load_config(make_config_dir(tmp_path, pipeline_edit=_slow_fourth))
+    cfg = load_config(make_config_dir(tmp_path, pipeline_edit=slow_fourth))
     with Client(redis_url=redis_server.url, config=cfg) as c:
         yield c
 

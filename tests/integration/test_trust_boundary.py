@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -21,10 +22,10 @@ from typing import Any, ClassVar
 import pytest
 import redis
 
-from tests.conftest import make_config_dir
-from tests.integration.cluster import Cluster, edit_yaml
-from tests.stage_calls import calls_per_job
-from vpsweb.client.sync import Client
+from tests.helpers.cluster import Cluster
+from tests.helpers.config import edit_yaml, make_config_dir
+from tests.helpers.stage_calls import calls_per_job
+from vpsweb.client import Client
 from vpsweb.config import load_config
 from vpsweb.errors import JobFailed
 from vpsweb.files.output import save_output
@@ -214,13 +215,15 @@ def _run_three_jobs(c: Cluster, out_dir: Path) -> list:
         ("translator_revision", "ds-sim-malformed"),
         ("initial_translation", "ds-sim-fail401"),
     ):
-        edit_yaml(c.config_dir / "pipeline.yaml", use(step, model))
-        with Client(redis_url=c.redis.url, config=load_config(c.config_dir)) as client:
+        # The client's own config, in a copy of its own: the workers' stays as it is.
+        config_dir = c.tmp / f"config-{step}"
+        shutil.copytree(c.config_dir, config_dir)
+        edit_yaml(config_dir / "pipeline.yaml", use(step, model))
+        with Client(redis_url=c.redis.url, config=load_config(config_dir)) as client:
             job = c.submit(client, parallel_count=2, offline=False)
             with pytest.raises(JobFailed):
                 job.result(timeout=60)
             jobs.append(job)
-        edit_yaml(c.config_dir / "pipeline.yaml", use(step, "deepseek-chat"))
     return jobs
 
 

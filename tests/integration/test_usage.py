@@ -4,10 +4,7 @@ Flower's /metrics must agree exactly with what the jobs themselves report."""
 
 from __future__ import annotations
 
-import base64
 import json
-import urllib.error
-import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +13,11 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import make_config_dir, run_cli, use_models
-from tests.integration.cluster import Cluster
-from tests.integration.test_flower_auth import PASSWORD, USER, base_env, start_flower
-from tests.unit.test_usage import parse_exposition
+from tests.helpers.cli import run_cli
+from tests.helpers.cluster import Cluster
+from tests.helpers.config import make_config_dir, use_models
+from tests.helpers.flower import PASSWORD, USER, base_env, get, start_flower
+from tests.helpers.metrics import parse_exposition
 from vpsweb import settings
 from vpsweb.client.sync import Client, Job
 from vpsweb.config import load_config
@@ -37,18 +35,6 @@ from vpsweb.orchestrator.lifecycle import cancel_job, fail_job
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 Sample = tuple[str, frozenset[tuple[str, str]]]
-
-
-def get(url: str, *, auth: bool = True) -> tuple[int, str]:
-    req = urllib.request.Request(url)
-    if auth:
-        token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-        req.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return int(resp.status), resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), ""
 
 
 class Ended:

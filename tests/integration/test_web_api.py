@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import Web
-from tests.conftest import REPO, cli_env
-from tests.integration.cluster import Cluster
-from tests.integration.web_session import Session
+from tests.helpers.cli import cli_env
+from tests.helpers.cluster import Cluster
+from tests.helpers.config import REPO
+from tests.helpers.web import Web
+from tests.helpers.web_session import Session
 from vpsweb import settings
 
 pytestmark = pytest.mark.integration

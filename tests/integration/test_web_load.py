@@ -15,8 +15,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.browser.conftest import Web
-from tests.integration.cluster import Cluster
+from tests.helpers.cluster import Cluster
+from tests.helpers.web import Web
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CLIENTS = 200

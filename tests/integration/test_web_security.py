@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import Web
-from tests.conftest import REPO, cli_env
-from tests.integration.cluster import Cluster
-from tests.integration.test_cli_errors import one_line
-from tests.integration.web_session import Session
+from tests.helpers.cli import cli_env, one_line
+from tests.helpers.cluster import Cluster
+from tests.helpers.config import REPO
+from tests.helpers.web import Web
+from tests.helpers.web_session import Session
 from vpsweb import settings
 from vpsweb.local.processes import free_port
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.browser.conftest import Web
-from tests.integration.cluster import Cluster
+from tests.helpers.cluster import Cluster
+from tests.helpers.web import Web
 from vpsweb.client.aio import MAX_CONNECTIONS
 from vpsweb.web.feed import MAX_STREAMS_ENV, MAX_STREAMS_PER_JOB_ENV
 

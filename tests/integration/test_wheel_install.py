@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers.config import REPO
+from tests.helpers.poems import FOG_COUPLET as POEM
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-POEM = "The fog comes\non little cat feet.\n"
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 180):
@@ -45,6 +44,9 @@ def test_a_wheel_installed_in_a_fresh_venv_runs_from_an_empty_directory(tmp_path
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     env = {k: v for k, v in os.environ.items() if not k.startswith("VPSWEB_")}
+    # A user's defaults, but the per-user store (XDG data home) is the test's own: not
+    # the real user's, and not the one another test run on the machine has locked.
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg-data")
     env.pop("PYTHONPATH", None)
     installed = run(
         [str(venv / "bin/pip"), "install", "-q", "--no-deps", "--no-index", str(wheel)],

@@ -4,15 +4,14 @@ file, the key path and the allowed choices. Each broken config is a tmp copy of 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from tests.helpers.config import edit_yaml
 from vpsweb.config import AppConfig, ConfigError, load_config
-from vpsweb.config.loader import _load_cached, default_config_dir, summarize
+from vpsweb.config.loader import default_config_dir, summarize
 from vpsweb.config.prompt_check import variables_of
 from vpsweb.domain.models import WorkflowMode
 from vpsweb.settings import CONFIG_DIR_ENV
@@ -21,24 +20,11 @@ from vpsweb.stages.table import STAGE_NAMES
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> Iterator[None]:
-    _load_cached.cache_clear()
-    yield
-    _load_cached.cache_clear()
-
-
 @pytest.fixture()
 def config_copy(tmp_path: Path) -> Path:
     target = tmp_path / "config"
     shutil.copytree(REPO / "config", target)
     return target
-
-
-def edit_yaml(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    change(data)
-    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
 def problems_of(root: Path) -> list[str]:

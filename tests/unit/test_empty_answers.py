@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.stage_calls import context, editor_review, evaluate, translator_revision
-from tests.unit.test_selection_quality import ZH, revision_prior
-from tests.unit.test_selection_quality import make_plan as selection_plan
-from tests.unit.test_stages import CHOSEN, THREE, Reply, ScriptedLLM, ctx_for, make_plan
+from tests.helpers.scripted_llm import CHOSEN, THREE, Reply, ScriptedLLM, ctx_for, make_plan
+from tests.helpers.selection import ZH, revision_prior
+from tests.helpers.selection import make_plan as selection_plan
+from tests.helpers.stage_calls import context, editor_review, evaluate, translator_revision
 from vpsweb.config import AppConfig, load_config
 from vpsweb.domain.manual_answers import check_answer
 from vpsweb.domain.models import EditorReview

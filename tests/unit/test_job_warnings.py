@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.stage_calls import context, cost, translate_candidate
-from tests.unit.test_runner import ANSWERS, plan_for
+from tests.helpers.runner_doubles import ANSWERS, plan_for
+from tests.helpers.stage_calls import context, cost, translate_candidate
 from vpsweb.cli.live import JobState, PlainView
 from vpsweb.cli.report import print_result
 from vpsweb.config import load_config

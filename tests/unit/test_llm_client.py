@@ -16,9 +16,10 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.stage_calls import context, cost, translate_candidate
+from tests.helpers.llm_calls import MESSAGES, candidate_call, plan_for
+from tests.helpers.stage_calls import context, cost, translate_candidate
 from vpsweb.config import AppConfig, load_config
-from vpsweb.domain.plan import JobPlan, StepCall, build_plan
+from vpsweb.domain.plan import StepCall
 from vpsweb.errors import (
     Cancelled,
     LLMError,
@@ -32,19 +33,10 @@ from vpsweb.llm.client import MAX_RETRY_AFTER_S, OpenAICompatibleClient
 from vpsweb.llm.loop import POLL_S
 from vpsweb.settings import DEFAULT_SIMULATOR_URL
 
-POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"
-MESSAGES = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
-
 
 @pytest.fixture(scope="module")
 def cfg() -> AppConfig:
     return load_config()
-
-
-def plan_for(cfg: AppConfig, *, offline: bool, **changes: Any) -> JobPlan:
-    data: dict[str, Any] = {"poem": POEM, "source_lang": "zh-CN", "target_lang": "en"}
-    data.update(changes)
-    return build_plan(data, cfg, job_id="t", offline=offline)
 
 
 def call_on(cfg: AppConfig, model: str, **changes: Any) -> StepCall:
@@ -332,10 +324,6 @@ def loop_threads() -> list[threading.Thread]:
 
 def error(status: int, headers: dict[str, str] | None = None) -> httpx2.Response:
     return httpx2.Response(status, headers=headers or {}, json={"error": {"message": f"e{status}"}})
-
-
-def candidate_call(cfg: AppConfig, **changes: Any) -> StepCall:
-    return plan_for(cfg, offline=False).candidates[0].call.model_copy(update=changes)
 
 
 def test_complete_success_costs_the_planned_model(cfg: AppConfig, make_client) -> None:

@@ -14,6 +14,7 @@ from html.parser import HTMLParser
 import pytest
 from markdown_it import MarkdownIt
 
+from tests.helpers.poems import FOG_WITH_MARKUP as POEM
 from vpsweb.config import load_config
 from vpsweb.domain.models import (
     CandidateResult,
@@ -43,7 +44,6 @@ PAYLOADS = [
     "```\n<script>alert(2)</script>\n```",  # a fence in the text must not open one
 ]
 HOSTILE = " ".join(PAYLOADS)
-POEM = "The fog comes\non little cat feet <script>alert(1)</script>\n\nIt sits & looks"
 # What a rendering may contain: Markdown's own structure, nothing a model chose.
 ALLOWED_TAGS = {
     *("p", "br", "em", "strong", "h1", "h2", "h3", "ul", "ol", "li", "blockquote"),

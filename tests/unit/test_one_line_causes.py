@@ -18,9 +18,9 @@ import httpx2
 import openai
 import pytest
 
-from tests.stage_calls import context, editor_review
-from tests.unit.test_llm_client import MESSAGES, candidate_call
-from tests.unit.test_stages import CHOSEN, ScriptedLLM, make_plan
+from tests.helpers.llm_calls import MESSAGES, candidate_call
+from tests.helpers.scripted_llm import CHOSEN, ScriptedLLM, make_plan
+from tests.helpers.stage_calls import context, editor_review
 from vpsweb.cli.live import JobState, why_failed
 from vpsweb.config import AppConfig, load_config
 from vpsweb.domain.progress import EventKind, ProgressEvent

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.stage_calls import cost
+from tests.helpers.poems import JING_YE_SI as POEM
+from tests.helpers.stage_calls import cost
 from vpsweb.config import AppConfig, load_config
 from vpsweb.config.schema import Price
 from vpsweb.domain.models import (
@@ -22,8 +23,6 @@ from vpsweb.domain.result import compute_totals
 from vpsweb.domain.selection import fallback_select, map_presented_id, presentation_order
 from vpsweb.errors import RequestInvalid
 from vpsweb.llm.endpoints import Endpoint, resolve
-
-POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.stage_calls import (
+from tests.helpers.poems import JING_YE_SI as POEM
+from tests.helpers.stage_calls import (
     context,
     cost,
     editor_review,
@@ -27,8 +28,6 @@ from vpsweb.errors import PromptRenderError
 from vpsweb.llm.client import Completion
 from vpsweb.stages.shared import StageContext
 from vpsweb.stages.table import STAGE_NAMES
-
-POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"
 
 ANSWERS = {
     "initial_translation": "<initial_translation>line</initial_translation>",

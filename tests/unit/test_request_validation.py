@@ -7,7 +7,6 @@ that is wrong and, where there is a closed set of choices, list them.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.helpers.poems import JING_YE_SI as POEM
 from vpsweb.config import AppConfig, load_config
-from vpsweb.config.loader import _load_cached
 from vpsweb.domain.models import (
     MAX_POEM_CHARS,
     CandidateResult,
@@ -41,7 +40,6 @@ from vpsweb.domain.result import TranslationOutput
 from vpsweb.errors import RequestInvalid
 
 REPO = Path(__file__).resolve().parents[2]
-POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +217,7 @@ def test_parallel_count_must_be_a_whole_number(cfg: AppConfig) -> None:
 
 
 @pytest.fixture()
-def low_max_cfg(tmp_path: Path) -> Iterator[AppConfig]:
+def low_max_cfg(tmp_path: Path) -> AppConfig:
     """A copy of config/ whose parallel_count.max is 4 (default 3, reasoning 2)."""
     target = tmp_path / "config"
     shutil.copytree(REPO / "config", target)
@@ -227,9 +225,7 @@ def low_max_cfg(tmp_path: Path) -> Iterator[AppConfig]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data["parallel_count"]["max"] = 4
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    _load_cached.cache_clear()
-    yield load_config(target)
-    _load_cached.cache_clear()
+    return load_config(target)
 
 
 def test_a_config_with_a_lower_max_rejects_above_it(low_max_cfg: AppConfig) -> None:

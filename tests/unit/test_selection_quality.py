@@ -11,16 +11,17 @@ import itertools
 import re
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
-from tests.stage_calls import context, cost
+from tests.helpers.poems import POEM
+from tests.helpers.selection import ZH, cand, make_plan, revision_prior
+from tests.helpers.stage_calls import context, cost
 from vpsweb.config import AppConfig, load_config
 from vpsweb.config.schema import GateSettings
 from vpsweb.domain.gates import check as gate_check
-from vpsweb.domain.models import CandidateResult, EvaluationResult, Judgement, Revision
-from vpsweb.domain.plan import JobPlan, StepCall, build_plan
+from vpsweb.domain.models import CandidateResult, EvaluationResult, Judgement
+from vpsweb.domain.plan import StepCall
 from vpsweb.domain.selection import aggregate, choose, judge_orders, presentation_order
 from vpsweb.errors import StageFailed
 from vpsweb.llm.client import Completion
@@ -28,16 +29,6 @@ from vpsweb.stages.evaluation import evaluate
 from vpsweb.stages.revision_check import check_revision
 from vpsweb.stages.shared import Prior
 
-POEM = (
-    "The fog comes\non little cat feet.\n\n"
-    "It sits looking\nover harbor and city\nand then moves on."
-)
-ZH = {
-    "a": "雾来了\n踮着猫的细步。\n\n它静静坐着\n俯瞰港口和城市\n然后继续前行。",
-    "b": "雾来临\n踩着小猫的脚。\n\n它坐下眺望\n港湾与城市\n随后又走开。",
-    "c": "雾走来\n迈着猫儿轻步。\n\n它蹲坐凝望\n海港和城\n再悄悄离去。",
-    "d": "大雾到\n像猫一样轻轻。\n\n坐看\n港口城市\n又走了。",
-}
 _BLOCK = re.compile(
     r'<(candidate|version) id="(\d+)">\s*(?:<title>.*?</title>\s*)?'
     r"<translation>\n(.*?)\n</translation>",
@@ -48,18 +39,6 @@ _BLOCK = re.compile(
 @pytest.fixture(scope="module")
 def cfg() -> AppConfig:
     return load_config()
-
-
-def make_plan(cfg: AppConfig, n: int = 4, job_id: str = "sel", **changes: Any) -> JobPlan:
-    data = {"poem": POEM, "source_lang": "en", "target_lang": "zh-CN", "parallel_count": n}
-    plan = build_plan(data, cfg, job_id=job_id, offline=True)
-    return plan.model_copy(update=changes)
-
-
-def cand(index: int, text: str) -> CandidateResult:
-    return CandidateResult(
-        index=index, variant="v", status="succeeded", translation=text, notes=f"NOTE-{index}"
-    )
 
 
 class Judge:
@@ -285,17 +264,6 @@ def test_gated_candidates_are_not_shown_and_all_gated_fails(cfg: AppConfig) -> N
 
 
 # --- guarded revision -----------------------------------------------------------------------
-
-
-def revision_prior(chosen: str, revised: str) -> Prior:
-    ev = EvaluationResult(selected_index=0, rationale="r", method="judge")
-    return Prior(
-        {
-            "initial_translation": [cand(0, chosen)],
-            "evaluation": ev,
-            "translator_revision": Revision(translation=revised),
-        }
-    )
 
 
 def test_a_better_revision_is_kept(cfg: AppConfig) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.poems import JING_YE_SI as ZH_POEM
+from tests.helpers.poems import POEM
 from vpsweb.config import load_config
 from vpsweb.domain.models import StrategyDials
 from vpsweb.domain.parsing import extract_fields, label_lines, parse_scores, parse_selected_index
@@ -16,11 +18,6 @@ from vpsweb.simulator import answers as sim_answers
 from vpsweb.simulator.server import Directives, add_arguments, run_from_args
 from vpsweb.stages.table import STAGE_NAMES
 
-POEM = (
-    "The fog comes\non little cat feet.\n\n"
-    "It sits looking\nover harbor and city\nand then moves on."
-)
-ZH_POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"
 TAGS = {
     "initial_translation": (
         "translated_poem_title",

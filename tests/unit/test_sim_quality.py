@@ -18,6 +18,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import ValidationError
 
+from tests.helpers.poems import JING_YE_SI as ZH_POEM
+from tests.helpers.poems import POEM
 from vpsweb import settings
 from vpsweb.config import load_config
 from vpsweb.domain.models import StrategyDials
@@ -27,11 +29,6 @@ from vpsweb.simulator import answers, quality
 from vpsweb.simulator.options import SimulatorOptions, add_arguments, options_from
 from vpsweb.simulator.server import build_app
 
-POEM = (
-    "The fog comes\non little cat feet.\n\n"
-    "It sits looking\nover harbor and city\nand then moves on."
-)
-ZH_POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import re
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
-from tests.stage_calls import (
-    context,
+from tests.helpers.scripted_llm import (
+    CHOSEN,
+    THREE,
+    Reply,
+    ScriptedLLM,
+    candidate,
+    ctx_for,
+    make_plan,
+)
+from tests.helpers.stage_calls import (
     cost,
     editor_review,
     evaluate,
@@ -19,14 +24,10 @@ from tests.stage_calls import (
     translator_revision,
 )
 from vpsweb.config import AppConfig, load_config
-from vpsweb.config.schema import GateSettings
-from vpsweb.domain.models import CandidateResult, EditorReview, Usage
-from vpsweb.domain.plan import JobPlan, StepCall, build_plan
+from vpsweb.domain.models import EditorReview, Usage
+from vpsweb.domain.plan import StepCall
 from vpsweb.errors import Cancelled, PermanentLLMError, StageFailed, TransientLLMError
-from vpsweb.llm.client import Completion
 from vpsweb.stages.shared import StageContext
-
-POEM = "床前明月光，\n疑是地上霜。\n\n举头望明月，\n低头思故乡。"
 
 GOOD_CANDIDATE = """<translated_poem_title>Quiet Night Thought</translated_poem_title>
 <translated_poet_name>Li Bai</translated_poet_name>
@@ -45,107 +46,9 @@ MALFORMED = "Here is a lovely translation of the poem, I hope you like it."
 # --- the test double --------------------------------------------------------------------
 
 
-@dataclass
-class Reply:
-    content: str
-    prompt_tokens: int = 1000
-    completion_tokens: int = 200
-    attempts: int = 1
-    sim_latency_ms: float | None = None
-
-
-Answer = str | Reply | BaseException | Callable[[StepCall, list[dict[str, str]]], Any]
-
-
-class ScriptedLLM:
-    """Returns queued answers in order and records every call's messages.
-
-    Like the real client it calls ``check`` before making a call. An answer may be
-    a string, a Reply (custom usage), an exception to raise, or a callable that
-    inspects (call, messages) and returns one of those.
-    """
-
-    def __init__(self, *answers: Answer) -> None:
-        self.answers: deque[Answer] = deque(answers)
-        self.calls: list[tuple[StepCall, list[dict[str, str]]]] = []
-
-    def complete(
-        self,
-        call: StepCall,
-        messages: list[dict[str, str]],
-        *,
-        check: Callable[[], None] | None = None,
-    ) -> Completion:
-        if check is not None:
-            check()
-        self.calls.append((call, messages))
-        if not self.answers:
-            raise AssertionError(f"unexpected extra LLM call #{len(self.calls)}")
-        answer = self.answers.popleft()
-        if callable(answer) and not isinstance(answer, BaseException):
-            answer = answer(call, messages)
-        if isinstance(answer, BaseException):
-            raise answer
-        reply = answer if isinstance(answer, Reply) else Reply(answer)
-        return Completion(
-            content=reply.content,
-            reasoning_content=None,
-            usage=cost(call, reply.prompt_tokens, reply.completion_tokens),
-            latency_s=0.25,
-            attempts=reply.attempts,
-            sim_latency_ms=reply.sim_latency_ms,
-        )
-
-    def user(self, i: int = -1) -> str:
-        return self.calls[i][1][1]["content"]
-
-    def system(self, i: int = -1) -> str:
-        return self.calls[i][1][0]["content"]
-
-
 @pytest.fixture(scope="module")
 def cfg() -> AppConfig:
     return load_config()
-
-
-def make_plan(cfg: AppConfig, *, job_id: str = "t", **changes: Any) -> JobPlan:
-    data: dict[str, Any] = {
-        "poem": POEM,
-        "source_lang": "zh-CN",
-        "target_lang": "en",
-        "title": "静夜思",
-        "author": "李白",
-        "parallel_count": 3,
-    }
-    data.update(changes)
-    plan = build_plan(data, cfg, job_id=job_id, offline=True)
-    # One judge call and no gates: these tests pin the mechanics of one call (mapping,
-    # re-asks, fallback); multi-order judging and the gates have test_selection_quality.
-    return plan.model_copy(update={"judge_orders": 1, "gates": GateSettings(enabled=False)})
-
-
-def ctx_for(cfg: AppConfig, plan: JobPlan, llm: ScriptedLLM, check=None) -> StageContext:
-    return context(cfg, plan, llm, check)
-
-
-def candidate(index: int, translation: str, *, ok: bool = True, **extra: Any) -> CandidateResult:
-    if not ok:
-        return CandidateResult(
-            index=index,
-            variant=extra.pop("variant", "lyric"),
-            status="failed",
-            error=extra.pop("error", f"boom {index}"),
-            **extra,
-        )
-    return CandidateResult(
-        index=index,
-        variant=extra.pop("variant", "literal"),
-        status="succeeded",
-        translated_title=extra.pop("translated_title", f"Title {index}"),
-        translation=translation,
-        notes=extra.pop("notes", f"notes {index}"),
-        **extra,
-    )
 
 
 # --- translate_candidate ------------------------------------------------------------------
@@ -282,13 +185,6 @@ def judge_picking(text: str, *, scores: dict[str, float] | None = None) -> Calla
         )
 
     return answer
-
-
-THREE = [
-    candidate(0, "zero line a\nzero line b"),
-    candidate(1, "", ok=False, error="HTTP 500 from provider"),
-    candidate(2, "two line a\ntwo line b\ntwo line c\ntwo line d"),
-]
 
 
 @pytest.mark.parametrize("target", [0, 2])
@@ -445,13 +341,6 @@ def test_a_cause_shared_by_every_candidate_is_said_once(cfg: AppConfig) -> None:
 
 
 # --- editor_review --------------------------------------------------------------------------
-
-CHOSEN = candidate(
-    2,
-    "Before my bed, moonlight;\nfrost on the ground?\n\nHead up.\nHead down.",
-    translated_title="Quiet Night",
-    notes="kept four lines",
-)
 
 
 def test_editor_review_parses_the_tag(cfg: AppConfig) -> None:

@@ -8,12 +8,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from tests.helpers.poems import FOG_COUPLET as POEM
 from vpsweb.config import load_config
 from vpsweb.domain.models import WAIT_ALL, StragglerPolicy
 from vpsweb.domain.plan import JobPlan, build_plan
 from vpsweb.errors import RequestInvalid
-
-POEM = "The fog comes\non little cat feet.\n"
 
 
 def plan(cfg: Any = None, manual: Any = False, **changes: Any) -> JobPlan:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.unit.test_runner import StepLLM, plan_for
+from tests.helpers.metrics import parse_exposition
+from tests.helpers.runner_doubles import StepLLM, plan_for
 from vpsweb.cli.stats import parse_since
 from vpsweb.config import load_config
 from vpsweb.domain.models import CandidateResult, EvaluationResult, Totals
@@ -217,42 +217,6 @@ def test_counters_of_one_job() -> None:
     assert c[counter_key(warned, {**base, "kind": "judge_unavailable"})] == 1
     assert c[counter_key(warned, {**base, "kind": "revision_check_unavailable"})] == 0
     assert len(c) == 13
-
-
-SAMPLE = re.compile(
-    r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)\{(?P<labels>(?:[a-zA-Z_]\w*="(?:[^"\\\n]|\\[\\"n])*",?)*)\}'
-    r" (?P<value>-?[0-9.e+-]+)$"
-)
-UNESCAPE = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
-LABEL = re.compile(r'([a-zA-Z_]\w*)="((?:[^"\\\n]|\\[\\"n])*)"')
-
-
-def parse_exposition(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """A strict little reader of the text format: HELP then TYPE before each family's
-    samples, every sample of a declared family, label values unescaped."""
-    declared: dict[str, str] = {}
-    samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
-    pending_help: str | None = None
-    assert text.endswith("\n")
-    for line in text.splitlines():
-        if line.startswith("# HELP "):
-            pending_help = line.split()[2]
-        elif line.startswith("# TYPE "):
-            _, _, name, kind = line.split()
-            assert name == pending_help and kind in ("counter", "summary"), line
-            declared[name] = kind
-        else:
-            m = SAMPLE.match(line)
-            assert m, line
-            name = m["name"]
-            family = re.sub(r"_(sum|count)$", "", name) if declared.get(name) is None else name
-            assert family in declared, line
-            labels = frozenset(
-                (k, re.sub(r'\\[\\"n]', lambda e: UNESCAPE[e.group()], v))
-                for k, v in LABEL.findall(m["labels"])
-            )
-            samples[(name, labels)] = float(m["value"])
-    return samples
 
 
 def test_prometheus_text_is_valid_and_sums_jobs() -> None:

@@ -8,6 +8,7 @@ import io
 import json
 from datetime import UTC, datetime
 
+from tests.helpers.poems import FOG_COUPLET as POEM
 from vpsweb.cli.report import print_result
 from vpsweb.config import load_config
 from vpsweb.domain.models import (
@@ -28,7 +29,6 @@ from vpsweb.domain.result import TranslationOutput
 from vpsweb.view import JobView, ResultView
 from vpsweb.view.marks import candidate_label
 
-POEM = "The fog comes\non little cat feet."
 JUDGE_DOWN = "the judge gave no verdict in any of 2 order(s) (HTTP 429)"
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.unit.storage_contract.conftest import Backend
-from tests.unit.storage_contract.test_leases import _events
+from tests.helpers.storage_backends import Backend, stream_events
 from vpsweb.domain.progress import EventKind
 from vpsweb.orchestrator.lifecycle import cancel_job, fail_job
 from vpsweb.orchestrator.sweeper import Sweeper
@@ -28,7 +27,7 @@ def test_a_created_job_is_queued_with_an_event_a_deadline_and_a_submission(store
     assert jobs.plan("unknown") is None
     expected = plan.deadline_after(STAGES[0].name, plan.created_at.timestamp())
     assert jobs.deadline(plan.job_id) == round(expected, 3)
-    [queued] = _events(store, plan.job_id)
+    [queued] = stream_events(store, plan.job_id)
     assert queued.event is EventKind.JOB_QUEUED and queued.progress_percent == 0
     assert [s.job_id for s in jobs.next_submissions("d", block_ms=10, count=10)] == [plan.job_id]
     store.job("0000000000a2")
@@ -64,7 +63,7 @@ def test_ending_happens_once_with_one_terminal_event(store: Backend) -> None:
     assert not progress.emit(plan.job_id, Event(EventKind.STAGE_STARTED, 99, {}), TTL)
     end = CandidateEnd(0, ok=True, n=1, end_percent=25, stage="Initial Translation")
     assert progress.candidate_finished(plan.job_id, end, TTL) == (0, False)
-    events = _events(store, plan.job_id)
+    events = stream_events(store, plan.job_id)
     assert [e.event for e in events] == [EventKind.JOB_QUEUED, EventKind.JOB_FINISHED]
     assert progress.snapshot(plan.job_id).terminal
     assert jobs.overdue(1e12) == []  # an ended job has no deadline to watch
@@ -80,7 +79,7 @@ def test_end_writes_every_event_with_a_monotonic_percentage(store: Backend) -> N
     assert store.storage.jobs.end(
         plan.job_id, JobStatus.FAILED, TTL, events=failing, error="boom", error_stage="Editor"
     )
-    events = _events(store, plan.job_id)
+    events = stream_events(store, plan.job_id)
     assert [e.progress_percent for e in events] == [0, 60, 60, 60]
     record = store.storage.jobs.get(plan.job_id)
     assert record is not None and (record.error, record.error_stage) == ("boom", "Editor")
@@ -103,7 +102,7 @@ def test_cancel_ends_once_and_counts_usage_once(store: Backend) -> None:
     assert not cancel_job(store.storage, plan.job_id, plan)
     assert not fail_job(store.storage, plan.job_id, "Editor Review", "too late")
     assert store.storage.jobs.status(plan.job_id) is JobStatus.CANCELLED
-    finished = [e for e in _events(store, plan.job_id) if e.terminal]
+    finished = [e for e in stream_events(store, plan.job_id) if e.terminal]
     assert [e.status for e in finished] == ["cancelled"]
     assert len(store.storage.usage.summaries(0)) == 1
 

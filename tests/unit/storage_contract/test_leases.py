@@ -3,7 +3,7 @@ stored output is never recomputed (DESIGN 3a: delivery at least once, billing at
 
 from __future__ import annotations
 
-from tests.unit.storage_contract.conftest import Backend
+from tests.helpers.storage_backends import Backend, stream_events
 from vpsweb.domain.progress import EventKind
 from vpsweb.storage import Event, JobStatus
 
@@ -109,7 +109,7 @@ def test_a_duplicate_delivery_waits_while_the_lease_lives(store: Backend) -> Non
     third = _begin(store, plan.job_id, "B")
     assert third.stored == "from A"  # not recomputed
     assert _finish(store, plan.job_id, "B", "from B") == "from A"  # never overwritten
-    starts = [e for e in _events(store, plan.job_id) if e.event is EventKind.STAGE_STARTED]
+    starts = [e for e in stream_events(store, plan.job_id) if e.event is EventKind.STAGE_STARTED]
     assert len(starts) == 1  # the start event once, however often delivered
 
 
@@ -134,14 +134,3 @@ def test_a_finish_releases_only_its_own_lease(store: Backend) -> None:
     assert _begin(store, plan.job_id, "B").leased
     _finish(store, plan.job_id, "A", "from A")  # the old holder, finishing late
     assert store.storage.leases.holder(plan.job_id, "editor_review") == "B"
-
-
-def _events(store: Backend, job_id: str) -> list:
-    """The stream so far (ended jobs: through the terminal event)."""
-    events = []
-    try:
-        for event in store.storage.progress.events(job_id, timeout=store.quiet_s):
-            events.append(event)
-    except TimeoutError:
-        pass
-    return events

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.unit.storage_contract.conftest import Backend
+from tests.helpers.storage_backends import Backend
 from vpsweb.domain.progress import EventKind
 from vpsweb.storage import Event, JobStatus
 

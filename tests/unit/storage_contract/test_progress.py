@@ -8,8 +8,7 @@ import threading
 
 import pytest
 
-from tests.unit.storage_contract.conftest import Backend
-from tests.unit.storage_contract.test_leases import _events
+from tests.helpers.storage_backends import Backend, stream_events
 from vpsweb.domain.progress import EventKind, milestones
 from vpsweb.storage import Event, JobStatus
 from vpsweb.storage.base import CandidateEnd
@@ -45,7 +44,7 @@ def test_an_event_with_a_once_key_is_appended_once(store: Backend) -> None:
     assert log.emit(plan.job_id, start, TTL)  # no key: always
     snap = log.snapshot(plan.job_id)
     assert (snap.stage, snap.progress_percent) == ("Editor Review", 5)
-    assert len(_events(store, plan.job_id)) == 3
+    assert len(stream_events(store, plan.job_id)) == 3
 
 
 def test_a_candidates_event_carries_the_percentage_after_it(store: Backend) -> None:
@@ -56,7 +55,7 @@ def test_a_candidates_event_carries_the_percentage_after_it(store: Backend) -> N
         assert _finish(store, plan.job_id, i, 3, details=details) == (i + 1, True)
     seen = [
         (e.event.value, e.parallel_progress, e.progress_percent)
-        for e in _events(store, plan.job_id)[1:]
+        for e in stream_events(store, plan.job_id)[1:]
     ]
     assert seen == [
         ("candidate_finished", "1/3 completed", 8.33),
@@ -66,7 +65,7 @@ def test_a_candidates_event_carries_the_percentage_after_it(store: Backend) -> N
         ("candidate_finished", "3/3 completed", 25),
         ("milestone", "3/3 completed", 25),
     ]
-    own = _events(store, plan.job_id)[1]
+    own = stream_events(store, plan.job_id)[1]
     assert (own.index, own.variant, own.duration_s, own.error) == (0, "literal", 2.0, "")
 
 
@@ -78,7 +77,7 @@ def test_each_candidate_counts_once_and_milestones_come_once_in_order(store: Bac
     counts = [_finish(store, plan.job_id, i, n, ok=i not in failed)[0] for i in order]
     assert sorted(c for c in counts if c) == list(range(1, n + 1))
     assert counts.count(0) == 4  # the duplicates
-    stream = _events(store, plan.job_id)[1:]
+    stream = stream_events(store, plan.job_id)[1:]
     own = [e for e in stream if e.event is EventKind.CANDIDATE_FINISHED]
     assert sorted(e.index for e in own if e.index is not None) == list(range(n))
     assert {e.index for e in own if e.status == "failed"} == failed
@@ -113,7 +112,7 @@ def test_counting_from_many_threads_counts_each_once(store: Backend) -> None:
         t.start()
     for t in threads:
         t.join(30)
-    marks = [e for e in _events(store, plan.job_id) if e.event is EventKind.MILESTONE]
+    marks = [e for e in stream_events(store, plan.job_id) if e.event is EventKind.MILESTONE]
     assert [int(e.parallel_progress.split("/")[0]) for e in marks] == milestones(n)
     assert store.storage.progress.snapshot(plan.job_id).successful == n
 
@@ -133,7 +132,7 @@ def test_the_straggler_quorum_starts_a_grace_period(store: Backend) -> None:
     left = log.straggler_check(job)[1]
     assert left is not None and left <= 0
     assert _finish(store, job, 2, 3, ok=False, late=True) == (3, True)
-    last = _events(store, job)[-1]
+    last = stream_events(store, job)[-1]
     assert last.event is EventKind.MILESTONE and last.late == 1
     assert last.parallel_progress == "2/3 completed, 1 late"
     assert store.storage.progress.snapshot(job).late == 1

@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 import pyte
 
-from tests.conftest import REPO, cli_env
+from tests.helpers.cli import cli_env
+from tests.helpers.config import REPO
 
 
 class Terminal:

@@ -20,26 +20,18 @@ from typing import Any
 
 import pytest
 import redis
-import yaml
 
-from tests.conftest import make_config_dir
+from tests.helpers.config import edit_yaml, make_config_dir
+from tests.helpers.poems import FOG_OPENING as POEM
+from tests.helpers.redis_server import start_redis
 from vpsweb import settings
 from vpsweb.client.sync import Client
 from vpsweb.config import load_config
-from vpsweb.config.loader import _load_cached
-from vpsweb.local.processes import RedisServer, spawn_worker, stop_process, wait_for_worker
+from vpsweb.local.processes import spawn_worker, stop_process, wait_for_worker
 from vpsweb.local.simulator_process import start_simulator_process
 from vpsweb.workers.factory import create_app
 
-POEM = "The fog comes\non little cat feet.\n\nIt sits looking\nover harbor and city\n"
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672"
-
-
-def edit_yaml(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
-    data = yaml.safe_load(path.read_text())
-    change(data)
-    path.write_text(yaml.safe_dump(data, allow_unicode=True))
-    _load_cached.cache_clear()
 
 
 def rabbitmq_vhost() -> str:
@@ -96,7 +88,7 @@ class Cluster:
         if models_edit is not None:
             edit_yaml(self.config_dir / "models.yaml", lambda d: models_edit(d, self.sim_url))
         self.config = load_config(self.config_dir)
-        self.redis = RedisServer(appendonly=appendonly).start()
+        self.redis = start_redis(appendonly=appendonly)
         self.vhost = rabbitmq_vhost() if broker == "amqp" else None
         self.broker_url = f"{RABBITMQ}/{self.vhost}" if self.vhost else self.redis.url
         self.concurrency = concurrency
