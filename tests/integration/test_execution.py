@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import pytest
 
+from tests.helpers.redis_server import start_redis
 from vpsweb.config import load_config
 from vpsweb.domain.models import CandidateResult
 from vpsweb.domain.plan import build_plan
 from vpsweb.errors import Cancelled
+from vpsweb.local.processes import RedisServer
 from vpsweb.orchestrator import execution
+from vpsweb.orchestrator import step as step_module
 from vpsweb.orchestrator.lifecycle import cancel_job
 from vpsweb.stages import runs
 from vpsweb.stages.table import stage
 from vpsweb.storage import connect
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def redis_server() -> Iterator[RedisServer]:
+    """A Redis of the test's own: on the session's, its workers' dispatchers would pick
+    up these hand-made jobs and run their steps beside the test."""
+    server = start_redis()
+    yield server
+    server.stop()
 
 
 def _stored_job(url: str, job_id: str, *, n: int):
@@ -57,7 +70,7 @@ def test_first_cancel_check_reuses_the_steps_status_read_and_the_next_reads(
     so a cancel is still seen before the next call."""
     # "Just read" is 50 ms in production; on a loaded test machine the cancel_job below
     # can take longer than that. What is tested is that the read stands for one check only.
-    monkeypatch.setattr(execution, "FRESH_STATUS_S", 10.0)
+    monkeypatch.setattr(step_module, "FRESH_STATUS_S", 10.0)
     plan, storage, svc = _stored_job(redis_server.url, "c4ec0b0e0000", n=1)
     seen: list[str] = []
 

@@ -9,9 +9,10 @@ import pytest
 
 from tests.helpers.config import make_config_dir, use_models
 from tests.helpers.jobs import submit
-from vpsweb.client import Client, JobCancelled, JobFailed
+from vpsweb.client import Client
 from vpsweb.config import load_config
 from vpsweb.domain.progress import milestones
+from vpsweb.errors import JobCancelled, JobFailed
 from vpsweb.stages.table import STAGES as TABLE
 
 pytestmark = pytest.mark.integration
