@@ -17,9 +17,8 @@ from vpsweb.stages.table import STAGES, stage_bounds
 from vpsweb.view.marks import (
     CSS,
     LATE_CAUSE,
-    CandidateStatus,
+    Marked,
     StageStatus,
-    candidate_label,
     clock,
     stage_label,
 )
@@ -57,26 +56,14 @@ class StageRow(BaseModel):
         return None if self.started is None else (self.ended or now) - self.started
 
 
-class CandidateRow(BaseModel):
+class CandidateRow(Marked):
     index: int
     variant: str = ""
     model: str = ""
-    status: CandidateStatus = "waiting"
-    cause: str = ""  # why it failed, was gated, or was stopped
     same_as: int | None = None  # failed for the same cause as this earlier candidate
     started: float | None = None
     ended: float | None = None
     duration_s: float | None = None
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def label(self) -> str:
-        return candidate_label(self.status, self.cause)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def css(self) -> str:
-        return CSS[self.status]
 
     @computed_field  # type: ignore[prop-decorator]
     @property

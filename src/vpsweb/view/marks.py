@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import BaseModel, computed_field
+
 CandidateStatus = Literal["waiting", "running", "succeeded", "late", "gated", "failed"]
 StageStatus = Literal["waiting", "running", "waiting_for_answer", "completed", "failed"]
 
@@ -60,3 +62,21 @@ def clock(seconds: float | None) -> str:
         return ""
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes}:{secs:02d}" if minutes else f"{seconds:.1f}s"
+
+
+class Marked(BaseModel):
+    """A candidate as a display shows it: its status and cause, said as a label (symbol
+    and words) and a CSS class; the live rows and the result's cards alike."""
+
+    status: CandidateStatus = "waiting"
+    cause: str = ""  # why it failed, was gated, or was stopped
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def label(self) -> str:
+        return candidate_label(self.status, self.cause)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def css(self) -> str:
+        return CSS[self.status]

@@ -16,27 +16,16 @@ from vpsweb.domain.job_warnings import JobWarning
 from vpsweb.domain.models import CandidateResult, EvaluationResult
 from vpsweb.domain.result import TranslationOutput
 from vpsweb.files.output import format_cost
-from vpsweb.view.marks import CSS, LATE_CAUSE, CandidateStatus, candidate_label
+from vpsweb.view.marks import LATE_CAUSE, CandidateStatus, Marked
 
 
-class ResultCandidate(BaseModel):
+class ResultCandidate(Marked):
     index: int
     variant: str
     status: CandidateStatus
-    cause: str = ""
     chosen: bool = False
     translation: str = ""
     scores: str = ""  # "fidelity 8, fluency 7 (total 15)"; "" when the judge gave none
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def label(self) -> str:
-        return candidate_label(self.status, self.cause)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def css(self) -> str:
-        return CSS[self.status]
 
     @classmethod
     def of(cls, c: CandidateResult, ev: EvaluationResult) -> ResultCandidate:

@@ -11,15 +11,7 @@ from vpsweb.errors import JobNotFound
 from vpsweb.files.output import format_cost, to_markdown
 from vpsweb.storage import JobStatus
 from vpsweb.view import JobView, ResultView
-
-STATUS_TEXT = {
-    "queued": "Queued: waiting for a worker.",
-    "running": "Running.",
-    "waiting": "Waiting for your answers (manual mode).",
-    "succeeded": "Job succeeded.",
-    "failed": "Job failed",
-    "cancelled": "Job cancelled",
-}
+from vpsweb.view.job_view import STATUS_TEXT
 
 
 async def job_context(client: AsyncClient, job: AsyncJob) -> dict[str, Any]:
