@@ -98,7 +98,10 @@ def _no_leaked_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # The longest tests of all (a 100 s SIGKILL recovery, 50 jobs under LLM faults, the
 # bench): started before the other slow ones, so that none of them ends the run.
-LONGEST = ("tests/integration/test_faults.py", "tests/integration/test_bench_smoke.py")
+LONGEST = (
+    "tests/integration/orchestrator/test_faults.py",
+    "tests/integration/bench/test_bench_smoke.py",
+)
 
 
 def _start_order(item: pytest.Item) -> tuple[int, int]:

@@ -77,7 +77,27 @@ def test_poem_is_defined_only_in_tests_helpers() -> None:
 
 def test_the_layout_checks_see_the_modules_they_check() -> None:
     found = {p.relative_to(TESTS).as_posix() for p in _modules()}
-    assert {"conftest.py", "unit/test_test_layout.py", "integration/test_faults.py"} <= found
+    expected = {
+        "conftest.py",
+        "unit/test_test_layout.py",
+        "integration/orchestrator/test_faults.py",
+    }
+    assert expected <= found
     assert "helpers/poems.py" not in found
     assert _is_test_code("tests.integration.test_cli") and _is_test_code("tests.conftest")
     assert not _is_test_code("tests.helpers.cli") and not _is_test_code("vpsweb.cli")
+
+
+def test_test_folders_mirror_the_source_packages() -> None:
+    """tests/unit/<package>/ and tests/integration/<package>/ are named after vpsweb's
+    packages (the tests of ``vpsweb.web`` in ``web/``); project-wide tests (the
+    architecture, the deploy files, the layout itself) stay at the top of their suite."""
+    src = Path(__import__("vpsweb").__file__).parent
+    packages = {p.parent.name for p in src.glob("*/*.py")}
+    strays = []
+    for suite in ("unit", "integration"):
+        for folder in sorted(p for p in (TESTS / suite).iterdir() if p.is_dir()):
+            if folder.name != "__pycache__" and folder.name not in packages:
+                strays.append(f"tests/{suite}/{folder.name}")
+    assert strays == [], f"not a vpsweb package: {strays}"
+    assert (TESTS / "unit" / "storage" / "contract").is_dir()

@@ -2,7 +2,7 @@
 
 For unit tests (lease, redelivery and ending rules in milliseconds, with a
 ``ManualClock`` instead of sleeps) and for in-process runs that need no Redis.
-The same contract suite (tests/unit/storage_contract) runs against this store and
+The same contract suite (tests/unit/storage/contract) runs against this store and
 the Redis one. Thread-safe: one lock for the whole store; not shared between
 processes.
 """

@@ -39,7 +39,7 @@ from vpsweb.domain.plan import validate_request
 from vpsweb.domain.result import TranslationOutput
 from vpsweb.errors import RequestInvalid
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

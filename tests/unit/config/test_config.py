@@ -17,7 +17,7 @@ from vpsweb.domain.models import WorkflowMode
 from vpsweb.settings import CONFIG_DIR_ENV
 from vpsweb.stages.table import STAGE_NAMES
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture()
