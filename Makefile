@@ -51,7 +51,7 @@ flower: $(STAMP) ## Start Flower against VPSWEB_REDIS_URL (needs VPSWEB_FLOWER_U
 simulator: $(STAMP) ## Start the offline LLM simulator on 127.0.0.1:8765
 	$(BIN)/vpsweb simulate-llm --port 8765
 
-bench: $(STAMP) ## Quick benchmark run (about 9 minutes); writes bench/results/
+bench: $(STAMP) ## Quick benchmark run (about 7 minutes); writes bench/results/
 	$(BIN)/vpsweb bench --quick
 
 bench-full: $(STAMP) ## Full benchmark run (about 21 minutes)

@@ -82,7 +82,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "quality (in-process, no Redis; see the options below) instead of the timing "
         "scenarios",
     )
-    p.add_argument("--quick", action="store_true", help="fewer repetitions (about 9 minutes)")
+    p.add_argument("--quick", action="store_true", help="fewer repetitions (about 7 minutes)")
     p.add_argument("--tiny", action="store_true", help="smoke run for tests (seconds)")
     p.add_argument("--latency-ms", type=float, default=1000.0, help="simulated LLM latency")
     p.add_argument("--jitter-pct", type=float, default=10.0, help="± jitter, percent of latency")
