@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,10 +42,21 @@ def simulator() -> Iterator[str]:
 
 @pytest.fixture()
 def sim_stats(simulator: str):
+    """The session simulator's counts. A test compares them before and after its job,
+    so it starts only once the simulator is quiet: a job an earlier test left running
+    (a cancelled one's stages, say) would otherwise add its calls to this test's."""
+
     def read() -> dict:
         with urllib.request.urlopen(simulator.removesuffix("/v1") + "/stats", timeout=5) as resp:
             return json.load(resp)
 
+    last, deadline = read(), time.monotonic() + 20
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = read()
+        if now == last:
+            break
+        last = now
     return read
 
 
