@@ -37,7 +37,7 @@ from vpsweb.storage.redis.connection_errors import describe
 from vpsweb.storage.redis.lua import load_lua
 from vpsweb.storage.redis.manual_answers import answer_call
 from vpsweb.storage.redis.presence import live_of
-from vpsweb.storage.redis.progress import StreamBatch, emit_call, snapshot_of
+from vpsweb.storage.redis.progress import StreamBatch, emit_call, read_wait, snapshot_of
 from vpsweb.storage.redis.store import deduplicated, end_call, queue_create, with_request
 from vpsweb.storage.redis.usage import record_call
 
@@ -177,12 +177,7 @@ class AsyncRedisProgressLog(AsyncProgressLog):
         deadline = None if timeout is None else time.monotonic() + timeout
         last = start
         while True:
-            wait = self.block_ms
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"job {job_id}: no terminal event within {timeout:g}s")
-                wait = max(1, min(wait, int(remaining * 1000)))
+            wait = read_wait(self.block_ms, deadline, job_id, timeout)
             batch = await self._read(job_id, last, wait)
             if not batch and on_idle is not None:
                 for warning in await on_idle():

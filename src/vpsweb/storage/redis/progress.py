@@ -25,6 +25,18 @@ from vpsweb.storage.redis.store import STREAM_MAXLEN, event_fields
 StreamBatch = list[tuple[str, list[tuple[str, dict[str, str]]]]] | None
 
 
+def read_wait(block_ms: int, deadline: float | None, job_id: str, timeout: float | None) -> int:
+    """How long the next blocking read of a job's stream may wait (ms): the block, cut
+    to what is left of the follower's ``timeout``; TimeoutError once nothing is left.
+    Shared by the sync and the asyncio readers."""
+    if deadline is None:
+        return block_ms
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError(f"job {job_id}: no terminal event within {timeout:g}s")
+    return max(1, min(block_ms, int(remaining * 1000)))
+
+
 @translating
 class RedisProgressLog(ProgressLog):
     """Cheap to build; holds no job state of its own."""
@@ -92,12 +104,7 @@ class RedisProgressLog(ProgressLog):
         deadline = None if timeout is None else time.monotonic() + timeout
         last = start
         while True:
-            wait = self.block_ms
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"job {job_id}: no terminal event within {timeout:g}s")
-                wait = max(1, min(wait, int(remaining * 1000)))
+            wait = read_wait(self.block_ms, deadline, job_id, timeout)
             batch = self._read(job_id, last, wait)
             if not batch and on_idle is not None:
                 yield from on_idle()
