@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,24 +21,23 @@ from vpsweb import settings
 from vpsweb.client.batch import Requests, plan_batch
 from vpsweb.client.core import (
     Follower,
+    Planner,
     answer_accepted,
     check_answer,
     log_warning,
     missing_workers,
     needs_spent,
     pending_prompts,
-    plan_job,
     request_of,
     result_of,
     valid_job_id,
 )
-from vpsweb.config import AppConfig, load_config
+from vpsweb.config import AppConfig
 from vpsweb.domain.manual_answers import PendingPrompt
 from vpsweb.domain.models import (
     StragglerPolicy,
     StrategyOverrides,
     Totals,
-    TranslationRequest,
     WorkflowMode,
 )
 from vpsweb.domain.plan import JobPlan
@@ -163,7 +162,7 @@ class AsyncJob:
         return await lifecycle_aio.spent(self._client.storage, record.plan)
 
 
-class AsyncClient:
+class AsyncClient(Planner):
     """Options (keyword-only): redis_url (the cluster's state store), config (for
     validation and planning; default: load_config() on first use), max_connections
     (for short commands), max_stream_connections (for the blocking event reads)."""
@@ -187,22 +186,6 @@ class AsyncClient:
     def from_env(cls, *, config: AppConfig | None = None) -> AsyncClient:
         how = "pass AsyncClient(redis_url=...)"
         return cls(redis_url=settings.require_redis_url("the client", instead=how), config=config)
-
-    @property
-    def config(self) -> AppConfig:
-        if self._config is None:
-            self._config = load_config()
-        return self._config
-
-    def plan(
-        self,
-        request: TranslationRequest | Mapping[str, Any],
-        *,
-        offline: bool | None = None,
-        manual: bool | list[str] = False,
-    ) -> JobPlan:
-        """Validate and plan (RequestInvalid before anything is written)."""
-        return plan_job(request, self.config, offline=offline, manual=manual)
 
     async def submit_plan(self, plan: JobPlan) -> AsyncJob:
         plan = plan.model_copy(update={"created_at": datetime.now(UTC)})

@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from vpsweb import settings
-from vpsweb.config import AppConfig
+from vpsweb.config import AppConfig, load_config
 from vpsweb.domain.admission import require_fits
 from vpsweb.domain.manual_answers import PendingPrompt, manual_keys
 from vpsweb.domain.manual_answers import check_answer as check_stage_answer
@@ -76,6 +76,29 @@ def plan_job(
         request = dict(request)
     plan = build_plan(request, config, job_id=new_job_id(), offline=offline, manual=manual)
     return require_fits(plan, config)
+
+
+class Planner:
+    """What both clients plan with: their config (loaded on first use, so that
+    constructing a client reads nothing) and ``plan``, which touches no store."""
+
+    _config: AppConfig | None
+
+    @property
+    def config(self) -> AppConfig:
+        if self._config is None:
+            self._config = load_config()
+        return self._config
+
+    def plan(
+        self,
+        request: TranslationRequest | Mapping[str, Any],
+        *,
+        offline: bool | None = None,
+        manual: bool | list[str] = False,
+    ) -> JobPlan:
+        """Validate and plan a request without submitting it (RequestInvalid if bad)."""
+        return plan_job(request, self.config, offline=offline, manual=manual)
 
 
 def request_of(arguments: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from vpsweb import settings
 from vpsweb.client.batch import Requests, plan_batch
 from vpsweb.client.core import (
     Follower,
+    Planner,
     answer_accepted,
     check_answer,
     log_warning,
@@ -35,13 +36,12 @@ from vpsweb.client.core import (
     result_of,
     valid_job_id,
 )
-from vpsweb.config import AppConfig, load_config
+from vpsweb.config import AppConfig
 from vpsweb.domain.manual_answers import PendingPrompt
 from vpsweb.domain.models import (
     StragglerPolicy,
     StrategyOverrides,
     Totals,
-    TranslationRequest,
     WorkflowMode,
 )
 from vpsweb.domain.plan import JobPlan
@@ -182,7 +182,7 @@ class Job:
         return spent(self._client.storage, record.plan)
 
 
-class Client:
+class Client(Planner):
     """Submit and follow translation jobs.
 
     Options (keyword-only):
@@ -199,22 +199,6 @@ class Client:
     def from_env(cls, *, config: AppConfig | None = None) -> Client:
         how = "pass Client(redis_url=...)"  # Python code has no --redis-url
         return cls(redis_url=settings.require_redis_url("the client", instead=how), config=config)
-
-    @property
-    def config(self) -> AppConfig:
-        if self._config is None:
-            self._config = load_config()
-        return self._config
-
-    def plan(
-        self,
-        request: TranslationRequest | Mapping[str, Any],
-        *,
-        offline: bool | None = None,
-        manual: bool | list[str] = False,
-    ) -> JobPlan:
-        """Validate and plan a request without submitting it (RequestInvalid if bad)."""
-        return plan_job(request, self.config, offline=offline, manual=manual)
 
     def submit_plan(self, plan: JobPlan) -> Job:
         """Submit a plan made by ``plan`` / ``plan_job``. The job's clock starts now,
