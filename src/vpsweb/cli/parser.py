@@ -51,6 +51,22 @@ def _add_manual_options(t: Any) -> None:
     )
 
 
+def _add_spending_options(t: argparse.ArgumentParser) -> None:
+    """Quota priority and the job's budget."""
+    t.add_argument(
+        "--priority",
+        choices=["interactive", "batch"],
+        help="who waits first when a provider's quota is short (default: interactive)",
+    )
+    t.add_argument(
+        "--max-cost",
+        type=float,
+        metavar="AMOUNT",
+        help="the most the job may spend, in its models' currency: refused if the estimate "
+        "is above it, stopped when the spend reaches it",
+    )
+
+
 def _add_translate(sub: Any) -> None:
     from vpsweb.domain.models import WorkflowMode
 
@@ -70,6 +86,7 @@ def _add_translate(sub: Any) -> None:
     )
     t.add_argument("--title")
     t.add_argument("--author")
+    _add_spending_options(t)
     dials = t.add_argument_group("strategy dials (default: strategy_defaults in pipeline.yaml)")
     dials.add_argument("--adaptation-level", choices=["foreignizing", "balanced", "domesticating"])
     dials.add_argument("--repetition-policy", choices=["strict", "adaptive"])

@@ -62,6 +62,8 @@ def _request(args: argparse.Namespace) -> dict[str, Any]:
             "few_shots": _read(args.few_shots, args),
         },
         "background_briefing": _read(args.background, args),
+        "priority": args.priority,
+        "max_cost": args.max_cost,
     } | ({"straggler": _straggler(args.straggler)} if args.straggler else {})
 
 

@@ -35,6 +35,7 @@ from vpsweb.client.core import (
 from vpsweb.config import AppConfig
 from vpsweb.domain.manual_answers import PendingPrompt
 from vpsweb.domain.models import (
+    Priority,
     StragglerPolicy,
     StrategyOverrides,
     Totals,
@@ -205,6 +206,8 @@ class AsyncClient(Planner):
         strategy: StrategyOverrides | dict[str, Any] | None = None,
         background_briefing: str | None = None,
         straggler: StragglerPolicy | dict[str, Any] | str | None = None,
+        priority: Priority | str | None = None,
+        max_cost: float | None = None,
         offline: bool | None = None,
         manual: bool | list[str] = False,
     ) -> AsyncJob:

@@ -13,7 +13,7 @@ from typing import Any
 
 from vpsweb.config import AppConfig
 from vpsweb.domain.admission import require_fits
-from vpsweb.domain.models import TranslationRequest
+from vpsweb.domain.models import Priority, TranslationRequest
 from vpsweb.domain.plan import JobPlan, build_plan
 from vpsweb.errors import RequestInvalid
 
@@ -37,5 +37,14 @@ def plan_batch(
             problems += [f"request {i}: {line}" for line in exc.errors]
     if problems:
         raise RequestInvalid(problems)
-    now = datetime.now(UTC)
-    return [p.model_copy(update={"created_at": now}) for p in plans]
+    now, batch_id = datetime.now(UTC), uuid.uuid4().hex[:12]
+    return [
+        p.model_copy(
+            update={
+                "created_at": now,
+                "batch_id": batch_id,
+                "priority": p.request.priority or Priority.BATCH,
+            }
+        )
+        for p in plans
+    ]

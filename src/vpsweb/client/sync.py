@@ -39,6 +39,7 @@ from vpsweb.client.core import (
 from vpsweb.config import AppConfig
 from vpsweb.domain.manual_answers import PendingPrompt
 from vpsweb.domain.models import (
+    Priority,
     StragglerPolicy,
     StrategyOverrides,
     Totals,
@@ -220,6 +221,8 @@ class Client(Planner):
         strategy: StrategyOverrides | dict[str, Any] | None = None,
         background_briefing: str | None = None,
         straggler: StragglerPolicy | dict[str, Any] | str | None = None,
+        priority: Priority | str | None = None,
+        max_cost: float | None = None,
         offline: bool | None = None,
         manual: bool | list[str] = False,
     ) -> Job:

@@ -17,6 +17,7 @@ from vpsweb.config import AppConfig
 from vpsweb.config.schema import Criterion, GateSettings, StepSettings
 from vpsweb.domain.models import (
     WAIT_ALL,
+    Priority,
     StragglerPolicy,
     StrategyDials,
     TranslationRequest,
@@ -91,6 +92,15 @@ class JobPlan(BaseModel):
     progress_weights: dict[str, float]
     offline: bool
     created_at: datetime
+    # Quota fair share: interactive calls wait first; batch jobs share the rest
+    # round-robin by batch (a job alone is its own batch).
+    priority: Priority = Priority.INTERACTIVE
+    batch_id: str | None = None
+
+    @property
+    def flow(self) -> str:
+        """Whose turn a call waits for: the job's batch, or the job itself."""
+        return self.batch_id or self.job_id
 
     def call(self, step: str, index: int | None = None) -> StepCall:
         if index is not None:
@@ -285,4 +295,5 @@ def build_plan(
         progress_weights=cfg.progress_weights(),
         offline=offline,
         created_at=utcnow(),
+        priority=request.priority or Priority.INTERACTIVE,
     )

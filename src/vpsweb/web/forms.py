@@ -37,6 +37,8 @@ TEXT_FIELDS = (
     "few_shots",
     "background_briefing",
     "straggler",
+    "priority",
+    "max_cost",
     "offline",
     "manual",
     *(name for name, _ in DIALS),
@@ -86,6 +88,15 @@ def _poem_from(data: bytes, values: dict[str, str]) -> str:
     return text
 
 
+def _number(text: str) -> float | str | None:
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def request_of(values: dict[str, str]) -> dict[str, Any]:
     """The client's request from the form (empty fields: the configured defaults);
     RequestInvalid for a straggler policy that is not spelled as the CLI's."""
@@ -105,6 +116,9 @@ def request_of(values: dict[str, str]) -> dict[str, Any]:
             "few_shots": values.get("few_shots", "").strip() or None,
         },
         "background_briefing": values.get("background_briefing", "").strip() or None,
+        "priority": values.get("priority") or None,
+        # A non-number is passed on as text: the request's validation names it.
+        "max_cost": _number(values.get("max_cost", "").strip()),
     }
     straggler = straggler_of(values.get("straggler", ""))
     return request | ({"straggler": straggler} if straggler else {})

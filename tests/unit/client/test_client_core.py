@@ -107,7 +107,7 @@ def test_the_cli_translate_options_cover_the_request(tmp_path: Path) -> None:
         *("--adaptation-level", "balanced", "--repetition-policy", "strict"),
         *("--additions-policy", "forbid", "--prosody-target", "free"),
         *("--few-shots", str(files["shots"]), "--background", str(files["brief"])),
-        *("--straggler", "quorum:0.5:0.2"),
+        *("--straggler", "quorum:0.5:0.2", "--priority", "batch", "--max-cost", "2"),
     ]
     args = build_parser().parse_args(argv)
     request = _request(args)
@@ -137,6 +137,8 @@ def test_the_web_form_covers_the_request() -> None:
         "few_shots": "shots",
         "background_briefing": "brief",
         "straggler": "wait_all",
+        "priority": "batch",
+        "max_cost": "0.5",
     }
     request = forms.request_of(values)
     assert set(request) == set(REQUEST_FIELDS)
