@@ -197,6 +197,10 @@ class LLMTimeout(TransientLLMError):
     """The call exceeded the step's timeout on its last attempt."""
 
 
+class QuotaWaitTooLong(TransientLLMError):
+    """The provider's quota would keep the call waiting past the step's worst case."""
+
+
 # --- control flow inside workers -----------------------------------------------------
 
 
@@ -208,6 +212,17 @@ class Cancelled(VpswebError):
 class Late(Cancelled):
     """A candidate still running when the job's straggler policy stopped waiting for it:
     the candidate stage records it as ``late`` (not failed) with what it had cost."""
+
+
+class BudgetReached(Cancelled):
+    """The job's spend reached its ``max_cost``: no new LLM call is made, and the job
+    fails with this as its cause, keeping what it stored and what it paid. A Cancelled,
+    so that a fan-out item stops as the others do, rather than being recorded lost."""
+
+    def __init__(self, spent: float, max_cost: float, currency: str) -> None:
+        self.spent, self.max_cost, self.currency = spent, max_cost, currency
+        unit = f" {currency}" if currency else ""
+        super().__init__(f"budget reached: spent {spent:.4g} of max_cost {max_cost:g}{unit}")
 
 
 class JobGone(VpswebError):

@@ -24,7 +24,7 @@ def parse_exposition(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], 
             pending_help = line.split()[2]
         elif line.startswith("# TYPE "):
             _, _, name, kind = line.split()
-            assert name == pending_help and kind in ("counter", "summary"), line
+            assert name == pending_help and kind in ("counter", "summary", "gauge"), line
             declared[name] = kind
         else:
             m = SAMPLE.match(line)

@@ -202,6 +202,8 @@ SEAM_PAIRS = {
     "usage": {"vpsweb.monitoring.usage", "vpsweb.storage.redis.usage"},
     # prompts a person answers (the LLM stand-in) / the parked prompts and answers in Redis
     "manual_answers": {"vpsweb.domain.manual_answers", "vpsweb.storage.redis.manual_answers"},
+    # the providers' allowances: the seam / in Redis
+    "quotas": {"vpsweb.storage.quotas", "vpsweb.storage.redis.quotas"},
 }
 # Implementations of the same storage interfaces side by side: storage/memory/x.py is
 # the in-process twin of storage/redis/x.py (one contract suite runs over both).

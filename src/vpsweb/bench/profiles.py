@@ -77,10 +77,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "mode",
         nargs="?",
-        choices=["selection"],
+        choices=["selection", "quota"],
         help="selection: measure the evaluation's choices against the simulator's hidden "
         "quality (in-process, no Redis; see the options below) instead of the timing "
-        "scenarios",
+        "scenarios; quota: the providers' quota under load (declared and adaptive limits, "
+        "an interactive job under a batch, the limiter's Redis round trips)",
     )
     p.add_argument("--quick", action="store_true", help="fewer repetitions (about 7 minutes)")
     p.add_argument("--tiny", action="store_true", help="smoke run for tests (seconds)")
@@ -101,6 +102,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--only", help=f"comma-separated scenarios: {','.join(SCENARIOS)}")
     _add_selection_arguments(p)
+    q = p.add_argument_group("vpsweb bench quota")
+    q.add_argument(
+        "--quota-latency-ms", type=float, default=300.0, help="simulated LLM latency (300)"
+    )
+    q.add_argument(
+        "--quota-batch",
+        type=int,
+        help="jobs of the batch the interactive job runs under (default 200; --quick 60)",
+    )
 
 
 def _add_selection_arguments(p: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ events, drives two displays: on a terminal a live view (rich: width-aware, a
 spinner while calls are in flight, elapsed times that keep ticking, a bar that
 never moves back, one row per candidate); elsewhere (CI logs, pipes) plain lines,
 one per event. Both say a candidate's status as the model labels it (symbol and
-words: succeeded, late, gated, failed), never by color alone.
+words: succeeded, late, gated, failed, waiting for quota), never by color alone.
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ _COLOR = {
     "late": "yellow",
     "gated": "magenta",
     "waiting_for_answer": "cyan",
+    "waiting_for_quota": "blue",
 }
+QUOTA = "waiting_for_quota"
 
 
 def _note(row: CandidateRow) -> str:
@@ -68,9 +70,11 @@ class LiveView:
         table.add_column(ratio=2, no_wrap=True, overflow="ellipsis", style="dim")
         table.add_column(justify="right", no_wrap=True, width=6)
         for row in self.state.stages:
-            table.add_row(self._mark(row.status), row.name, row.model, clock(row.elapsed(now)))
+            # A wait for quota is said where the model goes: "candidate-1: waiting for ..."
+            model = Text(row.message, style=_COLOR[QUOTA]) if row.status == QUOTA else row.model
+            table.add_row(self._mark(row.status), row.name, model, clock(row.elapsed(now)))
             for cand in self.state.candidates if row.name == STAGES[0].display_name else ():
-                ended = cand.status in ("late", "gated", "failed")
+                ended = cand.status in ("late", "gated", "failed", QUOTA)
                 note = Text(_note(cand), style=_COLOR[cand.status]) if ended else cand.model
                 table.add_row(
                     self._mark(cand.status),
@@ -116,6 +120,15 @@ class PlainView:
         self.state = state
         self.out = out
         self.opened = time.time()
+        self._quota_said: dict[str, str] = {}  # step key -> its last quota line
+
+    def _quota(self, e: ProgressEvent) -> str | None:
+        """A wait for quota and its end, each said once (a repeat is left out)."""
+        if self._quota_said.get(e.key) == e.message:
+            return None
+        self._quota_said[e.key] = e.message
+        mark = SYMBOL[QUOTA] if e.status == "waiting" else SYMBOL["running"]
+        return f"  {mark} {e.message}"
 
     def _candidate(self, e: ProgressEvent) -> str:
         row = self.state.candidate(e.index) if e.index is not None else None
@@ -146,6 +159,8 @@ class PlainView:
             return self._candidate(e)
         if e.event is EventKind.MILESTONE:
             return f"  {e.message}"
+        if e.event is EventKind.WAITING_FOR_QUOTA:
+            return self._quota(e)
         if e.event is EventKind.STAGE_COMPLETED:
             return self._completed(e)
         if e.event is EventKind.STAGE_FAILED:

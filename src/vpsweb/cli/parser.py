@@ -67,6 +67,22 @@ def _add_spending_options(t: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_output_options(t: argparse.ArgumentParser) -> None:
+    """What is printed and saved, or only estimated (--dry-run)."""
+    t.add_argument(
+        "--json",
+        action="store_true",
+        help="print the full result (with --dry-run: the estimate) as JSON (progress: stderr)",
+    )
+    t.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate and print the estimated calls, tokens and cost per step (expected "
+        "and worst case); submit nothing, start nothing",
+    )
+    t.add_argument("--output-dir", help="save JSON and Markdown files here")
+
+
 def _add_translate(sub: Any) -> None:
     from vpsweb.domain.models import WorkflowMode
 
@@ -102,10 +118,7 @@ def _add_translate(sub: Any) -> None:
         "--encoding",
         help="of the poem and other files (default: UTF-8, else detected, e.g. gb18030, big5)",
     )
-    t.add_argument(
-        "--json", action="store_true", help="print the full result as JSON (progress: stderr)"
-    )
-    t.add_argument("--output-dir", help="save JSON and Markdown files here")
+    _add_output_options(t)
     t.add_argument(
         "--timeout",
         type=float,

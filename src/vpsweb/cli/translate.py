@@ -19,6 +19,7 @@ from vpsweb.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_USAGE,
     fail,
     interrupt_deferred,
     print_error,
@@ -142,20 +143,38 @@ def _manual(job: Any, args: argparse.Namespace) -> int:
     return left_waiting(job)
 
 
+def _manual_steps(args: argparse.Namespace) -> bool | list[str]:
+    if args.manual:
+        return True
+    if args.manual_steps:
+        return [s.strip() for s in args.manual_steps.split(",") if s.strip()]
+    return False
+
+
+def _dry_run(args: argparse.Namespace, cfg: AppConfig, offline: bool) -> int:
+    """The estimate of the request, validated as a submission would be: nothing is
+    submitted and no cluster is started. A max_cost below the estimate is said after
+    it, with a submission's refusal's exit status."""
+    from vpsweb.client.core import estimate_request
+    from vpsweb.domain.estimate import budget_problems
+
+    estimate = estimate_request(_request(args), cfg, offline=offline, manual=_manual_steps(args))
+    sys.stdout.write((estimate.model_dump_json(indent=2) if args.json else estimate.text()) + "\n")
+    if refused := budget_problems(estimate):
+        return fail("a submission would be refused:\n  " + "\n  ".join(refused), EXIT_USAGE)
+    return EXIT_OK
+
+
 def cmd_translate(args: argparse.Namespace) -> int:
     from vpsweb.client.sync import Client, plan_job
     from vpsweb.config import load_config
 
     cfg = load_config()
     offline = True if args.offline else settings.offline()
+    if args.dry_run:
+        return _dry_run(args, cfg, offline)
     # Validate and plan before starting anything: bad input costs nothing, leaves nothing.
-    manual: bool | list[str] = (
-        True
-        if args.manual
-        else [s.strip() for s in args.manual_steps.split(",") if s.strip()]
-        if args.manual_steps
-        else False
-    )
+    manual = _manual_steps(args)
     plan = plan_job(_request(args), cfg, offline=offline, manual=manual)
     _prepare_output_dir(args.output_dir)
     if not redis_url(args) and not offline and (missing := _missing_keys(cfg, plan)):

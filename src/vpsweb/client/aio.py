@@ -24,6 +24,7 @@ from vpsweb.client.core import (
     Planner,
     answer_accepted,
     check_answer,
+    estimate_request,
     log_warning,
     missing_workers,
     needs_spent,
@@ -33,6 +34,7 @@ from vpsweb.client.core import (
     valid_job_id,
 )
 from vpsweb.config import AppConfig
+from vpsweb.domain.estimate import JobEstimate
 from vpsweb.domain.manual_answers import PendingPrompt
 from vpsweb.domain.models import (
     Priority,
@@ -214,6 +216,32 @@ class AsyncClient(Planner):
         """As ``Client.submit``."""
         request = request_of(locals())
         return await self.submit_plan(self.plan(request, offline=offline, manual=manual))
+
+    async def estimate(
+        self,
+        *,
+        poem: str,
+        source_lang: str,
+        target_lang: str,
+        parallel_count: int | None = None,
+        workflow_mode: WorkflowMode | str = WorkflowMode.HYBRID,
+        title: str = "",
+        author: str = "",
+        strategy: StrategyOverrides | dict[str, Any] | None = None,
+        background_briefing: str | None = None,
+        straggler: StragglerPolicy | dict[str, Any] | str | None = None,
+        priority: Priority | str | None = None,
+        max_cost: float | None = None,
+        offline: bool | None = None,
+        manual: bool | list[str] = False,
+    ) -> JobEstimate:
+        """What ``submit`` with these arguments would cost: calls, tokens and cost per
+        step and for the job, expected and worst case (``vpsweb.domain.estimate``).
+        Enqueues nothing and reads no store; RequestInvalid as ``submit`` raises it,
+        except that a max_cost below the estimate is not refused here (compare
+        ``estimate.max_cost``, or see ``budget_problems(estimate)``)."""
+        request = request_of(locals())
+        return estimate_request(request, self.config, offline=offline, manual=manual)
 
     async def submit_many(
         self, requests: Requests, *, offline: bool | None = None

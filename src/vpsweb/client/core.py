@@ -27,7 +27,9 @@ from pydantic import BaseModel
 
 from vpsweb import settings
 from vpsweb.config import AppConfig, load_config
+from vpsweb.domain import sizing
 from vpsweb.domain.admission import require_fits
+from vpsweb.domain.estimate import JobEstimate, estimate_job
 from vpsweb.domain.manual_answers import PendingPrompt, manual_keys
 from vpsweb.domain.manual_answers import check_answer as check_stage_answer
 from vpsweb.domain.models import Totals, TranslationRequest
@@ -76,6 +78,25 @@ def plan_job(
         request = dict(request)
     plan = build_plan(request, config, job_id=new_job_id(), offline=offline, manual=manual)
     return require_fits(plan, config)
+
+
+def estimate_request(
+    request: TranslationRequest | Mapping[str, Any],
+    config: AppConfig,
+    *,
+    offline: bool | None = None,
+    manual: bool | list[str] = False,
+) -> JobEstimate:
+    """What the request would cost (``vpsweb.domain.estimate``), touching no store:
+    validated and planned as ``plan_job`` does (RequestInvalid if bad or too large for
+    a step's model), but not refused for its max_cost, so that the estimate is there to
+    compare with it (``budget_problems`` says whether a submission would be refused)."""
+    if isinstance(request, Mapping):
+        request = dict(request)
+    plan = build_plan(request, config, job_id=new_job_id(), offline=offline, manual=manual)
+    if found := sizing.problems(plan, config):
+        raise RequestInvalid(found)
+    return estimate_job(plan, config)
 
 
 class Planner:

@@ -8,6 +8,8 @@ runs; `vpsweb config init DIR` writes an editable copy of them.
 from __future__ import annotations
 
 import shutil
+import types
+import typing
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -18,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from vpsweb import settings
-from vpsweb.config.schema import ModelsConfig, PipelineConfig
+from vpsweb.config.schema import ModelsConfig, PipelineConfig, StepSettings
 from vpsweb.domain.models import WorkflowMode
 from vpsweb.domain.prompts import PromptFile
 from vpsweb.errors import ConfigError, InputFileError
@@ -75,6 +77,24 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "(top level)"
 
 
+def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys the model at ``loc`` accepts (empty when the path leaves the models)."""
+    kind: Any = model
+    for part in loc:
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            field = kind.model_fields.get(str(part))
+            kind = field.annotation if field else None
+        else:
+            args = [a for a in typing.get_args(kind) if a is not type(None)]
+            kind = args[-1] if args else None  # dict[str, X] -> X, X | None -> X
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if typing.get_origin(kind) in (typing.Union, types.UnionType) and len(args) == 1:
+            kind = args[0]
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        return list(kind.model_fields)
+    return []
+
+
 _UNREADABLE = object()  # the file's problem is already reported
 
 
@@ -110,6 +130,8 @@ def _validate(path: Path, data: Any, model: type[M], problems: list[str]) -> M |
     except ValidationError as exc:
         for err in exc.errors():
             msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden" and (keys := _keys_at(model, err["loc"][:-1])):
+                msg = f"unknown key; allowed: {', '.join(keys)}"
             problems.append(f"{path}: {_format_loc(err['loc'])}: {msg}")
         return None
 
@@ -120,6 +142,26 @@ def _check_keys(
     for key in found:
         if key not in allowed:
             problems.append(f"{path}: {where}.{key}: unknown stage; allowed: {', '.join(allowed)}")
+
+
+def _check_fallbacks(
+    path: Path, where: str, step: StepSettings, models: ModelsConfig, problems: list[str]
+) -> None:
+    """A step's fallbacks: known models, none of them the step's own, none twice."""
+    allowed = ", ".join(sorted(m for m in models.models if m != step.model))
+    seen: set[str] = set()
+    for i, key in enumerate(step.fallback):
+        at = f"{path}: {where}.fallback.{i}"
+        if key == step.model:
+            problems.append(
+                f"{at}: {key!r} is the step's own model; a fallback must be another "
+                f"model; allowed: {allowed}"
+            )
+        elif key not in models.models:
+            problems.append(f"{at}: unknown model {key!r}; allowed: {allowed}")
+        elif key in seen:
+            problems.append(f"{at}: {key!r} is listed twice")
+        seen.add(key)
 
 
 def _cross_check(
@@ -142,6 +184,7 @@ def _cross_check(
                     f"{path}: {where}.{step}.model: unknown model "
                     f"{step_settings.model!r}; allowed: {allowed}"
                 )
+            _check_fallbacks(path, f"{where}.{step}", step_settings, models, problems)
     _check_keys(path, "progress_weights", pipeline.progress_weights, names, problems)
     _check_keys(path, "routing", pipeline.routing, [*names, "finalize"], problems)
     for i, variant in enumerate(pipeline.variants):

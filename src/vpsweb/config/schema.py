@@ -20,12 +20,22 @@ class _Strict(BaseModel):
 # --- models.yaml -------------------------------------------------------------
 
 
+class Limits(_Strict):
+    """A provider's (or a model's) quota, shared by every worker of the cluster. Any
+    key may be left out; with none, the allowance adapts to the provider's 429s."""
+
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+    max_concurrent: int | None = Field(default=None, ge=1)
+
+
 class Provider(_Strict):
     """An OpenAI-compatible endpoint. Keys come only from the worker's environment."""
 
     base_url: str = Field(pattern=r"^https?://")
     api_key_env: str | None = None  # None: the endpoint needs no key (Ollama, simulator)
     base_url_env: str | None = None  # env var that may override base_url at run time
+    limits: Limits | None = None
 
 
 class Price(_Strict):
@@ -44,6 +54,7 @@ class ModelEntry(_Strict):
     price: Price
     # Prompt + answer tokens the model accepts; jobs that cannot fit are refused.
     context_window: int = Field(default=32_768, ge=1024)
+    limits: Limits | None = None  # the model's own quota, within its provider's
 
 
 class ModelsConfig(_Strict):
@@ -82,6 +93,9 @@ class StepSettings(_Strict):
     timeout_s: float = Field(default=180.0, gt=0, le=3600)
     retries: int = Field(default=3, ge=0, le=10, description="transient-error retries")
     stop: list[str] = Field(default_factory=list)
+    # Model keys (models.yaml) tried in order when the step's model fails it after its
+    # retries (an error from its provider, a missing key, a quota wait too long).
+    fallback: list[str] = Field(default_factory=list, max_length=4)
 
 
 class ModeSettings(_Strict):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from vpsweb.config import AppConfig
 from vpsweb.domain import sizing
+from vpsweb.domain.estimate import over_budget
 from vpsweb.domain.plan import JobPlan, StepCall, validate_request
 from vpsweb.errors import RequestInvalid
 from vpsweb.stages.table import STAGES
@@ -44,6 +45,18 @@ def _job_limits(plan: JobPlan, cfg: AppConfig) -> list[str]:
     return problems
 
 
+def _unknown_models(call: StepCall, cfg: AppConfig) -> list[str]:
+    """The step's model and its fallbacks must all be this cluster's: a submitter
+    chooses among the workers' models, never adds one."""
+    known = cfg.models.models
+    return [
+        f"{call.step}: {what} {key!r} is not in this cluster's models.yaml "
+        f"(known: {', '.join(sorted(known))})"
+        for what, key in [("model", call.model)] + [("fallback model", f) for f in call.fallbacks]
+        if key not in known
+    ]
+
+
 def check_plan(plan: JobPlan, cfg: AppConfig) -> list[str]:
     """Every reason this config refuses the plan (empty: it may run)."""
     try:
@@ -53,12 +66,14 @@ def check_plan(plan: JobPlan, cfg: AppConfig) -> list[str]:
     steps = cfg.pipeline.modes[plan.workflow_mode].steps
     problems = _job_limits(plan, cfg)
     for call in _calls(plan):
-        if call.model not in cfg.models.models:
-            problems.append(
-                f"{call.step}: model {call.model!r} is not in this cluster's models.yaml "
-                f"(known: {', '.join(sorted(cfg.models.models))})"
-            )
+        problems += _unknown_models(call, cfg)
         limits = steps[call.step]
+        if len(call.fallbacks) > len(limits.fallback):
+            # Each fallback extends the step's worst case (its deadline and lease).
+            problems.append(
+                f"{call.step}: {len(call.fallbacks)} fallback model(s) exceed this "
+                f"cluster's {len(limits.fallback)}"
+            )
         problems += [
             f"{call.step}: {name} {getattr(call, name)} exceeds this cluster's "
             f"{getattr(limits, name)}"
@@ -72,8 +87,10 @@ def check_plan(plan: JobPlan, cfg: AppConfig) -> list[str]:
 
 
 def require_fits(plan: JobPlan, cfg: AppConfig) -> JobPlan:
-    """RequestInvalid (nothing enqueued) when a step cannot fit its model."""
-    found = sizing.problems(plan, cfg)
+    """RequestInvalid (nothing enqueued) when a step cannot fit its model, or when the
+    job's estimated cost is above its ``max_cost`` (every submission path plans through
+    here: ``plan_job``, ``plan_batch``, the CLI and the web form)."""
+    found = sizing.problems(plan, cfg) + over_budget(plan, cfg)
     if found:
         raise RequestInvalid(found)
     return plan

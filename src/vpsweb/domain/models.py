@@ -102,6 +102,10 @@ class StepMetrics(_Model):
     reported_latency_s: float | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # The step's planned model (key in models.yaml) when a fallback answered instead
+    # (``model``), and why: the planned model's error, in one line. None: no fallback.
+    fallback_from: str | None = None
+    fallback_reason: str | None = None
 
 
 # "late": stopped by the job's straggler policy once enough others had finished; not

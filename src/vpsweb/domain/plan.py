@@ -48,11 +48,26 @@ class StepCall(BaseModel):
     retries: int
     stop: list[str] = Field(default_factory=list)
     offline: bool = False  # the job asked for the offline simulator
+    # Models (keys in models.yaml) that answer, in order, when this one fails the step
+    # after its retries; plans stored before fallbacks existed have none.
+    fallbacks: list[str] = Field(default_factory=list)
 
     def budget_s(self) -> float:
-        """Worst case of one call: every attempt runs to its timeout, then waits the
-        longest back-off."""
+        """Worst case of one call on one model: every attempt runs to its timeout, then
+        waits the longest back-off."""
         return self.timeout_s * (self.retries + 1) + MAX_BACKOFF_S * self.retries
+
+    def models(self) -> list[str]:
+        """The step's model, then its fallbacks: every model the step may call."""
+        return [self.model, *self.fallbacks]
+
+    def next_fallback(self) -> StepCall | None:
+        """The same call on the first fallback model (its sampling settings and limits
+        kept), with the fallbacks after it; None when none is left."""
+        if not self.fallbacks:
+            return None
+        first, *rest = self.fallbacks
+        return self.model_copy(update={"model": first, "fallbacks": rest})
 
 
 class CandidatePlan(BaseModel):
@@ -114,7 +129,15 @@ class JobPlan(BaseModel):
         """Worst case of one step: its call's budget for every answer it may re-ask."""
         judged = step in ("evaluation", "revision_check")
         retries = self.judge_retries if judged else self.parse_retries
-        return self.call(step, index).budget_s() * (retries + 1)
+        call = self.call(step, index)
+        # Each fallback model may spend a whole budget of its own after the model before it.
+        return call.budget_s() * (retries + 1) * len(call.models())
+
+    def step_slot_s(self, step: str, index: int | None = None) -> float:
+        """The longest one step may run: waiting for its provider's quota (within the
+        queue allowance) plus its worst case. Its lease and its broker message are kept
+        that long, so that a long quota wait is never taken for a dead worker."""
+        return self.queue_allowance_s + self.step_budget_s(step, index)
 
     def remaining_budget_s(self, step: str) -> float:
         """Worst case from the start of ``step`` to the end of the job (a fan-out stage
@@ -145,15 +168,18 @@ def _step_call(
     model_key: str | None = None,
     temperature: float | None = None,
 ) -> StepCall:
+    model = model_key or settings_.model
     return StepCall(
         step=step,
-        model=model_key or settings_.model,
+        model=model,
         temperature=temperature if temperature is not None else settings_.temperature,
         max_tokens=settings_.max_tokens,
         timeout_s=settings_.timeout_s,
         retries=settings_.retries,
         stop=settings_.stop,
         offline=offline,
+        # A variant's own model keeps the step's fallbacks (but not itself among them).
+        fallbacks=[f for f in settings_.fallback if f != model],
     )
 
 

@@ -24,6 +24,9 @@ class EventKind(StrEnum):
     MILESTONE = "milestone"  # k of N candidates finished, at about 1/3, 2/3, all
     WAITING_FOR_ANSWER = "waiting_for_answer"  # a manual step's prompt is parked (key)
     ANSWER_RECEIVED = "answer_received"  # a person answered a manual prompt (key)
+    # A call waits for its provider's quota (status "waiting"), or got it after such a
+    # wait (status "running"); key: the step's.
+    WAITING_FOR_QUOTA = "waiting_for_quota"
     WARNING = "warning"  # said by the client to its reader (no worker, say); never stored
     JOB_FINISHED = "job_finished"  # terminal: nothing follows it
 

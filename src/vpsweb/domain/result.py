@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vpsweb.domain.job_warnings import JobWarning
+from vpsweb.domain.job_warnings import JobWarning, output_warnings
 from vpsweb.domain.models import (
     CandidateResult,
     EditorReview,
@@ -67,9 +67,12 @@ class TranslationOutput(BaseModel):
         return list(value) if s.fan_out else [value]
 
     def stage_warnings(self) -> list[JobWarning]:
-        """Every stage's warnings, in table order."""
+        """Every stage's warnings (a fallback model's answer included), in table order."""
         return [
-            w for s in STAGES for out in self.stage_outputs(s) for w in getattr(out, "warnings", [])
+            w
+            for s in STAGES
+            for out in self.stage_outputs(s)
+            for w in output_warnings(s.display_name, out)
         ]
 
     def all_metrics(self) -> list[StepMetrics]:

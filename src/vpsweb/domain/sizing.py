@@ -4,6 +4,11 @@ A poem too long for a step's ``max_tokens``, or an evaluation prompt (N
 translations) larger than the judge's context window, would fail after the
 candidates were paid for, or be silently truncated. The estimates are
 deliberately generous: a translation may take up to twice the source's tokens.
+
+Only the planned models are sized, not a step's fallbacks (``StepCall.fallbacks``):
+a job that fits its models is not refused for a fallback it may never need. A
+fallback too small for the job is refused by its provider (400), and the step then
+fails naming both models' causes.
 """
 
 from __future__ import annotations

@@ -64,6 +64,7 @@ def _header(output: TranslationOutput) -> list[str]:
             if output.manual_steps
             else []
         ),
+        *_fallbacks(output),
         "## Final translation",
         "",
         f"This is {kept}.",
@@ -75,6 +76,13 @@ def _header(output: TranslationOutput) -> list[str]:
         *verse(req.poem),
         "",
     ]
+
+
+def _fallbacks(output: TranslationOutput) -> list[str]:
+    """Steps a fallback model answered: which, instead of which model, and why."""
+    found = [w for w in output.warnings if w.kind == "model_fallback"]
+    lines = [f"**Warning ({inline(w.stage)}):** {inline(w.message)}." for w in found]
+    return [*lines, ""] if lines else []
 
 
 def _totals(output: TranslationOutput) -> list[str]:

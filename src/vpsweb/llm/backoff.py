@@ -7,6 +7,7 @@ from __future__ import annotations
 import email.utils
 import math
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 
@@ -61,3 +62,35 @@ def backoff_s(
     if retry_after is not None:
         return min(MAX_RETRY_AFTER_S, retry_after * (1 + RETRY_AFTER_JITTER * rand()))
     return min(max_s, base_s * 2**attempt) * (0.5 + rand() / 2)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _duration_s(text: str) -> float | None:
+    """OpenAI's reset spelling ("1s", "6m0s", "250ms", "1.5s"), or plain seconds."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(n) * _UNIT_S[u] for n, u in parts)
+
+
+def exhausted_for_s(headers: Mapping[str, str] | None) -> float | None:
+    """How long a provider said its window has nothing left (x-ratelimit-remaining-*
+    at 0, until x-ratelimit-reset-*); None when something is left or it did not say."""
+    if not headers:
+        return None
+    waits = []
+    for kind in ("requests", "tokens"):
+        if headers.get(f"x-ratelimit-remaining-{kind}", "").strip() != "0":
+            continue
+        reset = _duration_s(headers.get(f"x-ratelimit-reset-{kind}", ""))
+        if reset is not None and reset > 0:
+            waits.append(min(reset, MAX_RETRY_AFTER_S))
+    return max(waits) if waits else None

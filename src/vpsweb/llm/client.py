@@ -12,13 +12,11 @@ the whole attempt and a cancelled job abandons its call at once.
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import os
 import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx2
@@ -26,33 +24,21 @@ import openai
 
 from vpsweb import settings
 from vpsweb.config.schema import ModelsConfig
-from vpsweb.domain.models import ModelInfo, Usage
-from vpsweb.errors import LLMTimeout, MissingAPIKey, PermanentLLMError, TransientLLMError
-from vpsweb.llm.backoff import MAX_RETRY_AFTER_S, backoff_s, retry_after_s
+from vpsweb.errors import LLMTimeout, MissingAPIKey, QuotaWaitTooLong, TransientLLMError
+from vpsweb.llm.backoff import MAX_RETRY_AFTER_S, backoff_s
 from vpsweb.llm.endpoints import Endpoint, resolve
 from vpsweb.llm.loop import POLL_S, DeadlinePassed, LoopThread
-from vpsweb.llm.provider_text import flat, provider_said, redact
+from vpsweb.llm.provider_text import flat, redact
+from vpsweb.llm.quota_gate import Caller, Permit, QuotaGate
+from vpsweb.llm.responses import Completion, Retry, completion_of, status_error
 
 if TYPE_CHECKING:  # pragma: no cover - the plan module imports the stages, which import this
     from vpsweb.domain.plan import StepCall
+    from vpsweb.storage.quotas import Quotas
 
 __all__ = ["MAX_RETRY_AFTER_S", "Completion", "LLMClient", "OpenAICompatibleClient", "redact"]
 
-SIM_LATENCY_HEADER = "x-vpsweb-latency-ms"
-
 _SDKs = dict[tuple[str, str], openai.AsyncOpenAI]
-
-
-@dataclass(frozen=True)
-class Completion:
-    content: str
-    reasoning_content: str | None
-    usage: Usage
-    latency_s: float  # wall time of the successful HTTP call
-    attempts: int  # HTTP calls made, including failed ones
-    sim_latency_ms: float | None = None  # latency the simulator applied, if it is one
-    finish_reason: str | None = None  # "length": cut off at max_tokens
-    model: ModelInfo | None = None  # what answered, as this worker resolved it
 
 
 class LLMClient(Protocol):
@@ -65,16 +51,6 @@ class LLMClient(Protocol):
         *,
         check: Callable[[], float | None] | None = None,
     ) -> Completion: ...
-
-
-class _Retry(Exception):
-    """An attempt failed in a way the next one may not: the error to raise when no
-    attempt is left, and the wait the server asked for, if any."""
-
-    def __init__(self, error: TransientLLMError, retry_after: float | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
 
 
 async def _close_all(sdks: _SDKs) -> None:
@@ -96,6 +72,8 @@ class OpenAICompatibleClient:
         called in slices of at most POLL_S, so that cancellation is not delayed.
       backoff_base_s / backoff_max_s: exponential back-off when no Retry-After.
       transport: an httpx2 transport for the SDK (tests pass an in-memory one).
+      quotas: the cluster's shared allowances; a call made for a ``Caller``
+        (``for_caller``) waits for a permit, and a 429 is then no attempt.
 
     The loop thread starts on the first call; ``close()`` stops it (a later call
     starts a new one), and so does garbage collection of the client.
@@ -110,8 +88,11 @@ class OpenAICompatibleClient:
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
         transport: httpx2.AsyncBaseTransport | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         self._models = models
+        self._quotas = quotas
+        self._gate: QuotaGate | None = None
         self._env = env if env is not None else os.environ
         self._sleep = sleep
         self._base = backoff_base_s
@@ -197,28 +178,73 @@ class OpenAICompatibleClient:
         *,
         check: Callable[[], float | None] | None = None,
     ) -> Completion:
+        return self.complete_for(None, call, messages, check=check)
+
+    def for_caller(self, caller: Caller) -> LLMClient:
+        """This client, for one step of one job: its calls wait for quota permits."""
+        return _CallerClient(self, caller)
+
+    def gate(self) -> QuotaGate | None:
+        if self._quotas is None:
+            return None
+        with self._lock:
+            if self._gate is None:
+                if self._models is None:
+                    from vpsweb.config import load_config
+
+                    self._models = load_config().models
+                self._gate = QuotaGate(self._quotas, self._models)
+            return self._gate
+
+    def complete_for(
+        self,
+        caller: Caller | None,
+        call: StepCall,
+        messages: list[dict[str, str]],
+        *,
+        check: Callable[[], float | None] | None = None,
+    ) -> Completion:
+        """``complete``; with a caller and the cluster's quotas, each attempt waits for
+        a permit, and a 429 (which shrinks every worker's allowance) is not an attempt:
+        the call waits for quota again until the job's deadline."""
         endpoint = self.endpoint(call)
         key = self.api_key(endpoint)
-        body: dict[str, Any] = {
-            "model": endpoint.info.api_model,
-            "messages": messages,
-            "max_tokens": call.max_tokens,
-        }
-        if endpoint.sampling:
-            body["temperature"] = call.temperature
-        if call.stop:
-            body["stop"] = call.stop
-        for attempt in range(1, call.retries + 2):
+        body = _body(endpoint, call, messages)
+        gate = self.gate() if caller is not None else None
+        attempt, throttled = 1, None
+        while True:
             if check is not None:
                 check()
+            permit = None
+            if gate is not None and caller is not None:
+                permit = _permit(gate, endpoint, body, caller, call, check, throttled)
             try:
-                return self._attempt(call, endpoint, key, body, attempt, check)
-            except _Retry as retry:
+                completion = self._attempt(call, endpoint, key, body, attempt, check)
+            except Retry as retry:
+                if gate is not None and permit is not None:
+                    gate.settle(
+                        permit,
+                        used_tokens=None,
+                        throttled=retry.throttled,
+                        pause_s=retry.retry_after if retry.throttled else None,
+                    )
+                    if retry.throttled:
+                        throttled = retry.error
+                        continue
                 if attempt > call.retries:
                     raise retry.error from retry.__cause__
                 wait = backoff_s(attempt - 1, retry.retry_after, base_s=self._base, max_s=self._max)
                 self._pause(wait, check)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+                attempt += 1
+                continue
+            except BaseException:
+                if gate is not None and permit is not None:
+                    gate.settle(permit, used_tokens=None)
+                raise
+            if gate is not None and permit is not None:
+                used = completion.usage.prompt_tokens + completion.usage.completion_tokens
+                gate.settle(permit, used_tokens=used, pause_s=completion.pause_s)
+            return completion
 
     def _pause(self, seconds: float, check: Callable[[], float | None] | None) -> None:
         """Back off; with a ``check``, in slices, so a job cancelled during a long
@@ -270,7 +296,7 @@ class OpenAICompatibleClient:
                 check=check,
             )
         except (DeadlinePassed, openai.APITimeoutError) as exc:
-            raise _Retry(
+            raise Retry(
                 LLMTimeout(
                     f"{where}: no answer within {call.timeout_s:g}s "
                     f"(attempt {attempt} of {call.retries + 1})",
@@ -279,89 +305,75 @@ class OpenAICompatibleClient:
             ) from exc
         except openai.APIConnectionError as exc:
             text = flat(f"{exc}: {exc.__cause__ or ''}".rstrip(": "), key)
-            raise _Retry(
+            raise Retry(
                 TransientLLMError(
                     f"{where}: cannot connect to {base_url}: {text}", attempts=attempt
                 )
             ) from exc
         except openai.APIStatusError as exc:
-            raise _status_error(exc, where, key, attempt) from exc
+            raise status_error(exc, where, key, attempt) from exc
         except concurrent.futures.CancelledError as exc:  # a concurrent close()
-            raise _Retry(
+            raise Retry(
                 TransientLLMError(f"{where}: the LLM client was closed", attempts=attempt)
             ) from exc
-        return _completion(endpoint, response, latency_s, attempt, where, key)
+        return completion_of(endpoint, response, latency_s, attempt, where, key)
+
+
+def _permit(
+    gate: QuotaGate,
+    endpoint: Endpoint,
+    body: dict[str, Any],
+    caller: Caller,
+    call: StepCall,
+    check: Callable[[], float | None] | None,
+    throttled: TransientLLMError | None,
+) -> Permit | None:
+    """The call's permit; after a 429 (``throttled``), at the front of its queue, and a
+    wait that runs out says what the provider last said."""
+    try:
+        return gate.take(
+            endpoint,
+            body,
+            caller,
+            timeout_s=call.timeout_s,
+            give_up_after_s=call.budget_s() if call.fallbacks else None,
+            check=check,
+            resume=throttled is not None,
+        )
+    except QuotaWaitTooLong as exc:
+        if throttled is None:
+            raise
+        raise QuotaWaitTooLong(f"{exc}; the provider last said: {throttled}") from exc
+
+
+class _CallerClient:
+    """An OpenAICompatibleClient bound to one step's caller (see ``for_caller``)."""
+
+    def __init__(self, client: OpenAICompatibleClient, caller: Caller) -> None:
+        self.client, self.caller = client, caller
+
+    def complete(
+        self,
+        call: StepCall,
+        messages: list[dict[str, str]],
+        *,
+        check: Callable[[], float | None] | None = None,
+    ) -> Completion:
+        return self.client.complete_for(self.caller, call, messages, check=check)
+
+
+def _body(endpoint: Endpoint, call: StepCall, messages: list[dict[str, str]]) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": endpoint.info.api_model,
+        "messages": messages,
+        "max_tokens": call.max_tokens,
+    }
+    if endpoint.sampling:
+        body["temperature"] = call.temperature
+    if call.stop:
+        body["stop"] = call.stop
+    return body
 
 
 def _stop(runner: LoopThread, sdks: _SDKs) -> None:
     runner.stop(lambda: _close_all(sdks))
-
-
-def _status_error(
-    exc: openai.APIStatusError, where: str, key: str, attempt: int
-) -> _Retry | PermanentLLMError:
-    status = exc.status_code
-    message = provider_said(exc, key)
-    if status == 429 or status >= 500:
-        error = TransientLLMError(
-            f"{where}: HTTP {status} after {attempt} attempt(s): {message}", attempts=attempt
-        )
-        return _Retry(error, retry_after_s(exc.response.headers))
-    hint = " (check the API key)" if status in (401, 403) else ""
-    return PermanentLLMError(
-        f"{where}: HTTP {status}{hint}: {message}", status=status, attempts=attempt
-    )
-
-
-def _completion(
-    endpoint: Endpoint,
-    response: httpx2.Response,
-    latency_s: float,
-    attempts: int,
-    where: str,
-    key: str,
-) -> Completion:
-    kind = response.headers.get("content-type", "no content type")
-    parsed: object = None
-    if "json" in kind:  # as the SDK decides: other bodies are text, a proxy's page say
-        try:
-            parsed = json.loads(response.content)
-        except ValueError:  # declared JSON, but is not
-            parsed = None
-    if not isinstance(parsed, dict):
-        excerpt = redact(response.text, key)[:120]  # redact first: no key halves
-        error = TransientLLMError(
-            f"{where}: HTTP {response.status_code} but the answer was not JSON ({kind}): "
-            f"{excerpt!r}",
-            attempts=attempts,
-        )
-        raise _Retry(error)
-    choices = parsed.get("choices")
-    choice = _mapping(choices[0] if isinstance(choices, list) and choices else None)
-    message = _mapping(choice.get("message"))
-    usage = _mapping(parsed.get("usage"))
-    sim_ms = response.headers.get(SIM_LATENCY_HEADER)
-    return Completion(
-        content=str(message.get("content") or ""),
-        reasoning_content=_reasoning(message),
-        usage=endpoint.cost(
-            int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-        ),
-        latency_s=latency_s,
-        attempts=attempts,
-        sim_latency_ms=float(sim_ms) if sim_ms else None,
-        finish_reason=choice.get("finish_reason"),
-        model=endpoint.info,
-    )
-
-
-def _reasoning(message: dict[str, Any]) -> str | None:
-    """The model's reasoning beside its answer: DeepSeek's ``reasoning_content``, or
-    ``reasoning`` as some OpenAI-compatible servers name it; None for anything else."""
-    value = message.get("reasoning_content") or message.get("reasoning")
-    return value if isinstance(value, str) and value.strip() else None
-
-
-def _mapping(value: object) -> dict[str, Any]:
-    """A JSON object of the answer, or an empty one where a provider left it out."""
-    return value if isinstance(value, dict) else {}

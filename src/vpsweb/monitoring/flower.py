@@ -10,8 +10,9 @@ Flower through its FLOWER_BASIC_AUTH environment option, never through argv
 (where any local user could read them with ps).
 
 /metrics also carries vpsweb's usage counters (tokens, cost, candidate failures,
-judge fallbacks per mode and parallel_count), read from the state store after
-Flower's own task metrics, so that one authenticated scrape gets both.
+judge fallbacks per mode and parallel_count) and the providers' quotas (calls,
+waits, 429s, the adaptive allowance per bucket), read from the state store after
+Flower's own task metrics, so that one authenticated scrape gets all of them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import functools
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from vpsweb import settings
@@ -103,17 +105,32 @@ def _usage_store() -> Storage:
     return connect(settings.require_redis_url("vpsweb flower"), retries=USAGE_STORE_RETRIES)
 
 
+def _metrics_text(what: str, make: Callable[[], str]) -> str:
+    """``make()``, or a comment saying why ``what`` cannot be read (Flower's own
+    metrics, and vpsweb's other families, are served regardless)."""
+    try:
+        return make()
+    except Exception as exc:  # a scrape gets Flower's metrics whatever the store does
+        log.warning("vpsweb %s metrics unavailable: %s", what, exc)
+        reason = " ".join(str(exc).split())
+        return f"# vpsweb {what} metrics unavailable: {reason}\n"
+
+
+def _quota_text() -> str:
+    from vpsweb.config import load_config
+    from vpsweb.monitoring.quota_stats import quota_prometheus, quota_states
+
+    states = quota_states(_usage_store(), load_config().models)
+    return "" if states is None else quota_prometheus(states)
+
+
 def usage_metrics() -> str:
-    """vpsweb's usage counters in Prometheus text; a comment saying why if the store
-    cannot be read (Flower's own metrics are served regardless)."""
+    """vpsweb's usage counters, then the providers' quotas (calls, waits, 429s, the
+    adaptive allowance per bucket), in Prometheus text."""
     from vpsweb.monitoring.usage import prometheus
 
-    try:
-        return prometheus(_usage_store().usage.counters())
-    except Exception as exc:  # a scrape gets Flower's metrics whatever the store does
-        log.warning("vpsweb usage metrics unavailable: %s", exc)
-        reason = " ".join(str(exc).split())
-        return f"# vpsweb usage metrics unavailable: {reason}\n"
+    usage = _metrics_text("usage", lambda: prometheus(_usage_store().usage.counters()))
+    return usage + _metrics_text("quota", _quota_text)
 
 
 def _append_usage_metrics() -> None:

@@ -230,11 +230,11 @@ def ending_summary(
 # --- Prometheus ----------------------------------------------------------------------
 
 
-def _escape_label(value: str) -> str:
+def escape_label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _number(value: float) -> str:
+def number(value: float) -> str:
     if math.isfinite(value) and value == int(value) and abs(value) < 2**53:
         return str(int(value))
     return repr(float(value))
@@ -256,8 +256,8 @@ def prometheus(counter_values: dict[str, float]) -> str:
         family = _family(metric)
         if family not in FAMILIES:
             continue
-        text = ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels.items())
-        samples[family].append(f"{metric}{{{text}}} {_number(value)}")
+        text = ",".join(f'{k}="{escape_label(v)}"' for k, v in labels.items())
+        samples[family].append(f"{metric}{{{text}}} {number(value)}")
     lines: list[str] = []
     for family, (kind, help_text) in FAMILIES.items():
         lines += [f"# HELP {family} {help_text}", f"# TYPE {family} {kind}"]

@@ -11,11 +11,15 @@ thread waits for a person (an answer queues the job again).
 from __future__ import annotations
 
 import abc
+import contextlib
+import time
 
 from vpsweb.domain.manual_answers import ManualLLM, PendingPrompt
-from vpsweb.domain.models import utcnow
+from vpsweb.domain.models import Priority, utcnow
 from vpsweb.domain.progress import EventKind
-from vpsweb.llm.client import LLMClient
+from vpsweb.errors import StoreUnavailable
+from vpsweb.llm.client import LLMClient, OpenAICompatibleClient
+from vpsweb.llm.quota_gate import Caller
 from vpsweb.orchestrator.job import JobRun
 from vpsweb.stages.table import Stage, stage_bounds
 from vpsweb.storage import Event
@@ -34,12 +38,15 @@ class AnswerSource(abc.ABC):
 
 
 class ApiAnswers(AnswerSource):
-    """An LLM API through the worker's one client."""
+    """An LLM API through the worker's one client; with the cluster's quotas, each call
+    waits for its provider's permit as this job's caller."""
 
-    def __init__(self, llm: LLMClient) -> None:
-        self.llm = llm
+    def __init__(self, llm: LLMClient, caller: Caller | None = None) -> None:
+        self.llm, self.caller = llm, caller
 
     def client(self) -> LLMClient:
+        if self.caller is not None and isinstance(self.llm, OpenAICompatibleClient):
+            return self.llm.for_caller(self.caller)
         return self.llm
 
     def awaiting(self, messages: list[dict[str, str]]) -> None:
@@ -73,6 +80,42 @@ class PersonAnswers(AnswerSource):
             job.progress.emit(job.job_id, event, job.ttl, once=f"wait:{key}")
 
 
-def answer_source(job: JobRun, s: Stage, key: str, llm: LLMClient) -> AnswerSource:
+# A quota wait ends this long (at most) before the step's slot does, so that the step
+# fails with its own cause before the sweeper calls the job stalled.
+DEADLINE_MARGIN_S = 5.0
+
+
+def caller_of(job: JobRun, s: Stage, key: str, slot_s: float) -> Caller:
+    """The step's place in the providers' quotas, and how it says it waits: until the
+    end of its slot (``JobPlan.step_slot_s``), within the job's deadline."""
+    plan = job.plan
+
+    def on_wait(message: str, done: bool) -> None:
+        start, _ = stage_bounds(plan.progress_weights, s.name)
+        fields = {
+            "stage": s.display_name,
+            "status": "running" if done else "waiting",
+            "key": key,
+            "message": f"{key}: {message}",
+        }
+        event = Event(EventKind.WAITING_FOR_QUOTA, start, fields)
+        with contextlib.suppress(StoreUnavailable):  # a paid call goes on regardless
+            job.progress.emit(job.job_id, event, job.ttl)
+
+    return Caller(
+        job_id=job.job_id,
+        key=key,
+        batch=plan.priority is Priority.BATCH,
+        flow=plan.flow,
+        deadline=time.time() + slot_s - min(DEADLINE_MARGIN_S, slot_s / 10),
+        on_wait=on_wait,
+    )
+
+
+def answer_source(
+    job: JobRun, s: Stage, key: str, llm: LLMClient, *, slot_s: float
+) -> AnswerSource:
     """A person for the plan's manual steps, else the API."""
-    return PersonAnswers(job, s, key) if s.name in job.plan.manual_steps else ApiAnswers(llm)
+    if s.name in job.plan.manual_steps:
+        return PersonAnswers(job, s, key)
+    return ApiAnswers(llm, caller_of(job, s, key, slot_s))

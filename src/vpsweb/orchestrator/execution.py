@@ -45,10 +45,10 @@ def run_step(
     delivery: Delivery | None = None,
 ) -> dict[str, Any]:
     job = JobRun(svc.storage, job_id, read_status=False)  # the step's first batch reads it
-    budget = job.plan.step_budget_s(s.name, index)
+    budget = job.plan.step_slot_s(s.name, index)
     kept = _kept_alive(svc, delivery, budget)
     try:
-        source = answer_source(job, s, s.key(index), svc.llm)
+        source = answer_source(job, s, s.key(index), svc.llm, slot_s=budget)
         viable = _after_fan_out(job, s)
         step = StepRun(svc, job, s, index, source=source, budget_s=budget, viable=viable)
         output = step.run()

@@ -42,8 +42,9 @@ _services_lock = threading.Lock()
 def services(store_url: str) -> Services:
     with _services_lock:
         cfg = load_config()
+        storage = connect(store_url, retries=STORE_RETRIES)
         return Services(
-            storage=connect(store_url, retries=STORE_RETRIES),
+            storage=storage,
             config=cfg,
-            llm=OpenAICompatibleClient(models=cfg.models),
+            llm=OpenAICompatibleClient(models=cfg.models, quotas=storage.quotas),
         )

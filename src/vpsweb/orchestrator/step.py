@@ -21,13 +21,22 @@ lapsed (its holder died).
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import time
 from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from vpsweb.errors import AwaitingAnswer, Cancelled, JobGone, Late, StoreUnavailable
+from vpsweb.domain.estimate import budget_currency
+from vpsweb.errors import (
+    AwaitingAnswer,
+    BudgetReached,
+    Cancelled,
+    JobGone,
+    Late,
+    StoreUnavailable,
+)
 from vpsweb.llm.client import LLMClient
 from vpsweb.orchestrator.answer_sources import AnswerSource
 from vpsweb.orchestrator.job import JobRun, patiently
@@ -247,28 +256,36 @@ class StepRun:
 
     def check(self) -> None:
         """Called before and during every LLM call: an ended job spends nothing more,
-        and a step whose lease another worker took stops. A status read within
+        a job whose spend reached its max_cost makes no new call (BudgetReached), and a
+        step whose lease another worker took stops. A status read within
         FRESH_STATUS_S (the step's first batch, just before its first call) is not
-        read again: a cancel after it is seen by the checks during the call."""
-        if time.monotonic() - self.status_read_at < FRESH_STATUS_S:
+        read again: a cancel after it is seen by the checks during the call. A job with
+        a max_cost reads its status and spend every time (the first batch read no
+        spend), in one round trip."""
+        budgeted = self.job.plan.request.max_cost is not None
+        if not budgeted and time.monotonic() - self.status_read_at < FRESH_STATUS_S:
             self.status_read_at = 0.0  # once: the next check reads
         else:
+            spent = 0.0
             try:
-                status = self.job.jobs.status(self.job.job_id)
+                if budgeted:
+                    status, spent = self.job.jobs.status_and_spent(self.job.job_id)
+                else:
+                    status = self.job.jobs.status(self.job.job_id)
             except StoreUnavailable:
                 status = JobStatus.RUNNING  # cannot tell right now: a paid call goes on
-            self._stop_if_ended(status)
+            self._stop_if_ended(status, spent)
         self._stop_if_taken_over()
 
     def check_late(self) -> float | None:
         """A candidate's check under a straggler quorum: ``check``'s, in the same one
-        read, plus Late once the quorum's grace has run out; before that, the seconds
-        left, so that the LLM call's wait wakes up at the deadline."""
+        read (the spend too), plus Late once the quorum's grace has run out; before
+        that, the seconds left, so that the LLM call's wait wakes up at the deadline."""
         try:
-            raw, left = self.job.progress.straggler_check(self.job.job_id)
+            raw, left, spent = self.job.progress.straggler_check(self.job.job_id)
         except StoreUnavailable:
             return None  # cannot tell right now: a paid call goes on
-        self._stop_if_ended(JobStatus(raw) if raw else None)
+        self._stop_if_ended(JobStatus(raw) if raw else None, spent)
         self._stop_if_taken_over()
         if left is not None and left <= 0:
             raise Late("the straggler policy's quorum and grace period had passed")
@@ -276,10 +293,17 @@ class StepRun:
         # check half a second late would spend most of it.
         return left if left is not None else QUORUM_POLL_S
 
-    def _stop_if_ended(self, status: JobStatus | None) -> None:
+    def _stop_if_ended(self, status: JobStatus | None, spent: float = 0.0) -> None:
         if status is None or status.terminal:
             ended = status.value if status else "expired"
             raise Cancelled(f"job {self.job.job_id} ended ({ended})")
+        limit = self.job.plan.request.max_cost
+        if limit is not None and spent >= limit:
+            raise BudgetReached(spent, limit, self._currency)
+
+    @functools.cached_property
+    def _currency(self) -> str:
+        return budget_currency(self.job.plan, self.svc.config)
 
     def _stop_if_taken_over(self) -> None:
         if self.lease.lost:

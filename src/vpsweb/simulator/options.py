@@ -35,6 +35,12 @@ class SimulatorOptions(BaseModel):
     rate_trickle: float = Field(default=0.0, ge=0, le=1)
     rate_html200: float = Field(default=0.0, ge=0, le=1)
     retry_after_ms: float = Field(default=1000.0, ge=0)
+    # Provider-style limits (simulator/limits.py), as opposed to the random rate_429:
+    # requests and tokens per minute, concurrent requests; 0 is off.
+    rpm: int = Field(default=0, ge=0)
+    tpm: int = Field(default=0, ge=0)
+    max_concurrent: int = Field(default=0, ge=0)
+    burst: int = Field(default=8, ge=1)
     hang_s: float = Field(default=3600.0, ge=0)
     trickle_s: float = Field(default=5.0, ge=0)
     seed: int = 0
@@ -86,6 +92,12 @@ _HELPS = {
     "rate_trickle": "fraction whose correct answer trickles in over --trickle-s (0-1)",
     "rate_html200": "fraction answered 200 with an HTML page instead of JSON (0-1)",
     "retry_after_ms": "Retry-After of 429 answers in ms (default 1000)",
+    "rpm": "requests per minute, refused beyond with 429 and x-ratelimit-* headers, "
+    "as a provider does: a bucket of --burst refilled at rpm/60 per s (default 0: off)",
+    "tpm": "tokens per minute (prompt + max_tokens charged on admission, the unused "
+    "part refunded with the answer) (default 0: off)",
+    "max_concurrent": "requests answered at once; more get 429 (default 0: off)",
+    "burst": "capacity of the --rpm bucket: requests allowed at once (default 8)",
     "hang_s": "how long a hang lasts in s (default 3600)",
     "trickle_s": "how long a trickled body takes to arrive in s (default 5)",
     "seed": "random seed for faults, jitter and answers (default 0)",

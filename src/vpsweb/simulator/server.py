@@ -16,6 +16,9 @@ chaos runs) and directives in the model name (for deterministic tests):
   ``truncatexK``: the first K identical requests get it;
 * ``slowNNN``: NNN ms latency for this request.
 
+Provider-style limits (``--rpm``, ``--tpm``, ``--max-concurrent``; see ``limits.py``)
+refuse what a real provider's quota would, with its headers.
+
 ``GET /truth`` tells what the judge cannot know: every planted defect delivered
 (``--defect-rate``), by the fingerprint of its text (``quality.fingerprint``).
 """
@@ -40,7 +43,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from vpsweb import settings
-from vpsweb.simulator import answers
+from vpsweb.simulator import answers, limits
 from vpsweb.simulator.options import SimulatorOptions, add_arguments, options_from
 from vpsweb.simulator.protocol import BadChatRequest, ChatRequest, Directives, error_response
 
@@ -61,6 +64,8 @@ class Simulator:
         self.stats: dict[str, Any] = {}
         self.defects: dict[str, str] = {}  # fingerprint -> kind, for /truth
         self.latency_slots: Counter[str] = Counter()  # --latency-paired ordinals
+        quota = options.model_dump(include={"rpm", "tpm", "max_concurrent", "burst"})
+        self.quota = limits.ProviderLimits(**quota)
         self.reset()
 
     def reset(self) -> None:
@@ -80,6 +85,7 @@ class Simulator:
             # tests show where a worker's key went.
             "by_key": Counter(),
         }
+        self.quota.reset_counts()
 
     def _latency_s(self, directives: Directives, req: ChatRequest, step: str | None) -> float:
         """One draw around the base (a ``slowNNN`` directive's, else --latency-ms):
@@ -146,7 +152,8 @@ class Simulator:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         try:
-            req = ChatRequest.parse(await request.json())
+            body = await request.json()
+            req = ChatRequest.parse(body)
         except json.JSONDecodeError:
             return error_response(400, "body is not valid JSON", "invalid_request_error")
         except BadChatRequest as exc:
@@ -156,6 +163,18 @@ class Simulator:
         self.stats["by_step"][step or "unknown"] += 1
         self.stats["by_model"][req.model] += 1
         self.stats["by_key"][key_fingerprint(request.headers.get("Authorization", ""))] += 1
+        prompt_tokens = answers.count_tokens("".join(req.texts))
+        admitted = self.quota.admit(prompt_tokens, limits.max_tokens_of(body))
+        if isinstance(admitted, limits.Refusal):
+            return limits.refusal_response(admitted)
+        try:  # released whatever happens, a client hanging up (cancellation) included
+            return await self._answer(request, req, step, admitted)
+        finally:
+            self.quota.release(admitted)
+
+    async def _answer(
+        self, request: web.Request, req: ChatRequest, step: str | None, admitted: limits.Admission
+    ) -> web.StreamResponse:
         directives = Directives.parse(req.model)
         fault = self._fault(directives, req.key)
         if fault == "fail401":
@@ -186,7 +205,8 @@ class Simulator:
             return web.Response(text=HTML_PAGE, content_type="text/html")
         latency_ms = round(latency * 1000, 3)
         payload = self._payload(req, fault=fault, latency_ms=latency_ms)
-        headers = {LATENCY_HEADER: str(latency_ms)}
+        admitted.completion_used = payload["usage"]["completion_tokens"]
+        headers = {LATENCY_HEADER: str(latency_ms), **admitted.headers}
         if fault == "trickle":
             return await self._trickle(request, payload, headers)
         return web.json_response(payload, headers=headers)
@@ -259,9 +279,9 @@ class Simulator:
         return web.json_response({"object": "list", "data": data})
 
     async def get_stats(self, request: web.Request) -> web.Response:
-        return web.json_response(
-            {k: dict(v) if isinstance(v, Counter) else v for k, v in self.stats.items()}
-        )
+        stats = {k: dict(v) if isinstance(v, Counter) else v for k, v in self.stats.items()}
+        # accepted, throttled, throttled_by, max_in_flight_seen: the provider-style limits
+        return web.json_response({**stats, **self.quota.counts()})
 
     async def truth(self, request: web.Request) -> web.Response:
         return web.json_response({"defects": dict(self.defects)})

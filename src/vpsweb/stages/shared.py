@@ -112,6 +112,16 @@ class Recorder:
     def failed(self, exc: LLMError) -> None:
         self.metrics.attempts += exc.attempts
 
+    def fell_back(self, call: StepCall, model: ModelInfo, exc: LLMError) -> None:
+        """The next calls go to ``call``'s (fallback) model; the metrics say which model
+        was planned and why it did not answer. What was billed stays counted."""
+        m = self.metrics
+        if m.fallback_from is None:
+            m.fallback_from, m.fallback_reason = self.call.model, one_line(str(exc))
+        else:  # a fallback failed too: its cause is added to the planned model's
+            m.fallback_reason = one_line(f"{m.fallback_reason}; then {exc}")
+        self.call, self.model, m.model = call, model, model
+
     def done(self) -> StepMetrics:
         self.metrics.duration_s = round(time.monotonic() - self.started, 4)
         self.metrics.llm_latency_s = round(self.metrics.llm_latency_s, 4)
@@ -144,6 +154,11 @@ def combine(recs: list[Recorder]) -> StepMetrics:
     total.started_at = min((p.started_at for p in parts if p.started_at), default=None)
     total.finished_at = max((p.finished_at for p in parts if p.finished_at), default=None)
     total.duration_s = max(p.duration_s for p in parts)
+    fell = [p for p in parts if p.fallback_from is not None]
+    if fell:  # the step says a fallback answered if any of its calls fell back
+        some = "" if len(fell) == len(parts) else f"in {len(fell)} of {len(parts)} calls: "
+        total.model, total.fallback_from = fell[0].model, fell[0].fallback_from
+        total.fallback_reason = one_line(f"{some}{fell[0].fallback_reason}")
     return total
 
 
@@ -162,9 +177,53 @@ def ask(
     *,
     parse_attempts: int,
 ) -> T:
-    """Call and parse. An unparseable answer is re-asked up to ``parse_attempts`` times
-    in all; a truncated one (cut off at max_tokens) once more, with a note asking for a
-    shorter answer, and then it is a failure that names the limit."""
+    """Call and parse (``ask_model``); when the model fails the call after the client's
+    own retries and the call has fallbacks, the same prompt goes to the next one.
+
+    Any LLMError is a reason to fall back: a provider's refusal (400/401/404), retries
+    exhausted (5xx, 429, timeouts), a quota wait longer than the step's worst case, and
+    a missing API key too (this worker cannot use the planned model's provider; a
+    fallback on another provider may answer). Cancelled, Late and AwaitingAnswer are
+    not LLMErrors: they end the step as before. An unusable answer is not a provider's
+    failure either: it is re-asked of the same model. A fallback gets its own re-asks;
+    a prompt built by ``stage_prompt`` is rendered again for the fallback's kind
+    (reasoning or not). When the last model fails, the error names the planned one's
+    cause too."""
+    while True:
+        try:
+            return ask_model(ctx, rec, prompt, parse, parse_attempts=parse_attempts)
+        except LLMError as exc:
+            fallback = rec.call.next_fallback()
+            if fallback is None:
+                _name_planned(rec, exc)
+                raise
+            rec.fell_back(fallback, ctx.model(fallback), exc)
+            if isinstance(prompt, StagePrompt):
+                prompt = stage_prompt(ctx, prompt.step, fallback, prompt.variables)
+
+
+def _name_planned(rec: Recorder, exc: LLMError) -> None:
+    """A fallback's failure says the planned model's too: the step failed on both."""
+    m = rec.metrics
+    if m.fallback_from is not None:
+        exc.args = (
+            f"fallback model {rec.call.model} failed too: {exc} (the step's model "
+            f"{m.fallback_from} failed first: {m.fallback_reason})",
+        )
+
+
+def ask_model(
+    ctx: StageContext,
+    rec: Recorder,
+    prompt: RenderedPrompt,
+    parse: Callable[[str], T],
+    *,
+    parse_attempts: int,
+) -> T:
+    """Call and parse on ``rec.call``'s model. An unparseable answer is re-asked up to
+    ``parse_attempts`` times in all; a truncated one (cut off at max_tokens) once more,
+    with a note asking for a shorter answer, and then it is a failure that names the
+    limit."""
     messages = prompt.messages()
     parse_left, truncations_left = parse_attempts, 1
     while True:
@@ -218,11 +277,21 @@ def common_variables(plan: JobPlan, *, labelled: bool = False) -> dict[str, Any]
     }
 
 
+@dataclass(frozen=True)
+class StagePrompt(RenderedPrompt):
+    """A stage's rendered prompt, with what it was rendered from: a fallback model of
+    another kind (reasoning or not) gets the prompt rendered from its own templates."""
+
+    step: str = ""
+    variables: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
 def stage_prompt(
     ctx: StageContext, step: str, call: StepCall, variables: dict[str, Any]
-) -> RenderedPrompt:
+) -> StagePrompt:
     reasoning = ctx.model(call).reasoning
-    return render(ctx.prompts[step].for_model(reasoning=reasoning), variables)
+    done = render(ctx.prompts[step].for_model(reasoning=reasoning), variables)
+    return StagePrompt(system=done.system, user=done.user, step=step, variables=variables)
 
 
 def described(exc: Exception) -> str:

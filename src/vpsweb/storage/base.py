@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from vpsweb.domain.plan import JobPlan
 from vpsweb.domain.progress import EventKind, ProgressEvent, ProgressSnapshot
+from vpsweb.storage.quotas import Quotas
 
 
 class JobStatus(StrEnum):
@@ -101,6 +102,11 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     def status(self, job_id: str) -> JobStatus | None: ...
+
+    @abc.abstractmethod
+    def status_and_spent(self, job_id: str) -> tuple[JobStatus | None, float]:
+        """A budgeted step's check in one read: the status and the job's spend so far
+        (the cost of every step output stored, counted by ``StepLog.finish``)."""
 
     @abc.abstractmethod
     def plan(self, job_id: str) -> JobPlan | None:
@@ -226,9 +232,10 @@ class ProgressLog(abc.ABC):
         grace period: ``grace`` x the median duration of the successes."""
 
     @abc.abstractmethod
-    def straggler_check(self, job_id: str) -> tuple[str | None, float | None]:
-        """A running item's check in one read: the job's status, and the seconds until
-        the straggler policy makes it late (<= 0: it is late; None: no quorum yet)."""
+    def straggler_check(self, job_id: str) -> tuple[str | None, float | None, float]:
+        """A running item's check in one read: the job's status, the seconds until
+        the straggler policy makes it late (<= 0: it is late; None: no quorum yet), and
+        the job's spend so far (as ``JobStore.status_and_spent``)."""
 
     @abc.abstractmethod
     def snapshot(self, job_id: str) -> ProgressSnapshot: ...
@@ -357,9 +364,10 @@ class StepLog(abc.ABC):
         once: str,
         item: CandidateEnd | None,
     ) -> str:
-        """Store the output (SET NX: the first one stands, and is returned), release
-        the lease if still ours, and record the end: the stage's end event (once) or
-        the fan-out item's count."""
+        """Store the output (SET NX: the first one stands, and is returned), add its
+        cost to the job's spend when it was stored (``storage.spend``), release the lease
+        if still ours, and record the end: the stage's end event (once) or the fan-out
+        item's count."""
 
 
 @dataclass(frozen=True)
@@ -373,6 +381,7 @@ class Storage:
     usage: UsageLog
     manual: ManualAnswers
     steps: StepLog  # a step's bookkeeping: the worker's only path
+    quotas: Quotas | None = None  # the providers' allowances (workers only)
 
     def close(self) -> None:
         self.jobs.close()

@@ -14,7 +14,14 @@ from typing import Any
 from celery import Task, shared_task
 from celery.exceptions import Ignore
 
-from vpsweb.errors import Cancelled, JobGone, StageFailed, VpswebError, one_line
+from vpsweb.errors import (
+    BudgetReached,
+    Cancelled,
+    JobGone,
+    StageFailed,
+    VpswebError,
+    one_line,
+)
 from vpsweb.orchestrator import execution
 from vpsweb.orchestrator.lifecycle import fail_job
 from vpsweb.stages.table import FINALIZE_DISPLAY, STAGES, Stage
@@ -33,6 +40,10 @@ def _run(task: Task, job_id: str, display: str, step: Step) -> Any:
     svc = execution.services(task.app.conf.vpsweb_store_url)
     try:
         return step(svc, delivery_of(task))
+    except BudgetReached as exc:
+        # Its max_cost ends the job: failed, keeping its outputs and what it paid.
+        fail_job(svc.storage, job_id, display, str(exc))
+        raise StepFailed(f"{display} stopped: {exc}") from None
     except (Cancelled, JobGone):
         raise Ignore() from None
     except StageFailed as exc:

@@ -9,6 +9,8 @@ sends ``model_dump(mode="json")`` with every event; the page only draws it.
 
 from __future__ import annotations
 
+from typing import Final
+
 from pydantic import BaseModel, Field, computed_field
 
 from vpsweb.domain.plan import JobPlan
@@ -24,6 +26,10 @@ from vpsweb.view.marks import (
 )
 
 FAN_OUT = STAGES[0].display_name
+ITEM_KEY = f"{STAGES[0].item}-"  # a fan-out step's key: candidate-0, candidate-1, ...
+QUOTA: Final = "waiting_for_quota"
+# A stage or candidate still under way: a quota event may change its status.
+UNDER_WAY = ("waiting", "running", QUOTA)
 STATUS_TEXT = {
     "queued": "Queued: waiting for a worker.",
     "running": "Running.",
@@ -150,6 +156,8 @@ class JobView(BaseModel):
             for row in self.candidates if e.stage == FAN_OUT else ():
                 if row.status == "waiting":
                     row.status, row.started = "running", e.ts
+        elif kind is EventKind.WAITING_FOR_QUOTA:
+            self._quota(e, stage)
         elif kind is EventKind.WAITING_FOR_ANSWER:
             stage.status = "waiting_for_answer"
             self._say("waiting", f"Waiting for your answer: {e.stage}")
@@ -164,6 +172,31 @@ class JobView(BaseModel):
                     barred.status, barred.cause = "gated", reasons
         elif kind is EventKind.STAGE_FAILED:
             stage.status, stage.ended, stage.message = "failed", e.ts, e.error
+
+    def _quota(self, e: ProgressEvent, stage: StageRow) -> None:
+        """A call of the stage waits for its provider's quota (status "waiting"), or got
+        it after such a wait ("running"): not a failure, the cluster is busy."""
+        waiting = e.status == "waiting"
+        index = e.key.removeprefix(ITEM_KEY)
+        row = self.candidate(int(index)) if e.key.startswith(ITEM_KEY) and index.isdigit() else None
+        if row is not None and row.status in UNDER_WAY:
+            said = e.message.removeprefix(f"{e.key}: ")
+            row.status = QUOTA if waiting else "running"
+            row.cause = said if waiting else ""
+            row.started = row.started or e.ts or None
+        if stage.status not in UNDER_WAY:
+            return
+        fanned = self.candidates if e.stage == FAN_OUT else []
+        others = [c for c in fanned if c.status == QUOTA and c is not row]
+        if not waiting and others:  # another candidate of the stage still waits
+            stage.status, stage.message = QUOTA, f"{ITEM_KEY}{others[0].index}: {others[0].cause}"
+        else:
+            stage.status = QUOTA if waiting else "running"
+            stage.message = e.message
+        if stage.status == QUOTA:
+            self._say("running", f"{e.stage}: {stage.message}")
+        else:
+            self._say("running", f"Running: {e.stage}")
 
     def _say(self, status: str, text: str) -> None:
         if not self.ended_job:

@@ -10,8 +10,12 @@ from typing import Literal
 
 from pydantic import BaseModel, computed_field
 
-CandidateStatus = Literal["waiting", "running", "succeeded", "late", "gated", "failed"]
-StageStatus = Literal["waiting", "running", "waiting_for_answer", "completed", "failed"]
+CandidateStatus = Literal[
+    "waiting", "running", "waiting_for_quota", "succeeded", "late", "gated", "failed"
+]
+StageStatus = Literal[
+    "waiting", "running", "waiting_for_answer", "waiting_for_quota", "completed", "failed"
+]
 
 # The straggler policy stopped it: nothing went wrong, the others sufficed.
 LATE_CAUSE = "stopped: quorum reached"
@@ -25,6 +29,8 @@ SYMBOL: dict[str, str] = {
     "gated": "⊘",
     "failed": "✗",
     "waiting_for_answer": "✎",
+    # A call waits for its provider's quota: nothing is wrong, the cluster is busy.
+    "waiting_for_quota": "⧖",
 }
 
 # A CSS class per status: the page styles by it (color is extra to the label).
@@ -37,13 +43,21 @@ CSS: dict[str, str] = {
     "gated": "gated",
     "failed": "failed",
     "waiting_for_answer": "waiting-for-you",
+    "waiting_for_quota": "waiting-for-quota",
+}
+
+WORDS: dict[str, str] = {
+    "waiting_for_answer": "waiting for your answer",
+    "waiting_for_quota": "waiting for quota",
 }
 
 
 def candidate_label(status: str, cause: str = "") -> str:
     """E.g. "✓ succeeded", "⏱ late (stopped: quorum reached)", "⊘ gated: copied the
-    source", "✗ failed: timeout"."""
+    source", "✗ failed: timeout", "⧖ waiting for deepseek quota (3 ahead; requests)"."""
     symbol = SYMBOL.get(status, "·")
+    if status == "waiting_for_quota":  # the cause is the wait's own words
+        return f"{symbol} {cause or WORDS[status]}"
     if status == "late":
         return f"{symbol} late ({cause or LATE_CAUSE})"
     if status in ("gated", "failed"):
@@ -52,7 +66,7 @@ def candidate_label(status: str, cause: str = "") -> str:
 
 
 def stage_label(status: str) -> str:
-    words = "waiting for your answer" if status == "waiting_for_answer" else status
+    words = WORDS.get(status, status)
     return f"{SYMBOL.get(status, '·')} {words}"
 
 
@@ -69,7 +83,7 @@ class Marked(BaseModel):
     and words) and a CSS class; the live rows and the result's cards alike."""
 
     status: CandidateStatus = "waiting"
-    cause: str = ""  # why it failed, was gated, or was stopped
+    cause: str = ""  # why it failed, was gated, was stopped, or waits (for quota)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -188,7 +188,7 @@ def test_config_check(tmp_path):
     text = (
         (broken / "pipeline.yaml")
         .read_text()
-        .replace("model: deepseek-reasoner", "model: gpt-17", 1)
+        .replace("evaluation:          {model: deepseek-reasoner", "evaluation: {model: gpt-17", 1)
     )
     (broken / "pipeline.yaml").write_text(text)
     bad = run_cli("config", "check", "--config-dir", str(broken))

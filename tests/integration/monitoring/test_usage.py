@@ -27,6 +27,7 @@ from vpsweb.errors import Cancelled, JobCancelled, JobFailed
 from vpsweb.llm.client import OpenAICompatibleClient
 from vpsweb.local.processes import stop_process
 from vpsweb.monitoring.flower import flower_environment
+from vpsweb.monitoring.quota_stats import FAMILIES as QUOTA_FAMILIES
 from vpsweb.monitoring.usage import JobSummary, parse_counter_key
 from vpsweb.monitoring.usage_stats import Stats
 from vpsweb.orchestrator.execution import Services, finalize
@@ -278,6 +279,10 @@ def check_stats_cli(c: Cluster, jobs: list[Ended]) -> None:
     ]
     overall = next(line for line in lines if line.startswith("all"))
     assert overall.split()[1:3] == ["7", "83.3%"]
+    # The providers' quotas follow: the offline jobs drew on the simulator's.
+    assert "Provider quotas" in lines
+    quotas = {q["bucket"]: q for q in json.loads(out.stdout)["quotas"]}
+    assert quotas["simulator"]["calls"] > 0 and quotas["simulator"]["throttled"] == 0
 
 
 def check_metrics(c: Cluster, url: str, expected: dict[Sample, float]) -> None:
@@ -297,7 +302,14 @@ def check_metrics(c: Cluster, url: str, expected: dict[Sample, float]) -> None:
     assert "flower_events" in families and "vpsweb_tokens" in families
     ours = body[body.index("# HELP vpsweb_") :]
     assert "flower_" not in ours  # vpsweb's metrics come after Flower's
-    assert_matches(expected, parse_exposition(ours))
+    found = parse_exposition(ours)
+    quotas = {k: v for k, v in found.items() if k[0] in QUOTA_FAMILIES}
+    assert_matches(expected, {k: v for k, v in found.items() if k not in quotas})
+    # The offline jobs drew on the simulator's quota; every bucket of the config is there.
+    simulator = frozenset({("bucket", "simulator")})
+    assert quotas[("vpsweb_quota_calls_total", simulator)] > 0
+    assert quotas[("vpsweb_provider_throttled_total", simulator)] == 0
+    assert ("vpsweb_quota_waits_total", frozenset({("bucket", "deepseek")})) in quotas
 
 
 def test_stats_refuses_a_bad_since_in_one_line() -> None:

@@ -200,7 +200,8 @@ def test_llm_faults_over_50_jobs_end_within_their_deadline(tmp_path: Path) -> No
             for step in mode["steps"].values():
                 step.update(timeout_s=2, retries=3)
 
-    sim = ("--rate-429", "0.2", "--rate-500", "0.1", "--rate-hang", "0.05")
+    # 429s are no longer faults but quota waits (tests/integration/llm/test_quota_gate.py).
+    sim = ("--rate-500", "0.2", "--rate-hang", "0.05")
     c = Cluster(
         tmp=tmp_path,
         latency_ms=50,

@@ -40,6 +40,15 @@ def judge(model: str) -> Edit:
     return edit
 
 
+def rate_limited_judge(d: dict[str, Any]) -> None:
+    """A judge whose provider answers only 429: its calls wait for quota (429s are not
+    attempts) until the step's slot ends, kept short here: 2 s of queue allowance and
+    the two judge orders' 2 s budgets."""
+    use_models(d, evaluation="sim-429")
+    d["queue_allowance_s"] = 2
+    d["modes"]["hybrid"]["steps"]["evaluation"].update(retries=0, timeout_s=2)
+
+
 @pytest.fixture()
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     c = Cluster(tmp=tmp_path, sim_args=("--retry-after-ms", "50"))
@@ -72,7 +81,7 @@ def test_fallbacks_are_warnings_everywhere(cluster: Cluster, tmp_path: Path) -> 
     flower, url = start_flower(env, tmp_path / "flower.log")
     try:
         specs = {
-            "rate_limited": judge("sim-429"),
+            "rate_limited": rate_limited_judge,
             "unparseable": judge("sim-malformed"),
             "unknown_check": lambda d: use_models(d, revision_check="sim-fail404"),
             "fine": None,

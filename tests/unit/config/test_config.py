@@ -296,7 +296,8 @@ def test_unknown_extra_key(config_copy: Path) -> None:
     path = config_copy / "pipeline.yaml"
     edit_yaml(path, lambda d: d.update(paralel_count=4))
     line = only_problem(config_copy)
-    assert line == f"{path.resolve()}: paralel_count: Extra inputs are not permitted"
+    assert line.startswith(f"{path.resolve()}: paralel_count: unknown key; allowed: ")
+    assert "parallel_count" in line.split("allowed: ")[1].split(", ")
 
 
 def test_unknown_key_inside_a_step(config_copy: Path) -> None:
@@ -305,7 +306,32 @@ def test_unknown_key_inside_a_step(config_copy: Path) -> None:
         lambda d: d["modes"]["hybrid"]["steps"]["editor_review"].update(temprature=0.1),
     )
     line = only_problem(config_copy)
-    assert "modes.hybrid.steps.editor_review.temprature: Extra inputs are not permitted" in line
+    where = "modes.hybrid.steps.editor_review.temprature"
+    assert f"{where}: unknown key; allowed: model, temperature" in line
+
+
+def test_an_unknown_limit_key_names_the_allowed_ones(config_copy: Path) -> None:
+    edit_yaml(
+        config_copy / "models.yaml",
+        lambda d: d["providers"]["deepseek"].update(limits={"requests_per_min": 240}),
+    )
+    line = only_problem(config_copy)
+    assert line.endswith(
+        "models.yaml: providers.deepseek.limits.requests_per_min: unknown key; allowed: "
+        "requests_per_minute, tokens_per_minute, max_concurrent"
+    )
+
+
+def test_limits_load_per_provider_and_per_model(config_copy: Path) -> None:
+    def edit(d: dict[str, Any]) -> None:
+        d["providers"]["deepseek"]["limits"] = {"requests_per_minute": 240}
+        d["models"]["deepseek-chat"]["limits"] = {"max_concurrent": 4, "tokens_per_minute": 9000}
+
+    edit_yaml(config_copy / "models.yaml", edit)
+    cfg = load_config(config_copy)
+    assert cfg.models.providers["deepseek"].limits.requests_per_minute == 240
+    limits = cfg.models.models["deepseek-chat"].limits
+    assert limits.max_concurrent == 4 and limits.tokens_per_minute == 9000
 
 
 def test_out_of_range_temperature(config_copy: Path) -> None:

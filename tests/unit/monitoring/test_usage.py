@@ -216,7 +216,8 @@ def test_counters_of_one_job() -> None:
     warned = "vpsweb_jobs_with_warnings_total"
     assert c[counter_key(warned, {**base, "kind": "judge_unavailable"})] == 1
     assert c[counter_key(warned, {**base, "kind": "revision_check_unavailable"})] == 0
-    assert len(c) == 13
+    assert c[counter_key(warned, {**base, "kind": "model_fallback"})] == 0
+    assert len(c) == 14  # one warnings counter per kind (job_warnings.WARNING_KINDS)
 
 
 def test_prometheus_text_is_valid_and_sums_jobs() -> None:

@@ -17,6 +17,7 @@ from vpsweb.storage.memory.parts import (
     MemoryUsageLog,
 )
 from vpsweb.storage.memory.progress import MemoryProgressLog
+from vpsweb.storage.memory.quotas import MemoryQuotas
 from vpsweb.storage.memory.state import Clock, Keyspace, ManualClock
 from vpsweb.storage.memory.steps import MemoryStepLog
 from vpsweb.storage.memory.store import MemoryJobStore
@@ -29,6 +30,7 @@ __all__ = [
     "MemoryManualAnswers",
     "MemoryPresence",
     "MemoryProgressLog",
+    "MemoryQuotas",
     "MemoryStepLog",
     "MemoryUsageLog",
     "memory_storage",
@@ -62,4 +64,5 @@ def memory_storage(
         usage=MemoryUsageLog(space),
         manual=MemoryManualAnswers(space),
         steps=MemoryStepLog(jobs, progress, leases),
+        quotas=MemoryQuotas(space),
     )

@@ -11,9 +11,16 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from vpsweb.domain.progress import milestones
-from vpsweb.storage.base import CandidateEnd, Event, ProgressEvent, ProgressLog, ProgressSnapshot
+from vpsweb.storage.base import (
+    CandidateEnd,
+    Event,
+    ProgressEvent,
+    ProgressLog,
+    ProgressSnapshot,
+)
 from vpsweb.storage.memory import state as names
 from vpsweb.storage.memory.state import Keyspace, event_fields, lua_number
+from vpsweb.storage.spend import SPENT_FIELD
 
 
 class MemoryProgressLog(ProgressLog):
@@ -114,12 +121,12 @@ class MemoryProgressLog(ProgressLog):
         self.space.expire(names.events(job_id), ttl)
         return k, True
 
-    def straggler_check(self, job_id: str) -> tuple[str | None, float | None]:
+    def straggler_check(self, job_id: str) -> tuple[str | None, float | None, float]:
         with self.space.lock:
-            status = (self.space.get(names.job(job_id)) or {}).get("status")
+            job = self.space.get(names.job(job_id)) or {}
             at = (self.space.get(names.progress(job_id)) or {}).get("late_at")
             left = None if at is None else round(float(at) - self.space.clock(), 4)
-        return status or None, left
+        return job.get("status") or None, left, float(job.get(SPENT_FIELD) or 0.0)
 
     def snapshot(self, job_id: str) -> ProgressSnapshot:
         with self.space.lock:

@@ -7,6 +7,7 @@ from vpsweb.storage.base import CandidateEnd, Event, StepLog, StepStart
 from vpsweb.storage.memory.parts import MemoryLeases
 from vpsweb.storage.memory.progress import MemoryProgressLog
 from vpsweb.storage.memory.store import MemoryJobStore
+from vpsweb.storage.spend import billed_cost
 
 
 class MemoryStepLog(StepLog):
@@ -53,7 +54,10 @@ class MemoryStepLog(StepLog):
         item: CandidateEnd | None,
     ) -> str:
         with self.space.lock:
+            first = self.jobs.load_step(job_id, key) is None
             stored = self.jobs.save_step(job_id, key, payload, ttl)
+            if first:  # this call stored it: its cost counts, once
+                self.jobs.add_spent(job_id, billed_cost(payload))
             self.leases.release(job_id, key, owner)
             if item is not None:
                 self.progress.count_item(job_id, item, ttl)

@@ -19,6 +19,7 @@ from vpsweb.storage.base import (
 )
 from vpsweb.storage.memory import state as names
 from vpsweb.storage.memory.state import TERMINAL_VALUES, Keyspace, event_fields, lua_number
+from vpsweb.storage.spend import SPENT_FIELD
 
 CLAIM_IDLE_MS = 30_000
 JOBS = ("jobs",)  # job id -> created timestamp
@@ -87,6 +88,19 @@ class MemoryJobStore(JobStore):
         with self.space.lock:
             value = self._record(job_id).get("status")
         return JobStatus(value) if value else None
+
+    def status_and_spent(self, job_id: str) -> tuple[JobStatus | None, float]:
+        with self.space.lock:
+            record = self._record(job_id)
+        value = record.get("status")
+        return (JobStatus(value) if value else None), float(record.get(SPENT_FIELD) or 0.0)
+
+    def add_spent(self, job_id: str, cost: float) -> None:
+        """Add to the job's spend (as step_stored.lua: never re-creating a job gone)."""
+        with self.space.lock:
+            record = self.space.get(names.job(job_id))
+            if record is not None and cost > 0:
+                record[SPENT_FIELD] = repr(float(record.get(SPENT_FIELD) or 0.0) + cost)
 
     def plan(self, job_id: str) -> JobPlan | None:
         with self.space.lock:

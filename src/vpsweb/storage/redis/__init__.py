@@ -11,6 +11,7 @@ from vpsweb.storage.redis.leases import RedisLeases
 from vpsweb.storage.redis.manual_answers import RedisManualAnswers
 from vpsweb.storage.redis.presence import RedisPresence
 from vpsweb.storage.redis.progress import RedisProgressLog
+from vpsweb.storage.redis.quotas import RedisQuotas
 from vpsweb.storage.redis.steps import RedisStepLog
 from vpsweb.storage.redis.store import RedisJobStore
 from vpsweb.storage.redis.usage import RedisUsageLog
@@ -43,4 +44,5 @@ def connect(url: str, *, retries: int = 3) -> Storage:
         presence=RedisPresence(client),
         manual=RedisManualAnswers(client),
         steps=RedisStepLog(client, jobs, progress, leases),
+        quotas=RedisQuotas(client),
     )

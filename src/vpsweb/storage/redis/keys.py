@@ -66,3 +66,36 @@ def pending(job_id: str) -> str:
 def answers(job_id: str) -> str:
     """Hash: step key -> a person's accepted answer (manual mode)."""
     return f"{PREFIX}:job:{job_id}:answers"
+
+
+def quota(bucket: str) -> str:
+    """Hash: a quota bucket's levels, adaptive allowance, pause and counters. The
+    provider's name is the hash tag, so that a provider's and its models' keys share a
+    Redis Cluster slot (the scripts touch them together)."""
+    provider, _, model = bucket.partition("/")
+    return f"{PREFIX}:quota:{{{provider}}}" + (f":m:{model}" if model else "")
+
+
+def quota_in_flight(bucket: str) -> str:
+    """Sorted set: the bucket's permits -> lapse time (epoch s)."""
+    return f"{quota(bucket)}:inflight"
+
+
+def quota_queue(provider: str) -> str:
+    """Sorted set: calls waiting for the provider -> priority class and fair-share tag."""
+    return f"{quota(provider)}:queue"
+
+
+def quota_seen(provider: str) -> str:
+    """Sorted set: waiting calls -> when they last asked (stale ones leave the queue)."""
+    return f"{quota(provider)}:seen"
+
+
+def quota_flows(provider: str) -> str:
+    """Hash: flow (batch or job) -> its last fair-share tag; ``_v`` the last one served."""
+    return f"{quota(provider)}:flows"
+
+
+def quota_wake(provider: str) -> str:
+    """Prefix of the list a waiting call blocks on (its ticket appended)."""
+    return f"{quota(provider)}:wake:"

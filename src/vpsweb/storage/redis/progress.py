@@ -20,6 +20,7 @@ from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.lua import Lua
 from vpsweb.storage.redis.store import STREAM_MAXLEN, event_fields
+from vpsweb.storage.spend import SPENT_FIELD
 
 # What XREAD returns with decode_responses=True: [(stream, [(id, fields), ...])].
 StreamBatch = list[tuple[str, list[tuple[str, dict[str, str]]]]] | None
@@ -86,9 +87,10 @@ class RedisProgressLog(ProgressLog):
         ]
         return self._finished(keys=names, args=args, client=client)
 
-    def straggler_check(self, job_id: str) -> tuple[str | None, float | None]:
-        status, left = self._straggler(keys=[keys.job(job_id), keys.progress(job_id)])
-        return (status or None), (float(left) if left else None)
+    def straggler_check(self, job_id: str) -> tuple[str | None, float | None, float]:
+        names = [keys.job(job_id), keys.progress(job_id)]
+        status, left, spent = self._straggler(keys=names, args=[SPENT_FIELD])
+        return (status or None), (float(left) if left else None), float(spent or 0.0)
 
     def snapshot(self, job_id: str) -> ProgressSnapshot:
         return snapshot_of(cast(dict[str, str], self.redis.hgetall(keys.progress(job_id))))

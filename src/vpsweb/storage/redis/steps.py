@@ -12,12 +12,20 @@ from typing import Any
 
 import redis
 
-from vpsweb.storage.base import CandidateEnd, Event, JobStatus, StepLog, StepStart
+from vpsweb.storage.base import (
+    CandidateEnd,
+    Event,
+    JobStatus,
+    StepLog,
+    StepStart,
+)
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.leases import RedisLeases
+from vpsweb.storage.redis.lua import Lua
 from vpsweb.storage.redis.progress import RedisProgressLog
 from vpsweb.storage.redis.store import RedisJobStore
+from vpsweb.storage.spend import SPENT_FIELD, billed_cost
 
 
 @translating
@@ -30,6 +38,7 @@ class RedisStepLog(StepLog):
         leases: RedisLeases,
     ) -> None:
         self.redis, self.jobs, self.progress, self.leases = client, jobs, progress, leases
+        self._stored = Lua(client, "step_stored.lua")
 
     def begin(
         self,
@@ -72,14 +81,14 @@ class RedisStepLog(StepLog):
         once: str,
         item: CandidateEnd | None,
     ) -> str:
-        name = keys.step(job_id, key)
+        names = [keys.step(job_id, key), keys.job(job_id)]
+        cost = billed_cost(payload)
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(name, payload, nx=True, ex=ttl)
-            pipe.get(name)
+            self._stored(keys=names, args=[payload, ttl, f"{cost:.10f}", SPENT_FIELD], client=pipe)
             self.leases.release_on(pipe, job_id, key, owner)
             if item is not None:
                 self.progress.candidate_finished_on(pipe, job_id, item, ttl)
             elif end is not None:
                 self.progress.emit_on(pipe, job_id, end, ttl, once=once)
             replies: list[Any] = pipe.execute()
-        return replies[1] if replies[1] is not None else payload
+        return replies[0] if replies[0] is not None else payload

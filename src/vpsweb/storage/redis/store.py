@@ -24,6 +24,7 @@ from vpsweb.storage.base import Event, JobRecord, JobStatus, JobStore, Submissio
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.lua import Lua
+from vpsweb.storage.spend import SPENT_FIELD
 
 PLAN_CACHE_SIZE = 512
 STREAM_MAXLEN = 1000
@@ -85,6 +86,11 @@ class RedisJobStore(JobStore):
     def status(self, job_id: str) -> JobStatus | None:
         value = cast(str | None, self.redis.hget(keys.job(job_id), "status"))
         return JobStatus(value) if value else None
+
+    def status_and_spent(self, job_id: str) -> tuple[JobStatus | None, float]:
+        reply = cast(list[str | None], self.redis.hmget(keys.job(job_id), ["status", SPENT_FIELD]))
+        value, spent = reply
+        return (JobStatus(value) if value else None), float(spent or 0.0)
 
     def plan(self, job_id: str) -> JobPlan | None:
         with self._plans_lock:

@@ -3,6 +3,8 @@
 // the page draws it and decides nothing (a candidate's status and its words come
 // from the server). The bar only moves forward and is redrawn only when its
 // whole-number percentage changes. window.vpsweb counts events and renders (tests).
+// A call waiting for its provider's quota is one more status drawn as the server says
+// (its label and message, class waiting-for-quota): the job is still running.
 (function () {
   "use strict";
   var root = document.getElementById("job");

@@ -120,12 +120,12 @@ def test_counting_from_many_threads_counts_each_once(store: Backend) -> None:
 def test_the_straggler_quorum_starts_a_grace_period(store: Backend) -> None:
     plan = store.job()
     log, job = store.storage.progress, plan.job_id
-    assert log.straggler_check(job) == ("queued", None)  # no quorum yet
+    assert log.straggler_check(job) == ("queued", None, 0.0)  # no quorum yet, no spend
     quorum = {"quorum": 2, "grace": 0.1}
     _finish(store, job, 0, 3, details={"duration_s": 1.0}, **quorum)
     assert log.straggler_check(job)[1] is None
     _finish(store, job, 1, 3, details={"duration_s": 3.0}, **quorum)
-    status, left = log.straggler_check(job)
+    status, left, _ = log.straggler_check(job)
     assert status == "queued" and left is not None
     assert 0.15 < left <= 0.21  # 0.1 x the median 2 s, rounded to the millisecond
     store.advance(0.3)

@@ -1,0 +1,318 @@
+"""The cluster-wide quota in memory: the rules of quota_acquire.lua and
+quota_settle.lua beside storage.redis, each operation one critical section.
+
+Time is the keyspace's clock (a ManualClock in tests), so refills, lapses and pauses
+follow it. A waiting call's ``nap`` blocks on a condition that ``settle`` notifies,
+for at most its seconds of real time; with a ManualClock it returns at once (time
+does not pass by itself there: the caller moves it).
+
+Two rules differ from the scripts on purpose (the contract tests mark the Redis side
+until they are fixed): equal scores in the queue go by arrival (a ZSET ranks them by
+ticket name), and a refusal says "requests" only when the request bucket binds.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from vpsweb.domain.permits import Bucket, Grant, Limits, QuotaAsk, QuotaState, Settlement
+from vpsweb.storage.memory.state import Keyspace, ManualClock, Name
+from vpsweb.storage.quotas import Quotas
+
+STALE_S = 5.0  # a waiting call that has not asked for this long has gone (worker died)
+PACE, BURST_S = 0.95, 0.5  # requests at 95 % of the rate, bursts of 0.5 s (acquire.lua)
+CUT, INCREASE, INITIAL, CEILING = 0.85, 0.5, 4, 512  # the allowance (quota_settle.lua)
+CLASS = 1e12  # a batch call's score is past every interactive call's
+WAKE_TTL_S = 5.0  # an unheard wake-up lapses (the Redis list's PEXPIRE)
+FLOWS_TTL_S = 86400
+POLL_S, NO_LIMIT = 0.5, 10**9
+
+
+def _hash(bucket: str) -> Name:
+    """A bucket's levels, allowance, pause and counters (Redis: ``keys.quota``)."""
+    return ("quota", bucket)
+
+
+def _in_flight(bucket: str) -> Name:
+    return ("quota-inflight", bucket)
+
+
+def _queue(provider: str) -> Name:
+    """Ticket -> (score, arrival): class and fair-share tag, then arrival."""
+    return ("quota-queue", provider)
+
+
+def _seen(provider: str) -> Name:
+    return ("quota-seen", provider)
+
+
+def _flows(provider: str) -> Name:
+    return ("quota-flows", provider)
+
+
+def _wake(provider: str, ticket: str) -> Name:
+    return ("quota-wake", provider, ticket)
+
+
+def _arrivals(provider: str) -> Name:
+    return ("quota-arrivals", provider)
+
+
+def _ranked(queue: dict[str, tuple[float, int]]) -> list[str]:
+    return sorted(queue, key=lambda t: queue[t])
+
+
+class MemoryQuotas(Quotas):
+    def __init__(self, space: Keyspace) -> None:
+        self.space = space
+
+    @property
+    def _woken(self) -> threading.Condition:
+        """Notified by every settlement (shared by every MemoryQuotas on the keyspace)."""
+        cond: threading.Condition = self.space.setdefault(
+            ("quota-woken",), lambda: threading.Condition(self.space.lock)
+        )
+        return cond
+
+    # --- acquire -----------------------------------------------------------------------
+
+    def acquire(self, ask: QuotaAsk, settle: Sequence[Settlement] = ()) -> Grant:
+        with self.space.lock:
+            for done in settle:
+                self._settle_one(done)
+            return self._acquire(ask)
+
+    def _acquire(self, ask: QuotaAsk) -> Grant:
+        space, now, p = self.space, self.space.clock(), ask.provider.name
+        queue: dict[str, tuple[float, int]] = space.setdefault(_queue(p), dict)
+        seen: dict[str, float] = space.setdefault(_seen(p), dict)
+
+        # Waiters that stopped asking (their worker died) leave the queue.
+        for gone in [t for t, at in seen.items() if at <= now - STALE_S]:
+            queue.pop(gone, None)
+            del seen[gone]
+
+        # Place: priority class, then the flow's fair-share tag, then arrival.
+        if ask.ticket not in queue:
+            flows: dict[str, float] = space.setdefault(_flows(p), dict)
+            v = flows.get("_v", 0.0)
+            if ask.resume:
+                tag = v
+            else:
+                tag = max(v, flows.get(ask.flow, 0.0)) + 1
+                flows[ask.flow] = tag
+            arrival = space.get(_arrivals(p)) or 0
+            space.put(_arrivals(p), arrival + 1)
+            queue[ask.ticket] = (int(ask.batch) * CLASS + tag, arrival)
+            space.expire(_flows(p), FLOWS_TTL_S)
+        seen[ask.ticket] = now
+        ahead = _ranked(queue).index(ask.ticket)
+
+        room = _Room(space, now, ask, ahead)
+        free, wait, why, levels = room.of(ask.provider, adaptive=True)
+        model_levels: dict[str, float] = {}
+        if ask.model is not None:
+            mfree, mwait, mwhy, model_levels = room.of(ask.model, adaptive=False)
+            if mfree < free:
+                free, wait, why = mfree, mwait, mwhy
+        paused = space.setdefault(_hash(p), dict).get("paused_until", 0.0)
+        if paused > now:
+            return Grant(granted=False, ahead=ahead, retry_in_s=paused - now, reason="paused")
+        if ahead >= free:
+            if why == "":
+                why, wait = "queue", POLL_S
+            return Grant(granted=False, ahead=ahead, retry_in_s=wait, reason=why)
+
+        score, _arrival = queue.pop(ask.ticket)
+        del seen[ask.ticket]
+        flows = space.setdefault(_flows(p), dict)
+        tag = score - int(ask.batch) * CLASS
+        if tag > flows.get("_v", 0.0):
+            flows["_v"] = tag
+        room.take(ask.provider, levels)
+        if ask.model is not None:
+            room.take(ask.model, model_levels)
+        h = space.setdefault(_hash(p), dict)
+        h["calls"] = h.get("calls", 0) + 1
+        return Grant(granted=True, permit=ask.ticket)
+
+    # --- settle ------------------------------------------------------------------------
+
+    def settle(self, done: Sequence[Settlement]) -> None:
+        if not done:
+            return
+        with self.space.lock:
+            for d in done:
+                self._settle_one(d)
+
+    def _settle_one(self, done: Settlement) -> None:
+        space, now = self.space, self.space.clock()
+        ask, p = done.ask, done.ask.provider.name
+        reserved = ask.tokens
+        used = -1 if done.used_tokens is None else done.used_tokens
+        h: dict[str, Any] = space.setdefault(_hash(p), dict)
+        in_flight: dict[str, float] = space.setdefault(_in_flight(p), dict)
+
+        def refund(hash_: dict[str, Any], tpm: int) -> None:
+            if tpm <= 0 or used < 0:
+                return
+            rate = tpm / 60 * PACE
+            level = hash_.get("tok", 0.0)
+            since = hash_.get("tok_ts", now)
+            level = level + max(0.0, now - since) * rate + max(0, reserved - used)
+            hash_["tok"], hash_["tok_ts"] = min(level, max(rate, reserved)), now
+
+        was_granted = in_flight.pop(done.permit, None)  # lapse time: granted + hold_s
+        refund(h, ask.provider.limits.tokens_per_minute)
+        if ask.model is not None:
+            space.setdefault(_in_flight(ask.model.name), dict).pop(done.permit, None)
+            refund(
+                space.setdefault(_hash(ask.model.name), dict), ask.model.limits.tokens_per_minute
+            )
+        if done.waited_s > 0:
+            h["waits"] = h.get("waits", 0) + 1
+            h["wait_s"] = h.get("wait_s", 0.0) + done.waited_s
+
+        # The allowance adapts as TCP's window does (quota_settle.lua): a slow start
+        # from INITIAL when nothing is declared, else from max_concurrent; one cut to
+        # CUT times what was being served per round of calls; additive increase.
+        conc = ask.provider.limits.max_concurrent
+        allowance = float(h.get("allowance", 0.0))
+        slow = h.get("slow_start")
+        if allowance <= 0:
+            allowance = conc if conc > 0 else INITIAL
+            slow = "0" if conc > 0 else "1"
+        cap = conc if conc > 0 else CEILING
+        if done.throttled:
+            h["throttled"] = h.get("throttled", 0) + 1
+            granted = now if was_granted is None else was_granted - ask.hold_s
+            if granted >= h.get("last_cut", 0.0):  # sent after the last cut: news
+                serving = len(in_flight)
+                allowance = max(1.0, min(allowance, serving) * CUT)
+                slow = "0"
+                h["last_cut"] = now
+        elif used >= 0:
+            allowance = min(cap, allowance + (1 if slow == "1" else INCREASE / allowance))
+        h["allowance"], h["slow_start"] = allowance, slow
+        pause = -1.0 if done.retry_after_s is None else done.retry_after_s
+        if pause > 0 and now + pause > h.get("paused_until", 0.0):
+            h["paused_until"] = now + pause
+
+        # Wake the head of the queue: it asks again at once instead of at its next poll.
+        ranked = _ranked(space.get(_queue(p)) or {})
+        if ranked:
+            wake = _wake(p, ranked[0])
+            space.setdefault(wake, list).append("1")
+            space.expire(wake, WAKE_TTL_S)
+        self._woken.notify_all()
+
+    # --- waiting -----------------------------------------------------------------------
+
+    def withdraw(self, ask: QuotaAsk) -> None:
+        p = ask.provider.name
+        with self.space.lock:
+            (self.space.get(_queue(p)) or {}).pop(ask.ticket, None)
+            (self.space.get(_seen(p)) or {}).pop(ask.ticket, None)
+            self.space.delete(_wake(p, ask.ticket))
+
+    def nap(self, ask: QuotaAsk, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        wake = _wake(ask.provider.name, ask.ticket)
+        until = time.monotonic() + seconds
+        with self.space.lock:
+            woken = self._woken
+            while True:
+                pending: list[str] | None = self.space.get(wake)
+                if pending:  # BLPOP: take one wake-up
+                    pending.pop(0)
+                    if not pending:
+                        self.space.delete(wake)
+                    return
+                left = until - time.monotonic()
+                if left <= 0 or isinstance(self.space.clock, ManualClock):
+                    return
+                woken.wait(left)
+
+    # --- state -------------------------------------------------------------------------
+
+    def state(self, buckets: Sequence[str]) -> list[QuotaState]:
+        found = []
+        with self.space.lock:
+            for b in buckets:
+                h = self.space.get(_hash(b)) or {}
+                allowance = h.get("allowance")
+                found.append(
+                    QuotaState(
+                        bucket=b,
+                        calls=int(h.get("calls", 0)),
+                        waits=int(h.get("waits", 0)),
+                        wait_s=float(h.get("wait_s", 0.0)),
+                        throttled=int(h.get("throttled", 0)),
+                        allowance=float(allowance) if allowance else None,
+                        in_flight=len(self.space.get(_in_flight(b)) or {}),
+                        queued=len(self.space.get(_queue(b.partition("/")[0])) or {}),
+                    )
+                )
+        return found
+
+
+class _Room:
+    """How many of the queue's first calls a bucket lets go now (quota_acquire.lua's
+    ``room``), and taking a permit from it (``take``)."""
+
+    def __init__(self, space: Keyspace, now: float, ask: QuotaAsk, ahead: int) -> None:
+        self.space, self.now, self.ask, self.ahead = space, now, ask, ahead
+
+    def _refill(self, h: dict[str, Any], name: str, rate: float, cap: float) -> float:
+        level = h.get(name, cap)
+        since = h.get(name + "_ts", self.now)
+        return float(min(cap, level + max(0.0, self.now - since) * rate))
+
+    def of(self, bucket: Bucket, *, adaptive: bool) -> tuple[float, float, str, dict[str, float]]:
+        now, ahead, tokens = self.now, self.ahead, self.ask.tokens
+        lim: Limits = bucket.limits
+        h: dict[str, Any] = self.space.setdefault(_hash(bucket.name), dict)
+        in_flight: dict[str, float] = self.space.setdefault(_in_flight(bucket.name), dict)
+        for lapsed in [t for t, at in in_flight.items() if at <= now]:
+            del in_flight[lapsed]
+        free: float = NO_LIMIT
+        wait, why = 0.0, ""
+        conc = lim.max_concurrent
+        if adaptive:  # the provider's allowance; unset: declared, or a slow start
+            allowance = h.get("allowance", 0.0)
+            if allowance <= 0:
+                allowance = conc if conc > 0 else INITIAL
+            if conc == 0 or allowance < conc:
+                conc = max(1, math.floor(allowance))
+        if conc > 0:
+            free = conc - len(in_flight)
+            if free <= ahead:
+                wait, why = POLL_S, "concurrency"
+        levels: dict[str, float] = {}
+        if lim.requests_per_minute > 0:
+            rate = lim.requests_per_minute / 60 * PACE
+            level = levels["req"] = self._refill(h, "req", rate, max(1.0, rate * BURST_S))
+            free = min(free, math.floor(level))
+            if math.floor(level) <= ahead:  # the request bucket binds (not just concurrency)
+                wait, why = max(wait, (ahead + 1 - level) / rate), "requests"
+        if lim.tokens_per_minute > 0:
+            rate = lim.tokens_per_minute / 60 * PACE
+            level = levels["tok"] = self._refill(h, "tok", rate, max(rate, tokens))
+            if level < tokens:
+                free = 0
+                wait, why = max(wait, (tokens - level) / rate), "tokens"
+        return free, wait, why, levels
+
+    def take(self, bucket: Bucket, levels: dict[str, float]) -> None:
+        now, ask = self.now, self.ask
+        self.space.setdefault(_in_flight(bucket.name), dict)[ask.ticket] = now + ask.hold_s
+        h: dict[str, Any] = self.space.setdefault(_hash(bucket.name), dict)
+        if bucket.limits.requests_per_minute > 0:
+            h["req"], h["req_ts"] = levels["req"] - 1, now
+        if bucket.limits.tokens_per_minute > 0:
+            h["tok"], h["tok_ts"] = levels["tok"] - ask.tokens, now

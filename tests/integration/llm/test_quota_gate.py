@@ -1,0 +1,128 @@
+"""The providers' quotas, cluster-wide: real Redis, two worker processes, and the
+simulator answering 429 with retry-after and x-ratelimit-* headers as providers do."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers.cluster import Cluster
+from tests.helpers.poems import POEM
+from vpsweb.domain.progress import EventKind
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _no_retries(d: dict[str, Any]) -> None:
+    """Steps get no retries at all: a 429 that counted as an attempt would fail them."""
+    for mode in d["modes"].values():
+        for step in mode["steps"].values():
+            step["retries"] = 0
+
+
+def _limit(**limits: int):
+    def edit(d: dict[str, Any], _url: str) -> None:
+        d["providers"]["simulator"]["limits"] = limits
+
+    return edit
+
+
+def _batch(client: Any, n: int, parallel_count: int = 2) -> list[Any]:
+    request = {"poem": POEM, "source_lang": "en", "target_lang": "zh-CN"}
+    return client.submit_many([request | {"parallel_count": parallel_count}] * n, offline=True)
+
+
+def _paid_calls(jobs: list[Any]) -> int:
+    """LLM calls the results say were made (and paid), over every step."""
+    return sum(j.result(timeout=5).totals.llm_calls for j in jobs)
+
+
+def test_a_declared_rate_is_shared_by_every_worker_and_never_tripped(tmp_path: Path) -> None:
+    c = Cluster(
+        tmp=tmp_path,
+        latency_ms=200,
+        sim_args=("--rpm", "600", "--burst", "10"),
+        models_edit=_limit(requests_per_minute=600),
+        edit=_no_retries,
+        concurrency=16,
+    )
+    try:
+        c.add_worker()
+        c.add_worker()
+        client = c.client()
+        started = time.monotonic()
+        jobs = _batch(client, 8)
+        for job in jobs:
+            job.result(timeout=120)
+        took = time.monotonic() - started
+        stats = c.sim_stats()
+        paid = _paid_calls(jobs)
+        [state] = client.storage.quotas.state(["simulator"])
+        waited = [e for e in jobs[-1].events(timeout=5) if e.event is EventKind.WAITING_FOR_QUOTA]
+    finally:
+        c.close()
+    print(f"\n{paid} calls in {took:.1f}s at 10/s allowed; {stats['throttled']} 429s; {state}")
+    assert stats["throttled"] <= max(1, paid // 100)  # at most 1 % of the calls
+    assert stats["accepted"] == paid  # every call made once
+    assert took >= paid / 10 * 0.9  # the shared allowance held them back: 10 calls/s
+    assert state.waits > 0 and state.calls >= paid
+    assert waited and "waiting for simulator quota" in waited[0].message
+
+
+def test_an_undeclared_concurrency_limit_is_learnt_from_429s(tmp_path: Path) -> None:
+    c = Cluster(
+        tmp=tmp_path,
+        latency_ms=300,
+        sim_args=("--max-concurrent", "3"),
+        edit=_no_retries,
+        concurrency=16,
+    )
+    try:
+        c.add_worker()
+        c.add_worker()
+        client = c.client()
+        jobs = _batch(client, 8)
+        for job in jobs:
+            job.result(timeout=120)  # a 429 never fails a step: no retries were allowed
+        stats = c.sim_stats()
+        paid = _paid_calls(jobs)
+        [state] = client.storage.quotas.state(["simulator"])
+    finally:
+        c.close()
+    print(f"\n{paid} calls, {stats['throttled']} 429s, allowance now {state.allowance}")
+    assert stats["accepted"] == paid
+    assert 0 < stats["throttled"] <= paid * 0.15
+    assert state.throttled == stats["throttled"]
+    assert state.allowance is not None and state.allowance < 6  # learnt: about 3
+
+
+def test_an_interactive_job_goes_before_a_batch(tmp_path: Path) -> None:
+    c = Cluster(
+        tmp=tmp_path,
+        latency_ms=100,
+        sim_args=("--rpm", "300", "--burst", "5"),
+        models_edit=_limit(requests_per_minute=300),
+        concurrency=16,
+    )
+    try:
+        c.add_worker()
+        client = c.client()
+        batch = _batch(client, 10)  # 80 calls at 5/s: 16 s
+        c.wait_for(lambda: c.sim_stats()["accepted"] >= 10, 30, "the batch under way")
+        started = time.monotonic()
+        job = c.submit(client, parallel_count=2)
+        job.result(timeout=60)
+        interactive_s = time.monotonic() - started
+        unfinished = sum(1 for j in batch if not j.record().status.terminal)
+        for j in batch:
+            j.cancel()
+    finally:
+        c.close()
+    print(f"\ninteractive job: {interactive_s:.1f}s with {unfinished} batch jobs unfinished")
+    # Its 8 calls went ahead of the batch's queue: about 8 / 5 s plus its latency,
+    # where the back of the batch's queue was 10 s or more away.
+    assert interactive_s < 6
+    assert unfinished >= 5
