@@ -197,6 +197,16 @@ class LLMTimeout(TransientLLMError):
     """The call exceeded the step's timeout on its last attempt."""
 
 
+class QuotaParked(VpswebError):
+    """A batch step gives its worker thread back instead of waiting for quota in it:
+    its task runs again in ``after_s`` seconds (nothing was paid; the step is as if it
+    had not started). Not an LLM error: it neither fails nor falls back."""
+
+    def __init__(self, message: str, *, after_s: float) -> None:
+        super().__init__(message)
+        self.after_s = after_s
+
+
 class QuotaWaitTooLong(TransientLLMError):
     """The provider's quota would keep the call waiting past the step's worst case."""
 

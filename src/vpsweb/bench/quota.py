@@ -6,9 +6,10 @@ a) declared 240 rpm (burst 8): a batch; share = accepted calls / makespan / 4 pe
 b) undeclared concurrency 8: a batch; bound = 8 / the simulator's mean latency.
 c) a's limits: one interactive job, idle, then while a batch saturates the quota.
 d) the quota's Redis round trips per call, from MONITOR (the gate has no off switch):
-   an acquire is one (settlements pipelined with it ride along); a run of settlements
-   that no acquire of its connection follows within 2 ms went alone (one); a nap
-   (BLPOP) or withdrawal is one. With an allowance that never binds, and during a).
+   commands of one connection within 2 ms are one pipeline; an acquire is one round
+   trip (settlements pipelined with it ride along); settlements pipelined with a step's
+   own writes (its finish) cost none; settlements alone are one; a nap (BLPOP) or a
+   withdrawal is one. With an allowance that never binds, and during a).
 Paid once: calls the simulator accepted = attempts the jobs recorded.
 """
 
@@ -79,22 +80,29 @@ def ratio(part: float, whole: float) -> float:
 
 def round_trips(events: list[tuple[float, str, str]], gap_s: float = 0.002) -> Counter[str]:
     """Quota round trips from MONITOR's (time, connection, kind) in order (see the
-    module docstring); kinds: acquire, settle, nap, withdraw, other."""
+    module docstring); kinds: acquire, settle, nap, withdraw, other. Commands of one
+    connection less than ``gap_s`` apart are one pipeline, one round trip."""
     counts: Counter[str] = Counter()
-    open_run: dict[str, float] = {}  # connection -> time of its last unsent settlement
+
+    def close(kinds: list[str]) -> None:
+        if "settle" in kinds:  # with an ask or a step's own writes, it cost nothing
+            rode = "acquire" in kinds or "other" in kinds
+            counts["settle_rode" if rode else "settle_alone"] += 1
+        for kind in ("acquire", "nap", "withdraw"):
+            counts[kind] += kinds.count(kind)
+
+    open_: dict[str, tuple[float, list[str]]] = {}  # connection -> its pipeline so far
     for ts, conn, kind in events:
-        last = open_run.pop(conn, None)
-        joined = last is not None and ts - last <= gap_s
-        if kind == "settle":
-            if last is not None and not joined:
-                counts["settle_alone"] += 1
-            open_run[conn] = ts
+        last = open_.get(conn)
+        if last is not None and ts - last[0] <= gap_s:
+            last[1].append(kind)
+            open_[conn] = (ts, last[1])
             continue
         if last is not None:
-            counts["settle_rode" if kind == "acquire" and joined else "settle_alone"] += 1
-        if kind != "other":
-            counts[kind] += 1
-    counts["settle_alone"] += len(open_run)
+            close(last[1])
+        open_[conn] = (ts, [kind])
+    for _, kinds in open_.values():
+        close(kinds)
     counts["round_trips"] = sum(counts[k] for k in ("acquire", "settle_alone", "nap", "withdraw"))
     return counts
 

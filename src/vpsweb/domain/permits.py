@@ -44,13 +44,16 @@ class QuotaAsk:
 
 @dataclass(frozen=True)
 class Grant:
-    """The answer to an ask: a permit, or how many calls are ahead and when to ask again."""
+    """The answer to an ask: a permit, or how many calls are ahead and when to ask again.
+    With a permit, ``ahead`` counts the calls still waiting (the provider is contended:
+    a returned permit should go back at once)."""
 
     granted: bool
     permit: str = ""
     ahead: int = 0
     retry_in_s: float = 0.0
     reason: str = ""  # why not: "concurrency", "requests", "tokens", "paused", "queue"
+    room: int = 0  # with a permit: how many more calls could go now (near 0: contended)
 
 
 @dataclass(frozen=True)

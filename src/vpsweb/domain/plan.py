@@ -79,6 +79,10 @@ class CandidatePlan(BaseModel):
     call: StepCall
 
 
+# Steps that ask a judge, in several orders (and re-ask it up to judge_retries).
+JUDGED_STEPS = ("evaluation", "revision_check")
+
+
 class JobPlan(BaseModel):
     """``candidates`` plans the fan-out stage; ``steps`` every other stage by name."""
 
@@ -127,7 +131,7 @@ class JobPlan(BaseModel):
 
     def step_budget_s(self, step: str, index: int | None = None) -> float:
         """Worst case of one step: its call's budget for every answer it may re-ask."""
-        judged = step in ("evaluation", "revision_check")
+        judged = step in JUDGED_STEPS
         retries = self.judge_retries if judged else self.parse_retries
         call = self.call(step, index)
         # Each fallback model may spend a whole budget of its own after the model before it.

@@ -12,6 +12,7 @@ the whole attempt and a cancelled job abandons its call at once.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import os
 import threading
 import time
@@ -33,6 +34,7 @@ from vpsweb.llm.quota_gate import Caller, Permit, QuotaGate
 from vpsweb.llm.responses import Completion, Retry, completion_of, status_error
 
 if TYPE_CHECKING:  # pragma: no cover - the plan module imports the stages, which import this
+    from vpsweb.domain.permits import Settlement
     from vpsweb.domain.plan import StepCall
     from vpsweb.storage.quotas import Quotas
 
@@ -91,7 +93,7 @@ class OpenAICompatibleClient:
         quotas: Quotas | None = None,
     ) -> None:
         self._models = models
-        self._quotas = quotas
+        self._quotas, self._threads = quotas, 32
         self._gate: QuotaGate | None = None
         self._env = env if env is not None else os.environ
         self._sleep = sleep
@@ -184,6 +186,17 @@ class OpenAICompatibleClient:
         """This client, for one step of one job: its calls wait for quota permits."""
         return _CallerClient(self, caller)
 
+    def sized_for(self, threads: int) -> None:
+        """The worker's thread count (before its first call): parkable quota waits
+        take at most half of them."""
+        self._threads = threads
+
+    def settlements_due(self) -> list[Settlement]:
+        """Quota settlements this process owes: a step's end sends them with its own
+        round trip (``StepLog.finish``), so that returning a permit costs none."""
+        gate = self._gate
+        return gate.take_due() if gate is not None else []
+
     def gate(self) -> QuotaGate | None:
         if self._quotas is None:
             return None
@@ -193,7 +206,7 @@ class OpenAICompatibleClient:
                     from vpsweb.config import load_config
 
                     self._models = load_config().models
-                self._gate = QuotaGate(self._quotas, self._models)
+                self._gate = QuotaGate(self._quotas, self._models, threads=self._threads)
             return self._gate
 
     def complete_for(
@@ -223,13 +236,13 @@ class OpenAICompatibleClient:
             except Retry as retry:
                 if gate is not None and permit is not None:
                     gate.settle(
-                        permit,
-                        used_tokens=None,
-                        throttled=retry.throttled,
-                        pause_s=retry.retry_after if retry.throttled else None,
+                        permit, used_tokens=None, throttled=retry.throttled, pause_s=retry.window_s
                     )
                     if retry.throttled:
                         throttled = retry.error
+                        _still_time(caller, throttled)
+                        if retry.window_s is None and retry.retry_after:
+                            self._pause(retry.retry_after, check)  # this call only
                         continue
                 if attempt > call.retries:
                     raise retry.error from retry.__cause__
@@ -319,6 +332,15 @@ class OpenAICompatibleClient:
         return completion_of(endpoint, response, latency_s, attempt, where, key)
 
 
+def _still_time(caller: Caller | None, throttled: TransientLLMError) -> None:
+    """After a 429: QuotaWaitTooLong once the caller's time to wait is over (a provider
+    that keeps refusing a call that gets its permit at once is waited for no longer)."""
+    if caller is not None and time.time() >= caller.deadline:
+        raise QuotaWaitTooLong(
+            f"the step's time to wait is over; the provider last said: {throttled}"
+        ) from None
+
+
 def _permit(
     gate: QuotaGate,
     endpoint: Endpoint,
@@ -359,7 +381,10 @@ class _CallerClient:
         *,
         check: Callable[[], float | None] | None = None,
     ) -> Completion:
-        return self.client.complete_for(self.caller, call, messages, check=check)
+        completion = self.client.complete_for(self.caller, call, messages, check=check)
+        if self.caller.parkable:  # a paid answer in hand: the step no longer parks
+            self.caller = dataclasses.replace(self.caller, parkable=False)
+        return completion
 
 
 def _body(endpoint: Endpoint, call: StepCall, messages: list[dict[str, str]]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ step's retries and none of the call's ``timeout_s``; it ends at the job's deadli
 (or, for a step with fallback models, at the step's worst case, so that the next
 model can take over). Settlements are not sent on their own when it can be helped:
 they ride with the process's next ask (one round trip for both), or go within
-FLUSH_S when no ask comes.
+RIDE_S when no ask comes.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING
 
 from vpsweb.config.schema import Limits as LimitsConfig
 from vpsweb.config.schema import ModelsConfig
-from vpsweb.domain.permits import Bucket, Limits, QuotaAsk, Settlement
+from vpsweb.domain.permits import Bucket, Grant, Limits, QuotaAsk, Settlement
 from vpsweb.domain.tokens import estimate_tokens
-from vpsweb.errors import QuotaWaitTooLong, StoreUnavailable
+from vpsweb.errors import QuotaParked, QuotaWaitTooLong, StoreUnavailable
 from vpsweb.llm.endpoints import Endpoint
 
 if TYPE_CHECKING:  # pragma: no cover - the storage package imports the plan, which imports llm
@@ -33,9 +33,11 @@ if TYPE_CHECKING:  # pragma: no cover - the storage package imports the plan, wh
 
 log = logging.getLogger(__name__)
 
-FLUSH_S = 0.02  # a settlement waits at most this long for an ask to ride with
-NAP_MAX_S = 0.5  # a waiting call checks for cancellation at least this often
+RIDE_S = 1.0  # an uncontended settlement waits at most this long for an ask to ride with
+NAP_MAX_S = 2.0  # a waiting call checks for cancellation at least this often
 HOLD_MARGIN_S = 30.0  # a permit outlives its call's timeout by this much
+TELL_S = 1.0  # a wait this long (or expected to be) is said in the job's progress
+PARK_MIN_S, PARK_MAX_S = 1.0, 5.0  # a parked step's task runs again after this long
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class Caller:
     batch: bool
     flow: str
     deadline: float  # epoch s: a quota wait ends before the job's deadline
+    # A batch step's first call may give its thread back (QuotaParked) rather than wait
+    # in it, when enough of the process's threads already wait for quota.
+    parkable: bool = False
     # Told once when a call starts waiting ("waiting for deepseek quota ...") and once
     # when it got its permit after such a wait (done=True).
     on_wait: Callable[[str, bool], None] | None = None
@@ -57,6 +62,7 @@ class Permit:
     ask: QuotaAsk
     permit: str
     waited_s: float
+    contended: bool = False  # other calls were waiting when it was granted
 
 
 def _limits(cfg: LimitsConfig | None) -> Limits:
@@ -72,11 +78,15 @@ def _limits(cfg: LimitsConfig | None) -> Limits:
 class QuotaGate:
     """One per worker process, shared by its threads (thread-safe)."""
 
-    def __init__(self, quotas: Quotas, models: ModelsConfig) -> None:
+    def __init__(self, quotas: Quotas, models: ModelsConfig, *, threads: int = 32) -> None:
+        """``threads``: the worker's; parkable calls wait in at most half of them, so
+        that the other half stays free for interactive jobs' tasks."""
         self.quotas, self.models = quotas, models
-        self._lock = threading.Lock()
+        self.max_waiters = max(1, threads // 2)
+        self._waiters = 0
+        self._cond = threading.Condition()
         self._due: list[Settlement] = []
-        self._wake = threading.Event()
+        self._urgent = False  # a due settlement frees a slot someone waits for
         self._flusher: threading.Thread | None = None
 
     # --- buckets -----------------------------------------------------------------------
@@ -104,9 +114,56 @@ class QuotaGate:
         check: Callable[[], float | None] | None,
         resume: bool = False,
     ) -> Permit | None:
+        """The call's permit, once it has one (None: the store is unreachable, and the
+        call goes out without). Raises QuotaParked (a parkable call, half the threads
+        already waiting) or QuotaWaitTooLong (the caller's time is over, or a step with
+        fallbacks would wait past ``give_up_after_s``)."""
+        ask = self._ask(endpoint, body, caller, timeout_s=timeout_s, resume=resume)
+        started, told, refused = time.monotonic(), False, False
+        try:
+            while True:
+                try:
+                    grant = self.quotas.acquire(ask, self.take_due())
+                except StoreUnavailable:
+                    # No store, no shared allowance: the call goes out as it did before
+                    # quotas (a 429 is then an attempt); a job is not failed for it.
+                    log.warning("quota store unreachable: %s goes out without a permit", caller.key)
+                    return None
+                waited = time.monotonic() - started
+                if grant.granted:
+                    if told and caller.on_wait is not None:
+                        caller.on_wait(f"got {ask.provider.name} quota after {waited:.1f}s", True)
+                    contended = grant.ahead > 0 or grant.room <= 1
+                    return Permit(ask, grant.permit, waited if refused else 0.0, contended)
+                if not refused:
+                    self._park_or_wait(ask, caller, grant.retry_in_s)
+                    refused = True
+                left = _time_left(ask, grant, caller, waited, give_up_after_s)
+                if not told and max(waited, grant.retry_in_s) >= TELL_S:
+                    told = _tell(ask, grant, caller)
+                if check is not None:
+                    check()
+                self.quotas.nap(ask, min(max(grant.retry_in_s, 0.01), NAP_MAX_S, left))
+        except BaseException:
+            self._withdraw(ask)
+            raise
+        finally:
+            if refused:
+                with self._cond:
+                    self._waiters -= 1
+
+    def _ask(
+        self,
+        endpoint: Endpoint,
+        body: dict[str, object],
+        caller: Caller,
+        *,
+        timeout_s: float,
+        resume: bool,
+    ) -> QuotaAsk:
         provider, model = self.buckets(endpoint)
         prompt = sum(estimate_tokens(str(m.get("content", ""))) for m in _messages(body))
-        ask = QuotaAsk(
+        return QuotaAsk(
             provider=provider,
             model=model,
             ticket=uuid.uuid4().hex,
@@ -116,42 +173,20 @@ class QuotaGate:
             hold_s=timeout_s + HOLD_MARGIN_S,
             resume=resume,
         )
-        started, told, refused = time.monotonic(), False, False
-        try:
-            while True:
-                try:
-                    grant = self.quotas.acquire(ask, self._take_due())
-                except StoreUnavailable:
-                    # No store, no shared allowance: the call goes out as it did before
-                    # quotas (a 429 is then an attempt); a job is not failed for it.
-                    log.warning("quota store unreachable: %s goes out without a permit", caller.key)
-                    return None
-                waited = time.monotonic() - started
-                if grant.granted:
-                    if told and caller.on_wait is not None:
-                        caller.on_wait(f"got {provider.name} quota after {waited:.1f}s", True)
-                    return Permit(ask, grant.permit, waited if refused else 0.0)
-                refused = True
-                left = caller.deadline - time.time()
-                why = f"waited {waited:.1f}s for {provider.name} quota ({grant.reason})"
-                if left <= 0:
-                    raise QuotaWaitTooLong(f"{why}: the job's deadline has passed")
-                if give_up_after_s is not None and waited + grant.retry_in_s > give_up_after_s:
-                    raise QuotaWaitTooLong(
-                        f"{why}: more would pass the step's worst case ({give_up_after_s:g}s)"
-                    )
-                if not told and caller.on_wait is not None:
-                    caller.on_wait(
-                        f"waiting for {provider.name} quota ({grant.ahead} ahead; {grant.reason})",
-                        False,
-                    )
-                    told = True
-                if check is not None:
-                    check()
-                self.quotas.nap(ask, min(max(grant.retry_in_s, 0.01), NAP_MAX_S, left))
-        except BaseException:
-            self._withdraw(ask)
-            raise
+
+    def _park_or_wait(self, ask: QuotaAsk, caller: Caller, retry_in_s: float) -> None:
+        """Count this call among the process's waiters, or park it (QuotaParked) when
+        it may and half the threads already wait."""
+        with self._cond:
+            if not caller.parkable or self._waiters < self.max_waiters:
+                self._waiters += 1
+                return
+        after = min(max(retry_in_s, PARK_MIN_S), PARK_MAX_S)
+        self._withdraw(ask)
+        raise QuotaParked(
+            f"{caller.key}: {ask.provider.name} quota is taken; again in {after:.1f}s",
+            after_s=after,
+        )
 
     def _withdraw(self, ask: QuotaAsk) -> None:
         with contextlib.suppress(StoreUnavailable):  # a stale ticket leaves on its own
@@ -167,7 +202,9 @@ class QuotaGate:
         throttled: bool = False,
         pause_s: float | None = None,
     ) -> None:
-        """Queue the settlement: it rides with the next ask, or goes within FLUSH_S."""
+        """Queue the settlement. Where calls wait for the provider (or after a 429) it
+        goes at once; otherwise it rides with the process's next ask, or goes within
+        RIDE_S: an uncontended slot returned a little late costs nobody anything."""
         done = Settlement(
             ask=permit.ask,
             permit=permit.permit,
@@ -176,26 +213,30 @@ class QuotaGate:
             retry_after_s=pause_s,
             waited_s=permit.waited_s,
         )
-        with self._lock:
+        with self._cond:
             self._due.append(done)
+            self._urgent |= throttled or permit.contended
             if self._flusher is None or not self._flusher.is_alive():
                 self._flusher = threading.Thread(
                     target=self._flush_loop, name="vpsweb-quota-settle", daemon=True
                 )
                 self._flusher.start()
-        self._wake.set()
+            self._cond.notify_all()
 
-    def _take_due(self) -> list[Settlement]:
-        with self._lock:
-            due, self._due = self._due, []
+    def take_due(self) -> list[Settlement]:
+        with self._cond:
+            due, self._due, self._urgent = self._due, [], False
         return due
 
     def _flush_loop(self) -> None:
         while True:
-            self._wake.wait()
-            self._wake.clear()
-            time.sleep(FLUSH_S)
-            due = self._take_due()
+            with self._cond:
+                while not self._due:
+                    self._cond.wait()
+                until = time.monotonic() + RIDE_S
+                while self._due and not self._urgent and (left := until - time.monotonic()) > 0:
+                    self._cond.wait(left)
+            due = self.take_due()
             if not due:
                 continue
             try:
@@ -206,7 +247,31 @@ class QuotaGate:
 
     def flush(self) -> None:
         """Send what is due now (tests and shutdown)."""
-        self.quotas.settle(self._take_due())
+        self.quotas.settle(self.take_due())
+
+
+def _time_left(
+    ask: QuotaAsk, grant: Grant, caller: Caller, waited: float, give_up_after_s: float | None
+) -> float:
+    """Seconds the call may still wait; QuotaWaitTooLong when none are left."""
+    left = caller.deadline - time.time()
+    why = f"waited {waited:.1f}s for {ask.provider.name} quota ({grant.reason})"
+    if left <= 0:
+        raise QuotaWaitTooLong(f"{why}: the step's time to wait is over")
+    if give_up_after_s is not None and waited + grant.retry_in_s > give_up_after_s:
+        raise QuotaWaitTooLong(
+            f"{why}: more would pass the step's worst case ({give_up_after_s:g}s)"
+        )
+    return left
+
+
+def _tell(ask: QuotaAsk, grant: Grant, caller: Caller) -> bool:
+    """Say the wait in the job's progress (once); True when it was said."""
+    if caller.on_wait is None:
+        return False
+    where = f"{grant.ahead} ahead; {grant.reason}"
+    caller.on_wait(f"waiting for {ask.provider.name} quota ({where})", False)
+    return True
 
 
 def _messages(body: dict[str, object]) -> list[dict[str, object]]:

@@ -40,12 +40,20 @@ class Retry(VpswebError):
     attempt is left, and the wait the server asked for, if any."""
 
     def __init__(
-        self, error: TransientLLMError, retry_after: float | None = None, *, throttled: bool = False
+        self,
+        error: TransientLLMError,
+        retry_after: float | None = None,
+        *,
+        throttled: bool = False,
+        window_s: float | None = None,
     ) -> None:
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
         self.throttled = throttled  # a 429: under a quota gate, not an attempt
+        # The 429 said a window is spent (x-ratelimit-remaining-*: 0): every worker
+        # waits this long. Without it (a concurrency limit, say) only this call waits.
+        self.window_s = window_s
 
 
 def status_error(
@@ -59,7 +67,11 @@ def status_error(
         error = TransientLLMError(
             f"{where}: HTTP {status} after {attempt} attempt(s): {message}", attempts=attempt
         )
-        return Retry(error, retry_after_s(exc.response.headers), throttled=status == 429)
+        headers = exc.response.headers
+        spent = exhausted_for_s(headers) if status == 429 else None
+        if spent is not None:
+            spent = max(spent, retry_after_s(headers) or 0.0)
+        return Retry(error, retry_after_s(headers), throttled=status == 429, window_s=spent)
     hint = " (check the API key)" if status in (401, 403) else ""
     if out_of_credit:
         hint = " (the account is out of credit: top it up)"

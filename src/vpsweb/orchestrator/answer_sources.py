@@ -16,6 +16,7 @@ import time
 
 from vpsweb.domain.manual_answers import ManualLLM, PendingPrompt
 from vpsweb.domain.models import Priority, utcnow
+from vpsweb.domain.plan import JUDGED_STEPS
 from vpsweb.domain.progress import EventKind
 from vpsweb.errors import StoreUnavailable
 from vpsweb.llm.client import LLMClient, OpenAICompatibleClient
@@ -85,7 +86,7 @@ class PersonAnswers(AnswerSource):
 DEADLINE_MARGIN_S = 5.0
 
 
-def caller_of(job: JobRun, s: Stage, key: str, slot_s: float) -> Caller:
+def caller_of(job: JobRun, s: Stage, key: str, slot_s: float, *, may_park: bool) -> Caller:
     """The step's place in the providers' quotas, and how it says it waits: until the
     end of its slot (``JobPlan.step_slot_s``), within the job's deadline."""
     plan = job.plan
@@ -107,15 +108,18 @@ def caller_of(job: JobRun, s: Stage, key: str, slot_s: float) -> Caller:
         key=key,
         batch=plan.priority is Priority.BATCH,
         flow=plan.flow,
+        # A judge asks in several orders at once: a step with paid answers in hand
+        # must not give its thread back, so only one-call steps park.
+        parkable=may_park and plan.priority is Priority.BATCH and s.name not in JUDGED_STEPS,
         deadline=time.time() + slot_s - min(DEADLINE_MARGIN_S, slot_s / 10),
         on_wait=on_wait,
     )
 
 
 def answer_source(
-    job: JobRun, s: Stage, key: str, llm: LLMClient, *, slot_s: float
+    job: JobRun, s: Stage, key: str, llm: LLMClient, *, slot_s: float, may_park: bool = False
 ) -> AnswerSource:
     """A person for the plan's manual steps, else the API."""
     if s.name in job.plan.manual_steps:
         return PersonAnswers(job, s, key)
-    return ApiAnswers(llm, caller_of(job, s, key, slot_s))
+    return ApiAnswers(llm, caller_of(job, s, key, slot_s, may_park=may_park))

@@ -43,12 +43,13 @@ def run_step(
     index: int | None = None,
     *,
     delivery: Delivery | None = None,
+    may_park: bool = False,
 ) -> dict[str, Any]:
     job = JobRun(svc.storage, job_id, read_status=False)  # the step's first batch reads it
     budget = job.plan.step_slot_s(s.name, index)
     kept = _kept_alive(svc, delivery, budget)
     try:
-        source = answer_source(job, s, s.key(index), svc.llm, slot_s=budget)
+        source = answer_source(job, s, s.key(index), svc.llm, slot_s=budget, may_park=may_park)
         viable = _after_fan_out(job, s)
         step = StepRun(svc, job, s, index, source=source, budget_s=budget, viable=viable)
         output = step.run()

@@ -35,9 +35,10 @@ from vpsweb.errors import (
     Cancelled,
     JobGone,
     Late,
+    QuotaParked,
     StoreUnavailable,
 )
-from vpsweb.llm.client import LLMClient
+from vpsweb.llm.client import LLMClient, OpenAICompatibleClient
 from vpsweb.orchestrator.answer_sources import AnswerSource
 from vpsweb.orchestrator.job import JobRun, patiently
 from vpsweb.orchestrator.lease import Lease
@@ -78,7 +79,7 @@ def run_stage(s: Stage, ctx: StageContext, prior: Prior, index: int | None) -> B
     assert index is not None
     try:
         return runs.run(s, ctx, prior, index)
-    except Cancelled:
+    except (Cancelled, QuotaParked):
         raise
     except Exception as exc:
         # A bug or a broken template in one item must not lose the others.
@@ -208,6 +209,8 @@ class StepRun:
         if item is None and s is not STAGES[-1]:  # the last stage's end comes with the result
             end = job.event_of(s, started=False, message=summary(s, output), output=output)
         payload = output.model_dump_json()
+        llm = self.svc.llm  # the quota permits its calls returned ride along
+        settle = llm.settlements_due() if isinstance(llm, OpenAICompatibleClient) else []
         try:
             saved = patiently(
                 lambda: self.svc.storage.steps.finish(
@@ -219,6 +222,7 @@ class StepRun:
                     end=end,
                     once=f"end:{s.name}",
                     item=item,
+                    settle=settle,
                 )
             )
         finally:

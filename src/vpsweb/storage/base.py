@@ -8,7 +8,7 @@ cross this seam as JSON text; the callers own the models.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from vpsweb.domain.permits import Settlement
 from vpsweb.domain.plan import JobPlan
 from vpsweb.domain.progress import EventKind, ProgressEvent, ProgressSnapshot
 from vpsweb.storage.quotas import Quotas
@@ -363,11 +364,13 @@ class StepLog(abc.ABC):
         end: Event | None,
         once: str,
         item: CandidateEnd | None,
+        settle: Sequence[Settlement] = (),
     ) -> str:
         """Store the output (SET NX: the first one stands, and is returned), add its
         cost to the job's spend when it was stored (``storage.spend``), release the lease
         if still ours, and record the end: the stage's end event (once) or the fan-out
-        item's count."""
+        item's count. ``settle``: the process's quota settlements now due (the step's
+        call just ended): they ride with this round trip."""
 
 
 @dataclass(frozen=True)

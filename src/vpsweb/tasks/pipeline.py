@@ -18,6 +18,7 @@ from vpsweb.errors import (
     BudgetReached,
     Cancelled,
     JobGone,
+    QuotaParked,
     StageFailed,
     VpswebError,
     one_line,
@@ -33,6 +34,10 @@ class StepFailed(VpswebError):
     """What Celery records for a failed step: one plain message, JSON-serialisable."""
 
 
+# A step parked this often (at least a second each, usually more) waits in its
+# thread from then on, bounded by its slot: parking is not a way around the deadline.
+MAX_PARKS = 1000
+
 Step = Callable[[execution.Services, execution.Delivery | None], Any]
 
 
@@ -44,6 +49,9 @@ def _run(task: Task, job_id: str, display: str, step: Step) -> Any:
         # Its max_cost ends the job: failed, keeping its outputs and what it paid.
         fail_job(svc.storage, job_id, display, str(exc))
         raise StepFailed(f"{display} stopped: {exc}") from None
+    except QuotaParked as exc:
+        # The thread goes back to the pool; the step's message comes back later.
+        raise task.retry(countdown=exc.after_s, max_retries=None) from None
     except (Cancelled, JobGone):
         raise Ignore() from None
     except StageFailed as exc:
@@ -63,16 +71,18 @@ def _run(task: Task, job_id: str, display: str, step: Step) -> Any:
 
 def _define(s: Stage) -> Task:
     def step(self: Task, job_id: str, index: int | None = None) -> Any:
+        may_park = (self.request.retries or 0) < MAX_PARKS
         return _run(
             self,
             job_id,
             s.display_name,
-            lambda svc, d: execution.run_step(svc, s, job_id, index, delivery=d),
+            lambda svc, d: execution.run_step(svc, s, job_id, index, delivery=d, may_park=may_park),
         )
 
     step.__name__ = step.__qualname__ = s.name
     step.__doc__ = f"{s.display_name} of one job{' (one item)' if s.fan_out else ''}."
-    return shared_task(name=TASK_NAMES[s.name], bind=True)(step)
+    # Retries are parks only (QuotaParked): a failure is never retried by Celery.
+    return shared_task(name=TASK_NAMES[s.name], bind=True, max_retries=None)(step)
 
 
 STAGE_TASKS: dict[str, Task] = {s.name: _define(s) for s in STAGES}

@@ -88,6 +88,7 @@ class HousekeepingStep(bootsteps.StartStopStep):
         self.threads: list[threading.Thread] = []
 
     def start(self, parent: Any) -> None:
+        from vpsweb.llm.client import OpenAICompatibleClient
         from vpsweb.orchestrator.dispatcher import Dispatcher
         from vpsweb.orchestrator.execution import services
         from vpsweb.orchestrator.heartbeat import Heartbeat
@@ -95,6 +96,8 @@ class HousekeepingStep(bootsteps.StartStopStep):
 
         app = parent.app
         svc = services(app.conf.vpsweb_store_url)
+        if isinstance(svc.llm, OpenAICompatibleClient):
+            svc.llm.sized_for(parent.concurrency)
         dispatcher = Dispatcher(app=app, services=svc, consumer=parent.hostname)
         sweeper = Sweeper(storage=svc.storage, owner=parent.hostname)
         selected = app.amqp.queues.consume_from or app.amqp.queues  # -Q, else all

@@ -12,6 +12,7 @@ import pytest
 from tests.helpers.cluster import Cluster
 from tests.helpers.poems import POEM
 from vpsweb.domain.progress import EventKind
+from vpsweb.storage.memory.quotas import INITIAL
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -94,18 +95,19 @@ def test_an_undeclared_concurrency_limit_is_learnt_from_429s(tmp_path: Path) -> 
         c.close()
     print(f"\n{paid} calls, {stats['throttled']} 429s, allowance now {state.allowance}")
     assert stats["accepted"] == paid
-    assert 0 < stats["throttled"] <= paid * 0.15
+    # The first round goes out at the slow start's INITIAL calls; after it, few 429s.
+    assert 0 < stats["throttled"] <= INITIAL + paid * 0.1
     assert state.throttled == stats["throttled"]
     assert state.allowance is not None and state.allowance < 6  # learnt: about 3
 
 
-def test_an_interactive_job_goes_before_a_batch(tmp_path: Path) -> None:
+def test_an_interactive_job_goes_before_a_batch_that_fills_every_thread(tmp_path: Path) -> None:
     c = Cluster(
         tmp=tmp_path,
         latency_ms=100,
         sim_args=("--rpm", "300", "--burst", "5"),
         models_edit=_limit(requests_per_minute=300),
-        concurrency=16,
+        concurrency=4,  # two threads may wait for quota; further batch steps park
     )
     try:
         c.add_worker()
@@ -117,12 +119,16 @@ def test_an_interactive_job_goes_before_a_batch(tmp_path: Path) -> None:
         job.result(timeout=60)
         interactive_s = time.monotonic() - started
         unfinished = sum(1 for j in batch if not j.record().status.terminal)
-        for j in batch:
-            j.cancel()
+        for j in batch:  # parked steps come back: every chord still completes
+            j.result(timeout=120)
+        stats = c.sim_stats()
+        paid = _paid_calls([*batch, job])
     finally:
         c.close()
     print(f"\ninteractive job: {interactive_s:.1f}s with {unfinished} batch jobs unfinished")
-    # Its 8 calls went ahead of the batch's queue: about 8 / 5 s plus its latency,
-    # where the back of the batch's queue was 10 s or more away.
+    # Its 8 calls went ahead of the batch's queue (and its tasks were not stuck behind
+    # the batch's in the broker): about 8 / 5 s plus its latency, where the back of
+    # the batch's queue was 10 s or more away.
     assert interactive_s < 6
     assert unfinished >= 5
+    assert stats["accepted"] == paid and stats["throttled"] <= max(1, paid // 100)

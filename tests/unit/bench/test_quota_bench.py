@@ -48,6 +48,17 @@ def test_settlements_sent_alone_count_once_per_pipeline() -> None:
     assert (c["settle_alone"], c["acquire"], c["round_trips"]) == (3, 1, 4)
 
 
+def test_settlements_riding_with_a_steps_own_writes_cost_no_round_trip() -> None:
+    events = [
+        (1.0000, "c1", "other"),  # the step's output, lease and end event ...
+        (1.0001, "c1", "other"),
+        (1.0002, "c1", "settle"),  # ... and the permit, in the same pipeline
+        (1.5000, "c1", "acquire"),
+    ]
+    c = round_trips(events)
+    assert (c["settle_rode"], c["settle_alone"], c["round_trips"]) == (1, 0, 1)
+
+
 def test_naps_and_withdrawals_are_round_trips() -> None:
     events = [(1.0, "c1", "acquire"), (1.1, "c1", "nap"), (1.6, "c1", "withdraw")]
     assert round_trips(events)["round_trips"] == 3

@@ -56,6 +56,7 @@ def memory_storage(
     )
     progress = MemoryProgressLog(space, block_ms=block_ms)
     leases = MemoryLeases(space)
+    quotas = MemoryQuotas(space)
     return Storage(
         jobs=jobs,
         progress=progress,
@@ -63,6 +64,6 @@ def memory_storage(
         presence=MemoryPresence(space),
         usage=MemoryUsageLog(space),
         manual=MemoryManualAnswers(space),
-        steps=MemoryStepLog(jobs, progress, leases),
-        quotas=MemoryQuotas(space),
+        steps=MemoryStepLog(jobs, progress, leases, quotas),
+        quotas=quotas,
     )

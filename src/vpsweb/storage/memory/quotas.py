@@ -25,7 +25,9 @@ from vpsweb.storage.quotas import Quotas
 
 STALE_S = 5.0  # a waiting call that has not asked for this long has gone (worker died)
 PACE, BURST_S = 0.95, 0.5  # requests at 95 % of the rate, bursts of 0.5 s (acquire.lua)
-CUT, INCREASE, INITIAL, CEILING = 0.85, 0.5, 4, 512  # the allowance (quota_settle.lua)
+CUT, INCREASE, INITIAL, CEILING = 0.85, 0.5, 16, 512  # the allowance (quota_settle.lua)
+SOFT_CUT = 0.95  # a 429 that did not say a window is spent (a concurrency limit, say)
+RESERVE = 1.0  # requests above the burst that only interactive calls take
 CLASS = 1e12  # a batch call's score is past every interactive call's
 WAKE_TTL_S = 5.0  # an unheard wake-up lapses (the Redis list's PEXPIRE)
 FLOWS_TTL_S = 86400
@@ -138,7 +140,8 @@ class MemoryQuotas(Quotas):
             room.take(ask.model, model_levels)
         h = space.setdefault(_hash(p), dict)
         h["calls"] = h.get("calls", 0) + 1
-        return Grant(granted=True, permit=ask.ticket)
+        room_left = int(min(free - ahead - 1, 1e6))
+        return Grant(granted=True, permit=ask.ticket, ahead=len(queue), room=room_left)
 
     # --- settle ------------------------------------------------------------------------
 
@@ -177,35 +180,15 @@ class MemoryQuotas(Quotas):
             h["waits"] = h.get("waits", 0) + 1
             h["wait_s"] = h.get("wait_s", 0.0) + done.waited_s
 
-        # The allowance adapts as TCP's window does (quota_settle.lua): a slow start
-        # from INITIAL when nothing is declared, else from max_concurrent; one cut to
-        # CUT times what was being served per round of calls; additive increase.
-        conc = ask.provider.limits.max_concurrent
-        allowance = float(h.get("allowance", 0.0))
-        slow = h.get("slow_start")
-        if allowance <= 0:
-            allowance = conc if conc > 0 else INITIAL
-            slow = "0" if conc > 0 else "1"
-        cap = conc if conc > 0 else CEILING
-        if done.throttled:
-            h["throttled"] = h.get("throttled", 0) + 1
-            granted = now if was_granted is None else was_granted - ask.hold_s
-            if granted >= h.get("last_cut", 0.0):  # sent after the last cut: news
-                serving = len(in_flight)
-                allowance = max(1.0, min(allowance, serving) * CUT)
-                slow = "0"
-                h["last_cut"] = now
-        elif used >= 0:
-            allowance = min(cap, allowance + (1 if slow == "1" else INCREASE / allowance))
-        h["allowance"], h["slow_start"] = allowance, slow
+        _adapt(h, done, was_granted, len(in_flight), now)
         pause = -1.0 if done.retry_after_s is None else done.retry_after_s
         if pause > 0 and now + pause > h.get("paused_until", 0.0):
             h["paused_until"] = now + pause
 
-        # Wake the head of the queue: it asks again at once instead of at its next poll.
-        ranked = _ranked(space.get(_queue(p)) or {})
-        if ranked:
-            wake = _wake(p, ranked[0])
+        # Wake the queue's first two (two slots may free at once): they ask again at
+        # once instead of at their next poll.
+        for ticket in _ranked(space.get(_queue(p)) or {})[:2]:
+            wake = _wake(p, ticket)
             space.setdefault(wake, list).append("1")
             space.expire(wake, WAKE_TTL_S)
         self._woken.notify_all()
@@ -292,14 +275,17 @@ class _Room:
         if conc > 0:
             free = conc - len(in_flight)
             if free <= ahead:
-                wait, why = POLL_S, "concurrency"
+                wait, why = min(2.0, POLL_S + 0.1 * self.ahead), "concurrency"
         levels: dict[str, float] = {}
         if lim.requests_per_minute > 0:
             rate = lim.requests_per_minute / 60 * PACE
-            level = levels["req"] = self._refill(h, "req", rate, max(1.0, rate * BURST_S))
-            free = min(free, math.floor(level))
-            if math.floor(level) <= ahead:  # the request bucket binds (not just concurrency)
-                wait, why = max(wait, (ahead + 1 - level) / rate), "requests"
+            burst = max(1.0, rate * BURST_S)
+            reserve = RESERVE if burst >= 1.5 else 0.0  # interactive calls' only
+            level = levels["req"] = self._refill(h, "req", rate, burst + reserve)
+            usable = level - (reserve if self.ask.batch else 0.0)
+            free = min(free, math.floor(usable))
+            if math.floor(usable) <= ahead:  # the request bucket binds (not just concurrency)
+                wait, why = max(wait, (ahead + 1 - usable) / rate), "requests"
         if lim.tokens_per_minute > 0:
             rate = lim.tokens_per_minute / 60 * PACE
             level = levels["tok"] = self._refill(h, "tok", rate, max(rate, tokens))
@@ -316,3 +302,30 @@ class _Room:
             h["req"], h["req_ts"] = levels["req"] - 1, now
         if bucket.limits.tokens_per_minute > 0:
             h["tok"], h["tok_ts"] = levels["tok"] - ask.tokens, now
+
+
+def _adapt(
+    h: dict[str, Any], done: Settlement, was_granted: float | None, serving: int, now: float
+) -> None:
+    """The allowance adapts as TCP's window does (quota_settle.lua): a slow start from
+    INITIAL when nothing is declared, else from max_concurrent; one cut per round of
+    calls to CUT (SOFT_CUT) times what was being served; additive increase."""
+    ask, used = done.ask, -1 if done.used_tokens is None else done.used_tokens
+    conc = ask.provider.limits.max_concurrent
+    allowance = float(h.get("allowance", 0.0))
+    slow = h.get("slow_start")
+    if allowance <= 0:
+        allowance = conc if conc > 0 else INITIAL
+        slow = "0" if conc > 0 else "1"
+    cap = conc if conc > 0 else CEILING
+    if done.throttled:
+        h["throttled"] = h.get("throttled", 0) + 1
+        granted = now if was_granted is None else was_granted - ask.hold_s
+        if granted >= h.get("last_cut", 0.0):  # sent after the last cut: news
+            spent = done.retry_after_s is not None and done.retry_after_s > 0
+            allowance = max(1.0, min(allowance, serving) * (CUT if spent else SOFT_CUT))
+            slow = "0"
+            h["last_cut"] = now
+    elif used >= 0:
+        allowance = min(cap, allowance + (1 if slow == "1" else INCREASE / allowance))
+    h["allowance"], h["slow_start"] = allowance, slow

@@ -3,18 +3,26 @@ in one critical section each (stricter than Redis's pipeline, never looser)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from vpsweb.domain.permits import Settlement
 from vpsweb.storage.base import CandidateEnd, Event, StepLog, StepStart
 from vpsweb.storage.memory.parts import MemoryLeases
 from vpsweb.storage.memory.progress import MemoryProgressLog
+from vpsweb.storage.memory.quotas import MemoryQuotas
 from vpsweb.storage.memory.store import MemoryJobStore
 from vpsweb.storage.spend import billed_cost
 
 
 class MemoryStepLog(StepLog):
     def __init__(
-        self, jobs: MemoryJobStore, progress: MemoryProgressLog, leases: MemoryLeases
+        self,
+        jobs: MemoryJobStore,
+        progress: MemoryProgressLog,
+        leases: MemoryLeases,
+        quotas: MemoryQuotas | None = None,
     ) -> None:
-        self.jobs, self.progress, self.leases = jobs, progress, leases
+        self.jobs, self.progress, self.leases, self.quotas = jobs, progress, leases, quotas
         self.space = jobs.space
 
     def begin(
@@ -52,6 +60,7 @@ class MemoryStepLog(StepLog):
         end: Event | None,
         once: str,
         item: CandidateEnd | None,
+        settle: Sequence[Settlement] = (),
     ) -> str:
         with self.space.lock:
             first = self.jobs.load_step(job_id, key) is None
@@ -63,4 +72,6 @@ class MemoryStepLog(StepLog):
                 self.progress.count_item(job_id, item, ttl)
             elif end is not None:
                 self.progress.emit(job_id, end, ttl, once=once)
+        if settle and self.quotas is not None:
+            self.quotas.settle(settle)
         return stored

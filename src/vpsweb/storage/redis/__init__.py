@@ -36,6 +36,7 @@ def connect(url: str, *, retries: int = 3) -> Storage:
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
     )
     jobs, progress, leases = RedisJobStore(client), RedisProgressLog(client), RedisLeases(client)
+    quotas = RedisQuotas(client)
     return Storage(
         jobs=jobs,
         progress=progress,
@@ -43,6 +44,6 @@ def connect(url: str, *, retries: int = 3) -> Storage:
         usage=RedisUsageLog(client),
         presence=RedisPresence(client),
         manual=RedisManualAnswers(client),
-        steps=RedisStepLog(client, jobs, progress, leases),
-        quotas=RedisQuotas(client),
+        steps=RedisStepLog(client, jobs, progress, leases, quotas),
+        quotas=quotas,
     )

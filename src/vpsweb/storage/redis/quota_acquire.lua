@@ -4,11 +4,11 @@
 -- ARGV: 1 ticket, 2 flow, 3 batch (0/1), 4 tokens, 5 hold_s,
 --       6-8 provider rpm, tpm, max_concurrent (0: none), 9-11 the model's,
 --       12 stale_s, 13 resume (1: a throttled call keeps the front of its class)
--- Returns {1, permit} or {0, ahead, retry_in_s, reason}.
+-- Returns {1, permit, still waiting, room left} or {0, ahead, retry_in_s, reason}.
 -- Requests go out at 95 % of the declared rate, in bursts of half a second's worth:
 -- calls granted together reach the provider a little apart, and a provider's window
 -- that saw them bunched would answer 429.
-local PACE, BURST_S, INITIAL = 0.95, 0.5, 4
+local PACE, BURST_S, INITIAL, RESERVE = 0.95, 0.5, 16, 1
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local ticket, flow = ARGV[1], ARGV[2]
@@ -62,16 +62,24 @@ local function room(h, inflight, rpm, tpm, conc, adaptive)
   end
   if conc > 0 then
     free = conc - redis.call('ZCARD', inflight)
-    if free <= ahead then wait, why = 0.5, 'concurrency' end
+    -- The head of the queue is woken by the next settlement; the rest look again
+    -- the later the further back they are.
+    if free <= ahead then wait, why = math.min(2, 0.5 + 0.1 * ahead), 'concurrency' end
   end
   local levels = {}
   if rpm > 0 then
     local rate = rpm / 60 * PACE
-    local level = refill(h, 'req', rate, math.max(1, rate * BURST_S))
+    local burst = math.max(1, rate * BURST_S)
+    -- Above the burst, RESERVE requests only interactive calls may take (where the
+    -- burst is more than one): a batch refills to the burst as fast as before, so it
+    -- loses no throughput, and a person's call rarely finds the bucket empty.
+    local reserve = burst >= 1.5 and RESERVE or 0
+    local level = refill(h, 'req', rate, burst + reserve)
     levels.req = level
-    if math.floor(level) < free then free = math.floor(level) end
-    if math.floor(level) <= ahead then
-      wait, why = math.max(wait, (ahead + 1 - level) / rate), 'requests'
+    local usable = level - (batch == 1 and reserve or 0)
+    if math.floor(usable) < free then free = math.floor(usable) end
+    if math.floor(usable) <= ahead then
+      wait, why = math.max(wait, (ahead + 1 - usable) / rate), 'requests'
     end
   end
   if tpm > 0 then
@@ -118,4 +126,4 @@ end
 take(KEYS[1], KEYS[2], levels, tonumber(ARGV[6]), tonumber(ARGV[7]))
 if KEYS[6] then take(KEYS[6], KEYS[7], mlevels, tonumber(ARGV[9]), tonumber(ARGV[10])) end
 redis.call('HINCRBY', KEYS[1], 'calls', 1)
-return {1, ticket}
+return {1, ticket, redis.call('ZCARD', KEYS[3]), math.min(free - ahead - 1, 1e6)}

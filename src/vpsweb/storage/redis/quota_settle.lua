@@ -7,11 +7,12 @@
 -- The provider's allowance of calls in flight adapts as TCP's window does. With
 -- nothing declared it starts at INITIAL and doubles every round of calls (slow
 -- start) until the first 429; then each success adds INCREASE/allowance (about half
--- a call per round) and a 429 cuts it to CUT times what the provider was serving
+-- a call per round) and a 429 cuts it to CUT (SOFT_CUT when the 429 did not say a
+-- window is spent) times what the provider was serving
 -- when it refused. Only one cut per round: a 429 for a call granted before the last
 -- cut was sent under the old allowance, and says nothing new. With a declared
 -- max_concurrent it starts there and never goes above it.
-local CUT, INCREASE, INITIAL, CEILING = 0.85, 0.5, 4, 512
+local CUT, SOFT_CUT, INCREASE, INITIAL, CEILING = 0.85, 0.95, 0.5, 16, 512
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local permit = ARGV[1]
@@ -53,7 +54,9 @@ if throttled then
   local granted = was_granted and (tonumber(was_granted) - tonumber(ARGV[11])) or now
   if granted >= last then
     local serving = redis.call('ZCARD', KEYS[2])
-    allowance = math.max(1, math.min(allowance, serving) * CUT)
+    -- A 429 that says a window is spent (pause) is a rate: cut harder than one
+    -- that does not (a concurrency limit, where what was served is the limit).
+    allowance = math.max(1, math.min(allowance, serving) * (pause > 0 and CUT or SOFT_CUT))
     slow = '0'
     redis.call('HSET', h, 'last_cut', now)
   end
@@ -66,8 +69,9 @@ if pause > 0 then
   if now + pause > until_ then redis.call('HSET', h, 'paused_until', now + pause) end
 end
 
--- Wake the head of the queue: it asks again at once instead of at its next poll.
-local head = redis.call('ZRANGE', KEYS[3], 0, 0)
+-- Wake the head of the queue (its first two: two slots may free at once): they ask
+-- again at once instead of at their next poll.
+local head = redis.call('ZRANGE', KEYS[3], 0, 1)
 for _, ticket in ipairs(head) do
   local wake = ARGV[10] .. ticket
   redis.call('RPUSH', wake, '1')

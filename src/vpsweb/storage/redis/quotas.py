@@ -62,7 +62,7 @@ class RedisQuotas(Quotas):
             return _grant(self._acquire(keys=call_keys, args=args))
         pipe = self.redis.pipeline(transaction=False)
         for done in settle:
-            self._settle_on(pipe, done)
+            self.settle_on(pipe, done)
         self._acquire(keys=call_keys, args=args, client=pipe)
         return _grant(pipe.execute()[-1])
 
@@ -71,10 +71,11 @@ class RedisQuotas(Quotas):
             return
         pipe = self.redis.pipeline(transaction=False)
         for d in done:
-            self._settle_on(pipe, d)
+            self.settle_on(pipe, d)
         pipe.execute()
 
-    def _settle_on(self, pipe: Any, done: Settlement) -> None:
+    def settle_on(self, pipe: Any, done: Settlement) -> None:
+        """quota_settle.lua for ``done`` on ``pipe`` (this store's, or a step's)."""
         ask, p = done.ask, done.ask.provider.name
         call_keys = [
             keys.quota(p),
@@ -139,5 +140,5 @@ class RedisQuotas(Quotas):
 
 def _grant(raw: list[Any]) -> Grant:
     if int(raw[0]) == 1:
-        return Grant(granted=True, permit=str(raw[1]))
+        return Grant(granted=True, permit=str(raw[1]), ahead=int(raw[2]), room=int(raw[3]))
     return Grant(granted=False, ahead=int(raw[1]), retry_in_s=float(raw[2]), reason=str(raw[3]))

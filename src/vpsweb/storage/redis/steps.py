@@ -8,10 +8,12 @@ retried after a dropped connection changes nothing twice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import redis
 
+from vpsweb.domain.permits import Settlement
 from vpsweb.storage.base import (
     CandidateEnd,
     Event,
@@ -24,6 +26,7 @@ from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.leases import RedisLeases
 from vpsweb.storage.redis.lua import Lua
 from vpsweb.storage.redis.progress import RedisProgressLog
+from vpsweb.storage.redis.quotas import RedisQuotas
 from vpsweb.storage.redis.store import RedisJobStore
 from vpsweb.storage.spend import SPENT_FIELD, billed_cost
 
@@ -36,8 +39,10 @@ class RedisStepLog(StepLog):
         jobs: RedisJobStore,
         progress: RedisProgressLog,
         leases: RedisLeases,
+        quotas: RedisQuotas,
     ) -> None:
         self.redis, self.jobs, self.progress, self.leases = client, jobs, progress, leases
+        self.quotas = quotas
         self._stored = Lua(client, "step_stored.lua")
 
     def begin(
@@ -80,6 +85,7 @@ class RedisStepLog(StepLog):
         end: Event | None,
         once: str,
         item: CandidateEnd | None,
+        settle: Sequence[Settlement] = (),
     ) -> str:
         names = [keys.step(job_id, key), keys.job(job_id)]
         cost = billed_cost(payload)
@@ -90,5 +96,7 @@ class RedisStepLog(StepLog):
                 self.progress.candidate_finished_on(pipe, job_id, item, ttl)
             elif end is not None:
                 self.progress.emit_on(pipe, job_id, end, ttl, once=once)
+            for done in settle:
+                self.quotas.settle_on(pipe, done)
             replies: list[Any] = pipe.execute()
         return replies[0] if replies[0] is not None else payload

@@ -15,7 +15,7 @@ import pytest
 from tests.helpers.storage_backends import Backend
 from vpsweb.domain.permits import Bucket, Limits, QuotaAsk, QuotaState, Settlement
 from vpsweb.storage.memory import ManualClock, memory_storage
-from vpsweb.storage.memory.quotas import BURST_S, CUT, INCREASE, INITIAL, PACE
+from vpsweb.storage.memory.quotas import BURST_S, INCREASE, INITIAL, PACE, SOFT_CUT
 from vpsweb.storage.quotas import Quotas
 
 P = "prov"
@@ -90,6 +90,13 @@ def test_requests_per_minute_admit_a_burst_then_refuse_until_refilled(store: Bac
     store.advance(0.15)
     assert quotas.acquire(late).granted  # the same ticket: it kept its place
     assert _state(quotas).calls == 6
+
+
+def test_a_batch_call_leaves_a_request_for_an_interactive_one(store: Backend) -> None:
+    quotas, lim = _quotas(store), Limits(requests_per_minute=632)  # a burst of 5
+    granted = [quotas.acquire(_ask(f"b{i}", lim, flow=f"b{i}")).granted for i in range(6)]
+    assert granted == [True] * 5 + [False]  # the burst; the one above it is a person's
+    assert quotas.acquire(_ask("person", lim, batch=False)).granted
 
 
 def test_a_slow_bucket_still_holds_one_request(store: Backend) -> None:
@@ -330,7 +337,7 @@ def test_a_throttle_cuts_the_allowance_once_per_round(store: Backend) -> None:
     assert all(quotas.acquire(a).granted for a in calls)
     store.advance(0.01)
     quotas.settle([_done(calls[0], used=None, throttled=True)])
-    cut = 3 * CUT  # what the provider was serving besides the refused call
+    cut = 3 * SOFT_CUT  # what the provider was serving besides the refused call
     assert _state(quotas).allowance == pytest.approx(cut)
     quotas.settle([_done(calls[1], used=None, throttled=True)])  # sent before the cut
     s = _state(quotas)
@@ -356,7 +363,7 @@ def test_successes_grow_the_allowance_back_up_to_max_concurrent(store: Backend) 
     assert _state(quotas).allowance == 4  # declared: it starts there, and stays
     store.advance(0.01)
     quotas.settle([_done(calls[1], used=None, throttled=True)])
-    expected = 2 * CUT
+    expected = 2 * SOFT_CUT
     assert _state(quotas).allowance == pytest.approx(expected)
     for i in range(20):
         quotas.settle([_done(calls[2 + i] if i < 2 else _ask(f"x{i}", lim))])
@@ -372,9 +379,9 @@ def test_the_slow_start_ends_at_the_first_throttle(store: Backend) -> None:
     quotas.settle([_done(calls[0])])
     assert _state(quotas).allowance == INITIAL + 1
     quotas.settle([_done(calls[1], used=None, throttled=True)])
-    assert _state(quotas).allowance == pytest.approx(2 * CUT)  # min(5, 2 serving)
+    assert _state(quotas).allowance == pytest.approx(2 * SOFT_CUT)  # min(5, 2 serving)
     quotas.settle([_done(calls[2])])
-    assert _state(quotas).allowance == pytest.approx(2 * CUT + INCREASE / (2 * CUT))
+    assert _state(quotas).allowance == pytest.approx(2 * SOFT_CUT + INCREASE / (2 * SOFT_CUT))
 
 
 def test_the_first_cut_starts_from_max_concurrent(store: Backend) -> None:
@@ -383,7 +390,7 @@ def test_the_first_cut_starts_from_max_concurrent(store: Backend) -> None:
     assert all(quotas.acquire(a).granted for a in calls)
     lowered = _ask("c0", Limits(max_concurrent=4))  # the limit was lowered since
     quotas.settle([_done(lowered, used=None, throttled=True)])
-    assert _state(quotas).allowance == pytest.approx(4 * CUT)  # min(4, 5 serving)
+    assert _state(quotas).allowance == pytest.approx(4 * SOFT_CUT)  # min(4, 5 serving)
 
 
 def test_retry_after_pauses_the_bucket(store: Backend) -> None:
