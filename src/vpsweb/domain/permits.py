@@ -80,3 +80,4 @@ class QuotaState:
     allowance: float | None = None  # the adaptive concurrency allowance; None: unlimited
     in_flight: int = 0
     queued: int = 0
+    settled_alone: int = 0  # round trips that only returned permits (none rode along)

@@ -3,11 +3,13 @@ settle it after.
 
 The allowance itself lives in the state store (``vpsweb.storage.quotas``), shared by
 every worker process on every host. Waiting is not an attempt: it uses none of the
-step's retries and none of the call's ``timeout_s``; it ends at the job's deadline
-(or, for a step with fallback models, at the step's worst case, so that the next
-model can take over). Settlements are not sent on their own when it can be helped:
-they ride with the process's next ask (one round trip for both), or go within
-RIDE_S when no ask comes.
+step's retries and none of the call's ``timeout_s``; it ends with the step's slot
+(``JobPlan.step_slot_s``; for a step with fallback models, at the step's worst case,
+so that the next model can take over). A batch step's first call may park instead
+(QuotaParked: its task comes back later) so that waiting never takes every thread.
+Settlements are not sent on their own when it can be helped: they ride with a step's
+finish or the process's next ask (no round trip of their own), or go within RIDE_S;
+at once where calls wait for the provider.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover - the storage package imports the plan, wh
 
 log = logging.getLogger(__name__)
 
-RIDE_S = 1.0  # an uncontended settlement waits at most this long for an ask to ride with
+RIDE_S = 3.0  # an uncontended settlement waits at most this long for an ask to ride with
 NAP_MAX_S = 2.0  # a waiting call checks for cancellation at least this often
 HOLD_MARGIN_S = 30.0  # a permit outlives its call's timeout by this much
 TELL_S = 1.0  # a wait this long (or expected to be) is said in the job's progress
@@ -134,6 +136,8 @@ class QuotaGate:
                     if told and caller.on_wait is not None:
                         caller.on_wait(f"got {ask.provider.name} quota after {waited:.1f}s", True)
                     contended = grant.ahead > 0 or grant.room <= 1
+                    if contended:
+                        self._hurry()  # settlements held back for a ride go now
                     return Permit(ask, grant.permit, waited if refused else 0.0, contended)
                 if not refused:
                     self._park_or_wait(ask, caller, grant.retry_in_s)
@@ -222,6 +226,12 @@ class QuotaGate:
                 )
                 self._flusher.start()
             self._cond.notify_all()
+
+    def _hurry(self) -> None:
+        with self._cond:
+            if self._due:
+                self._urgent = True
+                self._cond.notify_all()
 
     def take_due(self) -> list[Settlement]:
         with self._cond:

@@ -25,8 +25,10 @@ class Quotas(abc.ABC):
         """One round trip: settle earlier permits, then try to take one for ``ask``."""
 
     @abc.abstractmethod
-    def settle(self, done: Sequence[Settlement]) -> None:
-        """Return permits (one round trip for all of them)."""
+    def settle(self, done: Sequence[Settlement], *, alone: bool = True) -> None:
+        """Return permits (one round trip for all of them). ``alone``: that round trip
+        is theirs only (counted in ``QuotaState.settled_alone``: the limiter's own
+        cost), not a step's that they ride with."""
 
     @abc.abstractmethod
     def nap(self, ask: QuotaAsk, seconds: float) -> None:

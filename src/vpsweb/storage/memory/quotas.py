@@ -145,10 +145,13 @@ class MemoryQuotas(Quotas):
 
     # --- settle ------------------------------------------------------------------------
 
-    def settle(self, done: Sequence[Settlement]) -> None:
+    def settle(self, done: Sequence[Settlement], *, alone: bool = True) -> None:
         if not done:
             return
         with self.space.lock:
+            if alone:
+                h = self.space.setdefault(_hash(done[0].ask.provider.name), dict)
+                h["settled_alone"] = h.get("settled_alone", 0) + 1
             for d in done:
                 self._settle_one(d)
 
@@ -239,6 +242,7 @@ class MemoryQuotas(Quotas):
                         allowance=float(allowance) if allowance else None,
                         in_flight=len(self.space.get(_in_flight(b)) or {}),
                         queued=len(self.space.get(_queue(b.partition("/")[0])) or {}),
+                        settled_alone=int(h.get("settled_alone", 0)),
                     )
                 )
         return found

@@ -73,5 +73,5 @@ class MemoryStepLog(StepLog):
             elif end is not None:
                 self.progress.emit(job_id, end, ttl, once=once)
         if settle and self.quotas is not None:
-            self.quotas.settle(settle)
+            self.quotas.settle(settle, alone=False)
         return stored

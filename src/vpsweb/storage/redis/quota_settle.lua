@@ -3,7 +3,8 @@
 --       5 model in-flight zset]
 -- ARGV: 1 permit, 2 reserved tokens, 3 used tokens (-1: unknown), 4 throttled (0/1),
 --       5 pause_s (-1: none), 6 waited_s, 7 provider tpm, 8 provider max_concurrent,
---       9 model tpm, 10 wake key prefix, 11 the permit's hold_s
+--       9 model tpm, 10 wake key prefix, 11 the permit's hold_s,
+--       12 1: the first of a round trip of its own (counted: the limiter's cost)
 -- The provider's allowance of calls in flight adapts as TCP's window does. With
 -- nothing declared it starts at INITIAL and doubles every round of calls (slow
 -- start) until the first 429; then each success adds INCREASE/allowance (about half
@@ -29,6 +30,7 @@ local function refund(hash, tpm)
   redis.call('HSET', hash, 'tok', math.min(level, math.max(rate, reserved)), 'tok_ts', now)
 end
 
+if ARGV[12] == '1' then redis.call('HINCRBY', h, 'settled_alone', 1) end
 local was_granted = redis.call('ZSCORE', KEYS[2], permit)  -- lapse time: granted + hold_s
 redis.call('ZREM', KEYS[2], permit)
 refund(h, tonumber(ARGV[7]))

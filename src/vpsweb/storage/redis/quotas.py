@@ -66,15 +66,15 @@ class RedisQuotas(Quotas):
         self._acquire(keys=call_keys, args=args, client=pipe)
         return _grant(pipe.execute()[-1])
 
-    def settle(self, done: Sequence[Settlement]) -> None:
+    def settle(self, done: Sequence[Settlement], *, alone: bool = True) -> None:
         if not done:
             return
         pipe = self.redis.pipeline(transaction=False)
-        for d in done:
-            self.settle_on(pipe, d)
+        for i, d in enumerate(done):
+            self.settle_on(pipe, d, alone=alone and i == 0)
         pipe.execute()
 
-    def settle_on(self, pipe: Any, done: Settlement) -> None:
+    def settle_on(self, pipe: Any, done: Settlement, *, alone: bool = False) -> None:
         """quota_settle.lua for ``done`` on ``pipe`` (this store's, or a step's)."""
         ask, p = done.ask, done.ask.provider.name
         call_keys = [
@@ -95,6 +95,7 @@ class RedisQuotas(Quotas):
             ask.model.limits.tokens_per_minute if ask.model else 0,
             keys.quota_wake(p),
             ask.hold_s,
+            int(alone),
         ]
         self._settle(keys=call_keys, args=args, client=pipe)
 
@@ -133,6 +134,7 @@ class RedisQuotas(Quotas):
                     allowance=float(allowance) if allowance else None,
                     in_flight=int(in_flight),
                     queued=int(queued),
+                    settled_alone=int(h.get("settled_alone", 0)),
                 )
             )
         return found

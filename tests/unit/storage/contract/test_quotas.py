@@ -482,3 +482,14 @@ def test_memory_quotas_hold_max_concurrent_across_threads() -> None:
     assert len(served) == 40 and most[0] <= 3
     s = _state(quotas)
     assert (s.calls, s.in_flight, s.queued) == (40, 0, 0)
+
+
+def test_settlements_sent_alone_are_counted_once_per_round_trip(store: Backend) -> None:
+    quotas, lim = _quotas(store), Limits(max_concurrent=10)
+    asks = [_ask(f"s{i}", lim) for i in range(3)]
+    for a in asks:
+        assert quotas.acquire(a).granted
+    quotas.settle([_done(asks[0]), _done(asks[1])])  # one round trip of their own
+    quotas.settle([_done(asks[2])], alone=False)  # rode with a step's own writes
+    state = _state(quotas)
+    assert (state.settled_alone, state.in_flight) == (1, 0)
