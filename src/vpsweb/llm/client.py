@@ -25,12 +25,12 @@ import openai
 
 from vpsweb import settings
 from vpsweb.config.schema import ModelsConfig
-from vpsweb.errors import LLMTimeout, MissingAPIKey, QuotaWaitTooLong, TransientLLMError
+from vpsweb.errors import LLMTimeout, MissingAPIKey, TransientLLMError
 from vpsweb.llm.backoff import MAX_RETRY_AFTER_S, backoff_s
 from vpsweb.llm.endpoints import Endpoint, resolve
 from vpsweb.llm.loop import POLL_S, DeadlinePassed, LoopThread
 from vpsweb.llm.provider_text import flat, redact
-from vpsweb.llm.quota_gate import Caller, Permit, QuotaGate
+from vpsweb.llm.quota_gate import Caller, QuotaGate, check_still_time, permit_for
 from vpsweb.llm.responses import Completion, Retry, completion_of, status_error
 
 if TYPE_CHECKING:  # pragma: no cover - the plan module imports the stages, which import this
@@ -230,7 +230,7 @@ class OpenAICompatibleClient:
                 check()
             permit = None
             if gate is not None and caller is not None:
-                permit = _permit(gate, endpoint, body, caller, call, check, throttled)
+                permit = permit_for(gate, endpoint, body, caller, call, check, throttled)
             try:
                 completion = self._attempt(call, endpoint, key, body, attempt, check)
             except Retry as retry:
@@ -240,7 +240,7 @@ class OpenAICompatibleClient:
                     )
                     if retry.throttled:
                         throttled = retry.error
-                        _still_time(caller, throttled)
+                        check_still_time(caller, throttled)
                         if retry.window_s is None and retry.retry_after:
                             self._pause(retry.retry_after, check)  # this call only
                         continue
@@ -330,42 +330,6 @@ class OpenAICompatibleClient:
                 TransientLLMError(f"{where}: the LLM client was closed", attempts=attempt)
             ) from exc
         return completion_of(endpoint, response, latency_s, attempt, where, key)
-
-
-def _still_time(caller: Caller | None, throttled: TransientLLMError) -> None:
-    """After a 429: QuotaWaitTooLong once the caller's time to wait is over (a provider
-    that keeps refusing a call that gets its permit at once is waited for no longer)."""
-    if caller is not None and time.time() >= caller.deadline:
-        raise QuotaWaitTooLong(
-            f"the step's time to wait is over; the provider last said: {throttled}"
-        ) from None
-
-
-def _permit(
-    gate: QuotaGate,
-    endpoint: Endpoint,
-    body: dict[str, Any],
-    caller: Caller,
-    call: StepCall,
-    check: Callable[[], float | None] | None,
-    throttled: TransientLLMError | None,
-) -> Permit | None:
-    """The call's permit; after a 429 (``throttled``), at the front of its queue, and a
-    wait that runs out says what the provider last said."""
-    try:
-        return gate.take(
-            endpoint,
-            body,
-            caller,
-            timeout_s=call.timeout_s,
-            give_up_after_s=call.budget_s() if call.fallbacks else None,
-            check=check,
-            resume=throttled is not None,
-        )
-    except QuotaWaitTooLong as exc:
-        if throttled is None:
-            raise
-        raise QuotaWaitTooLong(f"{exc}; the provider last said: {throttled}") from exc
 
 
 class _CallerClient:

@@ -27,10 +27,11 @@ from vpsweb.config.schema import Limits as LimitsConfig
 from vpsweb.config.schema import ModelsConfig
 from vpsweb.domain.permits import Bucket, Grant, Limits, QuotaAsk, Settlement
 from vpsweb.domain.tokens import estimate_tokens
-from vpsweb.errors import QuotaParked, QuotaWaitTooLong, StoreUnavailable
+from vpsweb.errors import QuotaParked, QuotaWaitTooLong, StoreUnavailable, TransientLLMError
 from vpsweb.llm.endpoints import Endpoint
 
 if TYPE_CHECKING:  # pragma: no cover - the storage package imports the plan, which imports llm
+    from vpsweb.domain.plan import StepCall
     from vpsweb.storage.quotas import Quotas
 
 log = logging.getLogger(__name__)
@@ -258,6 +259,42 @@ class QuotaGate:
     def flush(self) -> None:
         """Send what is due now (tests and shutdown)."""
         self.quotas.settle(self.take_due())
+
+
+def check_still_time(caller: Caller | None, throttled: TransientLLMError) -> None:
+    """After a 429: QuotaWaitTooLong once the caller's time to wait is over (a provider
+    that keeps refusing a call that gets its permit at once is waited for no longer)."""
+    if caller is not None and time.time() >= caller.deadline:
+        raise QuotaWaitTooLong(
+            f"the step's time to wait is over; the provider last said: {throttled}"
+        ) from None
+
+
+def permit_for(
+    gate: QuotaGate,
+    endpoint: Endpoint,
+    body: dict[str, object],
+    caller: Caller,
+    call: StepCall,
+    check: Callable[[], float | None] | None,
+    throttled: TransientLLMError | None,
+) -> Permit | None:
+    """The call's permit; after a 429 (``throttled``), at the front of its queue, and a
+    wait that runs out says what the provider last said."""
+    try:
+        return gate.take(
+            endpoint,
+            body,
+            caller,
+            timeout_s=call.timeout_s,
+            give_up_after_s=call.budget_s() if call.fallbacks else None,
+            check=check,
+            resume=throttled is not None,
+        )
+    except QuotaWaitTooLong as exc:
+        if throttled is None:
+            raise
+        raise QuotaWaitTooLong(f"{exc}; the provider last said: {throttled}") from exc
 
 
 def _time_left(

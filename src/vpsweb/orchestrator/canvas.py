@@ -15,9 +15,20 @@ from __future__ import annotations
 from celery import Celery, chain, chord, group
 from celery.canvas import Signature
 
+from vpsweb.domain.models import Priority
 from vpsweb.domain.plan import JobPlan
 from vpsweb.stages.table import STAGES, Stage
 from vpsweb.workers.routing import FINALIZE_TASK, TASK_NAMES
+
+
+def message_priority(app: Celery, plan: JobPlan) -> int:
+    """An interactive job's tasks go before a batch's in the broker too, or they would
+    queue behind a 500-poem batch's before their quota priority could count. Redis
+    serves priority 0 first (kombu keeps a list per priority step and pops them in
+    order); RabbitMQ the highest (quorum queues from 4.0: 5 and above; 3.x ignores it)."""
+    scheme = str(app.conf.broker_url or "").partition(":")[0]
+    high, low = (0, 9) if scheme.startswith(("redis", "rediss", "sentinel")) else (9, 0)
+    return low if plan.priority is Priority.BATCH else high
 
 
 def task_id(job_id: str, key: str) -> str:
@@ -35,6 +46,7 @@ def _sig(
         immutable=True,
         task_id=task_id(job, key),
         queue=queue,
+        priority=message_priority(app, plan),
         # What Flower shows: short, no poem text, no secrets.
         argsrepr=f"job={job}{label}",
         kwargsrepr="{}",

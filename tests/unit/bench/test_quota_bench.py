@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vpsweb.bench.quota import concurrency_bound, ratio, round_trips, share
+from vpsweb.bench.quota import concurrency_bound, share
+from vpsweb.bench.quota_monitor import ratio, round_trips
 
 
 def test_share_of_an_rpm_bound() -> None:

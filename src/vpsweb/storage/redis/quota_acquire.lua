@@ -8,7 +8,7 @@
 -- Requests go out at 95 % of the declared rate, in bursts of half a second's worth:
 -- calls granted together reach the provider a little apart, and a provider's window
 -- that saw them bunched would answer 429.
-local PACE, BURST_S, INITIAL, RESERVE = 0.95, 0.5, 16, 1
+local PACE, BURST_S, INITIAL, RESERVE = 0.95, 0.5, 16, 2
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local ticket, flow = ARGV[1], ARGV[2]
