@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import threading
 import time
 import uuid
@@ -40,7 +41,9 @@ RIDE_S = 3.0  # an uncontended settlement waits at most this long for an ask to 
 NAP_MAX_S = 2.0  # a waiting call checks for cancellation at least this often
 HOLD_MARGIN_S = 30.0  # a permit outlives its call's timeout by this much
 TELL_S = 1.0  # a wait this long (or expected to be) is said in the job's progress
-PARK_MIN_S, PARK_MAX_S = 1.0, 5.0  # a parked step's task runs again after this long
+# A parked step's task runs again when its turn may have come (the queue's expected
+# wait, jittered), within these bounds: every return costs a task run.
+PARK_MIN_S, PARK_MAX_S = 1.0, 30.0
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,7 @@ class QuotaGate:
             if not caller.parkable or self._waiters < self.max_waiters:
                 self._waiters += 1
                 return
-        after = min(max(retry_in_s, PARK_MIN_S), PARK_MAX_S)
+        after = min(max(retry_in_s, PARK_MIN_S), PARK_MAX_S) * (1 + random.random() / 4)
         self._withdraw(ask)
         raise QuotaParked(
             f"{caller.key}: {ask.provider.name} quota is taken; again in {after:.1f}s",

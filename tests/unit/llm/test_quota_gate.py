@@ -82,7 +82,7 @@ def test_a_batch_call_parks_when_half_the_threads_already_wait() -> None:
     time.sleep(0.2)
     with pytest.raises(QuotaParked) as parked:
         _take(gate, _caller(parkable=True))
-    assert 1.0 <= parked.value.after_s <= 5.0
+    assert 1.0 <= parked.value.after_s <= 30.0 * 1.25
     # An interactive call never parks: it waits in its thread.
     interactive: list[Any] = []
     t = threading.Thread(target=lambda: interactive.append(_take(gate, _caller())))

@@ -27,7 +27,7 @@ STALE_S = 5.0  # a waiting call that has not asked for this long has gone (worke
 PACE, BURST_S = 0.95, 0.5  # requests at 95 % of the rate, bursts of 0.5 s (acquire.lua)
 CUT, INCREASE, INITIAL, CEILING = 0.85, 0.5, 16, 512  # the allowance (quota_settle.lua)
 SOFT_CUT = 0.95  # a 429 that did not say a window is spent (a concurrency limit, say)
-RESERVE = 2.0  # requests above the burst that only interactive calls take
+RESERVE = 4.0  # requests above the burst (a second's worth at most) for interactive calls
 CLASS = 1e12  # a batch call's score is past every interactive call's
 WAKE_TTL_S = 5.0  # an unheard wake-up lapses (the Redis list's PEXPIRE)
 FLOWS_TTL_S = 86400
@@ -284,7 +284,7 @@ class _Room:
         if lim.requests_per_minute > 0:
             rate = lim.requests_per_minute / 60 * PACE
             burst = max(1.0, rate * BURST_S)
-            reserve = RESERVE if burst >= 1.5 else 0.0  # interactive calls' only
+            reserve = min(RESERVE, rate) if burst >= 1.5 else 0.0  # interactive only
             level = levels["req"] = self._refill(h, "req", rate, burst + reserve)
             usable = level - (reserve if self.ask.batch else 0.0)
             free = min(free, math.floor(usable))

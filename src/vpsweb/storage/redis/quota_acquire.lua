@@ -8,7 +8,7 @@
 -- Requests go out at 95 % of the declared rate, in bursts of half a second's worth:
 -- calls granted together reach the provider a little apart, and a provider's window
 -- that saw them bunched would answer 429.
-local PACE, BURST_S, INITIAL, RESERVE = 0.95, 0.5, 16, 2
+local PACE, BURST_S, INITIAL, RESERVE = 0.95, 0.5, 16, 4
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local ticket, flow = ARGV[1], ARGV[2]
@@ -70,10 +70,10 @@ local function room(h, inflight, rpm, tpm, conc, adaptive)
   if rpm > 0 then
     local rate = rpm / 60 * PACE
     local burst = math.max(1, rate * BURST_S)
-    -- Above the burst, RESERVE requests only interactive calls may take (where the
-    -- burst is more than one): a batch refills to the burst as fast as before, so it
-    -- loses no throughput, and a person's call rarely finds the bucket empty.
-    local reserve = burst >= 1.5 and RESERVE or 0
+    -- Above the burst (where it is more than one), RESERVE requests, a second's worth
+    -- at most, only interactive calls may take: a batch refills to the burst as fast
+    -- as before, so it loses no throughput, and a person's calls seldom wait.
+    local reserve = burst >= 1.5 and math.min(RESERVE, rate) or 0
     local level = refill(h, 'req', rate, burst + reserve)
     levels.req = level
     local usable = level - (batch == 1 and reserve or 0)
