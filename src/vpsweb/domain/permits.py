@@ -6,7 +6,9 @@ Pure data for the quota seam (``vpsweb.storage.quotas``) and the worker's gate
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -81,3 +83,21 @@ class QuotaState:
     in_flight: int = 0
     queued: int = 0
     settled_alone: int = 0  # round trips that only returned permits (none rode along)
+
+    @classmethod
+    def of(
+        cls, bucket: str, counters: Mapping[str, Any], *, in_flight: int, queued: int
+    ) -> QuotaState:
+        """From a bucket's counters as a store keeps them (numbers, or Redis's text)."""
+        allowance = counters.get("allowance")
+        return cls(
+            bucket=bucket,
+            calls=int(counters.get("calls", 0)),
+            waits=int(counters.get("waits", 0)),
+            wait_s=float(counters.get("wait_s", 0.0)),
+            throttled=int(counters.get("throttled", 0)),
+            allowance=float(allowance) if allowance else None,
+            in_flight=in_flight,
+            queued=queued,
+            settled_alone=int(counters.get("settled_alone", 0)),
+        )

@@ -68,10 +68,11 @@ def status_error(
             f"{where}: HTTP {status} after {attempt} attempt(s): {message}", attempts=attempt
         )
         headers = exc.response.headers
+        retry_after = retry_after_s(headers)
         spent = exhausted_for_s(headers) if status == 429 else None
         if spent is not None:
-            spent = max(spent, retry_after_s(headers) or 0.0)
-        return Retry(error, retry_after_s(headers), throttled=status == 429, window_s=spent)
+            spent = max(spent, retry_after or 0.0)
+        return Retry(error, retry_after, throttled=status == 429, window_s=spent)
     hint = " (check the API key)" if status in (401, 403) else ""
     if out_of_credit:
         hint = " (the account is out of credit: top it up)"

@@ -230,21 +230,13 @@ class MemoryQuotas(Quotas):
         found = []
         with self.space.lock:
             for b in buckets:
-                h = self.space.get(_hash(b)) or {}
-                allowance = h.get("allowance")
-                found.append(
-                    QuotaState(
-                        bucket=b,
-                        calls=int(h.get("calls", 0)),
-                        waits=int(h.get("waits", 0)),
-                        wait_s=float(h.get("wait_s", 0.0)),
-                        throttled=int(h.get("throttled", 0)),
-                        allowance=float(allowance) if allowance else None,
-                        in_flight=len(self.space.get(_in_flight(b)) or {}),
-                        queued=len(self.space.get(_queue(b.partition("/")[0])) or {}),
-                        settled_alone=int(h.get("settled_alone", 0)),
-                    )
+                state = QuotaState.of(
+                    b,
+                    self.space.get(_hash(b)) or {},
+                    in_flight=len(self.space.get(_in_flight(b)) or {}),
+                    queued=len(self.space.get(_queue(b.partition("/")[0])) or {}),
                 )
+                found.append(state)
         return found
 
 

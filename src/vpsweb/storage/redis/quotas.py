@@ -120,24 +120,10 @@ class RedisQuotas(Quotas):
             pipe.zcard(keys.quota_in_flight(b))
             pipe.zcard(keys.quota_queue(b.partition("/")[0]))
         raw = pipe.execute()
-        found = []
-        for i, b in enumerate(buckets):
-            h, in_flight, queued = raw[3 * i], raw[3 * i + 1], raw[3 * i + 2]
-            allowance = h.get("allowance")
-            found.append(
-                QuotaState(
-                    bucket=b,
-                    calls=int(h.get("calls", 0)),
-                    waits=int(h.get("waits", 0)),
-                    wait_s=float(h.get("wait_s", 0)),
-                    throttled=int(h.get("throttled", 0)),
-                    allowance=float(allowance) if allowance else None,
-                    in_flight=int(in_flight),
-                    queued=int(queued),
-                    settled_alone=int(h.get("settled_alone", 0)),
-                )
-            )
-        return found
+        return [
+            QuotaState.of(b, raw[3 * i], in_flight=int(raw[3 * i + 1]), queued=int(raw[3 * i + 2]))
+            for i, b in enumerate(buckets)
+        ]
 
 
 def _grant(raw: list[Any]) -> Grant:
