@@ -27,7 +27,7 @@ from vpsweb.storage import Submission
 
 log = logging.getLogger(__name__)
 
-BATCH = 50
+BATCH = 2  # per lane: an interactive submission waits behind at most this many
 SUBMISSION = "Submission"
 BLOCK_MS = 1000
 

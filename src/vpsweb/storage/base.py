@@ -85,10 +85,13 @@ class Event:
 
 @dataclass(frozen=True)
 class Submission:
-    """A job waiting for a dispatcher to send its canvas."""
+    """A job waiting for a dispatcher to send its canvas. Two lanes: a dispatcher
+    takes every interactive submission before the next batch ones, so a poem
+    submitted behind a 500-job batch is sent at once, not after 500 canvases."""
 
     entry_id: str
     job_id: str
+    lane: str = "interactive"  # or "batch"
 
 
 class JobStore(abc.ABC):
@@ -163,7 +166,8 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     def next_submissions(self, consumer: str, *, block_ms: int, count: int) -> list[Submission]:
-        """Submissions for this dispatcher: new ones, or ones a dead dispatcher left."""
+        """Submissions for this dispatcher: ones a dead dispatcher left, else new ones,
+        interactive before batch (at most ``count`` batch ones at a time)."""
 
     @abc.abstractmethod
     def ack_submissions(self, entries: list[Submission]) -> None: ...

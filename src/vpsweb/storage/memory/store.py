@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from vpsweb.domain.request import Priority
 from vpsweb.stages.table import STAGES
 from vpsweb.storage.base import (
     Event,
@@ -24,8 +25,14 @@ from vpsweb.storage.spend import SPENT_FIELD
 CLAIM_IDLE_MS = 30_000
 JOBS = ("jobs",)  # job id -> created timestamp
 DEADLINES = ("deadlines",)  # job id -> deadline (epoch s), jobs not ended
-SUBMISSIONS = ("submissions",)  # a Stream of {"job": id}
-PENDING = ("submissions", "pending")  # entry id -> (consumer, delivered at)
+SUBMISSIONS = ("submissions",)  # a Stream of {"job": id}: interactive jobs
+LANES = tuple(p.value for p in Priority)  # submission lanes, in the order dispatchers read
+
+
+def submissions(lane: str) -> tuple[str, ...]:
+    """The lane's Stream; its pending entries (id -> (consumer, delivered at)) and
+    delivered cursor live beside it."""
+    return SUBMISSIONS if lane == Priority.INTERACTIVE.value else ("submissions", lane)
 
 
 def iso(at: float) -> str:
@@ -75,7 +82,7 @@ class MemoryJobStore(JobStore):
         space.append(names.events(job_id), fields)
         space.expire(names.progress(job_id), ttl)
         space.expire(names.events(job_id), ttl)
-        space.append(SUBMISSIONS, {"job": job_id})
+        space.append(submissions(plan.priority.value), {"job": job_id})
 
     def _record(self, job_id: str) -> dict[str, str]:
         return dict(self.space.get(names.job(job_id)) or {})
@@ -225,7 +232,7 @@ class MemoryJobStore(JobStore):
 
     def next_submissions(self, consumer: str, *, block_ms: int, count: int) -> list[Submission]:
         with self.space.lock:
-            found = self._claim_stale(consumer, count)
+            found = [s for lane in LANES for s in self._claim_stale(lane, consumer, count)]
             if not found:
                 found = self._new(consumer, count)
             if not found and block_ms > 0:
@@ -233,40 +240,43 @@ class MemoryJobStore(JobStore):
                 found = self._new(consumer, count)
             return found
 
-    def _claim_stale(self, consumer: str, count: int) -> list[Submission]:
-        pending: dict[str, Any] = self.space.setdefault(PENDING, dict)
+    def _claim_stale(self, lane: str, consumer: str, count: int) -> list[Submission]:
+        pending: dict[str, Any] = self.space.setdefault((*submissions(lane), "pending"), dict)
         now = self.space.clock()
         stale = [i for i, (_c, at) in pending.items() if now - at >= self.claim_idle_ms / 1000]
-        live = {i: f["job"] for i, f in self._stream().entries}
+        live = {i: f["job"] for i, f in self._stream(lane).entries}
         for entry_id in [i for i in stale if i not in live]:
             del pending[entry_id]  # deleted meanwhile
         taken = [i for i in stale if i in live][:count]
         for entry_id in taken:
             pending[entry_id] = (consumer, now)
-        return [Submission(i, live[i]) for i in taken]
+        return [Submission(i, live[i], lane) for i in taken]
 
     def _new(self, consumer: str, count: int) -> list[Submission]:
-        stream = self._stream()
-        cursor: str = self.space.get(("submissions", "delivered")) or "0-0"
-        fresh = stream.after(cursor, count)
-        pending = self.space.setdefault(PENDING, dict)
-        for entry_id, _fields in fresh:
-            pending[entry_id] = (consumer, self.space.clock())
-        if fresh:
-            self.space.put(("submissions", "delivered"), fresh[-1][0])
-        return [Submission(i, f["job"]) for i, f in fresh]
+        found = []
+        for lane in LANES:  # up to ``count`` of each lane, as one XREADGROUP of both
+            at = (*submissions(lane), "delivered")
+            fresh = self._stream(lane).after(self.space.get(at) or "0-0", count)
+            pending = self.space.setdefault((*submissions(lane), "pending"), dict)
+            for entry_id, _fields in fresh:
+                pending[entry_id] = (consumer, self.space.clock())
+            if fresh:
+                self.space.put(at, fresh[-1][0])
+            found += [Submission(i, f["job"], lane) for i, f in fresh]
+        return found
 
-    def _stream(self) -> Any:
-        return self.space.setdefault(SUBMISSIONS, names.Stream)
+    def _stream(self, lane: str) -> Any:
+        return self.space.setdefault(submissions(lane), names.Stream)
 
     def ack_submissions(self, entries: list[Submission]) -> None:
         with self.space.lock:
-            done = {e.entry_id for e in entries}
-            pending = self.space.setdefault(PENDING, dict)
-            for entry_id in done:
-                pending.pop(entry_id, None)
-            stream = self._stream()
-            stream.entries = [e for e in stream.entries if e[0] not in done]
+            for lane in LANES:
+                done = {e.entry_id for e in entries if e.lane == lane}
+                pending = self.space.setdefault((*submissions(lane), "pending"), dict)
+                for entry_id in done:
+                    pending.pop(entry_id, None)
+                stream = self._stream(lane)
+                stream.entries = [e for e in stream.entries if e[0] not in done]
 
     def close(self) -> None:
         pass

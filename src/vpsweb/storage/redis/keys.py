@@ -4,13 +4,19 @@ from __future__ import annotations
 
 PREFIX = "vpsweb"
 JOBS_INDEX = f"{PREFIX}:jobs"  # sorted set: job id -> created timestamp
-SUBMISSIONS = f"{PREFIX}:submissions"  # stream: jobs waiting for a dispatcher
-DISPATCHERS = "dispatchers"  # the consumer group of SUBMISSIONS
+SUBMISSIONS = f"{PREFIX}:submissions"  # stream: interactive jobs waiting for a dispatcher
+BATCH_SUBMISSIONS = f"{PREFIX}:submissions:batch"  # stream: batch jobs, read after those
+DISPATCHERS = "dispatchers"  # the consumer group of both submission streams
 WORKERS = f"{PREFIX}:workers"  # sorted set: live worker -> heartbeat expiry (epoch s)
 WORKER_QUEUES = f"{PREFIX}:workers:queues"  # hash: worker -> JSON list of its queues
 DEADLINES = f"{PREFIX}:deadlines"  # sorted set: job id -> deadline (epoch s), jobs not ended
 USAGE_SUMMARIES = f"{PREFIX}:usage:jobs"  # sorted set: ended job's usage JSON -> end (epoch s)
 USAGE_COUNTERS = f"{PREFIX}:usage:counters"  # hash: "metric|label=value|..." -> cumulative sum
+
+
+def submissions(lane: str) -> str:
+    """Stream: the submissions of one lane ("interactive" or "batch")."""
+    return BATCH_SUBMISSIONS if lane == "batch" else SUBMISSIONS
 
 
 def lock(name: str) -> str:

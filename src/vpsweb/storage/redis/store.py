@@ -19,6 +19,7 @@ import redis
 from vpsweb.domain.models import utcnow
 from vpsweb.domain.plan import JobPlan
 from vpsweb.domain.progress import EventKind
+from vpsweb.domain.request import Priority
 from vpsweb.stages.table import STAGES
 from vpsweb.storage.base import Event, JobRecord, JobStatus, JobStore, Submission
 from vpsweb.storage.redis import keys
@@ -31,6 +32,7 @@ STREAM_MAXLEN = 1000
 # A submission a dispatcher read but did not acknowledge within this is taken over.
 CLAIM_IDLE_MS = 30_000
 CLAIM_EVERY_S = 10.0
+LANES = tuple(p.value for p in Priority)  # submission lanes, in the order dispatchers read
 
 
 def with_request(raw: str | None, plan: str | None) -> str | None:
@@ -183,11 +185,14 @@ class RedisJobStore(JobStore):
     def _ensure_group(self) -> None:
         if self._group_ready:
             return
-        try:
-            self.redis.xgroup_create(keys.SUBMISSIONS, keys.DISPATCHERS, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        for lane in LANES:
+            try:
+                self.redis.xgroup_create(
+                    keys.submissions(lane), keys.DISPATCHERS, id="0", mkstream=True
+                )
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
         self._group_ready = True
 
     def next_submissions(self, consumer: str, *, block_ms: int, count: int) -> list[Submission]:
@@ -196,35 +201,49 @@ class RedisJobStore(JobStore):
         now = time.monotonic()
         if now - self._last_claim > min(CLAIM_EVERY_S, self.claim_idle_ms / 1000):
             self._last_claim = now
-            reply = self.redis.xautoclaim(
-                keys.SUBMISSIONS, keys.DISPATCHERS, consumer, self.claim_idle_ms, count=count
-            )
-            found += _submissions(cast(list[Any], reply)[1])
+            for lane in LANES:
+                reply = self.redis.xautoclaim(
+                    keys.submissions(lane),
+                    keys.DISPATCHERS,
+                    consumer,
+                    self.claim_idle_ms,
+                    count=count,
+                )
+                found += _submissions(cast(list[Any], reply)[1], lane)
         if found:
             return found
+        # One read of both lanes (up to ``count`` of each): interactive ones go first.
+        streams: dict[Any, Any] = {keys.submissions(lane): ">" for lane in LANES}
         batch = self.redis.xreadgroup(
-            keys.DISPATCHERS, consumer, {keys.SUBMISSIONS: ">"}, count=count, block=block_ms
+            keys.DISPATCHERS, consumer, streams, count=count, block=block_ms
         )
-        for _stream, entries in cast(list[Any], batch) or []:
-            found += _submissions(entries)
-        return found
+        for stream, entries in cast(list[Any], batch) or []:
+            found += _submissions(entries, _lane_of(stream))
+        return sorted(found, key=lambda sub: LANES.index(sub.lane))
 
     def ack_submissions(self, entries: list[Submission]) -> None:
         if not entries:
             return
-        ids = [e.entry_id for e in entries]
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xack(keys.SUBMISSIONS, keys.DISPATCHERS, *ids)
-            pipe.xdel(keys.SUBMISSIONS, *ids)
+            for lane in LANES:
+                ids = [e.entry_id for e in entries if e.lane == lane]
+                if ids:
+                    pipe.xack(keys.submissions(lane), keys.DISPATCHERS, *ids)
+                    pipe.xdel(keys.submissions(lane), *ids)
             pipe.execute()
 
     def close(self) -> None:
         self.redis.close()
 
 
-def _submissions(entries: list[Any]) -> list[Submission]:
+def _submissions(entries: list[Any], lane: str) -> list[Submission]:
     # A claimed entry that was deleted meanwhile comes back with no fields.
-    return [Submission(entry_id, fields["job"]) for entry_id, fields in entries if fields]
+    return [Submission(entry_id, fields["job"], lane) for entry_id, fields in entries if fields]
+
+
+def _lane_of(stream: str | bytes) -> str:
+    name = stream.decode() if isinstance(stream, bytes) else stream
+    return next(lane for lane in LANES if keys.submissions(lane) == name)
 
 
 def queue_create(pipe: Any, plans: list[JobPlan]) -> None:
@@ -267,7 +286,7 @@ def _queue_one(pipe: Any, plan: JobPlan) -> None:
     pipe.xadd(keys.events(job), fields, maxlen=STREAM_MAXLEN, approximate=True)
     pipe.expire(keys.progress(job), ttl)
     pipe.expire(keys.events(job), ttl)
-    pipe.xadd(keys.SUBMISSIONS, {"job": job})
+    pipe.xadd(keys.submissions(plan.priority.value), {"job": job})
 
 
 def end_call(

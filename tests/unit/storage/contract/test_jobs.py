@@ -7,6 +7,7 @@ import json
 
 from tests.helpers.storage_backends import Backend, stream_events
 from vpsweb.domain.progress import EventKind
+from vpsweb.domain.request import Priority
 from vpsweb.orchestrator.lifecycle import cancel_job, fail_job
 from vpsweb.orchestrator.sweeper import Sweeper
 from vpsweb.stages.table import STAGES
@@ -32,6 +33,23 @@ def test_a_created_job_is_queued_with_an_event_a_deadline_and_a_submission(store
     assert [s.job_id for s in jobs.next_submissions("d", block_ms=10, count=10)] == [plan.job_id]
     store.job("0000000000a2")
     assert jobs.recent_jobs(limit=1) == ["0000000000a2"]
+
+
+def test_interactive_submissions_are_taken_before_batch_ones_sent_earlier(store: Backend) -> None:
+    jobs = store.storage.jobs
+    batch = [store.job(f"ba7c4000{i:04d}", priority=Priority.BATCH).job_id for i in range(5)]
+    alone = store.job("1a7e00000001").job_id
+    first = jobs.next_submissions("d", block_ms=10, count=2)
+    assert [(s.job_id, s.lane) for s in first] == [
+        (alone, "interactive"),
+        (batch[0], "batch"),
+        (batch[1], "batch"),
+    ]
+    jobs.ack_submissions(first)
+    rest = jobs.next_submissions("d", block_ms=10, count=10)
+    assert [s.job_id for s in rest] == batch[2:]
+    jobs.ack_submissions(rest)
+    assert jobs.next_submissions("d", block_ms=10, count=10) == []
 
 
 def test_mark_running_once_keeps_the_first_start(store: Backend) -> None:
@@ -148,7 +166,8 @@ def test_overdue_lists_jobs_by_deadline_and_forget_keeps_live_ones(store: Backen
 
 def test_a_dead_dispatchers_submissions_are_taken_over(store: Backend) -> None:
     jobs = store.job_store(claim_idle_ms=300)
-    ids = sorted(store.job(f"d15ba7c4{i:04d}").job_id for i in range(3))
+    lanes = [Priority.INTERACTIVE, Priority.BATCH, Priority.BATCH]  # both lanes taken over
+    ids = sorted(store.job(f"d15ba7c4{i:04d}", priority=p).job_id for i, p in enumerate(lanes))
     taken: list[str] = []
     while len(taken) < 3:
         taken += [s.job_id for s in jobs.next_submissions("A", block_ms=50, count=10)]
