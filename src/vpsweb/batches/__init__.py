@@ -1,0 +1,1 @@
+"""Batches: translating a collection of poems as one batch, and what comes out of it."""
