@@ -34,6 +34,7 @@ _CLI_NAMES = {
 _NO_HYPHEN_ALIAS = {"few_shots", "background_briefing"}
 # Fields whose value is text: a YAML number (``title: 1984``) is meant as text.
 _TEXTUAL = {TEXT, FILE, NAME, "title", "author", "prosody_target", *FILE_FIELDS}
+_FILES = {FILE, *FILE_FIELDS}
 _WHOLE = re.compile(r"\s*\+?\d+\s*")
 
 
@@ -67,9 +68,13 @@ def convert(name: str, value: Any) -> Any:
     the request's; anything else is left for the request's own validation. ValueError
     says what was expected."""
     if not isinstance(value, str):
-        if name in _TEXTUAL and isinstance(value, int | float) and not isinstance(value, bool):
+        if name not in _TEXTUAL:
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
             return str(value)
-        return value
+        raise ValueError(
+            f"expected {'a file name' if name in _FILES else 'text'}, got {value!r:.40}"
+        )
     if name == "parallel_count":
         if not _WHOLE.fullmatch(value):
             raise ValueError(f"{value!r} is not a whole number")

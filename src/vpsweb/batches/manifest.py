@@ -289,8 +289,16 @@ def _delimiter(text: str) -> str:
 
 def _csv(text: str, name: str) -> Manifest:
     found = Manifest()
+    rows: list[list[str]] = []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text), strict=True)
     with _field_limit(max(len(text), MAX_CELL_CHARS)):
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text)))
+        try:
+            rows.extend(reader)
+        except csv.Error as exc:  # the reader cannot resync: the rows after it are unknown
+            found.problems.append(
+                f"{name} row {len(rows) + 1}: not valid CSV: {exc} (is a quote left open, "
+                'or a quoted cell followed by more text? a quote inside a cell is written "")'
+            )
     if not rows:
         return found
     header = [cell.strip().lower() for cell in rows[0]]

@@ -108,6 +108,7 @@ class _Layer:
     values: dict[str, Any] = field(default_factory=dict)
     places: dict[str, str] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)  # the key as written
+    refused: set[str] = field(default_factory=set)  # given, but already said to be wrong
 
     def merged(self, *over: _Layer) -> _Layer:
         out = _Layer(dict(self.values), dict(self.places))
@@ -245,6 +246,7 @@ class _Reader:
             value = ef.convert(canonical, value)
         except ValueError as exc:
             self.problem(f"{place}: {canonical}: {exc}")
+            out.refused.add(canonical)
             return
         if canonical in ef.FILE_FIELDS and isinstance(value, str):
             canonical, value = ef.FILE_FIELDS[canonical], self.text_file(base / value, place)
@@ -301,6 +303,8 @@ class _Reader:
         self, raw: RawEntry, own: _Layer, base: Path, values: _Layer
     ) -> tuple[str | None, str | None]:
         file, text = own.values.get(ef.FILE), own.values.get(ef.TEXT)
+        if own.refused & {ef.FILE, ef.TEXT}:
+            return None, None
         if (file is None) == (text is None):
             which = "both" if file is not None else "neither"
             self.problem(f"{raw.where}: give the poem as file or text ({which} given)")

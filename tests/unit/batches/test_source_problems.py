@@ -220,3 +220,21 @@ def test_a_non_utf8_manifest_is_read_as_detected_or_as_told() -> None:
     assert problem.startswith("gbk.csv is not UTF-8 and its encoding was not recognised")
     (entry,) = load("gbk.csv", {"source_lang": "zh-CN", "target_lang": "en"}, encoding="gb18030")
     assert entry.request.title == "静夜思"
+
+
+def test_a_quote_left_open_in_csv_is_named_not_swallowed_as_one_poem() -> None:
+    write("b.csv", 'text,title\n"The fog comes,Fog\non little cat feet.,Feet\n')
+    assert problems("b.csv") == [
+        "b.csv row 2: not valid CSV: unexpected end of data (is a quote left open, or a "
+        'quoted cell followed by more text? a quote inside a cell is written "")'
+    ]
+
+
+def test_a_value_of_the_wrong_shape_is_said_once() -> None:
+    write("b.yaml", "- text: [a, b]\n- file: {name: x}\n- {text: c, strategy: balanced}\n")
+    assert problems("b.yaml") == [
+        "b.yaml line 1: text: expected text, got ['a', 'b']",
+        "b.yaml line 2: file: expected a file name, got {'name': 'x'}",
+        "b.yaml line 3: strategy must be a mapping of dials (adaptation_level, "
+        "repetition_policy, additions_policy, prosody_target, few_shots)",
+    ]

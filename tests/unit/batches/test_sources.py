@@ -43,6 +43,7 @@ def test_a_directory_takes_the_defaults_title_and_settings() -> None:
     write("poems/b.txt", FOG_COUPLET)
     # As `translate` builds its request from the command line: None is "not given".
     defaults = {
+        "poem": None,
         "source_lang": "en",
         "target_lang": "zh-CN",
         "title": "Fog",
@@ -50,6 +51,7 @@ def test_a_directory_takes_the_defaults_title_and_settings() -> None:
         "parallel_count": 3,
         "strategy": {"adaptation_level": "domesticating", "few_shots": None},
         "max_cost": None,
+        "straggler": {"policy": "quorum", "quorum": "0.5"},
     }
     entries = load("poems", defaults, encoding="utf-8")
     assert [(e.name, e.request.title, e.request.parallel_count) for e in entries] == [
@@ -58,6 +60,7 @@ def test_a_directory_takes_the_defaults_title_and_settings() -> None:
     ]
     assert entries[1].request.strategy.adaptation_level == "domesticating"
     assert entries[1].request.max_cost is None and entries[1].encoding == "utf-8"
+    assert entries[1].request.straggler is not None and entries[1].request.straggler.quorum == 0.5
 
 
 def test_yaml_with_defaults_nested_and_flat_dials_and_files_beside_it() -> None:
