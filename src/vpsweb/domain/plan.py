@@ -214,7 +214,9 @@ def _candidate(
     return CandidatePlan(index=i, variant=name, hint=hint, call=call)
 
 
-def _format_errors(exc: ValidationError) -> list[str]:
+def format_errors(exc: ValidationError) -> list[str]:
+    """One line per error ("field: what"), in ``exc.errors()``'s order, in a
+    translator's words: a batch source prefixes each with the place it came from."""
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "request"
@@ -251,7 +253,7 @@ def validate_request(
     try:
         return TranslationRequest.model_validate(raw, context=ctx)
     except ValidationError as exc:
-        raise RequestInvalid(_format_errors(exc)) from None
+        raise RequestInvalid(format_errors(exc)) from None
 
 
 def manual_stages(manual: bool | list[str] | tuple[str, ...]) -> list[str]:
