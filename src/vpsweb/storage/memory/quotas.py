@@ -127,6 +127,13 @@ class MemoryQuotas(Quotas):
         if ahead >= free:
             if why == "":
                 why, wait = "queue", POLL_S
+            rpm = ask.provider.limits.requests_per_minute
+            if ask.batch and rpm:
+                # As far off as the flow's tag is ahead of the virtual time, at least.
+                lag = (
+                    queue[ask.ticket][0] - CLASS - space.setdefault(_flows(p), dict).get("_v", 0.0)
+                )
+                wait = max(wait, lag / (rpm / 60 * PACE))
             return Grant(granted=False, ahead=ahead, retry_in_s=wait, reason=why)
 
         score, _arrival = queue.pop(ask.ticket)

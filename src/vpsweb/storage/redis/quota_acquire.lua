@@ -114,6 +114,13 @@ if paused > now then
 end
 if ahead >= free then
   if why == '' then why, wait = 'queue', 0.5 end
+  local rpm = tonumber(ARGV[6])
+  if batch == 1 and rpm > 0 then
+    -- A batch's turn is as far off as its tag is ahead of the virtual time, at least:
+    -- its parked steps come back then, not all at the queue's wait (churn).
+    local lag = math.floor(tonumber(score) / ARRIVAL) - TAG - tonumber(redis.call('HGET', KEYS[5], '_v') or '0')
+    wait = math.max(wait, lag / (rpm / 60 * PACE))
+  end
   return {0, ahead, tostring(wait), why}
 end
 
