@@ -35,6 +35,7 @@ from vpsweb.client.core import (
 )
 from vpsweb.config import AppConfig
 from vpsweb.domain.estimate import JobEstimate
+from vpsweb.domain.glossary import Glossary
 from vpsweb.domain.manual_answers import PendingPrompt
 from vpsweb.domain.models import (
     Priority,
@@ -210,6 +211,7 @@ class AsyncClient(Planner):
         straggler: StragglerPolicy | dict[str, Any] | str | None = None,
         priority: Priority | str | None = None,
         max_cost: float | None = None,
+        glossary: Glossary | dict[str, Any] | None = None,
         offline: bool | None = None,
         manual: bool | list[str] = False,
     ) -> AsyncJob:
@@ -232,6 +234,7 @@ class AsyncClient(Planner):
         straggler: StragglerPolicy | dict[str, Any] | str | None = None,
         priority: Priority | str | None = None,
         max_cost: float | None = None,
+        glossary: Glossary | dict[str, Any] | None = None,
         offline: bool | None = None,
         manual: bool | list[str] = False,
     ) -> JobEstimate:

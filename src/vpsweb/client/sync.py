@@ -39,6 +39,7 @@ from vpsweb.client.core import (
 )
 from vpsweb.config import AppConfig
 from vpsweb.domain.estimate import JobEstimate
+from vpsweb.domain.glossary import Glossary
 from vpsweb.domain.manual_answers import PendingPrompt
 from vpsweb.domain.models import (
     Priority,
@@ -225,13 +226,16 @@ class Client(Planner):
         straggler: StragglerPolicy | dict[str, Any] | str | None = None,
         priority: Priority | str | None = None,
         max_cost: float | None = None,
+        glossary: Glossary | dict[str, Any] | None = None,
         offline: bool | None = None,
         manual: bool | list[str] = False,
     ) -> Job:
         """Validate and enqueue; raises RequestInvalid before anything is enqueued.
         The request's fields are ``TranslationRequest``'s. ``manual``: True, or the
         steps (e.g. ``["evaluation"]``) a person answers through ``Job.pending()`` /
-        ``Job.answer()`` instead of an API."""
+        ``Job.answer()`` instead of an API. ``glossary``: a ``Glossary`` (from a file:
+        ``vpsweb.files.glossary_file.read_glossary``) or its data, e.g. ``{"terms":
+        {"长安": "Chang'an"}, "mode": "strict"}``."""
         request = request_of(locals())
         return self.submit_plan(self.plan(request, offline=offline, manual=manual))
 
@@ -250,6 +254,7 @@ class Client(Planner):
         straggler: StragglerPolicy | dict[str, Any] | str | None = None,
         priority: Priority | str | None = None,
         max_cost: float | None = None,
+        glossary: Glossary | dict[str, Any] | None = None,
         offline: bool | None = None,
         manual: bool | list[str] = False,
     ) -> JobEstimate:

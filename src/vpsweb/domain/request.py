@@ -1,4 +1,5 @@
-"""What a user submits: the request, its strategy dials, straggler policy and priority.
+"""What a user submits: the request, its strategy dials, straggler policy, priority
+and glossary.
 
 Validated before anything is enqueued; it crosses the broker inside the job's plan,
 so every model round-trips through JSON without loss.
@@ -7,23 +8,23 @@ so every model round-trips through JSON without loss.
 from __future__ import annotations
 
 import math
-import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StrictInt,
-    StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from vpsweb.domain.glossary import Glossary, Texts
+from vpsweb.domain.glossary import block as glossary_block
 from vpsweb.domain.languages import normalize_language
+from vpsweb.domain.plain_text import LongText, OneLine, PlainText
 
 DEFAULT_MAX_PARALLEL_COUNT = 8
 MAX_POEM_CHARS = 50_000
@@ -40,37 +41,6 @@ class WorkflowMode(StrEnum):
     REASONING = "reasoning"
     NON_REASONING = "non_reasoning"
 
-
-# C0 and C1 control characters and DEL; newlines and tabs are text.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
-def _plain_text(value: str) -> str:
-    """Free text (a poem, a briefing, examples): lines and tabs, no control characters
-    (a NUL or an escape sequence is never part of a poem, and models mishandle them)."""
-    if found := _CONTROL.search(value):
-        raise ValueError(
-            f"contains a control character ({found.group()!r} at position {found.start()}); "
-            "paste plain text"
-        )
-    return value
-
-
-def _one_line(value: str) -> str:
-    """A title, a name, a dial: one line of plain text, and no tags, since it is quoted
-    in the prompts beside the protocol's own tags."""
-    _plain_text(value)
-    if "\n" in value or "\r" in value:
-        raise ValueError("must be a single line")
-    if "<" in value or ">" in value:
-        raise ValueError("must not contain '<' or '>'")
-    return value.strip()
-
-
-PlainText = Annotated[str, AfterValidator(_plain_text)]
-OneLine = Annotated[str, AfterValidator(_one_line)]
-# A briefing or examples: long, but bounded (each goes into every candidate's prompt).
-LongText = Annotated[str, StringConstraints(max_length=20_000), AfterValidator(_plain_text)]
 
 AdaptationLevel = Literal["foreignizing", "balanced", "domesticating"]
 RepetitionPolicy = Literal["strict", "adaptive"]
@@ -165,6 +135,10 @@ class TranslationRequest(_Model):
     # The most the job may spend, in its models' currency: refused at submission when
     # the estimate is above it, and no new call is made once the spend reaches it.
     max_cost: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    # Required translations of names and terms (vpsweb.domain.glossary): rendered into
+    # the translation and revision prompts, and checked in every candidate and the
+    # revision (``mode``: flag the misses, or gate such candidates before judging).
+    glossary: Glossary | None = None
 
     @field_validator("poem")
     @classmethod
@@ -194,6 +168,15 @@ class TranslationRequest(_Model):
         if not 1 <= v <= maximum:
             raise ValueError(f"parallel_count must be between 1 and {maximum}, got {v}")
         return v
+
+    def glossary_texts(self) -> Texts:
+        """Where the glossary's terms are looked for: the poem, its title, its poet."""
+        return Texts(poem=self.poem, title=self.title, poet=self.author)
+
+    def required_terms(self) -> str:
+        """The "Required terms" block of its translation and revision prompts ("" for
+        none: no glossary, or none of its terms occurs)."""
+        return glossary_block(self.glossary, self.glossary_texts())
 
     @model_validator(mode="after")
     def _distinct_languages(self) -> TranslationRequest:

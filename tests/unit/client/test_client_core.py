@@ -101,6 +101,8 @@ def test_the_cli_translate_options_cover_the_request(tmp_path: Path) -> None:
     files = {n: tmp_path / f"{n}.txt" for n in ("poem", "shots", "brief")}
     for n, f in files.items():
         f.write_text(f"{n} text\n", encoding="utf-8")
+    terms = tmp_path / "terms.csv"
+    terms.write_text("source,target\npoem,诗\n", encoding="utf-8")
     argv = [
         *("translate", str(files["poem"]), "--source-lang", "en", "--target-lang", "zh-CN"),
         *("--parallel-count", "2", "--mode", "hybrid", "--title", "T", "--author", "A"),
@@ -108,6 +110,7 @@ def test_the_cli_translate_options_cover_the_request(tmp_path: Path) -> None:
         *("--additions-policy", "forbid", "--prosody-target", "free"),
         *("--few-shots", str(files["shots"]), "--background", str(files["brief"])),
         *("--straggler", "quorum:0.5:0.2", "--priority", "batch", "--max-cost", "2"),
+        *("--glossary", str(terms), "--glossary-mode", "strict"),
     ]
     args = build_parser().parse_args(argv)
     request = _request(args)
@@ -117,6 +120,8 @@ def test_the_cli_translate_options_cover_the_request(tmp_path: Path) -> None:
     parsed = TranslationRequest.model_validate(request)
     assert parsed.straggler is not None and parsed.straggler.quorum == 0.5
     assert parsed.background_briefing and parsed.strategy.few_shots
+    assert parsed.glossary is not None and parsed.glossary.mode == "strict"
+    assert [(t.source, t.target) for t in parsed.glossary.terms] == [("poem", "诗")]
 
 
 def test_the_web_form_covers_the_request() -> None:
@@ -139,6 +144,8 @@ def test_the_web_form_covers_the_request() -> None:
         "straggler": "wait_all",
         "priority": "batch",
         "max_cost": "0.5",
+        "glossary": "p: 诗",
+        "glossary_mode": "strict",
     }
     request = forms.request_of(values)
     assert set(request) == set(REQUEST_FIELDS)
@@ -146,6 +153,7 @@ def test_the_web_form_covers_the_request() -> None:
     parsed = TranslationRequest.model_validate(request)
     assert parsed.straggler is not None and parsed.straggler.policy == "wait_all"
     assert parsed.background_briefing == "brief" and parsed.strategy.few_shots == "shots"
+    assert parsed.glossary is not None and parsed.glossary.mode == "strict"
     # Every field the form reads is on the page.
     import jinja2
 
@@ -160,6 +168,10 @@ def test_the_web_form_covers_the_request() -> None:
     with pytest.raises(RequestInvalid) as bad:
         forms.request_of({**values, "straggler": "sometimes"})
     assert list(forms.errors_by_field(bad.value.errors)) == ["straggler"]
+    # A bad glossary is said beside the glossary field, each line named.
+    with pytest.raises(RequestInvalid) as bad:
+        forms.request_of({**values, "glossary": "a: b\nc:\n"})
+    assert forms.errors_by_field(bad.value.errors) == {"glossary": "line 2: 'c' has no target"}
 
 
 def test_straggler_spelling() -> None:
