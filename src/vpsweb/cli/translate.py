@@ -82,7 +82,7 @@ def _glossary(args: argparse.Namespace) -> dict[str, Any] | None:
         args.glossary,
         mode=args.glossary_mode or "flag",
         encoding=args.encoding,
-        language=args.source_lang,
+        languages=(args.source_lang, args.target_lang),
     )
     return found.model_dump()
 

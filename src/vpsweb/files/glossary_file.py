@@ -7,6 +7,7 @@ its format taken from its name (.csv, .tsv; .yaml, .yml) or, failing that, sniff
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from vpsweb.domain.glossary import Glossary, GlossaryMode
@@ -31,9 +32,10 @@ def read_glossary(
     *,
     mode: GlossaryMode = "flag",
     encoding: str | None = None,
-    language: str | None = None,
+    languages: Sequence[str] = (),
 ) -> Glossary:
-    """The glossary in the file; InputFileError when it cannot be read, RequestInvalid
+    """The glossary in the file (``languages``: the source's and the target's, whose
+    legacy encodings are tried); InputFileError when it cannot be read, RequestInvalid
     naming each bad line."""
-    text, _ = read_text(path, encoding=encoding, language=language)
+    text, _ = read_text(path, encoding=encoding, language=languages)
     return parse_glossary(text, mode=mode, name=path, fmt=format_of(path))

@@ -90,8 +90,11 @@ def _text_from(data: bytes, upload: str, values: dict[str, str]) -> str:
     if len(data) > MAX_FILE_BYTES:
         values[f"_{upload}_error"] = f"the file is larger than {MAX_FILE_BYTES:,} bytes"
         return ""
+    # A glossary holds the target's language too: its legacy encodings are tried as well.
+    languages = [values.get("source_lang", "")]
+    languages += [values.get("target_lang", "")] if upload == "glossary_file" else []
     try:
-        text, _ = decode(data, values[f"_{upload}"], values.get("source_lang"))
+        text, _ = decode(data, values[f"_{upload}"], languages)
     except InputFileError as exc:
         values[f"_{upload}_error"] = str(exc)
         return ""

@@ -24,10 +24,12 @@ YAML = "长安: Chang'an\n李白: {target: Li Bai, note: the poet}\n"
         ("terms", YAML, "utf-8"),
     ],
 )
-def test_read_in_the_poem_encodings(tmp_path: Path, name: str, text: str, encoding: str) -> None:
+def test_read_in_the_encodings_of_either_language(
+    tmp_path: Path, name: str, text: str, encoding: str
+) -> None:
     path = tmp_path / name
     path.write_bytes(text.encode(encoding))
-    g = read_glossary(str(path), mode="strict", language="zh-CN")
+    g = read_glossary(str(path), mode="strict", languages=("en", "zh-CN"))
     assert g.mode == "strict"
     capital = "長安" if encoding == "big5" else "长安"
     assert [(t.source, t.target) for t in g.terms] == [(capital, "Chang'an"), ("李白", "Li Bai")]
@@ -58,3 +60,12 @@ def test_problems_name_the_file_and_the_line(tmp_path: Path) -> None:
 def test_an_unreadable_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match="no such file"):
         read_glossary(str(tmp_path / "missing.yaml"))
+
+
+def test_a_polish_glossary_in_cp1250(tmp_path: Path) -> None:
+    """The source's legacy encodings are tried for a glossary into English too."""
+    path = tmp_path / "terms.csv"
+    text = "source,target\nKraków,Cracow\nWisła,the Vistula\nŁódź,Lodz\nźdźbło,blade\n"
+    path.write_bytes(text.encode("cp1250"))
+    g = read_glossary(str(path), languages=("pl", "en"))
+    assert [t.source for t in g.terms] == ["Kraków", "Wisła", "Łódź", "źdźbło"]
