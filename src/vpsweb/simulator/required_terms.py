@@ -62,12 +62,17 @@ def wanted(prompt: str, model: str = "") -> list[Wanted]:
     return found
 
 
+def _latin(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
+
+
 def _append(line: str, word: str, chinese: bool) -> str:
     if not word:
         return line
-    if chinese:  # before the line's closing punctuation
+    if chinese:  # before the line's closing punctuation; Latin words stay apart
         body = line.rstrip(_STOPS)
-        return f"{body}{word}{line[len(body) :]}"
+        sep = " " if _latin(body[-1:]) and _latin(word[:1]) else ""
+        return f"{body}{sep}{word}{line[len(body) :]}"
     return f"{line} {word}".strip()
 
 

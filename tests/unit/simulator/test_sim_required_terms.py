@@ -71,3 +71,10 @@ def test_a_whole_answer_keeps_the_terms_and_a_directive_misses_them() -> None:
     assert "bright moon" not in missed["initial_translation"]
     assert "故乡" not in missed["initial_translation"]
     assert "Li Bai" not in missed["translated_poet_name"]
+
+
+def test_source_terms_left_in_a_chinese_line_stay_words() -> None:
+    g = Glossary.model_validate({"terms": {"harbor": "港湾", "city": "城市"}})
+    prompt = "into Simplified Chinese\n" + block(g, Texts(poem="over harbor and city"))
+    got = honour(prompt, "sim-glossraw", ["over harbor and city"], True, ("港静，", "", ""))
+    assert got[0] == "港静harbor city，"
