@@ -18,11 +18,12 @@ from tests.helpers.scripted_llm import ScriptedLLM, ctx_for
 from tests.helpers.sim_llm import SimLLM
 from tests.helpers.stage_calls import translate_candidate
 from vpsweb.config import AppConfig, load_config
+from vpsweb.domain.manual_answers import ManualLLM
 from vpsweb.domain.models import GateResult
 from vpsweb.domain.plan import JobPlan, build_plan
 from vpsweb.domain.result import TranslationOutput
 from vpsweb.domain.runner import run_job
-from vpsweb.errors import PermanentLLMError, StageFailed
+from vpsweb.errors import AwaitingAnswer, PermanentLLMError, StageFailed
 
 TERMS = {"明月": "bright moon", "故乡": {"target": "hometown", "note": "the poet's home"}}
 BLOCK_END = '- "故乡" → "hometown" (in the poem) — the poet\'s home\n</required_terms>'
@@ -198,3 +199,11 @@ def test_a_revision_with_a_miss_is_rejected_in_strict_mode(tmp_path: Path) -> No
     assert check.flags == MISSES and llm.prompts("revision_check") == []
     assert out.final.source == "candidate" and "bright moon" in out.final.translation
     assert [(f.where, f.final) for f in out.flags] == [("revision", False)] * 2
+
+
+def test_manual_mode_shows_the_same_prompt(tmp_path: Path) -> None:
+    """A person answering by hand is asked what a model would be: the block included."""
+    cfg = _config(tmp_path)
+    with pytest.raises(AwaitingAnswer) as parked:
+        translate_candidate(ctx_for(cfg, _plan(cfg), ManualLLM(None)), 0)  # type: ignore[arg-type]
+    assert parked.value.messages[-1]["content"].endswith(BLOCK_END)
