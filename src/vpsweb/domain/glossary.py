@@ -199,6 +199,16 @@ def required(glossary: Glossary, source: Texts) -> list[Required]:
     return found
 
 
+def relevant(glossary: Glossary | None, source: Texts) -> Glossary | None:
+    """The glossary cut to the terms that occur in the source (None: none does): what
+    decides this poem's translation, so what a content key of a batch's poem should
+    cover (a term added for another poem does not make this one be paid for again)."""
+    found = required(glossary, source) if glossary is not None else []
+    if glossary is None or not found:
+        return None
+    return Glossary(terms=[r.term for r in found], mode=glossary.mode)
+
+
 def misses(glossary: Glossary, source: Texts, translated: Texts) -> list[Miss]:
     """Every required term the translated texts do not hold, where each is required."""
     found = []

@@ -17,6 +17,7 @@ from vpsweb.domain.glossary import (
     misses,
     occurs,
     reasons,
+    relevant,
     required,
 )
 from vpsweb.domain.glossary_text import parse_glossary, sniff
@@ -197,6 +198,14 @@ def test_the_block_lists_only_the_terms_that_occur_and_where() -> None:
     ]
     assert "长安" not in text
     assert block(ZH, Texts(poem=FOG)) == "" and block(None, source) == ""
+
+
+def test_the_relevant_part_is_what_decides_a_poem() -> None:
+    source = Texts(poem=JING_YE_SI, poet="李白")
+    cut = relevant(ZH.model_copy(update={"mode": "strict"}), source)
+    assert cut is not None and cut.mode == "strict"
+    assert [t.source for t in cut.terms] == ["明月", "故乡", "李白"]
+    assert relevant(ZH, Texts(poem=FOG)) is None and relevant(None, source) is None
 
 
 # --- the check -------------------------------------------------------------------------
