@@ -104,6 +104,9 @@ def _text_from(data: bytes, upload: str, values: dict[str, str]) -> str:
 def _glossary(values: dict[str, str]) -> dict[str, Any] | None:
     """The glossary box (or its uploaded file) with its mode; RequestInvalid naming
     each bad line, beside the glossary field."""
+    if "_glossary_file_error" in values:  # never submitted without the glossary it names
+        said = f"{values['_glossary_file']}: {values['_glossary_file_error']}"
+        raise RequestInvalid([f"glossary: {said}"])
     text = values.get("glossary", "")
     if not text.strip():
         return None
@@ -169,7 +172,7 @@ def errors_by_field(lines: list[str]) -> dict[str, str]:
 
 def context(cfg: AppConfig, values: dict[str, str], errors: dict[str, str]) -> dict[str, Any]:
     for upload, field in UPLOADS.items():
-        if f"_{upload}_error" in values and field not in errors:
+        if f"_{upload}_error" in values:  # the file's problem, not "the poem is empty"
             said = f"{values[f'_{upload}']}: {values[f'_{upload}_error']}"
             errors = {**errors, field: said}
     return {

@@ -96,6 +96,15 @@ def test_a_bad_glossary_is_said_beside_its_field_and_nothing_is_enqueued(tmp_pat
             "/jobs", FORM, {"glossary_file": ("t.csv", b"source;target\n")}
         )
         assert status == 422 and "no terms" in page
+        # The poem's upload shares the path: its problem is said beside the poem.
+        png = {"poem_file": ("poem.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x01\xff\xfe")}
+        status, _, page = tab.post_multipart("/jobs", {**FORM, "poem": ""}, png)
+        assert status == 422 and 'id="poem-error"' in page and "poem.png: " in page
+        # A glossary file that cannot be read is refused, not left out.
+        status, _, page = tab.post_multipart(
+            "/jobs", FORM, {"glossary_file": ("g.csv", png["poem_file"][1])}
+        )
+        assert status == 422 and 'id="glossary-error"' in page and "g.csv: " in page
         assert c.client().recent() == []
     finally:
         if web is not None:
