@@ -13,6 +13,7 @@ from typing import Generic, Protocol, TypeVar
 
 from vpsweb.client.batching import (
     Entries,
+    follow_every_s,
     member_named,
     prepare_resume,
     prepare_submit,
@@ -36,7 +37,6 @@ from vpsweb.errors import BatchNotFound, VpswebError
 from vpsweb.orchestrator.lifecycle_aio import cancel_job, stall_job
 from vpsweb.storage.async_base import AsyncStorage
 
-POLL_S = 0.5  # how often a follower reads the batch
 STALL_EVERY_S = 3.0  # how often it looks for members past their deadline
 J = TypeVar("J")
 
@@ -80,6 +80,7 @@ class AsyncBatch(Generic[J]):
 
     def __init__(self, owner: Owner, record: BatchRecord, handle: Callable[[str], J]) -> None:
         self._owner, self._record, self._handle = owner, record, handle
+        self._last: tuple[float, BatchTally] | None = None  # (read at, tally)
 
     def __repr__(self) -> str:
         return f"AsyncBatch({self.id!r}, {len(self._record.entries)} jobs)"
@@ -99,19 +100,26 @@ class AsyncBatch(Generic[J]):
         """A handle on each member's job, in the batch's order."""
         return [self._handle(m.job_id) for m in self._record.entries]
 
-    async def _tally(self) -> BatchTally:
+    async def _tally(self, max_age_s: float = 0.0) -> BatchTally:
         """One read of the batch (and of its record again, when a resume elsewhere
-        changed it: the counters say so)."""
+        changed it: the counters say so); the last one while younger than
+        ``max_age_s``."""
+        if self._last is not None and time.monotonic() - self._last[0] < max_age_s:
+            return self._last[1]
         batches = self._owner.storage.batches
         tally = await batches.tally(self._record)
         if tally.version > self._record.version:
             self._record = await batch_record(self._owner, self.id)
             tally = await batches.tally(self._record)
+        self._last = (time.monotonic(), tally)
         return tally
+
+    def _every(self) -> float:
+        return follow_every_s(len(self._record.entries))
 
     async def progress(self) -> BatchProgress:
         """As ``Batch.progress``: one round trip whatever the batch's size."""
-        return progress_of(self._record, await self._tally(), time.time())
+        return progress_of(self._record, await self._tally(self._every()), time.time())
 
     async def events(self, timeout: float | None = None) -> AsyncIterator[BatchEvent]:
         """As ``Batch.events``."""
@@ -119,7 +127,7 @@ class AsyncBatch(Generic[J]):
         deadline = None if timeout is None else time.monotonic() + timeout
         looked = time.monotonic()
         while True:
-            tally = await self._tally()
+            tally = await self._tally(self._every())
             for event in watch.update(self._record, tally):
                 yield event
             if watch.done(self._record):
@@ -129,7 +137,7 @@ class AsyncBatch(Generic[J]):
                 await self._stall(overdue_jobs(self._record, tally, time.time()))
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"batch {self.id} did not finish within {timeout:g}s")
-            await asyncio.sleep(POLL_S)
+            await asyncio.sleep(self._every())
 
     async def _stall(self, overdue: list[str]) -> None:
         for job_id in overdue:  # a store briefly away: the next look tries again

@@ -16,6 +16,7 @@ from typing import Generic, Protocol, TypeVar
 
 from vpsweb.client.batching import (
     Entries,
+    follow_every_s,
     member_named,
     prepare_resume,
     prepare_submit,
@@ -39,7 +40,6 @@ from vpsweb.errors import BatchNotFound, VpswebError
 from vpsweb.orchestrator.lifecycle import cancel_job, stall_job
 from vpsweb.storage import Storage
 
-POLL_S = 0.5  # how often a follower reads the batch
 STALL_EVERY_S = 3.0  # how often it looks for members past their deadline
 J = TypeVar("J")
 
@@ -84,6 +84,7 @@ class Batch(Generic[J]):
 
     def __init__(self, owner: Owner, record: BatchRecord, handle: Callable[[str], J]) -> None:
         self._owner, self._record, self._handle = owner, record, handle
+        self._last: tuple[float, BatchTally] | None = None  # (read at, tally)
 
     def __repr__(self) -> str:
         return f"Batch({self.id!r}, {len(self._record.entries)} jobs)"
@@ -103,20 +104,27 @@ class Batch(Generic[J]):
         """A handle on each member's job, in the batch's order."""
         return [self._handle(m.job_id) for m in self._record.entries]
 
-    def _tally(self) -> BatchTally:
+    def _tally(self, max_age_s: float = 0.0) -> BatchTally:
         """One read of the batch (and of its record again, when a resume elsewhere
-        changed it: the counters say so)."""
+        changed it: the counters say so); the last one while younger than
+        ``max_age_s``."""
+        if self._last is not None and time.monotonic() - self._last[0] < max_age_s:
+            return self._last[1]
         batches = self._owner.storage.batches
         tally = batches.tally(self._record)
         if tally.version > self._record.version:
             self._record = batch_record(self._owner, self.id)
             tally = batches.tally(self._record)
+        self._last = (time.monotonic(), tally)
         return tally
+
+    def _every(self) -> float:
+        return follow_every_s(len(self._record.entries))
 
     def progress(self) -> BatchProgress:
         """Counts, calls, tokens and cost so far, ETA and the running jobs: one round
         trip whatever the batch's size."""
-        return progress_of(self._record, self._tally(), time.time())
+        return progress_of(self._record, self._tally(self._every()), time.time())
 
     def events(self, timeout: float | None = None) -> Iterator[BatchEvent]:
         """Each member's job_started, then job_succeeded, job_failed (with its cause) or
@@ -128,7 +136,7 @@ class Batch(Generic[J]):
         deadline = None if timeout is None else time.monotonic() + timeout
         looked = time.monotonic()
         while True:
-            tally = self._tally()
+            tally = self._tally(self._every())
             yield from watch.update(self._record, tally)
             if watch.done(self._record):
                 return
@@ -137,7 +145,7 @@ class Batch(Generic[J]):
                 self._stall(overdue_jobs(self._record, tally, time.time()))
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"batch {self.id} did not finish within {timeout:g}s")
-            time.sleep(POLL_S)
+            time.sleep(self._every())
 
     def _stall(self, overdue: list[str]) -> None:
         for job_id in overdue:  # a store briefly away: the next look tries again
