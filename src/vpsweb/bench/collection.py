@@ -6,9 +6,9 @@ a) a directory of 500 poem files validated (``load_source``) and enqueued
 b) ``Batch.progress()``'s Redis round trips on a 10-job and a 500-job batch (the
    sends of the calling thread, as tests/helpers/round_trips.py counts them): the same
    number whatever the size;
-c) following the 500-job batch as the CLI's live view does (``progress()`` every
-   refresh and ``events()``) for a while: the follower's own CPU and the Redis CPU it
-   causes, each as a share of one core, target <= 5 % together.
+c) following the 500-job batch as the CLI's live view does (``progress()`` and
+   ``events()``, each every ``follow_every_s``) for a while: the follower's own CPU
+   and the Redis CPU it causes, each as a share of one core, target <= 5 % together.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ import redis
 
 from vpsweb.batches.sources import load_source
 from vpsweb.bench.harness import BenchEnv
+from vpsweb.client.batching import follow_every_s
 from vpsweb.client.sync import Client
 from vpsweb.config import load_config
 
 POEMS = 500
 SMALL = 10
 FOLLOW_S = 20.0
-REFRESH_S = 0.25  # the live view's redraw (four a second; progress() reads less often)
 LINES = (
     "The fog comes\non little cat feet.",
     "It sits looking\nover harbor and city\non silent haunches\nand then moves on.",
@@ -113,7 +113,7 @@ def _follow(client: Client, url: str, batch_id: str, seconds: float) -> dict[str
     while time.perf_counter() - t0 < seconds:
         batch.progress()
         refreshes += 1
-        time.sleep(REFRESH_S)
+        time.sleep(follow_every_s(len(batch.record.entries)))
     events.join(timeout=seconds)
     wall = time.perf_counter() - t0
     own, by_redis = time.process_time() - cpu0, _redis_cpu_s(url) - redis0

@@ -80,7 +80,6 @@ class AsyncBatch(Generic[J]):
 
     def __init__(self, owner: Owner, record: BatchRecord, handle: Callable[[str], J]) -> None:
         self._owner, self._record, self._handle = owner, record, handle
-        self._last: tuple[float, BatchTally] | None = None  # (read at, tally)
 
     def __repr__(self) -> str:
         return f"AsyncBatch({self.id!r}, {len(self._record.entries)} jobs)"
@@ -100,18 +99,14 @@ class AsyncBatch(Generic[J]):
         """A handle on each member's job, in the batch's order."""
         return [self._handle(m.job_id) for m in self._record.entries]
 
-    async def _tally(self, max_age_s: float = 0.0) -> BatchTally:
+    async def _tally(self) -> BatchTally:
         """One read of the batch (and of its record again, when a resume elsewhere
-        changed it: the counters say so); the last one while younger than
-        ``max_age_s``."""
-        if self._last is not None and time.monotonic() - self._last[0] < max_age_s:
-            return self._last[1]
+        changed it: the counters say so)."""
         batches = self._owner.storage.batches
         tally = await batches.tally(self._record)
         if tally.version > self._record.version:
             self._record = await batch_record(self._owner, self.id)
             tally = await batches.tally(self._record)
-        self._last = (time.monotonic(), tally)
         return tally
 
     def _every(self) -> float:
@@ -119,7 +114,7 @@ class AsyncBatch(Generic[J]):
 
     async def progress(self) -> BatchProgress:
         """As ``Batch.progress``: one round trip whatever the batch's size."""
-        return progress_of(self._record, await self._tally(self._every()), time.time())
+        return progress_of(self._record, await self._tally(), time.time())
 
     async def events(self, timeout: float | None = None) -> AsyncIterator[BatchEvent]:
         """As ``Batch.events``."""
@@ -127,7 +122,7 @@ class AsyncBatch(Generic[J]):
         deadline = None if timeout is None else time.monotonic() + timeout
         looked = time.monotonic()
         while True:
-            tally = await self._tally(self._every())
+            tally = await self._tally()
             for event in watch.update(self._record, tally):
                 yield event
             if watch.done(self._record):

@@ -273,10 +273,10 @@ def prepare_resume(
 
 
 def follow_every_s(members: int) -> float:
-    """How often a follower reads a batch, and how old a tally ``progress()`` may give:
-    every half second up to 250 members, then a second per 500, two at most. A read
-    is one round trip, but redis-py packs and parses a command per member (~3 ms of
-    client CPU per 100), so following a 500-job batch costs ~2 % of a core, not 13 %."""
+    """How often a follower (``events()``, the CLI's and the web page's views) reads a
+    batch: every half second up to 250 members, then a second per 500, two at most. A
+    read is one round trip, but redis-py packs and parses a command per member (~3 ms
+    of client CPU per 100), so following a 500-job batch costs ~3 % of a core, not 13 %."""
     return min(2.0, max(0.5, members / 500))
 
 

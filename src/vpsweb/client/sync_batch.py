@@ -84,7 +84,6 @@ class Batch(Generic[J]):
 
     def __init__(self, owner: Owner, record: BatchRecord, handle: Callable[[str], J]) -> None:
         self._owner, self._record, self._handle = owner, record, handle
-        self._last: tuple[float, BatchTally] | None = None  # (read at, tally)
 
     def __repr__(self) -> str:
         return f"Batch({self.id!r}, {len(self._record.entries)} jobs)"
@@ -104,18 +103,14 @@ class Batch(Generic[J]):
         """A handle on each member's job, in the batch's order."""
         return [self._handle(m.job_id) for m in self._record.entries]
 
-    def _tally(self, max_age_s: float = 0.0) -> BatchTally:
+    def _tally(self) -> BatchTally:
         """One read of the batch (and of its record again, when a resume elsewhere
-        changed it: the counters say so); the last one while younger than
-        ``max_age_s``."""
-        if self._last is not None and time.monotonic() - self._last[0] < max_age_s:
-            return self._last[1]
+        changed it: the counters say so)."""
         batches = self._owner.storage.batches
         tally = batches.tally(self._record)
         if tally.version > self._record.version:
             self._record = batch_record(self._owner, self.id)
             tally = batches.tally(self._record)
-        self._last = (time.monotonic(), tally)
         return tally
 
     def _every(self) -> float:
@@ -124,7 +119,7 @@ class Batch(Generic[J]):
     def progress(self) -> BatchProgress:
         """Counts, calls, tokens and cost so far, ETA and the running jobs: one round
         trip whatever the batch's size."""
-        return progress_of(self._record, self._tally(self._every()), time.time())
+        return progress_of(self._record, self._tally(), time.time())
 
     def events(self, timeout: float | None = None) -> Iterator[BatchEvent]:
         """Each member's job_started, then job_succeeded, job_failed (with its cause) or
@@ -136,7 +131,7 @@ class Batch(Generic[J]):
         deadline = None if timeout is None else time.monotonic() + timeout
         looked = time.monotonic()
         while True:
-            tally = self._tally(self._every())
+            tally = self._tally()
             yield from watch.update(self._record, tally)
             if watch.done(self._record):
                 return
