@@ -102,6 +102,13 @@ def _add_translate(sub: Any) -> None:
     )
     t.add_argument("--title")
     t.add_argument("--author")
+    t.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="your own key for this submission: run again with the same key (after a "
+        "timeout, a dropped connection) and you follow the job it made instead of paying "
+        "for a second one",
+    )
     _add_spending_options(t)
     dials = t.add_argument_group("strategy dials (default: strategy_defaults in pipeline.yaml)")
     dials.add_argument("--adaptation-level", choices=["foreignizing", "balanced", "domesticating"])
