@@ -26,11 +26,13 @@ from typing import Any
 
 from vpsweb.client.aio import AsyncClient
 from vpsweb.client.aio_batch import AsyncBatch
+from vpsweb.domain.batch import BatchEvent
 from vpsweb.web.batch_views import (
     BatchRow,
     BatchSummary,
     apply_event,
     job_cost,
+    row_states,
     rows_of,
     summary_of,
 )
@@ -179,19 +181,19 @@ class BatchFeeds:
             batch = await self.client.batch(batch_id)
             feed.rows = rows_of(batch.record)
             feed.row_versions = [0] * len(feed.rows)
+            index = {row.name: row.index for row in feed.rows}
+            # The state now, before any page is told anything: a page arriving at an
+            # ended batch gets its rows as they are in its first message.
+            for event in await row_states(batch.events(timeout=0)):
+                self._apply(feed, feed.rows[index[event.name]], event, costs)
             first = summary_of(await batch.progress())
             feed.set_summary(first.model_copy(update={"ended": False}))
             helpers += [
                 asyncio.create_task(self._poll(batch, feed)),
                 asyncio.create_task(self._costs(feed, costs)),
             ]
-            index = {row.name: row.index for row in feed.rows}
-            async for event in batch.events():
-                row = feed.rows[index[event.name]]
-                apply_event(row, event)
-                feed.touch_row(row.index)
-                if event.terminal:
-                    costs.put_nowait(row.index)
+            async for event in batch.events():  # from the start again: said only if new
+                self._apply(feed, feed.rows[index[event.name]], event, costs)
             await costs.join()  # every row's cost in before the page is told "ended"
             feed.set_summary(summary_of(await batch.progress()))
         except Exception as exc:  # once per batch, not once per page; the pages close
@@ -202,6 +204,18 @@ class BatchFeeds:
                 task.cancel()
             feed.done = True
             feed.changed.set()
+
+    @staticmethod
+    def _apply(feed: _Feed, row: BatchRow, event: BatchEvent, costs: asyncio.Queue[int]) -> None:
+        """A member's event on its row; the row is sent again, and its cost read once
+        it ended, only when the event changed it."""
+        before = (row.job_id, row.status, row.cause)
+        apply_event(row, event)
+        if (row.job_id, row.status, row.cause) != before:
+            if feed.summary is not None:  # rows before the first message go in it whole
+                feed.touch_row(row.index)
+            if event.terminal:
+                costs.put_nowait(row.index)
 
     async def _poll(self, batch: AsyncBatch[Any], feed: _Feed) -> None:
         """The counts, cost and ETA, every PROGRESS_S (a store briefly away: skipped)."""

@@ -66,12 +66,16 @@ class BatchRow(BaseModel):
     status: RowStatus = "queued"
     cause: str = ""
     cost: str = ""
+    # A job that did (or is doing) this translation already, found by its content: the
+    # batch pays nothing for it (its cost is the job's, paid before).
+    reused: bool = False
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def label(self) -> str:
         symbol = ROW_MARK[self.status][0]
-        return f"{symbol} {self.status}" + (f": {self.cause}" if self.cause else "")
+        said = f"{symbol} {self.status}" + (f": {self.cause}" if self.cause else "")
+        return said + (" (reused: translated before)" if self.reused else "")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -81,14 +85,14 @@ class BatchRow(BaseModel):
 
 def rows_of(record: BatchRecord) -> list[BatchRow]:
     return [
-        BatchRow(index=i, name=m.name, where=m.where, job_id=m.job_id)
+        BatchRow(index=i, name=m.name, where=m.where, job_id=m.job_id, reused=m.reused)
         for i, m in enumerate(record.entries)
     ]
 
 
 def apply_event(row: BatchRow, event: BatchEvent) -> None:
     """A member's event on its row (a resumed member's new job replaces the old)."""
-    row.job_id = event.job_id
+    row.job_id, row.reused = event.job_id, event.reused
     row.status = EVENT_STATUS[event.kind]
     row.cause = event.cause or ""
     if row.status == "failed" and "no longer stored" in row.cause:

@@ -112,6 +112,15 @@ def test_a_collection_runs_live_to_its_end_and_gives_its_files(tmp_path: Path) -
 
         status, _, listing = tab.request("GET", "/batches")
         assert status == 200 and path in listing
+
+        # The same collection again: a new batch, whose poems are the jobs already done.
+        status, headers, _ = _submit(tab, files, name="Chicago poems")
+        assert status == 303 and headers["Location"] != path
+        assert c.store.zcard("vpsweb:jobs") == 3
+        again = _messages(f"{web.url}{headers['Location']}/events", timeout_s=30)
+        labels = [r["label"] for r in again[0]["rows"]]
+        assert labels == ["✓ succeeded (reused: translated before)"] * 3, labels
+        assert again[-1]["summary"]["cost"] == "0.000000 CNY"  # this batch paid nothing
     finally:
         if web is not None:
             web.close()
