@@ -9,6 +9,8 @@ names the field it is shown beside. A test checks the form against the model.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from typing import Any
 
@@ -122,12 +124,21 @@ def request_of(values: dict[str, str]) -> dict[str, Any]:
         "priority": values.get("priority") or None,
         # A non-number is passed on as text: the request's validation names it.
         "max_cost": _number(values.get("max_cost", "").strip()),
-        # The page's own key (a hidden field, new with each page): posted twice (a
-        # double click, a resubmitted POST), the form makes one job.
-        "idempotency_key": values.get("idempotency_key", "").strip() or None,
     }
     straggler = straggler_of(values.get("straggler", ""))
-    return request | ({"straggler": straggler} if straggler else {})
+    request |= {"straggler": straggler} if straggler else {}
+    return request | {"idempotency_key": _submission_key(values, request)}
+
+
+def _submission_key(values: dict[str, str], request: dict[str, Any]) -> str | None:
+    """The page's own key (a hidden field, new with each page load) and a digest of what
+    the form asks: posted twice as it was (a double click, a resubmitted POST), the form
+    makes one job; changed (back, edit, submit), it makes another."""
+    page = values.get("idempotency_key", "").strip()
+    if not page:
+        return None
+    asked = json.dumps(request, sort_keys=True, ensure_ascii=False, default=str)
+    return f"{page}-{hashlib.sha256(asked.encode('utf-8')).hexdigest()[:16]}"
 
 
 def errors_by_field(lines: list[str]) -> dict[str, str]:

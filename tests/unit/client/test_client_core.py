@@ -153,6 +153,11 @@ def test_the_web_form_covers_the_request() -> None:
     assert set(request) == set(REQUEST_FIELDS)
     assert set(request["strategy"]) == set(StrategyOverrides.model_fields)
     parsed = TranslationRequest.model_validate(request)
+    assert parsed.idempotency_key and parsed.idempotency_key.startswith("0f" * 16 + "-")
+    assert forms.request_of(values) == request  # posted twice: the same key
+    edited = forms.request_of({**values, "poem": "q"})["idempotency_key"]
+    assert edited != parsed.idempotency_key  # changed and posted: another
+    assert forms.request_of({**values, "idempotency_key": ""})["idempotency_key"] is None
     assert parsed.straggler is not None and parsed.straggler.policy == "wait_all"
     assert parsed.background_briefing == "brief" and parsed.strategy.few_shots == "shots"
     # Every field the form reads is on the page.
