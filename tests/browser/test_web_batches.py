@@ -14,6 +14,7 @@ import pytest
 
 from tests.helpers.browser import Attacker, wait_for
 from tests.helpers.cluster import Cluster
+from tests.helpers.config import REPO
 from tests.helpers.web import Web
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
@@ -91,6 +92,7 @@ def test_a_collection_runs_live_and_opens_its_anthology(
         20,
         "every poem's cost",
     )
+    browser.save_screenshot(str(REPO / "docs" / "web-batch.png"))
 
     # A row leads to its poem's job page.
     link = rows[1].find_element(By.TAG_NAME, "a")

@@ -54,7 +54,7 @@
   function drawRow(r) {
     var tr = document.querySelector('#poems tr[data-index="' + r.index + '"]');
     if (!tr) { return; }
-    put(tr, "className", "row " + r.css);
+    put(tr, "className", "poem " + r.css);
     var link = tr.querySelector("a");
     var href = "/jobs/" + r.job_id;
     if (link.getAttribute("href") !== href) { link.setAttribute("href", href); }
