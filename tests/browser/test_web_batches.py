@@ -24,6 +24,10 @@ POEMS = {
     "02_grass.txt": "Pile the bodies high at Austerlitz and Waterloo.\nShovel them under.\n",
     "03_window.txt": "Night from a railroad car window\nis a great, dark, soft thing.\n",
 }
+PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": False}
+RIGHT_EDGES = """
+return Array.from(document.querySelectorAll('#poems td, #counts .count, .downloads a'))
+  .map(function (e) { return e.getBoundingClientRect().right; });"""
 BAD_MANIFEST = """poems:
   - file: 01_fog.txt
   - file: nowhere.txt
@@ -94,7 +98,16 @@ def test_a_collection_runs_live_and_opens_its_anthology(
     )
     browser.save_screenshot(str(REPO / "docs" / "web-batch.png"))
 
+    # On a phone (390 px) every count and every cell of the poems' table is on screen.
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
+    browser.refresh()
+    wait_for(browser, lambda: browser.execute_script("return window.vpsweb.ended"), 30, "again")
+    boxes = browser.execute_script(RIGHT_EDGES)
+    assert boxes and max(boxes) <= PHONE["width"], boxes
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
     # A row leads to its poem's job page.
+    rows = browser.find_elements(By.CSS_SELECTOR, "#poems tbody tr")
     link = rows[1].find_element(By.TAG_NAME, "a")
     job_href = link.get_attribute("href")
     link.click()
