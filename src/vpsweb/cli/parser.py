@@ -83,6 +83,25 @@ def _add_output_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--output-dir", help="save JSON and Markdown files here")
 
 
+def _add_glossary_options(t: argparse.ArgumentParser) -> None:
+    """Required translations of names and terms (a batch shares them)."""
+    from vpsweb.domain.glossary import GLOSSARY_MODES
+
+    g = t.add_argument_group("glossary")
+    g.add_argument(
+        "--glossary",
+        metavar="FILE",
+        help="required translations of names and terms: YAML (source: target, or a list "
+        "of {source, target, note}) or CSV (source,target[,note])",
+    )
+    g.add_argument(
+        "--glossary-mode",
+        choices=GLOSSARY_MODES,
+        help="flag: a translation that misses a term is judged and flagged (default); "
+        "strict: such a candidate is kept from the judge",
+    )
+
+
 def _add_translate(sub: Any) -> None:
     from vpsweb.domain.models import WorkflowMode
 
@@ -117,6 +136,7 @@ def _add_translate(sub: Any) -> None:
     dials.add_argument("--prosody-target", help="free text, e.g. 'rhymed quatrains'")
     dials.add_argument("--few-shots", metavar="FILE", help="example translations to imitate")
     dials.add_argument("--background", metavar="FILE", help="background briefing on the poem")
+    _add_glossary_options(t)
     t.add_argument(
         "--offline", action="store_true", help="use the offline LLM simulator for every step"
     )
