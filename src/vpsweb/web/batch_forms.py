@@ -10,6 +10,8 @@ even read), the number of files, a manifest's size, and each poem file's (the lo
 
 Default field names are the request's (as on the single-poem form), so that the
 loader's messages ("the form's defaults: parallel_count: ...") name the field shown.
+A glossary (a file, or terms typed in, and its mode) goes to every poem: one
+glossary keeps a collection's names and terms translated alike.
 """
 
 from __future__ import annotations
@@ -23,15 +25,21 @@ from aiohttp import web
 from vpsweb.batches.manifest import MANIFEST_KINDS
 from vpsweb.batches.uploads import upload_name
 from vpsweb.config import AppConfig
+from vpsweb.domain.glossary import GLOSSARY_MODES
+from vpsweb.domain.glossary_text import parse_glossary
 from vpsweb.domain.languages import LANGUAGE_NAMES, SOURCE_CODES, TARGET_CODES, language_name
 from vpsweb.domain.models import WorkflowMode
+from vpsweb.errors import InputFileError, RequestInvalid
+from vpsweb.files.glossary_file import format_of
+from vpsweb.files.poems import decode
 from vpsweb.web.forms import DIALS
 
 MAX_UPLOAD_FILES = 1000  # poem files in one upload (the command line takes 10,000)
 MAX_MANIFEST_BYTES = 16 * 2**20
 MAX_BODY_BYTES = 32 * 2**20  # the whole form, files and all
 MAX_FIELDS = MAX_UPLOAD_FILES + 50  # aiohttp's cap on a form's parts
-POEM_FILES, MANIFEST = "poem_files", "manifest"
+MAX_GLOSSARY_BYTES = 2**20
+POEM_FILES, MANIFEST, GLOSSARY_FILE = "poem_files", "manifest", "glossary_file"
 DEFAULT_FIELDS = (
     "source_lang",
     "target_lang",
@@ -43,7 +51,7 @@ DEFAULT_FIELDS = (
     "straggler",
     "max_cost",
 )
-OPTION_FIELDS = ("name", "budget", "offline", "force")
+OPTION_FIELDS = ("name", "budget", "offline", "force", "glossary", "glossary_mode")
 TOO_LARGE = (
     f"refused: the upload is larger than {MAX_BODY_BYTES // 2**20} MB or has more than "
     f"{MAX_UPLOAD_FILES:,} files; send the batch in parts, or use `vpsweb batch` on the "
@@ -60,10 +68,42 @@ class BatchForm:
     files: dict[str, bytes] = field(default_factory=dict)
     manifest: str | None = None
     problems: list[str] = field(default_factory=list)
+    glossary_file: tuple[str, bytes] | None = None  # its name and bytes
 
     def defaults(self) -> dict[str, Any]:
-        """The request fields given for every poem (empty fields: not given)."""
-        return {k: v for k in DEFAULT_FIELDS if (v := self.values.get(k, "").strip())}
+        """The request fields given for every poem (empty fields: not given), the
+        glossary among them (its problems said, by line, with the others)."""
+        given: dict[str, Any] = {
+            k: v for k in DEFAULT_FIELDS if (v := self.values.get(k, "").strip())
+        }
+        glossary = self.glossary()
+        return given | ({"glossary": glossary} if glossary else {})
+
+    def glossary(self) -> dict[str, Any] | None:
+        """The glossary file (or the terms typed in) read with its mode; None if none."""
+        name, text = "glossary", self.values.get("glossary", "")
+        if self.glossary_file is not None and not text.strip():
+            name, data = self.glossary_file
+            languages = [self.values.get("source_lang", ""), self.values.get("target_lang", "")]
+            try:
+                text = decode(data, name, languages)[0]
+            except InputFileError as exc:
+                self.problems.append(f"glossary: {exc}")
+                return None
+        if not text.strip():
+            return None
+        mode = self.values.get("glossary_mode") or "flag"
+        if mode not in GLOSSARY_MODES:
+            self.problems.append(f"glossary_mode: expected flag or strict, got {mode!r}")
+            return None
+        try:
+            found = parse_glossary(
+                text, mode="strict" if mode == "strict" else "flag", name=name, fmt=format_of(name)
+            )
+        except RequestInvalid as exc:
+            self.problems += exc.errors
+            return None
+        return found.model_dump()
 
     @property
     def offline(self) -> bool:
@@ -110,6 +150,8 @@ def collect(form: Any) -> BatchForm:
         if isinstance(value, web.FileField):
             if name in (POEM_FILES, MANIFEST):
                 _upload(found, name, value)
+            elif name == GLOSSARY_FILE:
+                _glossary_upload(found, value)
         elif name in DEFAULT_FIELDS or name in OPTION_FIELDS:
             found.values[name] = str(value).replace("\r\n", "\n")
     poems = len(found.files) - (found.manifest is not None)
@@ -150,6 +192,20 @@ def _upload(found: BatchForm, field_name: str, value: web.FileField) -> None:
             return
         found.manifest = name
     found.files[name] = data
+
+
+def _glossary_upload(found: BatchForm, value: web.FileField) -> None:
+    data = value.file.read(MAX_GLOSSARY_BYTES + 1)
+    if not value.filename and not data:
+        return
+    name = upload_name(value.filename or "") or "glossary"
+    if len(data) > MAX_GLOSSARY_BYTES:
+        found.problems.append(
+            f"glossary: {name} is larger than {MAX_GLOSSARY_BYTES // 2**20} MB (is it the "
+            "right file?)"
+        )
+        return
+    found.glossary_file = (name, data)
 
 
 def context(cfg: AppConfig, values: dict[str, str], problems: list[str]) -> dict[str, Any]:

@@ -152,17 +152,15 @@ def _validated(posted: Any, max_parallel_count: int) -> tuple[batch_forms.BatchF
     form = batch_forms.collect(posted)
     if form.problems:
         return form, []
+    defaults = form.defaults()  # a bad glossary is said, and the poems still checked
     try:
         entries = load_uploads(
-            form.files,
-            form.defaults(),
-            manifest=form.manifest,
-            max_parallel_count=max_parallel_count,
+            form.files, defaults, manifest=form.manifest, max_parallel_count=max_parallel_count
         )
     except RequestInvalid as exc:
         form.problems += exc.errors
         return form, []
-    return form, entries
+    return form, [] if form.problems else entries
 
 
 def _index(rows: list[batch_views.BatchRow], name: str) -> int:

@@ -58,7 +58,8 @@ def test_a_collection_runs_live_to_its_end_and_gives_its_files(tmp_path: Path) -
         web = Web(c, tmp_path)
         tab = Session(web.url)
         files = [("poem_files", name, data) for name, data in POEMS]
-        status, headers, page = _submit(tab, files, name="Chicago poems")
+        files.append(("glossary_file", "names.csv", "source,target\nfog,雾\n".encode()))
+        status, headers, page = _submit(tab, files, name="Chicago poems", glossary_mode="strict")
         assert status == 303, page
         path = headers["Location"]
         batch_id = path.rsplit("/", 1)[-1]
@@ -68,7 +69,11 @@ def test_a_collection_runs_live_to_its_end_and_gives_its_files(tmp_path: Path) -
         client = c.client()
         jobs = [m.job_id for m in client.batch(batch_id).record.entries]
         assert len(jobs) == 3 and all(f'href="/jobs/{j}"' in page for j in jobs)
-        assert {client.record(j).plan.priority.value for j in jobs} == {"batch"}
+        plans = [client.record(j).plan for j in jobs]
+        assert {p.priority.value for p in plans} == {"batch"}
+        glossaries = [p.request.glossary for p in plans]  # every poem has the glossary
+        assert all(g is not None and g.mode == "strict" for g in glossaries)
+        assert {g.terms[0].target for g in glossaries if g is not None} == {"雾"}
 
         messages = _messages(f"{web.url}{path}/events")
         first, last = messages[0], messages[-1]
@@ -114,7 +119,7 @@ def test_a_collection_runs_live_to_its_end_and_gives_its_files(tmp_path: Path) -
         assert status == 200 and path in listing
 
         # The same collection again: a new batch, whose poems are the jobs already done.
-        status, headers, _ = _submit(tab, files, name="Chicago poems")
+        status, headers, _ = _submit(tab, files, name="Chicago poems", glossary_mode="strict")
         assert status == 303 and headers["Location"] != path
         assert c.store.zcard("vpsweb:jobs") == 3
         again = _messages(f"{web.url}{headers['Location']}/events", timeout_s=30)
@@ -175,6 +180,9 @@ def test_a_bad_collection_is_refused_whole_and_nothing_is_enqueued(tmp_path: Pat
         assert status == 422 and "the form&#39;s defaults" in page
         status, _, page = _submit(tab, [("poem_files", "f.txt", b"fog")], budget="lots")
         assert status == 422 and "budget: &#39;lots&#39; is not a number" in page
+        glossary = ("glossary_file", "names.yaml", b"fog: [not, text]\n")
+        status, _, page = _submit(tab, [("poem_files", "f.txt", b"fog"), glossary])
+        assert status == 422 and "names.yaml: line 1" in page, page
 
         # Bounds: the body (413, before the token is read), the number of files.
         big = [("poem_files", "big.txt", b"x" * (33 * 2**20))]

@@ -116,6 +116,25 @@ def test_the_defaults_and_options_of_the_form() -> None:
     assert batch_forms.BatchForm(manifest="tang.csv").name() == "tang"
 
 
+def test_the_glossary_goes_to_every_poem_with_its_mode_or_says_each_bad_line() -> None:
+    typed = batch_forms.BatchForm(
+        values={"glossary": "长安: Chang'an\n", "glossary_mode": "strict"}
+    )
+    glossary = typed.defaults()["glossary"]
+    assert glossary["mode"] == "strict" and glossary["terms"][0]["target"] == "Chang'an"
+    rows = "source,target,note\n长安,Chang'an,唐朝的首都在这里\n洛阳,Luoyang,东都也是重要的城市\n"
+    gbk = (rows + ",nothing,\n").encode("gb18030")
+    upload = batch_forms.BatchForm(
+        values={"source_lang": "zh-CN", "target_lang": "en"}, glossary_file=("names.csv", gbk)
+    )
+    assert "glossary" not in upload.defaults()
+    assert len(upload.problems) == 1 and upload.problems[0].startswith("names.csv: row 4")
+    wrong = batch_forms.BatchForm(values={"glossary": "a: b", "glossary_mode": "loose"})
+    assert "glossary" not in wrong.defaults()
+    assert wrong.problems == ["glossary_mode: expected flag or strict, got 'loose'"]
+    assert batch_forms.BatchForm().defaults() == {}
+
+
 def _progress(**counts: int) -> BatchProgress:
     total = sum(counts.values())
     finished = total - counts.get("queued", 0) - counts.get("running", 0)
