@@ -31,7 +31,7 @@ from vpsweb.web.batch_views import (
     BatchRow,
     BatchSummary,
     apply_event,
-    job_cost,
+    job_end,
     row_states,
     rows_of,
     summary_of,
@@ -227,15 +227,15 @@ class BatchFeeds:
                 feed.set_summary(summary.model_copy(update={"ended": False}))
 
     async def _costs(self, feed: _Feed, queue: asyncio.Queue[int]) -> None:
-        """Each ended row's cost, read once per batch (not once per page)."""
+        """Each ended row's cost and notes, read once per batch (not once per page)."""
         while True:
             index = await queue.get()
             try:
                 row = feed.rows[index]
                 with contextlib.suppress(Exception):  # a cost not read is left blank
-                    cost = await job_cost(self.client, row.job_id, row.status)
-                    if cost and cost != row.cost:
-                        row.cost = cost
+                    cost, notes = await job_end(self.client, row.job_id, row.status)
+                    if (cost, notes) != (row.cost, row.notes):
+                        row.cost, row.notes = cost, notes
                         feed.touch_row(index)
             finally:
                 queue.task_done()

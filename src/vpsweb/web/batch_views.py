@@ -13,11 +13,11 @@ import math
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, computed_field
+from pydantic import BaseModel, Field, computed_field
 
 from vpsweb.batches.anthology import CSP as ANTHOLOGY_CSP
 from vpsweb.batches.anthology import AnthologyItem, anthology_html, anthology_markdown
-from vpsweb.batches.summary import CSV_ENCODING, summary_csv, summary_jsonl, summary_rows
+from vpsweb.batches.summary import CSV_ENCODING, flags, summary_csv, summary_jsonl, summary_rows
 from vpsweb.client.aio import AsyncClient, AsyncJob
 from vpsweb.domain.batch import BatchEvent, BatchMember, BatchProgress, BatchRecord
 from vpsweb.domain.result import TranslationOutput
@@ -69,6 +69,9 @@ class BatchRow(BaseModel):
     # A job that did (or is doing) this translation already, found by its content: the
     # batch pays nothing for it (its cost is the job's, paid before).
     reused: bool = False
+    # What a reader of the translation should look at (a translated poem only): the
+    # delivered translation's glossary flags, fallbacks, a judge unsure of itself.
+    notes: list[str] = Field(default_factory=list)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -98,7 +101,7 @@ def apply_event(row: BatchRow, event: BatchEvent) -> None:
     if row.status == "failed" and "no longer stored" in row.cause:
         row.status = "expired"
     if row.status == "running":
-        row.cost = ""
+        row.cost, row.notes = "", []
 
 
 class BatchSummary(BaseModel):
@@ -149,17 +152,20 @@ async def row_states(events: AsyncIterator[BatchEvent]) -> list[BatchEvent]:
     return found
 
 
-async def job_cost(client: AsyncClient, job_id: str, status: str) -> str:
-    """What a member's job cost: its output's totals, or what its steps spent."""
+async def job_end(client: AsyncClient, job_id: str, status: str) -> tuple[str, list[str]]:
+    """What an ended member's job cost (its output's totals, or what its steps spent),
+    and, translated, what to look at in it (``BatchRow.notes``)."""
     try:
         if status == "succeeded":
             raw = await client.load_result(job_id)
             if raw is None:
-                return ""
-            return format_cost(TranslationOutput.model_validate_json(raw).totals.cost)
-        return format_cost((await AsyncJob(client, job_id).spent()).cost)
+                return "", []
+            output = TranslationOutput.model_validate_json(raw)
+            said = [f"glossary: {f.message}" for f in output.flags if f.final]
+            return format_cost(output.totals.cost), said + flags(output)
+        return format_cost((await AsyncJob(client, job_id).spent()).cost), []
     except VpswebError:
-        return ""
+        return "", []
 
 
 # --- downloads --------------------------------------------------------------------

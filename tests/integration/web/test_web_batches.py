@@ -58,8 +58,10 @@ def test_a_collection_runs_live_to_its_end_and_gives_its_files(tmp_path: Path) -
         web = Web(c, tmp_path)
         tab = Session(web.url)
         files = [("poem_files", name, data) for name, data in POEMS]
-        files.append(("glossary_file", "names.csv", "source,target\nfog,雾\n".encode()))
-        status, headers, page = _submit(tab, files, name="Chicago poems", glossary_mode="strict")
+        # A glossary for every poem; the simulator misses the term whose note says so.
+        glossary = "fog: 雾\nWaterloo: {target: 滑铁卢, note: glossmiss}\n"
+        files.append(("glossary_file", "names.yaml", glossary.encode()))
+        status, headers, page = _submit(tab, files, name="Chicago poems")
         assert status == 303, page
         path = headers["Location"]
         batch_id = path.rsplit("/", 1)[-1]
@@ -72,8 +74,8 @@ def test_a_collection_runs_live_to_its_end_and_gives_its_files(tmp_path: Path) -
         plans = [client.record(j).plan for j in jobs]
         assert {p.priority.value for p in plans} == {"batch"}
         glossaries = [p.request.glossary for p in plans]  # every poem has the glossary
-        assert all(g is not None and g.mode == "strict" for g in glossaries)
-        assert {g.terms[0].target for g in glossaries if g is not None} == {"雾"}
+        assert all(g is not None and g.mode == "flag" for g in glossaries)
+        assert {g.terms[1].target for g in glossaries if g is not None} == {"滑铁卢"}
 
         messages = _messages(f"{web.url}{path}/events")
         first, last = messages[0], messages[-1]
@@ -89,6 +91,9 @@ def test_a_collection_runs_live_to_its_end_and_gives_its_files(tmp_path: Path) -
         assert [rows[i]["label"] for i in range(3)] == ["✓ succeeded"] * 3
         assert all("CNY" in rows[i]["cost"] for i in range(3))
         assert [rows[i]["name"] for i in range(3)] == ["01-fog", "02-grass", "03-window"]
+        # What to look at: the poem whose translation missed a glossary term, and why.
+        assert not [n for n in rows[0]["notes"] + rows[2]["notes"] if "glossary" in n]
+        assert any(n.startswith("glossary: ") and "Waterloo" in n for n in rows[1]["notes"])
 
         # The files, made now from the results, each with its type and a safe name.
         expected = {
@@ -119,7 +124,7 @@ def test_a_collection_runs_live_to_its_end_and_gives_its_files(tmp_path: Path) -
         assert status == 200 and path in listing
 
         # The same collection again: a new batch, whose poems are the jobs already done.
-        status, headers, _ = _submit(tab, files, name="Chicago poems", glossary_mode="strict")
+        status, headers, _ = _submit(tab, files, name="Chicago poems")
         assert status == 303 and headers["Location"] != path
         assert c.store.zcard("vpsweb:jobs") == 3
         again = _messages(f"{web.url}{headers['Location']}/events", timeout_s=30)

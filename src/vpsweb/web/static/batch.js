@@ -59,6 +59,7 @@
     var href = "/jobs/" + r.job_id;
     if (link.getAttribute("href") !== href) { link.setAttribute("href", href); }
     put(tr.querySelector(".state"), "textContent", r.label);
+    put(tr.querySelector(".notes"), "textContent", r.notes.length ? "⚑ " + r.notes.join("; ") : "");
     put(tr.querySelector(".cost"), "textContent", r.cost);
   }
 
