@@ -26,6 +26,7 @@ from typing import Any
 
 from vpsweb.client.aio import AsyncClient
 from vpsweb.client.aio_batch import AsyncBatch
+from vpsweb.client.batching import follow_every_s
 from vpsweb.domain.batch import BatchEvent
 from vpsweb.web.batch_views import (
     BatchRow,
@@ -39,7 +40,7 @@ from vpsweb.web.batch_views import (
 from vpsweb.web.feed import SWEEP_S, FeedBroken, StreamCount, StreamLimits, StreamsFull
 
 log = logging.getLogger("vpsweb.web")
-PROGRESS_S = 1.0  # how often the reader reads the batch's progress
+PROGRESS_S = 1.0  # how often, at most, the reader reads the batch's progress
 
 
 @dataclass
@@ -218,9 +219,13 @@ class BatchFeeds:
                 costs.put_nowait(row.index)
 
     async def _poll(self, batch: AsyncBatch[Any], feed: _Feed) -> None:
-        """The counts, cost and ETA, every PROGRESS_S (a store briefly away: skipped)."""
+        """The counts, cost and ETA, every PROGRESS_S, or every other time ``events()``
+        reads a big batch (``follow_every_s``: a read packs a command per member), so
+        a page adds at most half again to what following the batch costs; a store
+        briefly away: skipped."""
+        every = max(PROGRESS_S, 2 * follow_every_s(len(feed.rows)))
         while True:
-            await asyncio.sleep(PROGRESS_S)
+            await asyncio.sleep(every)
             with contextlib.suppress(Exception):
                 # "ended" only in the reader's last word, once every row's cost is in.
                 summary = summary_of(await batch.progress())
