@@ -1,6 +1,6 @@
 """The cluster a CLI command runs against: the configured one, or an embedded one.
 
-Shared by `vpsweb translate` and `vpsweb resume` (which reopens a manual job's
+Shared by `vpsweb translate`, `vpsweb batch` and `vpsweb resume` (which reopens a manual job's
 local store with a worker): neither command imports the other.
 """
 
@@ -26,6 +26,15 @@ def needs_simulator(cfg: AppConfig, plan: JobPlan) -> bool:
 
     sim = cfg.simulator_provider()
     return plan.offline or any(resolve(cfg.models, c).info.provider == sim for c in plan.calls())
+
+
+def missing_keys(cfg: AppConfig, plan: JobPlan) -> list[str]:
+    """API keys an embedded worker (this process's environment) would lack."""
+    from vpsweb.llm.endpoints import resolve
+
+    calls = [c for c in plan.calls() if c.step not in plan.manual_steps]
+    envs = {e.api_key_env for e in (resolve(cfg.models, c) for c in calls)}
+    return sorted(e for e in envs if e and not os.environ.get(e))
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ from vpsweb.cli.commands import (
     cmd_worker,
 )
 from vpsweb.cli.manual import add_manual_parser
+from vpsweb.cli.request_options import add_cluster_options, add_request_options
 from vpsweb.cli.stats import add_stats_parser
 from vpsweb.cli.translate import cmd_translate
 from vpsweb.cli.web import add_web_parser
@@ -51,22 +52,6 @@ def _add_manual_options(t: Any) -> None:
     )
 
 
-def _add_spending_options(t: argparse.ArgumentParser) -> None:
-    """Quota priority and the job's budget."""
-    t.add_argument(
-        "--priority",
-        choices=["interactive", "batch"],
-        help="who waits first when a provider's quota is short (default: interactive)",
-    )
-    t.add_argument(
-        "--max-cost",
-        type=float,
-        metavar="AMOUNT",
-        help="the most the job may spend, in its models' currency: refused if the estimate "
-        "is above it, stopped when the spend reaches it",
-    )
-
-
 def _add_output_options(t: argparse.ArgumentParser) -> None:
     """What is printed and saved, or only estimated (--dry-run)."""
     t.add_argument(
@@ -84,40 +69,10 @@ def _add_output_options(t: argparse.ArgumentParser) -> None:
 
 
 def _add_translate(sub: Any) -> None:
-    from vpsweb.domain.models import WorkflowMode
-
     t = sub.add_parser("translate", help="translate a poem file and wait for the result")
     t.add_argument("file")
-    t.add_argument("--source-lang", required=True, help="en, zh-CN or pl")
-    t.add_argument("--target-lang", required=True, help="en or zh-CN")
-    t.add_argument("--parallel-count", type=int, help="number of candidates (default: config)")
-    t.add_argument(
-        "--straggler",
-        metavar="POLICY",
-        help="when evaluation stops waiting for slow candidates: wait_all, or "
-        "quorum[:FRACTION[:GRACE]] (e.g. quorum:0.5:0.2; default: the mode's, config)",
-    )
-    t.add_argument(
-        "--mode", default=WorkflowMode.HYBRID.value, choices=[m.value for m in WorkflowMode]
-    )
-    t.add_argument("--title")
-    t.add_argument("--author")
-    _add_spending_options(t)
-    dials = t.add_argument_group("strategy dials (default: strategy_defaults in pipeline.yaml)")
-    dials.add_argument("--adaptation-level", choices=["foreignizing", "balanced", "domesticating"])
-    dials.add_argument("--repetition-policy", choices=["strict", "adaptive"])
-    dials.add_argument("--additions-policy", choices=["forbid", "allow_with_alt"])
-    dials.add_argument("--prosody-target", help="free text, e.g. 'rhymed quatrains'")
-    dials.add_argument("--few-shots", metavar="FILE", help="example translations to imitate")
-    dials.add_argument("--background", metavar="FILE", help="background briefing on the poem")
-    t.add_argument(
-        "--offline", action="store_true", help="use the offline LLM simulator for every step"
-    )
+    add_request_options(t)
     _add_manual_options(t)
-    t.add_argument(
-        "--encoding",
-        help="of the poem and other files (default: UTF-8, else detected, e.g. gb18030, big5)",
-    )
     _add_output_options(t)
     t.add_argument(
         "--timeout",
@@ -125,15 +80,7 @@ def _add_translate(sub: Any) -> None:
         default=None,
         help="give up waiting after N s (default: the job's worst-case deadline)",
     )
-    t.add_argument(
-        "--ephemeral",
-        action="store_true",
-        help="embedded run only: do not keep the job in the local store afterwards",
-    )
-    t.add_argument(
-        "--redis-url",
-        help=f"the cluster's Redis (default: ${settings.REDIS_URL_ENV}, else an embedded run)",
-    )
+    add_cluster_options(t)
     t.set_defaults(func=cmd_translate)
 
 
