@@ -25,6 +25,11 @@ _EXPORTS = {
     "Job": "vpsweb.client.sync",
     "AsyncClient": "vpsweb.client.aio",
     "AsyncJob": "vpsweb.client.aio",
+    "Batch": "vpsweb.client.sync_batch",
+    "AsyncBatch": "vpsweb.client.aio_batch",
+    "BatchProgress": "vpsweb.domain.batch",
+    "BatchRecord": "vpsweb.domain.batch",
+    "BatchNotFound": "vpsweb.errors",
     "AnswerRefused": "vpsweb.errors",
     "AnswerRejected": "vpsweb.errors",
     "TranslationOutput": "vpsweb.domain.result",
@@ -46,12 +51,17 @@ __all__ = ["__version__", *_EXPORTS]
 if TYPE_CHECKING:  # pragma: no cover - static checkers see the lazy names
     from vpsweb.client.aio import AsyncClient as AsyncClient
     from vpsweb.client.aio import AsyncJob as AsyncJob
+    from vpsweb.client.aio_batch import AsyncBatch as AsyncBatch
     from vpsweb.client.sync import Client as Client
     from vpsweb.client.sync import Job as Job
+    from vpsweb.client.sync_batch import Batch as Batch
+    from vpsweb.domain.batch import BatchProgress as BatchProgress
+    from vpsweb.domain.batch import BatchRecord as BatchRecord
     from vpsweb.domain.progress import ProgressEvent as ProgressEvent
     from vpsweb.domain.result import TranslationOutput as TranslationOutput
     from vpsweb.errors import AnswerRefused as AnswerRefused
     from vpsweb.errors import AnswerRejected as AnswerRejected
+    from vpsweb.errors import BatchNotFound as BatchNotFound
     from vpsweb.errors import ConfigError as ConfigError
     from vpsweb.errors import JobCancelled as JobCancelled
     from vpsweb.errors import JobError as JobError

@@ -75,6 +75,17 @@ class JobNotFound(VpswebError):
         )
 
 
+class BatchNotFound(VpswebError):
+    """No batch with this id: a typo, another Redis, or the batch expired."""
+
+    def __init__(self, batch_id: str) -> None:
+        self.batch_id = batch_id
+        super().__init__(
+            f"batch {batch_id!r} not found: check the id (``Client.batches()`` lists recent "
+            "ones), the Redis URL, and that the batch has not expired"
+        )
+
+
 class EndedJob(Protocol):
     """What a job error says of its job: ``vpsweb.storage.JobRecord`` is one. A
     protocol, so that this module imports nothing of vpsweb (everything imports it)."""
@@ -233,6 +244,21 @@ class BudgetReached(Cancelled):
         self.spent, self.max_cost, self.currency = spent, max_cost, currency
         unit = f" {currency}" if currency else ""
         super().__init__(f"budget reached: spent {spent:.4g} of max_cost {max_cost:g}{unit}")
+
+
+class BatchBudgetReached(BudgetReached):
+    """The spend of the job's batch reached the batch's budget: as BudgetReached, the
+    job makes no new LLM call and fails with this as its cause, keeping what it stored
+    (the batch's finished poems are kept)."""
+
+    def __init__(self, batch_id: str, spent: float, budget: float, currency: str) -> None:
+        super().__init__(spent, budget, currency)
+        self.batch_id = batch_id
+        unit = f" {currency}" if currency else ""
+        self.args = (
+            f"batch budget reached: batch {batch_id} spent {spent:.4g} of its budget "
+            f"{budget:g}{unit}; `resume` it with a higher budget to finish it",
+        )
 
 
 class JobGone(VpswebError):

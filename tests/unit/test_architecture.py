@@ -204,6 +204,8 @@ SEAM_PAIRS = {
     "manual_answers": {"vpsweb.domain.manual_answers", "vpsweb.storage.redis.manual_answers"},
     # the providers' allowances: the seam / in Redis
     "quotas": {"vpsweb.storage.quotas", "vpsweb.storage.redis.quotas"},
+    # batch records, addresses and tallies: the seam / in Redis
+    "batches": {"vpsweb.storage.batches", "vpsweb.storage.redis.batches"},
 }
 # Implementations of the same storage interfaces side by side: storage/memory/x.py is
 # the in-process twin of storage/redis/x.py (one contract suite runs over both).

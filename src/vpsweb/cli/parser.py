@@ -72,6 +72,15 @@ def _add_translate(sub: Any) -> None:
     t = sub.add_parser("translate", help="translate a poem file and wait for the result")
     t.add_argument("file")
     add_request_options(t)
+    # One poem's own key: `vpsweb batch` has none (a key shared by every poem would make
+    # them one job); a manifest gives each poem its own.
+    t.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="your own key for this submission: run again with the same key (after a "
+        "timeout, a dropped connection) and you follow the job it made instead of paying "
+        "for a second one",
+    )
     _add_manual_options(t)
     _add_output_options(t)
     t.add_argument(

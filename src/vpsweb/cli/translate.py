@@ -67,6 +67,7 @@ def request_fields(args: argparse.Namespace) -> dict[str, Any]:
         "background_briefing": _read(args.background, args),
         "priority": args.priority,
         "max_cost": args.max_cost,
+        "idempotency_key": args.idempotency_key,
     } | ({"straggler": _straggler(args.straggler)} if args.straggler else {})
 
 

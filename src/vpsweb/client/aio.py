@@ -18,7 +18,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vpsweb import settings
-from vpsweb.client.batch import Requests, plan_batch
+from vpsweb.client.aio_batch import AsyncBatch, batch_record, submit_batch
+from vpsweb.client.batch_plans import Entries, Requests, estimate_entries
+from vpsweb.client.batching import single
 from vpsweb.client.core import (
     Follower,
     Planner,
@@ -34,6 +36,7 @@ from vpsweb.client.core import (
     valid_job_id,
 )
 from vpsweb.config import AppConfig
+from vpsweb.domain.batch import BatchEstimate, BatchRecord
 from vpsweb.domain.estimate import JobEstimate
 from vpsweb.domain.manual_answers import PendingPrompt
 from vpsweb.domain.models import (
@@ -191,9 +194,13 @@ class AsyncClient(Planner):
         return cls(redis_url=settings.require_redis_url("the client", instead=how), config=config)
 
     async def submit_plan(self, plan: JobPlan) -> AsyncJob:
+        """As ``Client.submit_plan`` (an idempotency key seen before: that job)."""
         plan = plan.model_copy(update={"created_at": datetime.now(UTC)})
-        await self.storage.jobs.create([plan])
-        return AsyncJob(self, plan.job_id)
+        if plan.request.idempotency_key is None:
+            await self.storage.jobs.create([plan])
+            return AsyncJob(self, plan.job_id)
+        addresses, decide = single(plan)
+        return AsyncJob(self, (await self.storage.batches.submit(addresses, decide)).jobs[0])
 
     async def submit(
         self,
@@ -210,6 +217,7 @@ class AsyncClient(Planner):
         straggler: StragglerPolicy | dict[str, Any] | str | None = None,
         priority: Priority | str | None = None,
         max_cost: float | None = None,
+        idempotency_key: str | None = None,
         offline: bool | None = None,
         manual: bool | list[str] = False,
     ) -> AsyncJob:
@@ -232,6 +240,7 @@ class AsyncClient(Planner):
         straggler: StragglerPolicy | dict[str, Any] | str | None = None,
         priority: Priority | str | None = None,
         max_cost: float | None = None,
+        idempotency_key: str | None = None,
         offline: bool | None = None,
         manual: bool | list[str] = False,
     ) -> JobEstimate:
@@ -247,9 +256,38 @@ class AsyncClient(Planner):
         self, requests: Requests, *, offline: bool | None = None
     ) -> list[AsyncJob]:
         """As ``Client.submit_many``: all valid and written in one MULTI, or none."""
-        plans = plan_batch(requests, self.config, offline=offline)
-        await self.storage.jobs.create(plans)
-        return [AsyncJob(self, p.job_id) for p in plans]
+        return (await self.submit_batch(requests, force=True, offline=offline)).jobs
+
+    async def submit_batch(
+        self,
+        requests: Entries,
+        *,
+        name: str = "",
+        budget: float | None = None,
+        force: bool = False,
+        offline: bool | None = None,
+    ) -> AsyncBatch[AsyncJob]:
+        """As ``Client.submit_batch``."""
+        record = await submit_batch(
+            self, requests, name=name, budget=budget, force=force, offline=offline
+        )
+        return AsyncBatch(self, record, self._job)
+
+    async def batch(self, batch_id: str) -> AsyncBatch[AsyncJob]:
+        """As ``Client.batch``."""
+        return AsyncBatch(self, await batch_record(self, batch_id), self._job)
+
+    async def batches(self, limit: int = 20) -> list[BatchRecord]:
+        return await self.storage.batches.recent(limit)
+
+    async def estimate_batch(
+        self, requests: Entries, *, budget: float | None = None, offline: bool | None = None
+    ) -> BatchEstimate:
+        """As ``Client.estimate_batch`` (reads no store)."""
+        return estimate_entries(requests, self.config, offline=offline, budget=budget)
+
+    def _job(self, job_id: str) -> AsyncJob:
+        return AsyncJob(self, job_id)
 
     async def record(self, job_id: str) -> JobRecord:
         """JobNotFound for an id that is malformed or unknown to this store."""

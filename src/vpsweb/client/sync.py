@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vpsweb import settings
-from vpsweb.client.batch import Requests, plan_batch
+from vpsweb.client.batch_plans import Entries, Requests, estimate_entries
+from vpsweb.client.batching import single
 from vpsweb.client.core import (
     Follower,
     Planner,
@@ -37,7 +38,9 @@ from vpsweb.client.core import (
     result_of,
     valid_job_id,
 )
+from vpsweb.client.sync_batch import Batch, batch_record, submit_batch
 from vpsweb.config import AppConfig
+from vpsweb.domain.batch import BatchEstimate, BatchRecord
 from vpsweb.domain.estimate import JobEstimate
 from vpsweb.domain.manual_answers import PendingPrompt
 from vpsweb.domain.models import (
@@ -205,10 +208,16 @@ class Client(Planner):
 
     def submit_plan(self, plan: JobPlan) -> Job:
         """Submit a plan made by ``plan`` / ``plan_job``. The job's clock starts now,
-        not when it was planned (an embedded run starts its cluster in between)."""
+        not when it was planned (an embedded run starts its cluster in between). A
+        request with an ``idempotency_key`` seen before (within the retention, its job
+        still stored) returns that job and writes nothing, atomically: submissions
+        racing with one key make one job."""
         plan = plan.model_copy(update={"created_at": datetime.now(UTC)})
-        self.storage.jobs.create([plan])
-        return Job(self, plan.job_id)
+        if plan.request.idempotency_key is None:
+            self.storage.jobs.create([plan])
+            return Job(self, plan.job_id)
+        addresses, decide = single(plan)
+        return Job(self, self.storage.batches.submit(addresses, decide).jobs[0])
 
     def submit(
         self,
@@ -225,6 +234,7 @@ class Client(Planner):
         straggler: StragglerPolicy | dict[str, Any] | str | None = None,
         priority: Priority | str | None = None,
         max_cost: float | None = None,
+        idempotency_key: str | None = None,
         offline: bool | None = None,
         manual: bool | list[str] = False,
     ) -> Job:
@@ -250,6 +260,7 @@ class Client(Planner):
         straggler: StragglerPolicy | dict[str, Any] | str | None = None,
         priority: Priority | str | None = None,
         max_cost: float | None = None,
+        idempotency_key: str | None = None,
         offline: bool | None = None,
         manual: bool | list[str] = False,
     ) -> JobEstimate:
@@ -264,10 +275,53 @@ class Client(Planner):
     def submit_many(self, requests: Requests, *, offline: bool | None = None) -> list[Job]:
         """A batch, all or nothing: every request is validated and planned first
         (RequestInvalid names each bad one; nothing is enqueued), then all jobs are
-        written in one pipelined MULTI: one round trip for 500 poems, not 500."""
-        plans = plan_batch(requests, self.config, offline=offline)
-        self.storage.jobs.create(plans)
-        return [Job(self, p.job_id) for p in plans]
+        written in one pipelined MULTI: one round trip for 500 poems, not 500. Each
+        request makes a job (``submit_batch(..., force=True).jobs``)."""
+        return self.submit_batch(requests, force=True, offline=offline).jobs
+
+    def submit_batch(
+        self,
+        requests: Entries,
+        *,
+        name: str = "",
+        budget: float | None = None,
+        force: bool = False,
+        offline: bool | None = None,
+    ) -> Batch[Job]:
+        """Submit a collection as one batch: every entry (a request, its fields as a
+        dict, or a ``BatchEntry``: name, where, request) validated and planned first
+        (RequestInvalid names each bad one by where it came from; nothing is
+        enqueued), then the record and its new jobs written in one transaction, at
+        batch priority. An entry whose content key (the poem, the request's fields and
+        the plan's models) points at a job that succeeded or is queued or running
+        reuses it and pays nothing (``force``: new jobs regardless); an entry whose
+        idempotency key was seen reuses that job. ``budget`` caps the batch's spend (in
+        its models' one currency): refused up front when the estimated cost of the new
+        jobs is above it, and no job makes an LLM call once the spend reaches it."""
+        record = submit_batch(
+            self, requests, name=name, budget=budget, force=force, offline=offline
+        )
+        return Batch(self, record, self._job)
+
+    def batch(self, batch_id: str) -> Batch[Job]:
+        """A handle on an existing batch; BatchNotFound if the store does not know it."""
+        return Batch(self, batch_record(self, batch_id), self._job)
+
+    def batches(self, limit: int = 20) -> list[BatchRecord]:
+        """The newest batches' records, newest first."""
+        return self.storage.batches.recent(limit)
+
+    def estimate_batch(
+        self, requests: Entries, *, budget: float | None = None, offline: bool | None = None
+    ) -> BatchEstimate:
+        """What ``submit_batch`` of these entries would cost at most (every entry
+        counted: reuse only lowers it), summed from each one's ``estimate``; reads no
+        store. ``budget_problems(estimate)`` (``vpsweb.domain.batch``) says whether a
+        submission with that budget would be refused."""
+        return estimate_entries(requests, self.config, offline=offline, budget=budget)
+
+    def _job(self, job_id: str) -> Job:
+        return Job(self, job_id)
 
     def record(self, job_id: str) -> JobRecord:
         """JobNotFound for an id that is malformed or unknown to this store."""

@@ -115,6 +115,9 @@ class JobPlan(BaseModel):
     # round-robin by batch (a job alone is its own batch).
     priority: Priority = Priority.INTERACTIVE
     batch_id: str | None = None
+    # The batch's budget when it has one: each call first checks the batch's spend
+    # (``Batches.spend_check``), so that none is made once the batch's spend reaches it.
+    batch_budget: float | None = None
 
     @property
     def flow(self) -> str:

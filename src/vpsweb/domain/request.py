@@ -41,6 +41,8 @@ class WorkflowMode(StrEnum):
     NON_REASONING = "non_reasoning"
 
 
+MAX_IDEMPOTENCY_KEY = 200
+_KEY = re.compile(r"^[\x21-\x7e]+$")
 # C0 and C1 control characters and DEL; newlines and tabs are text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
@@ -67,10 +69,23 @@ def _one_line(value: str) -> str:
     return value.strip()
 
 
+def _key(value: str) -> str:
+    """An idempotency key: the submitter's own token (a UUID, a hash, a row id), compared
+    as is, so nothing invisible or ambiguous in it."""
+    if not _KEY.match(value):
+        raise ValueError(
+            "must be printable ASCII without spaces (letters, digits and - _ . : / and the like)"
+        )
+    return value
+
+
 PlainText = Annotated[str, AfterValidator(_plain_text)]
 OneLine = Annotated[str, AfterValidator(_one_line)]
 # A briefing or examples: long, but bounded (each goes into every candidate's prompt).
 LongText = Annotated[str, StringConstraints(max_length=20_000), AfterValidator(_plain_text)]
+IdempotencyKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_IDEMPOTENCY_KEY), AfterValidator(_key)
+]
 
 AdaptationLevel = Literal["foreignizing", "balanced", "domesticating"]
 RepetitionPolicy = Literal["strict", "adaptive"]
@@ -165,6 +180,10 @@ class TranslationRequest(_Model):
     # The most the job may spend, in its models' currency: refused at submission when
     # the estimate is above it, and no new call is made once the spend reaches it.
     max_cost: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    # A submission retried with the same key (after a timeout, a dropped connection, a
+    # form posted twice) returns the job the first one made, within the jobs' retention,
+    # instead of making another; a key whose job expired is free again.
+    idempotency_key: IdempotencyKey | None = None
 
     @field_validator("poem")
     @classmethod

@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from vpsweb.domain.estimate import budget_currency
 from vpsweb.errors import (
     AwaitingAnswer,
+    BatchBudgetReached,
     BudgetReached,
     Cancelled,
     JobGone,
@@ -48,6 +49,7 @@ from vpsweb.stages import runs
 from vpsweb.stages.shared import Prior, StageContext
 from vpsweb.stages.table import STAGES, Stage
 from vpsweb.storage import JobStatus
+from vpsweb.storage.batches import SpendCheck
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,10 @@ class Begun:
     found: Found
     stored: str | None = None
     prior: list[str | None] | None = None
+
+
+def _status(value: str | None) -> JobStatus | None:
+    return JobStatus(value) if value else None
 
 
 def run_stage(s: Stage, ctx: StageContext, prior: Prior, index: int | None) -> BaseModel:
@@ -223,6 +229,7 @@ class StepRun:
                     once=f"end:{s.name}",
                     item=item,
                     settle=settle,
+                    batch_id=job.plan.batch_id,
                 )
             )
         finally:
@@ -260,19 +267,23 @@ class StepRun:
 
     def check(self) -> None:
         """Called before and during every LLM call: an ended job spends nothing more,
-        a job whose spend reached its max_cost makes no new call (BudgetReached), and a
-        step whose lease another worker took stops. A status read within
-        FRESH_STATUS_S (the step's first batch, just before its first call) is not
-        read again: a cancel after it is seen by the checks during the call. A job with
-        a max_cost reads its status and spend every time (the first batch read no
-        spend), in one round trip."""
-        budgeted = self.job.plan.request.max_cost is not None
+        a job whose spend reached its max_cost, or whose batch's spend reached the
+        batch's budget, makes no new call (BudgetReached), and a step whose lease
+        another worker took stops. A status read within FRESH_STATUS_S (the step's
+        first batch, just before its first call) is not read again: a cancel after it
+        is seen by the checks during the call. A budgeted job reads its status and
+        spend (and its batch's) every time (the first batch read no spend), in one
+        round trip."""
+        budgeted = self.job.plan.request.max_cost is not None or self._in_budgeted_batch
         if not budgeted and time.monotonic() - self.status_read_at < FRESH_STATUS_S:
             self.status_read_at = 0.0  # once: the next check reads
         else:
             spent = 0.0
             try:
-                if budgeted:
+                if self._in_budgeted_batch:
+                    read = self._batch_check(late=False)
+                    status, spent = _status(read.status), read.job_spent
+                elif budgeted:
                     status, spent = self.job.jobs.status_and_spent(self.job.job_id)
                 else:
                     status = self.job.jobs.status(self.job.job_id)
@@ -286,16 +297,38 @@ class StepRun:
         read (the spend too), plus Late once the quorum's grace has run out; before
         that, the seconds left, so that the LLM call's wait wakes up at the deadline."""
         try:
-            raw, left, spent = self.job.progress.straggler_check(self.job.job_id)
+            if self._in_budgeted_batch:
+                read = self._batch_check(late=True)
+                raw, left, spent = read.status, read.late_in, read.job_spent
+            else:
+                raw, left, spent = self.job.progress.straggler_check(self.job.job_id)
         except StoreUnavailable:
             return None  # cannot tell right now: a paid call goes on
-        self._stop_if_ended(JobStatus(raw) if raw else None, spent)
+        self._stop_if_ended(_status(raw), spent)
         self._stop_if_taken_over()
         if left is not None and left <= 0:
             raise Late("the straggler policy's quorum and grace period had passed")
         # Until the quorum, look often: a grace period is a fraction of a call, and a
         # check half a second late would spend most of it.
         return left if left is not None else QUORUM_POLL_S
+
+    @property
+    def _in_budgeted_batch(self) -> bool:
+        plan = self.job.plan
+        return plan.batch_id is not None and plan.batch_budget is not None
+
+    def _batch_check(self, *, late: bool) -> SpendCheck:
+        """One read of the job's status and spend and its batch's spend and budget (the
+        budget as the batch has it now: a resume may have raised it); BatchBudgetReached
+        once the batch's spend reached it, unless the job ended."""
+        plan = self.job.plan
+        assert plan.batch_id is not None
+        read = self.svc.storage.batches.spend_check(self.job.job_id, plan.batch_id, late=late)
+        self._stop_if_ended(_status(read.status), read.job_spent)
+        budget = read.budget if read.budget is not None else plan.batch_budget
+        if budget is not None and read.batch_spent >= budget:
+            raise BatchBudgetReached(plan.batch_id, read.batch_spent, budget, self._currency)
+        return read
 
     def _stop_if_ended(self, status: JobStatus | None, spent: float = 0.0) -> None:
         if status is None or status.terminal:

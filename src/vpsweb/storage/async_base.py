@@ -9,12 +9,14 @@ submissions have no async implementation: nothing async needs them).
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from vpsweb.domain.batch import BatchRecord, BatchTally
 from vpsweb.domain.plan import JobPlan
 from vpsweb.domain.progress import ProgressEvent, ProgressSnapshot
 from vpsweb.storage.base import Event, JobRecord, JobStatus
+from vpsweb.storage.batches import BatchWrite, Decide
 
 
 class AsyncJobStore(abc.ABC):
@@ -105,6 +107,25 @@ class AsyncManualAnswers(abc.ABC):
     ) -> str: ...
 
 
+class AsyncBatches(abc.ABC):
+    """As ``storage.batches.Batches`` (``decide`` stays a plain function: it is pure)."""
+
+    @abc.abstractmethod
+    async def submit(self, addresses: Sequence[str], decide: Decide) -> BatchWrite: ...
+
+    @abc.abstractmethod
+    async def get(self, batch_id: str) -> BatchRecord | None: ...
+
+    @abc.abstractmethod
+    async def recent(self, limit: int = 20) -> list[BatchRecord]: ...
+
+    @abc.abstractmethod
+    async def tally(self, record: BatchRecord) -> BatchTally: ...
+
+    @abc.abstractmethod
+    async def plans(self, job_ids: Sequence[str]) -> list[JobPlan | None]: ...
+
+
 @dataclass(frozen=True)
 class AsyncStorage:
     """A store's parts for asyncio clients."""
@@ -114,6 +135,7 @@ class AsyncStorage:
     presence: AsyncPresence
     usage: AsyncUsageLog
     manual: AsyncManualAnswers
+    batches: AsyncBatches
 
     async def close(self) -> None:
         await self.jobs.close()

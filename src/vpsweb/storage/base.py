@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from vpsweb.domain.permits import Settlement
 from vpsweb.domain.plan import JobPlan
 from vpsweb.domain.progress import EventKind, ProgressEvent, ProgressSnapshot
+from vpsweb.storage.batches import Batches
 from vpsweb.storage.quotas import Quotas
 
 
@@ -369,12 +370,14 @@ class StepLog(abc.ABC):
         once: str,
         item: CandidateEnd | None,
         settle: Sequence[Settlement] = (),
+        batch_id: str | None = None,
     ) -> str:
         """Store the output (SET NX: the first one stands, and is returned), add its
-        cost to the job's spend when it was stored (``storage.spend``), release the lease
-        if still ours, and record the end: the stage's end event (once) or the fan-out
-        item's count. ``settle``: the process's quota settlements now due (the step's
-        call just ended): they ride with this round trip."""
+        cost to the job's spend when it was stored (``storage.spend``), and its cost,
+        calls and tokens to its batch's counters (``batch_id``: the job's batch), release
+        the lease if still ours, and record the end: the stage's end event (once) or the
+        fan-out item's count. ``settle``: the process's quota settlements now due (the
+        step's call just ended): they ride with this round trip."""
 
 
 @dataclass(frozen=True)
@@ -388,6 +391,7 @@ class Storage:
     usage: UsageLog
     manual: ManualAnswers
     steps: StepLog  # a step's bookkeeping: the worker's only path
+    batches: Batches  # batch records, content and idempotency addresses
     quotas: Quotas | None = None  # the providers' allowances (workers only)
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ names the field it is shown beside. A test checks the form against the model.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from aiohttp import web
@@ -39,10 +40,12 @@ TEXT_FIELDS = (
     "straggler",
     "priority",
     "max_cost",
+    "idempotency_key",
     "offline",
     "manual",
     *(name for name, _ in DIALS),
 )
+HIDDEN_FIELDS = frozenset({"idempotency_key"})  # filled by the page, not the person
 MAX_FILE_BYTES = 400_000
 CONTENT_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
 UNSUPPORTED = (
@@ -119,6 +122,9 @@ def request_of(values: dict[str, str]) -> dict[str, Any]:
         "priority": values.get("priority") or None,
         # A non-number is passed on as text: the request's validation names it.
         "max_cost": _number(values.get("max_cost", "").strip()),
+        # The page's own key (a hidden field, new with each page): posted twice (a
+        # double click, a resubmitted POST), the form makes one job.
+        "idempotency_key": values.get("idempotency_key", "").strip() or None,
     }
     straggler = straggler_of(values.get("straggler", ""))
     return request | ({"straggler": straggler} if straggler else {})
@@ -133,7 +139,7 @@ def errors_by_field(lines: list[str]) -> dict[str, str]:
         name = parts[-1] if parts[-1] in TEXT_FIELDS else parts[0]  # straggler.quorum
         if where.startswith("straggler "):  # straggler_of's own message
             name, message = "straggler", line
-        if name not in TEXT_FIELDS:
+        if name not in TEXT_FIELDS or name in HIDDEN_FIELDS:  # shown at the top instead
             name, message = "_", line
         found[name] = f"{found[name]}; {message}" if name in found else message
     return found
@@ -142,8 +148,10 @@ def errors_by_field(lines: list[str]) -> dict[str, str]:
 def context(cfg: AppConfig, values: dict[str, str], errors: dict[str, str]) -> dict[str, Any]:
     if "_file_error" in values and "poem" not in errors:
         errors = {**errors, "poem": f"{values['_file']}: {values['_file_error']}"}
+    # A page shown again after an error keeps its key: no job was made with it yet.
+    key = values.get("idempotency_key") or secrets.token_hex(16)
     return {
-        "values": {"source_lang": "en", "target_lang": "zh-CN", **values},
+        "values": {"source_lang": "en", "target_lang": "zh-CN", **values, "idempotency_key": key},
         "errors": errors,
         "sources": [(c, LANGUAGE_NAMES[c]) for c in SOURCE_CODES],
         "targets": [(c, language_name(c, target=True)) for c in TARGET_CODES],

@@ -10,7 +10,7 @@ import pytest
 
 from tests.helpers.poems import FOG
 from vpsweb.client.aio import AsyncClient
-from vpsweb.client.batch import plan_batch
+from vpsweb.client.batch_plans import plan_batch
 from vpsweb.client.core import estimate_request, plan_job
 from vpsweb.client.sync import Client
 from vpsweb.config import AppConfig, load_config

@@ -18,8 +18,10 @@ import pytest
 
 import vpsweb
 from vpsweb.client.aio import AsyncClient, AsyncJob
+from vpsweb.client.aio_batch import AsyncBatch
 from vpsweb.client.core import REQUEST_FIELDS, Follower, missing_workers, request_of, straggler_of
 from vpsweb.client.sync import Client, Job
+from vpsweb.client.sync_batch import Batch
 from vpsweb.domain.models import StrategyOverrides, TranslationRequest
 from vpsweb.domain.progress import EventKind, ProgressEvent
 from vpsweb.errors import RequestInvalid
@@ -30,7 +32,10 @@ CLIENT_MODULES = (
     "client/sync.py",
     "client/aio.py",
     "client/core.py",
-    "client/batch.py",
+    "client/batch_plans.py",
+    "client/batching.py",
+    "client/sync_batch.py",
+    "client/aio_batch.py",
     "orchestrator/lifecycle_aio.py",
 )
 # What cannot be the same on both sides: the context-manager protocols differ by name.
@@ -60,7 +65,9 @@ def _shape(sig: inspect.Signature | str) -> Any:
     return [(p.name, p.kind, p.default) for p in sig.parameters.values()]
 
 
-@pytest.mark.parametrize(("sync", "aio"), [(Client, AsyncClient), (Job, AsyncJob)])
+@pytest.mark.parametrize(
+    ("sync", "aio"), [(Client, AsyncClient), (Job, AsyncJob), (Batch, AsyncBatch)]
+)
 def test_sync_and_async_offer_the_same_methods(sync: type, aio: type) -> None:
     s, a = _public(sync), _public(aio)
     assert set(s) - ONLY_SYNC == set(a) - ONLY_ASYNC
@@ -108,6 +115,7 @@ def test_the_cli_translate_options_cover_the_request(tmp_path: Path) -> None:
         *("--additions-policy", "forbid", "--prosody-target", "free"),
         *("--few-shots", str(files["shots"]), "--background", str(files["brief"])),
         *("--straggler", "quorum:0.5:0.2", "--priority", "batch", "--max-cost", "2"),
+        *("--idempotency-key", "retry-7"),
     ]
     args = build_parser().parse_args(argv)
     request = _request(args)
@@ -139,6 +147,7 @@ def test_the_web_form_covers_the_request() -> None:
         "straggler": "wait_all",
         "priority": "batch",
         "max_cost": "0.5",
+        "idempotency_key": "0f" * 16,
     }
     request = forms.request_of(values)
     assert set(request) == set(REQUEST_FIELDS)

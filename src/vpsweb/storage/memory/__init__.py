@@ -10,6 +10,7 @@ processes.
 from __future__ import annotations
 
 from vpsweb.storage.base import Storage
+from vpsweb.storage.memory.batches import MemoryBatches
 from vpsweb.storage.memory.parts import (
     MemoryLeases,
     MemoryManualAnswers,
@@ -25,6 +26,7 @@ from vpsweb.storage.memory.store import MemoryJobStore
 __all__ = [
     "Keyspace",
     "ManualClock",
+    "MemoryBatches",
     "MemoryJobStore",
     "MemoryLeases",
     "MemoryManualAnswers",
@@ -57,6 +59,7 @@ def memory_storage(
     progress = MemoryProgressLog(space, block_ms=block_ms)
     leases = MemoryLeases(space)
     quotas = MemoryQuotas(space)
+    batches = MemoryBatches(space, jobs, progress)
     return Storage(
         jobs=jobs,
         progress=progress,
@@ -64,6 +67,7 @@ def memory_storage(
         presence=MemoryPresence(space),
         usage=MemoryUsageLog(space),
         manual=MemoryManualAnswers(space),
-        steps=MemoryStepLog(jobs, progress, leases, quotas),
+        steps=MemoryStepLog(jobs, progress, leases, quotas, batches),
+        batches=batches,
         quotas=quotas,
     )

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 
 from vpsweb.domain.permits import Settlement
 from vpsweb.storage.base import CandidateEnd, Event, StepLog, StepStart
+from vpsweb.storage.memory.batches import MemoryBatches
 from vpsweb.storage.memory.parts import MemoryLeases
 from vpsweb.storage.memory.progress import MemoryProgressLog
 from vpsweb.storage.memory.quotas import MemoryQuotas
 from vpsweb.storage.memory.store import MemoryJobStore
-from vpsweb.storage.spend import billed_cost
+from vpsweb.storage.spend import billed
 
 
 class MemoryStepLog(StepLog):
@@ -21,8 +22,10 @@ class MemoryStepLog(StepLog):
         progress: MemoryProgressLog,
         leases: MemoryLeases,
         quotas: MemoryQuotas | None = None,
+        batches: MemoryBatches | None = None,
     ) -> None:
         self.jobs, self.progress, self.leases, self.quotas = jobs, progress, leases, quotas
+        self.batches = batches
         self.space = jobs.space
 
     def begin(
@@ -61,12 +64,16 @@ class MemoryStepLog(StepLog):
         once: str,
         item: CandidateEnd | None,
         settle: Sequence[Settlement] = (),
+        batch_id: str | None = None,
     ) -> str:
         with self.space.lock:
             first = self.jobs.load_step(job_id, key) is None
             stored = self.jobs.save_step(job_id, key, payload, ttl)
             if first:  # this call stored it: its cost counts, once
-                self.jobs.add_spent(job_id, billed_cost(payload))
+                bill = billed(payload)
+                self.jobs.add_spent(job_id, bill.cost)
+                if batch_id is not None and self.batches is not None:
+                    self.batches.count(batch_id, bill)
             self.leases.release(job_id, key, owner)
             if item is not None:
                 self.progress.count_item(job_id, item, ttl)

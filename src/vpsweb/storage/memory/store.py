@@ -87,6 +87,11 @@ class MemoryJobStore(JobStore):
     def _record(self, job_id: str) -> dict[str, str]:
         return dict(self.space.get(names.job(job_id)) or {})
 
+    def fields(self, job_id: str) -> dict[str, str]:
+        """A copy of the job hash's fields (empty: unknown or expired)."""
+        with self.space.lock:
+            return self._record(job_id)
+
     def get(self, job_id: str) -> JobRecord | None:
         with self.space.lock:
             return JobRecord.from_hash(job_id, self._record(job_id))

@@ -7,6 +7,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from vpsweb.storage.base import Storage
+from vpsweb.storage.redis.batches import RedisBatches
 from vpsweb.storage.redis.leases import RedisLeases
 from vpsweb.storage.redis.manual_answers import RedisManualAnswers
 from vpsweb.storage.redis.presence import RedisPresence
@@ -45,5 +46,6 @@ def connect(url: str, *, retries: int = 3) -> Storage:
         presence=RedisPresence(client),
         manual=RedisManualAnswers(client),
         steps=RedisStepLog(client, jobs, progress, leases, quotas),
+        batches=RedisBatches(client),
         quotas=quotas,
     )

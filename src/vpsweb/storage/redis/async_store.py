@@ -10,18 +10,15 @@ few connections instead of opening hundreds.
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, TypeVar, cast
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
 
 from vpsweb.domain.plan import JobPlan
 from vpsweb.domain.progress import ProgressEvent, ProgressSnapshot
-from vpsweb.errors import StoreUnavailable
 from vpsweb.storage.async_base import (
     AsyncJobStore,
     AsyncManualAnswers,
@@ -33,7 +30,8 @@ from vpsweb.storage.async_base import (
 )
 from vpsweb.storage.base import Event, JobRecord, JobStatus
 from vpsweb.storage.redis import keys
-from vpsweb.storage.redis.connection_errors import describe
+from vpsweb.storage.redis.async_batches import AsyncRedisBatches
+from vpsweb.storage.redis.connection_errors import translating_async as _translating
 from vpsweb.storage.redis.lua import load_lua
 from vpsweb.storage.redis.manual_answers import answer_call
 from vpsweb.storage.redis.presence import live_of
@@ -48,27 +46,7 @@ READ_TIMEOUT_S = BLOCK_MS / 1000 + 10
 COMMAND_TIMEOUT_S = 10.0
 MAX_CONNECTIONS = 32  # short commands: a burst queues for a connection
 MAX_STREAM_CONNECTIONS = 256  # blocking reads: one per job followed at a time
-T = TypeVar("T", bound=type)
 _LOST = (redis.ConnectionError, redis.TimeoutError)
-
-
-def _translating(cls: T) -> T:
-    """As ``errors.translating``, for coroutine methods: StoreUnavailable, not redis's."""
-
-    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(method)
-        async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return await method(self, *args, **kwargs)
-            except (*_LOST, redis.AuthenticationError) as exc:
-                raise StoreUnavailable(describe(self.redis, exc)) from exc
-
-        return call
-
-    for name, member in list(vars(cls).items()):
-        if not name.startswith("_") and inspect.iscoroutinefunction(member):
-            setattr(cls, name, wrap(member))
-    return cls
 
 
 class _Lua:
@@ -271,4 +249,5 @@ def connect_async(
         presence=AsyncRedisPresence(client),
         usage=AsyncRedisUsageLog(client),
         manual=AsyncRedisManualAnswers(client),
+        batches=AsyncRedisBatches(client),
     )

@@ -7,6 +7,7 @@ knowing which store is behind the interface; the message names the server.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -47,12 +48,29 @@ def _translating(method: Callable[..., Any]) -> Callable[..., Any]:
 def translating(cls: T) -> T:
     """Wrap every public method the class defines itself (generators excepted: they
     handle reconnection themselves)."""
-    import inspect
-
     for name, member in list(vars(cls).items()):
         if name.startswith("_") or not inspect.isfunction(member):
             continue
         if inspect.isgeneratorfunction(member):
             continue
         setattr(cls, name, _translating(member))
+    return cls
+
+
+def translating_async(cls: T) -> T:
+    """As ``errors.translating``, for coroutine methods: StoreUnavailable, not redis's."""
+
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await method(self, *args, **kwargs)
+            except (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError) as exc:
+                raise StoreUnavailable(describe(self.redis, exc)) from exc
+
+        return call
+
+    for name, member in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.iscoroutinefunction(member):
+            setattr(cls, name, wrap(member))
     return cls

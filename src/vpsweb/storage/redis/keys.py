@@ -12,6 +12,24 @@ WORKER_QUEUES = f"{PREFIX}:workers:queues"  # hash: worker -> JSON list of its q
 DEADLINES = f"{PREFIX}:deadlines"  # sorted set: job id -> deadline (epoch s), jobs not ended
 USAGE_SUMMARIES = f"{PREFIX}:usage:jobs"  # sorted set: ended job's usage JSON -> end (epoch s)
 USAGE_COUNTERS = f"{PREFIX}:usage:counters"  # hash: "metric|label=value|..." -> cumulative sum
+BATCHES_INDEX = f"{PREFIX}:batches"  # sorted set: batch id -> created timestamp
+
+
+def batch(batch_id: str) -> str:
+    """String: the batch's record (JSON: its members and their jobs)."""
+    return f"{PREFIX}:batch:{batch_id}"
+
+
+def batch_counters(batch_id: str) -> str:
+    """Hash: the record's version, the batch's budget, and its jobs' counters (spent,
+    cost:CURRENCY, calls, tokens: added as each step output is stored)."""
+    return f"{PREFIX}:batch:{batch_id}:counters"
+
+
+def address(name: str) -> str:
+    """String: the job a content key or an idempotency key points at
+    (``content:<sha256>``, ``idem:<sha256>``), kept with the jobs' retention."""
+    return f"{PREFIX}:address:{name}"
 
 
 def submissions(lane: str) -> str:

@@ -28,7 +28,14 @@ from vpsweb.storage.redis.lua import Lua
 from vpsweb.storage.redis.progress import RedisProgressLog
 from vpsweb.storage.redis.quotas import RedisQuotas
 from vpsweb.storage.redis.store import RedisJobStore
-from vpsweb.storage.spend import SPENT_FIELD, billed_cost
+from vpsweb.storage.spend import COST_PREFIX, SPENT_FIELD, billed
+
+
+def stored_args(payload: str, ttl: int) -> list[Any]:
+    """step_stored.lua's arguments: the output, and what it was billed."""
+    bill = billed(payload)
+    currency = COST_PREFIX + (bill.currency or "?")
+    return [payload, ttl, f"{bill.cost:.10f}", SPENT_FIELD, bill.calls, bill.tokens, currency]
 
 
 @translating
@@ -86,11 +93,13 @@ class RedisStepLog(StepLog):
         once: str,
         item: CandidateEnd | None,
         settle: Sequence[Settlement] = (),
+        batch_id: str | None = None,
     ) -> str:
         names = [keys.step(job_id, key), keys.job(job_id)]
-        cost = billed_cost(payload)
+        if batch_id is not None:
+            names.append(keys.batch_counters(batch_id))
         with self.redis.pipeline(transaction=False) as pipe:
-            self._stored(keys=names, args=[payload, ttl, f"{cost:.10f}", SPENT_FIELD], client=pipe)
+            self._stored(keys=names, args=stored_args(payload, ttl), client=pipe)
             self.leases.release_on(pipe, job_id, key, owner)
             if item is not None:
                 self.progress.candidate_finished_on(pipe, job_id, item, ttl)
