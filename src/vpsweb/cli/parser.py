@@ -10,6 +10,7 @@ import argparse
 from typing import Any
 
 from vpsweb import settings
+from vpsweb.cli.batch_parser import add_batch_parser
 from vpsweb.cli.commands import (
     cmd_bench,
     cmd_cancel,
@@ -109,8 +110,9 @@ def _add_job_commands(sub: Any) -> None:
             p.add_argument("--json", action="store_true")
             p.add_argument("--output-dir")
         p.set_defaults(func=func)
-    j = sub.add_parser("jobs", help="list recent jobs")
+    j = sub.add_parser("jobs", help="list recent jobs (or a batch's)")
     j.add_argument("--limit", type=int, default=20)
+    j.add_argument("--batch", metavar="BATCH", help="the jobs of this batch, one per poem")
     _add_redis(j)
     j.set_defaults(func=cmd_jobs)
 
@@ -184,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_translate(sub)
+    add_batch_parser(sub)
     _add_job_commands(sub)
     add_stats_parser(sub)
     add_manual_parser(sub)
