@@ -33,6 +33,9 @@ _EXPORTS = {
     "AnswerRefused": "vpsweb.errors",
     "AnswerRejected": "vpsweb.errors",
     "TranslationOutput": "vpsweb.domain.result",
+    "Glossary": "vpsweb.domain.glossary",
+    "GlossaryTerm": "vpsweb.domain.glossary",
+    "read_glossary": "vpsweb.files.glossary_file",
     "ProgressEvent": "vpsweb.domain.progress",
     "VpswebError": "vpsweb.errors",
     "ConfigError": "vpsweb.errors",
@@ -57,6 +60,8 @@ if TYPE_CHECKING:  # pragma: no cover - static checkers see the lazy names
     from vpsweb.client.sync_batch import Batch as Batch
     from vpsweb.domain.batch import BatchProgress as BatchProgress
     from vpsweb.domain.batch import BatchRecord as BatchRecord
+    from vpsweb.domain.glossary import Glossary as Glossary
+    from vpsweb.domain.glossary import GlossaryTerm as GlossaryTerm
     from vpsweb.domain.progress import ProgressEvent as ProgressEvent
     from vpsweb.domain.result import TranslationOutput as TranslationOutput
     from vpsweb.errors import AnswerRefused as AnswerRefused
@@ -72,6 +77,7 @@ if TYPE_CHECKING:  # pragma: no cover - static checkers see the lazy names
     from vpsweb.errors import SettingsError as SettingsError
     from vpsweb.errors import StoreUnavailable as StoreUnavailable
     from vpsweb.errors import VpswebError as VpswebError
+    from vpsweb.files.glossary_file import read_glossary as read_glossary
 
 
 def __getattr__(name: str) -> Any:

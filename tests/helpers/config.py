@@ -64,6 +64,14 @@ TEST_MODELS = """
     provider: simulator
     name: sim-slow1500
     price: {input_per_1k: 0.001, output_per_1k: 0.002, currency: USD}
+  sim-glossmiss:
+    provider: simulator
+    name: sim-glossmiss
+    price: {input_per_1k: 0.001, output_per_1k: 0.002, currency: USD}
+  sim-glossraw:
+    provider: simulator
+    name: sim-glossraw
+    price: {input_per_1k: 0.001, output_per_1k: 0.002, currency: USD}
 """
 
 
@@ -90,6 +98,16 @@ def edit_yaml(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     change(data)
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def variant_on(index: int, model: str) -> Callable[[dict[str, Any]], None]:
+    """A pipeline edit: candidate ``index``'s variant (of the shipped three) on ``model``,
+    e.g. "sim-glossmiss" (the simulator's directive to miss every glossary term)."""
+
+    def edit(data: dict[str, Any]) -> None:
+        data["variants"][index]["model"] = model
+
+    return edit
 
 
 def slow_fourth(data: dict) -> None:

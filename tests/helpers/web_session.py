@@ -68,6 +68,26 @@ class Session:
         kind = {"Content-Type": "application/x-www-form-urlencoded"}
         return self.request("POST", path, body, {**kind, **(headers or {})})
 
+    def post_multipart(
+        self, path: str, data: dict[str, str], files: dict[str, tuple[str, bytes]]
+    ) -> tuple[int, dict[str, str], str]:
+        """A multipart form as the submit page posts it: fields, the page's token, and
+        files (field -> (filename, bytes))."""
+        boundary = "vpsweb-test-boundary-7d2f"
+        parts: list[bytes] = []
+        for name, value in {**data, "csrf_token": self.token}.items():
+            head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+            parts.append(head.encode() + value.encode() + b"\r\n")
+        for name, (filename, content) in files.items():
+            head = (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+            )
+            parts.append(head.encode() + content + b"\r\n")
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        kind = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        return self.request("POST", path, body, kind)
+
     def post_json(
         self, path: str, data: dict[str, Any], headers: dict[str, str] | None = None
     ) -> tuple[int, str]:

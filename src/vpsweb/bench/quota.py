@@ -5,6 +5,8 @@ whose config dir declares (or not) providers.simulator.limits, and the bench's R
 a) declared 240 rpm (burst 8): a batch; share = accepted calls / makespan / 4 per s.
 b) undeclared concurrency 8: a batch; bound = 8 / the simulator's mean latency.
 c) a's limits: one interactive job, idle, then while a batch saturates the quota.
+e) a's limits: another user's small batch, alone, then while c)'s batch saturates the
+   quota: its share of the calls made meanwhile (round-robin between two batches: 50 %).
 d) the quota's Redis round trips per call, from MONITOR (the gate has no off switch):
    an acquire is one round trip (settlements pipelined with it ride along); settlements
    pipelined with a step's own writes (its finish) cost none; a round trip of
@@ -55,6 +57,7 @@ class Sizes:  # jobs per batch of a) and b); c)'s batch and idle runs; d)'s batc
     batch: int = 200
     idle_runs: int = 3
     probe_jobs: int = 10
+    second: int = 5
 
 
 # --- the arithmetic (unit-tested) ---------------------------------------------------
@@ -267,6 +270,44 @@ def interactive_under_batch(
     }
 
 
+def _small_batch(cl: Cluster, jobs: int) -> tuple[float, int, int]:
+    """Makespan, its own calls, and every call the simulator accepted meanwhile."""
+    before, t0 = cl.sim.stats()["accepted"], time.perf_counter()
+    handles = cl.client.submit_many([_request()] * jobs, offline=True)
+    for job in handles:
+        job.wait(timeout=900)
+    took, accepted = time.perf_counter() - t0, cl.sim.stats()["accepted"] - before
+    return took, _tally(handles, timeout_s=60)["recorded_calls"], accepted
+
+
+def second_batch_under_batch(
+    env: BenchEnv, log_dir: Path, sizes: Sizes, sim: list[str]
+) -> dict[str, Any]:
+    with cluster(env, log_dir, sim_args=[*sim, *RPM_ARGS], limits=RPM_LIMITS) as cl:
+        _warm(cl)
+        cl.fresh()
+        time.sleep(REFILL_S)
+        alone, _, _ = _small_batch(cl, sizes.second)
+        cl.fresh()
+        time.sleep(REFILL_S)
+        big = cl.client.submit_many([_request()] * sizes.batch, offline=True)
+        time.sleep(SATURATE_S)
+        loaded, own, meanwhile = _small_batch(cl, sizes.second)
+        for job in big:
+            job.cancel()
+        _tally(big, timeout_s=600)
+    return {
+        "batch_jobs": sizes.batch,
+        "second_jobs": sizes.second,
+        "alone_makespan_s": round(alone, 3),
+        "loaded_makespan_s": round(loaded, 3),
+        "ratio": round(ratio(loaded, alone), 3),
+        "own_calls": own,
+        "calls_meanwhile": meanwhile,
+        "share": round(ratio(own, meanwhile), 4),
+    }
+
+
 def quota_bench(
     env: BenchEnv,
     *,
@@ -293,6 +334,8 @@ def quota_bench(
     )
     say(f"quota c) one interactive job under a batch of {sizes.batch} ...")
     r["interactive"] = interactive_under_batch(env, log_dir, sizes, sim)
+    say(f"quota e) a {sizes.second}-job batch under a batch of {sizes.batch} ...")
+    r["second_batch"] = second_batch_under_batch(env, log_dir, sizes, sim)
     say(f"quota d) limiter cost, {sizes.probe_jobs} jobs, allowance never binding ...")
     r["limiter_cost"] = _limited_batch(
         env, log_dir, sim, {"max_concurrent": 1000}, sizes.probe_jobs

@@ -302,6 +302,7 @@ def _batch_checks(tag: str, row: dict[str, Any], min_share: float, max_429: floa
 
 def quota_checks(r: dict[str, Any]) -> list[dict[str, Any]]:
     c, d, a = r["interactive"], r["limiter_cost"]["redis"], r["declared_rpm"]["redis"]
+    e = r["second_batch"]
     return [
         *_batch_checks("a) declared rpm:", r["declared_rpm"], 0.90, 0.01),
         *_batch_checks("b) undeclared conc.:", r["undeclared_concurrency"], 0.75, 0.10),
@@ -313,6 +314,13 @@ def quota_checks(r: dict[str, Any]) -> list[dict[str, Any]]:
             c["ratio"] <= 1.5,
         ),
         _check("c) failed jobs", str(c["failed"]), "0", c["failed"] == 0),
+        _check(
+            "e) second batch's share of calls",
+            f"{e['share']:.1%} ({e['own_calls']}/{e['calls_meanwhile']}; makespan "
+            f"{e['ratio']:.2f}x alone)",
+            ">= 40%",
+            e["share"] >= 0.40,
+        ),
         _check("d) quota round trips / call", _trips(d), "<= 1", d["per_call"]["round_trips"] <= 1),
         _check("d) ... while waiting (during a)", _trips(a), "-", None),
     ]

@@ -25,7 +25,7 @@ from vpsweb.domain.progress import EventKind, ProgressEvent
 from vpsweb.errors import one_line
 from vpsweb.stages.table import STAGES
 from vpsweb.view import CandidateRow, JobView
-from vpsweb.view.marks import SYMBOL, candidate_label, clock
+from vpsweb.view.marks import FLAG, SYMBOL, candidate_label, clock
 
 JobState = JobView  # its name here before the web page shared it
 
@@ -110,6 +110,7 @@ class LiveView:
         )
         parts: list[RenderableType] = [head, self._rows(now), *self._causes()]
         parts += [Text(f"! {w}", style="yellow") for w in [*s.warnings, *s.notices]]
+        parts += [Text(f"{FLAG} {f}", style="yellow", overflow="fold") for f in s.flags]
         return Group(*parts)
 
 
@@ -148,6 +149,9 @@ class PlainView:
         for index in e.gated:  # kept from the judge by a check: said as the model says it
             if (cand := self.state.candidate(index)) is not None:
                 lines.append(f"  {SYMBOL['gated']} candidate {index} {cand.label[2:]}")
+        for index, reasons in e.flagged.items():  # judged all the same, with a finding
+            who = "the revision" if index < 0 else f"candidate {index}"
+            lines.append(f"  {FLAG} {who} flagged: {reasons}")
         return "\n".join(lines)
 
     def line(self, e: ProgressEvent) -> str | None:

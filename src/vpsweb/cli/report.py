@@ -75,6 +75,9 @@ def print_result(output: TranslationOutput, out: TextIO) -> None:
         summary += f"\n    ... ({len(suggestions) - 6} more lines in the saved files)"
     for w in view.warnings:
         out.write(f"\nWARNING ({w.kind}): {w.message}.")
+    for f in view.flags:
+        final = " (the final translation)" if f.final else ""
+        out.write(f"\nFLAG ({f.kind}) {f.where}{final}: {f.message}")
     out.write(
         f"\nChosen candidate: #{chosen.index} ({chosen.variant}), "
         f"method {view.judge.method}, of {len(view.candidates)}"

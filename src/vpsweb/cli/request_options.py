@@ -42,9 +42,28 @@ def add_dial_options(t: argparse.ArgumentParser) -> None:
     dials.add_argument("--background", metavar="FILE", help="background briefing on the poem")
 
 
+def add_glossary_options(t: argparse.ArgumentParser) -> None:
+    """Required translations of names and terms (a batch shares them)."""
+    from vpsweb.domain.glossary import GLOSSARY_MODES
+
+    g = t.add_argument_group("glossary")
+    g.add_argument(
+        "--glossary",
+        metavar="FILE",
+        help="required translations of names and terms: YAML (source: target, or a list "
+        "of {source, target, note}) or CSV (source,target[,note])",
+    )
+    g.add_argument(
+        "--glossary-mode",
+        choices=GLOSSARY_MODES,
+        help="flag: a translation that misses a term is judged and flagged (default); "
+        "strict: such a candidate is kept from the judge",
+    )
+
+
 def add_request_options(t: argparse.ArgumentParser, *, batch: bool = False) -> None:
     """What to translate and how: languages, N, straggler policy, mode, title and author,
-    priority and max cost, the dials, offline, encoding. ``batch``: the languages may
+    priority and max cost, the dials, the glossary, offline, encoding. ``batch``: the languages may
     be left to the manifest, and the mode too (a manifest's own default wins anyway)."""
     from vpsweb.domain.models import WorkflowMode
 
@@ -69,6 +88,7 @@ def add_request_options(t: argparse.ArgumentParser, *, batch: bool = False) -> N
     t.add_argument("--author", help="the poet")
     add_spending_options(t)
     add_dial_options(t)
+    add_glossary_options(t)
     t.add_argument(
         "--offline", action="store_true", help="use the offline LLM simulator for every step"
     )

@@ -68,10 +68,29 @@ def request_fields(args: argparse.Namespace) -> dict[str, Any]:
         "priority": args.priority,
         "max_cost": args.max_cost,
         "idempotency_key": args.idempotency_key,
+        "glossary": _glossary(args),
     } | ({"straggler": _straggler(args.straggler)} if args.straggler else {})
 
 
 _request = request_fields  # its name before `vpsweb batch` shared it
+
+
+def _glossary(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The --glossary file, read like the poem (its encoding), with --glossary-mode."""
+    from vpsweb.errors import RequestInvalid
+    from vpsweb.files.glossary_file import read_glossary
+
+    if not args.glossary:
+        if args.glossary_mode:
+            raise RequestInvalid(["--glossary-mode needs --glossary FILE"])
+        return None
+    found = read_glossary(
+        args.glossary,
+        mode=args.glossary_mode or "flag",
+        encoding=args.encoding,
+        languages=(args.source_lang, args.target_lang),
+    )
+    return found.model_dump()
 
 
 def _straggler(text: str) -> dict[str, Any] | None:

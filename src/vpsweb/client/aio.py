@@ -38,6 +38,7 @@ from vpsweb.client.core import (
 from vpsweb.config import AppConfig
 from vpsweb.domain.batch import BatchEstimate, BatchRecord
 from vpsweb.domain.estimate import JobEstimate
+from vpsweb.domain.glossary import Glossary
 from vpsweb.domain.manual_answers import PendingPrompt
 from vpsweb.domain.models import (
     Priority,
@@ -218,6 +219,7 @@ class AsyncClient(Planner):
         priority: Priority | str | None = None,
         max_cost: float | None = None,
         idempotency_key: str | None = None,
+        glossary: Glossary | dict[str, Any] | None = None,
         offline: bool | None = None,
         manual: bool | list[str] = False,
     ) -> AsyncJob:
@@ -241,6 +243,7 @@ class AsyncClient(Planner):
         priority: Priority | str | None = None,
         max_cost: float | None = None,
         idempotency_key: str | None = None,
+        glossary: Glossary | dict[str, Any] | None = None,
         offline: bool | None = None,
         manual: bool | list[str] = False,
     ) -> JobEstimate:

@@ -42,6 +42,7 @@ from vpsweb.client.sync_batch import Batch, batch_record, submit_batch
 from vpsweb.config import AppConfig
 from vpsweb.domain.batch import BatchEstimate, BatchRecord
 from vpsweb.domain.estimate import JobEstimate
+from vpsweb.domain.glossary import Glossary
 from vpsweb.domain.manual_answers import PendingPrompt
 from vpsweb.domain.models import (
     Priority,
@@ -235,13 +236,16 @@ class Client(Planner):
         priority: Priority | str | None = None,
         max_cost: float | None = None,
         idempotency_key: str | None = None,
+        glossary: Glossary | dict[str, Any] | None = None,
         offline: bool | None = None,
         manual: bool | list[str] = False,
     ) -> Job:
         """Validate and enqueue; raises RequestInvalid before anything is enqueued.
         The request's fields are ``TranslationRequest``'s. ``manual``: True, or the
         steps (e.g. ``["evaluation"]``) a person answers through ``Job.pending()`` /
-        ``Job.answer()`` instead of an API."""
+        ``Job.answer()`` instead of an API. ``glossary``: a ``Glossary`` (from a file:
+        ``vpsweb.files.glossary_file.read_glossary``) or its data, e.g. ``{"terms":
+        {"长安": "Chang'an"}, "mode": "strict"}``."""
         request = request_of(locals())
         return self.submit_plan(self.plan(request, offline=offline, manual=manual))
 
@@ -261,6 +265,7 @@ class Client(Planner):
         priority: Priority | str | None = None,
         max_cost: float | None = None,
         idempotency_key: str | None = None,
+        glossary: Glossary | dict[str, Any] | None = None,
         offline: bool | None = None,
         manual: bool | list[str] = False,
     ) -> JobEstimate:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vpsweb.domain.batch_estimate import BatchEstimate as BatchEstimate
 from vpsweb.domain.batch_estimate import budget_problems as budget_problems
 from vpsweb.domain.batch_estimate import estimate_of as estimate_of
+from vpsweb.domain.glossary import relevant
 from vpsweb.domain.plan import JobPlan
 from vpsweb.domain.request import TranslationRequest
 from vpsweb.domain.result import TranslationOutput
@@ -46,12 +47,17 @@ class _Model(BaseModel):
 def content_key(plan: JobPlan) -> str:
     """sha256 (hex) of what the job translates and how: the request's fields but
     priority, idempotency_key and max_cost, with the plan's resolved dials, straggler
-    policy and N; the model, temperature and variant of every step; offline (a
-    simulated translation is not a real one) and the steps a person answers."""
+    policy and N; the glossary's terms found in the poem; the model, temperature and
+    variant of every step; offline (a simulated translation is not a real one) and the
+    steps a person answers."""
     request = plan.request.model_dump(mode="json", exclude=set(NOT_ADDRESSED))
     request["strategy"] = plan.strategy.model_dump(mode="json")
     request["straggler"] = plan.straggler.model_dump(mode="json")
     request["parallel_count"] = plan.parallel_count
+    # Only the glossary's terms this poem holds: a term added for another poem of the
+    # collection does not make this one be paid for again.
+    cut = relevant(plan.request.glossary, plan.request.glossary_texts())
+    request["glossary"] = cut.model_dump(mode="json") if cut else None
     body = {
         "v": CONTENT_VERSION,
         "request": request,

@@ -130,6 +130,8 @@ def _sizes(plan: JobPlan) -> dict[str, tuple[int, int]]:
     poem = estimate_tokens(req.poem)
     lines = sum(1 for line in req.poem.splitlines() if line.strip())
     extra = sum(estimate_tokens(t) for t in (req.background_briefing, plan.strategy.few_shots) if t)
+    terms = estimate_tokens(block) if (block := req.required_terms()) else 0  # the glossary's
+    extra += terms
     text = math.ceil(TRANSLATION_FACTOR * poem)  # a translation alone
     translation = text + NOTES  # with its title and notes
     quoted = text + PER_CANDIDATE
@@ -141,7 +143,7 @@ def _sizes(plan: JobPlan) -> dict[str, tuple[int, int]]:
         "evaluation": (poem + n * quoted, JUDGE_FIXED + n * JUDGE_PER_CANDIDATE),
         # The editor also sees the runner-up candidates.
         "editor_review": (labelled + n * quoted, suggestions),
-        "translator_revision": (labelled + translation + suggestions, translation),
+        "translator_revision": (labelled + translation + suggestions + terms, translation),
         "revision_check": (poem + 2 * quoted, CHECK_ANSWER),
     }
 

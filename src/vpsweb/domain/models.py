@@ -182,6 +182,8 @@ class EvaluationResult(_Model):
     low_agreement: bool = False
     matches_top_aggregate: bool = True
     gated: list[GateResult] = Field(default_factory=list)
+    # Candidates judged as usual but flagged: they miss glossary terms (mode "flag").
+    flagged: list[GateResult] = Field(default_factory=list)
     metrics: StepMetrics | None = None
     reasoning: str = ""  # the reasoning behind the verdict shown (``rationale``)
     warnings: list[JobWarning] = Field(default_factory=list)
@@ -193,6 +195,9 @@ class EvaluationResult(_Model):
 
     def gate_reasons(self, index: int) -> list[str]:
         return next((g.reasons for g in self.gated if g.index == index), [])
+
+    def flag_reasons(self, index: int) -> list[str]:
+        return next((g.reasons for g in self.flagged if g.index == index), [])
 
 
 class EditorReview(_Model):
@@ -236,12 +241,26 @@ class RevisionCheck(_Model):
     orders: list[list[str]] = Field(default_factory=list)
     preferred: list[str | None] = Field(default_factory=list)
     gate_reasons: list[str] = Field(default_factory=list)
+    # The revision's glossary misses (in "strict" mode they are gate reasons too).
+    flags: list[str] = Field(default_factory=list)
     metrics: StepMetrics | None = None
     warnings: list[JobWarning] = Field(default_factory=list)
 
     @property
     def kept(self) -> bool:
         return self.decision == "revision_kept"
+
+
+class ResultFlag(_Model):
+    """A finding on a text the job judged or delivered all the same: a candidate or the
+    revision that misses a required glossary term (``message`` names it). ``final``:
+    the delivered translation is that text."""
+
+    kind: Literal["glossary"] = "glossary"
+    where: str  # "candidate #2" or "revision"
+    index: int  # the candidate's index; -1 for the revision
+    message: str
+    final: bool = False
 
 
 class Totals(_Model):

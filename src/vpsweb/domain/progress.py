@@ -57,6 +57,9 @@ class ProgressEvent(BaseModel):
     # On the evaluation's stage_completed: the candidates kept from the judge by a
     # deterministic check, index -> reasons in one line (the stream stores it as JSON).
     gated: dict[int, str] = Field(default_factory=dict)
+    # On the evaluation's and the revision check's stage_completed: the texts judged
+    # but flagged (glossary misses), candidate index (-1: the revision) -> one line.
+    flagged: dict[int, str] = Field(default_factory=dict)
 
     @field_validator("error")
     @classmethod
@@ -65,7 +68,7 @@ class ProgressEvent(BaseModel):
         # writer) must not break the line.
         return one_line(value)
 
-    @field_validator("gated", mode="before")
+    @field_validator("gated", "flagged", mode="before")
     @classmethod
     def _from_stream(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else value
@@ -101,6 +104,15 @@ def gated_field(output: object) -> str:
     ``ProgressEvent.gated`` reads back."""
     found = getattr(output, "gated", None) or []
     return json.dumps({g.index: one_line("; ".join(g.reasons)) for g in found}) if found else ""
+
+
+def flagged_field(output: object) -> str:
+    """A stage output's flagged texts as the stream stores them ("" for none): an
+    evaluation's flagged candidates, a revision check's flagged revision (-1)."""
+    found = {g.index: g.reasons for g in getattr(output, "flagged", None) or []}
+    if isinstance(revision := getattr(output, "flags", None), list) and revision:
+        found[-1] = revision
+    return json.dumps({i: one_line("; ".join(r)) for i, r in found.items()}) if found else ""
 
 
 def milestones(n: int) -> list[int]:

@@ -1,4 +1,5 @@
-"""What a user submits: the request, its strategy dials, straggler policy and priority.
+"""What a user submits: the request, its strategy dials, straggler policy, priority
+and glossary.
 
 Validated before anything is enqueued; it crosses the broker inside the job's plan,
 so every model round-trips through JSON without loss.
@@ -23,7 +24,10 @@ from pydantic import (
     model_validator,
 )
 
+from vpsweb.domain.glossary import Glossary, Texts
+from vpsweb.domain.glossary import block as glossary_block
 from vpsweb.domain.languages import normalize_language
+from vpsweb.domain.plain_text import LongText, OneLine, PlainText
 
 DEFAULT_MAX_PARALLEL_COUNT = 8
 MAX_POEM_CHARS = 50_000
@@ -43,30 +47,6 @@ class WorkflowMode(StrEnum):
 
 MAX_IDEMPOTENCY_KEY = 200
 _KEY = re.compile(r"^[\x21-\x7e]+$")
-# C0 and C1 control characters and DEL; newlines and tabs are text.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
-def _plain_text(value: str) -> str:
-    """Free text (a poem, a briefing, examples): lines and tabs, no control characters
-    (a NUL or an escape sequence is never part of a poem, and models mishandle them)."""
-    if found := _CONTROL.search(value):
-        raise ValueError(
-            f"contains a control character ({found.group()!r} at position {found.start()}); "
-            "paste plain text"
-        )
-    return value
-
-
-def _one_line(value: str) -> str:
-    """A title, a name, a dial: one line of plain text, and no tags, since it is quoted
-    in the prompts beside the protocol's own tags."""
-    _plain_text(value)
-    if "\n" in value or "\r" in value:
-        raise ValueError("must be a single line")
-    if "<" in value or ">" in value:
-        raise ValueError("must not contain '<' or '>'")
-    return value.strip()
 
 
 def _key(value: str) -> str:
@@ -79,10 +59,6 @@ def _key(value: str) -> str:
     return value
 
 
-PlainText = Annotated[str, AfterValidator(_plain_text)]
-OneLine = Annotated[str, AfterValidator(_one_line)]
-# A briefing or examples: long, but bounded (each goes into every candidate's prompt).
-LongText = Annotated[str, StringConstraints(max_length=20_000), AfterValidator(_plain_text)]
 IdempotencyKey = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_IDEMPOTENCY_KEY), AfterValidator(_key)
 ]
@@ -184,6 +160,10 @@ class TranslationRequest(_Model):
     # form posted twice) returns the job the first one made, within the jobs' retention,
     # instead of making another; a key whose job expired is free again.
     idempotency_key: IdempotencyKey | None = None
+    # Required translations of names and terms (vpsweb.domain.glossary): rendered into
+    # the translation and revision prompts, and checked in every candidate and the
+    # revision (``mode``: flag the misses, or gate such candidates before judging).
+    glossary: Glossary | None = None
 
     @field_validator("poem")
     @classmethod
@@ -213,6 +193,15 @@ class TranslationRequest(_Model):
         if not 1 <= v <= maximum:
             raise ValueError(f"parallel_count must be between 1 and {maximum}, got {v}")
         return v
+
+    def glossary_texts(self) -> Texts:
+        """Where the glossary's terms are looked for: the poem, its title, its poet."""
+        return Texts(poem=self.poem, title=self.title, poet=self.author)
+
+    def required_terms(self) -> str:
+        """The "Required terms" block of its translation and revision prompts ("" for
+        none: no glossary, or none of its terms occurs)."""
+        return glossary_block(self.glossary, self.glossary_texts())
 
     @model_validator(mode="after")
     def _distinct_languages(self) -> TranslationRequest:

@@ -17,6 +17,7 @@ from vpsweb.domain.models import (
     EditorReview,
     EvaluationResult,
     FinalTranslation,
+    ResultFlag,
     Revision,
     RevisionCheck,
     StepMetrics,
@@ -57,6 +58,9 @@ class TranslationOutput(BaseModel):
     # Steps that fell back (a judge that never answered, a revision left unchecked):
     # the job still succeeded, its translation is real, but it says what it is not.
     warnings: list[JobWarning] = Field(default_factory=list)
+    # Texts judged or delivered although they miss glossary terms (glossary mode "flag",
+    # and a revision's misses in either mode): each candidate's and the revision's.
+    flags: list[ResultFlag] = Field(default_factory=list)
     totals: Totals = Field(default_factory=Totals)
     step_durations: dict[str, float] = Field(default_factory=dict)
     created_at: datetime
@@ -74,6 +78,26 @@ class TranslationOutput(BaseModel):
             for out in self.stage_outputs(s)
             for w in output_warnings(s.display_name, out)
         ]
+
+    def result_flags(self) -> list[ResultFlag]:
+        """Every flagged candidate's and the revision's findings, saying which one is the
+        delivered translation."""
+        final = self.final
+        found = [
+            ResultFlag(
+                where=f"candidate #{g.index}",
+                index=g.index,
+                message=message,
+                final=final.source == "candidate" and final.candidate_index == g.index,
+            )
+            for g in self.evaluation.flagged
+            for message in g.reasons
+        ]
+        found += [
+            ResultFlag(where="revision", index=-1, message=m, final=final.source == "revision")
+            for m in self.revision_check.flags
+        ]
+        return found
 
     def all_metrics(self) -> list[StepMetrics]:
         """Metrics of every step, in table order (failed candidates included)."""
@@ -160,4 +184,5 @@ def assemble(plan: JobPlan, outputs: dict[str, Any], finished_at: datetime) -> T
     output.totals = compute_totals(output.all_metrics(), duration)
     output.step_durations = step_durations(output)
     output.warnings = output.stage_warnings()
+    output.flags = output.result_flags()
     return output

@@ -51,6 +51,8 @@ def estimate(plan: JobPlan, cfg: AppConfig) -> list[StepSize]:
     poem = estimate_tokens(req.poem)
     lines = sum(1 for line in req.poem.splitlines() if line.strip())
     extra = sum(estimate_tokens(t) for t in (req.background_briefing, plan.strategy.few_shots) if t)
+    terms = estimate_tokens(block) if (block := req.required_terms()) else 0
+    extra += terms
     translation = math.ceil(TRANSLATION_FACTOR * poem) + AROUND_TRANSLATION
     suggestions = poem + EDITOR_FIXED
     n = plan.parallel_count
@@ -66,7 +68,7 @@ def estimate(plan: JobPlan, cfg: AppConfig) -> list[StepSize]:
             suggestions,
         ),
         "translator_revision": (
-            poem + LABEL_TOKENS * lines + translation + suggestions,
+            poem + LABEL_TOKENS * lines + translation + suggestions + terms,
             translation,
         ),
         "revision_check": (poem + 2 * (translation + PER_CANDIDATE), JUDGE_FIXED),

@@ -65,6 +65,7 @@ def _header(output: TranslationOutput) -> list[str]:
             else []
         ),
         *_fallbacks(output),
+        *_final_flags(output),
         "## Final translation",
         "",
         f"This is {kept}.",
@@ -82,6 +83,12 @@ def _fallbacks(output: TranslationOutput) -> list[str]:
     """Steps a fallback model answered: which, instead of which model, and why."""
     found = [w for w in output.warnings if w.kind == "model_fallback"]
     lines = [f"**Warning ({inline(w.stage)}):** {inline(w.message)}." for w in found]
+    return [*lines, ""] if lines else []
+
+
+def _final_flags(output: TranslationOutput) -> list[str]:
+    """What the delivered translation was flagged for (glossary terms it misses)."""
+    lines = [f"**Flag ({f.kind}):** {inline(f.message)}." for f in output.flags if f.final]
     return [*lines, ""] if lines else []
 
 

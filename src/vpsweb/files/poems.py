@@ -11,6 +11,7 @@ guessed: a mis-decoded poem would be translated, and paid for, as gibberish.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Sequence
 from pathlib import Path
 
 import charset_normalizer
@@ -31,9 +32,15 @@ def _display(encoding: str) -> str:
     return _NAMES.get(encoding, encoding.replace("_", "-"))
 
 
-def _candidates(language: str | None) -> list[str]:
-    prefix = (language or "").split("-")[0].lower()
-    return _UNICODE + _BY_LANGUAGE.get(prefix, _WESTERN if prefix else [])
+def _candidates(language: str | Sequence[str] | None) -> list[str]:
+    """The encodings plausible for a text in ``language``, or in any of several (a
+    glossary holds the source's and the target's): a language's own legacy encodings
+    (Chinese, Polish); Western ones only when no language has its own, since they read
+    any bytes and would make every short file look ambiguous."""
+    languages = [language] if language is None or isinstance(language, str) else language
+    prefixes = [p for lang in languages if (p := (lang or "").split("-")[0].lower())]
+    own = [e for p in prefixes for e in _BY_LANGUAGE.get(p, [])]
+    return _UNICODE + list(dict.fromkeys(own or (_WESTERN if prefixes else [])))
 
 
 def _preview(text: str) -> str:
@@ -61,7 +68,7 @@ def _bomless_utf16(data: bytes) -> tuple[str, str] | None:
     return readings[0] if len(readings) == 1 else None
 
 
-def decode(data: bytes, name: str, language: str | None = None) -> tuple[str, str]:
+def decode(data: bytes, name: str, language: str | Sequence[str] | None = None) -> tuple[str, str]:
     """The text and the encoding it was read in (``utf-8`` or the detected one)."""
     skipped = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     data = data[skipped:]
@@ -106,7 +113,7 @@ def decode(data: bytes, name: str, language: str | None = None) -> tuple[str, st
 
 
 def read_text(
-    path: str, *, encoding: str | None = None, language: str | None = None
+    path: str, *, encoding: str | None = None, language: str | Sequence[str] | None = None
 ) -> tuple[str, str]:
     """The file's text and the encoding it was read in; InputFileError, saying what to
     do, when it cannot be read."""

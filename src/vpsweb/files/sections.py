@@ -59,6 +59,9 @@ def evaluation(output: TranslationOutput) -> list[str]:
     for g in ev.gated:
         lines.append(f"- Candidate #{g.index} was not judged: {inline('; '.join(g.reasons))}.")
     lines += [""] if ev.gated else []
+    for g in ev.flagged:
+        lines.append(f"- Candidate #{g.index} was flagged: {inline('; '.join(g.reasons))}.")
+    lines += [""] if ev.flagged else []
     if ev.scores:
         lines += ["| candidate | mean scores | total |", "|---|---|---|"]
         for s in ev.scores:
@@ -97,6 +100,8 @@ def revision_check(output: TranslationOutput) -> list[str]:
     lines = ["## Revision check", "", said, ""]
     lines += [f"**Warning:** {inline(w.message)}." for w in check.warnings]
     lines += [""] if check.warnings else []
+    lines += [f"**Flag:** the revision: {inline(f)}." for f in check.flags]
+    lines += [""] if check.flags else []
     if not check.kept:
         lines += [
             "The revision (not kept):",

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from vpsweb.errors import VpswebError
+from vpsweb.errors import BudgetReached, VpswebError
 
 T = TypeVar("T")
 
@@ -74,7 +74,8 @@ class LoopThread:
         The deadline is kept here, by the waiting thread, rather than by
         asyncio.wait_for inside the loop: one exit path then serves the deadline,
         a raising ``check`` and the caller's own interruption (KeyboardInterrupt),
-        and every one of them cancels the task, which drops its HTTP connection.
+        and every one of them cancels the task, which drops its HTTP connection. A
+        spent budget (BudgetReached) is not one of them: it stops new calls only.
         A ``check`` may return how many seconds until it has something new to say (a
         straggler's deadline): the next check comes then, not a whole POLL_S later.
         """
@@ -94,7 +95,12 @@ class LoopThread:
                 if done:
                     return future.result()
                 if check is not None:
-                    soon = check()
+                    try:
+                        soon = check()
+                    except BudgetReached:
+                        # A call already sent is paid for: it finishes and its output is
+                        # stored; the budget stops the next call, not this one.
+                        soon = None
                     poll = POLL_S if soon is None else min(POLL_S, max(0.005, soon))
         finally:
             future.cancel()  # a no-op once it is done

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from vpsweb.domain.job_warnings import warning_text
 from vpsweb.domain.models import utcnow
 from vpsweb.domain.progress import EventKind
 from vpsweb.domain.result import assemble
@@ -24,7 +23,7 @@ from vpsweb.orchestrator.lifecycle import fail_job
 from vpsweb.orchestrator.services import Delivery, Services, services
 from vpsweb.orchestrator.step import StepRun
 from vpsweb.orchestrator.summaries import summary
-from vpsweb.stages.table import FINALIZE_DISPLAY, STAGES, Stage, previous, stage_bounds
+from vpsweb.stages.table import FINALIZE_DISPLAY, STAGES, Stage, previous
 from vpsweb.storage import Event, JobStatus
 
 FINALIZE_BUDGET_S = 120.0  # finalize makes no LLM call: a short keep-alive suffices
@@ -85,19 +84,10 @@ def finalize(svc: Services, job_id: str, *, delivery: Delivery | None = None) ->
         plan = job.plan
         output = assemble(plan, {s.name: job.outputs(s) for s in STAGES}, utcnow())
         last = STAGES[-1]
-        _, end = stage_bounds(plan.progress_weights, last.name)
+        ended = getattr(output, last.result_field)
         events = [
-            Event(
-                EventKind.STAGE_COMPLETED,
-                end,
-                {
-                    "stage": last.display_name,
-                    "status": "completed",
-                    "model": plan.call(last.name).model,
-                    "message": summary(last, getattr(output, last.result_field)),
-                    "warning": warning_text(getattr(output, last.result_field)),
-                },
-            ),
+            # The last stage's end, as every stage's is said (its warning and flags too).
+            job.event_of(last, started=False, message=summary(last, ended), output=ended),
             Event(
                 EventKind.JOB_FINISHED,
                 100,

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from vpsweb.domain.job_warnings import warning_text
 from vpsweb.domain.plan import JobPlan
-from vpsweb.domain.progress import EventKind, gated_field
+from vpsweb.domain.progress import EventKind, flagged_field, gated_field
 from vpsweb.errors import Cancelled, JobGone, StoreUnavailable, one_line
 from vpsweb.stages import runs
 from vpsweb.stages.shared import Prior
@@ -92,7 +92,11 @@ class JobRun:
             "model": model,
             "message": message,
         }
-        extra = {"warning": warning_text(output), "gated": gated_field(output)}
+        extra = {
+            "warning": warning_text(output),
+            "gated": gated_field(output),
+            "flagged": flagged_field(output),
+        }
         fields.update({k: v for k, v in extra.items() if v})
         return Event(kind, start if started else end, fields)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from vpsweb.domain.tokens import estimate_tokens
-from vpsweb.simulator import quality
+from vpsweb.simulator import quality, required_terms
 from vpsweb.stages.table import STAGES
 
 DEFAULT_CRITERIA = ("fidelity", "imagery", "musicality", "fluency")
@@ -181,6 +181,8 @@ def _initial(call: Call) -> str:
     kind = quality.planted_kind(text, call.seed, call.knobs.defect_rate, source_lines(text))
     if kind is not None:
         translation = _defective(call, kind, translation)
+    else:
+        translation, title, poet = _terms(call, translation, title, poet)
     return (
         f"<translated_poem_title>{title}</translated_poem_title>\n"
         f"<translated_poet_name>{poet}</translated_poet_name>\n"
@@ -289,16 +291,21 @@ def _revision(call: Call) -> str:
     """A fresh text in the writer's style: its hidden quality is its own, so a revision
     is sometimes worse than the candidate it revises."""
     text, rng = call.text, call.rng
+    title, poet = _title(text, rng), rng.choice(_EN_WORDS).title()
+    poem, title, poet = _terms(call, pseudo_translation(text, rng, call.model), title, poet)
     return (
-        f"<refined_translated_poem_title>{_title(text, rng)}"
-        "</refined_translated_poem_title>\n"
-        f"<refined_translated_poet_name>{rng.choice(_EN_WORDS).title()}"
-        "</refined_translated_poet_name>\n"
-        f"<revised_translation>\n{pseudo_translation(text, rng, call.model)}\n"
-        "</revised_translation>\n"
+        f"<refined_translated_poem_title>{title}</refined_translated_poem_title>\n"
+        f"<refined_translated_poet_name>{poet}</refined_translated_poet_name>\n"
+        f"<revised_translation>\n{poem}\n</revised_translation>\n"
         "<revised_translation_notes>Took most suggestions; kept the line breaks."
         "</revised_translation_notes>"
     )
+
+
+def _terms(call: Call, poem: str, title: str, poet: str) -> tuple[str, str, str]:
+    """The prompt's required terms written in, or missed (``required_terms``)."""
+    source, chinese = source_lines(call.text), _chinese(call.text)
+    return required_terms.honour(call.text, call.model, source, chinese, (poem, title, poet))
 
 
 def _generic(call: Call) -> str:
@@ -356,42 +363,3 @@ def answer(
     """(step, content) for a prompt; see ``respond``."""
     got = respond(text, temperature=temperature, seed=seed, model=model, knobs=knobs)
     return got.step, got.content
-
-
-_THOUGHTS = {
-    "initial_translation": (
-        "First I read the poem line by line and note its images.",
-        "The source has {n} lines, so the translation needs {n} lines too.",
-        "The strategy hint matters: I should weigh sound against literal sense.",
-    ),
-    "evaluation": (
-        "I compare the candidates criterion by criterion.",
-        "Position in the list should not matter, only the text.",
-        "One candidate keeps the images better; I check its rhythm.",
-    ),
-    "editor_review": (
-        "I read the translation against the labelled source lines.",
-        "Which lines lose an image or add one that is not there?",
-        "I keep the suggestions concrete and point at line labels.",
-    ),
-    "revision_check": (
-        "Two versions of the same poem: which one would I publish?",
-        "The order they are shown in should not matter.",
-    ),
-    "translator_revision": (
-        "The editor made several suggestions; I weigh each one.",
-        "I keep the line count and stanza breaks of the source ({n} lines).",
-        "Some suggestions would flatten the tone, so I reject those.",
-    ),
-}
-
-
-def reasoning_for(text: str, seed: int) -> str:
-    """A short fake chain of thought, as DeepSeek's reasoner returns beside the answer."""
-    rng = _rng("reasoning", text, seed)
-    step = recognise_step(text)
-    n = sum(1 for line in source_lines(text) if line)
-    thoughts = _THOUGHTS.get(step or "", ("Let me think about what is being asked.",))
-    picked = ["Okay, let me work through this."]
-    picked += [t.format(n=n) for t in thoughts if rng.random() < 0.8] or [thoughts[0]]
-    return " ".join(picked)

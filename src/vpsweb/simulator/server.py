@@ -43,7 +43,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from vpsweb import settings
-from vpsweb.simulator import answers, limits
+from vpsweb.simulator import answers, limits, thinking
 from vpsweb.simulator.options import SimulatorOptions, add_arguments, options_from
 from vpsweb.simulator.protocol import BadChatRequest, ChatRequest, Directives, error_response
 
@@ -230,7 +230,7 @@ class Simulator:
             content, finish = answers.truncated(content, step), "length"
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if "reason" in req.model.lower():
-            message["reasoning_content"] = answers.reasoning_for(prompt, self.options.seed)
+            message["reasoning_content"] = thinking.reasoning_for(prompt, self.options.seed)
         prompt_tokens = answers.count_tokens("".join(req.texts))
         completion_tokens = answers.count_tokens(content)
         return {

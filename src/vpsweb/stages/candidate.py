@@ -15,6 +15,7 @@ from vpsweb.stages.shared import (
     ask,
     common_variables,
     described,
+    required_terms,
     stage_prompt,
 )
 from vpsweb.stages.table import stage
@@ -41,7 +42,7 @@ def translate_candidate(ctx: StageContext, prior: Prior, index: int | None) -> C
         "strategy_hint": cand.hint,
         "variant_name": cand.variant,
     }
-    prompt = stage_prompt(ctx, STEP, cand.call, variables)
+    prompt = stage_prompt(ctx, STEP, cand.call, variables, appendix=required_terms(plan))
     record = CandidateResult(
         index=index, variant=cand.variant, strategy_hint=cand.hint, status="failed"
     )

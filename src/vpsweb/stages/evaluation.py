@@ -47,6 +47,7 @@ from vpsweb.stages.shared import (
     ask,
     combine,
     common_variables,
+    glossary_misses,
     in_parallel,
     stage_prompt,
 )
@@ -79,9 +80,14 @@ def check_answer(text: str, prompt: str) -> None:
         raise ParseError(str(exc)) from None
 
 
-def gate(plan: JobPlan, survivors: list[CandidateResult]) -> list[GateResult]:
+def gate(
+    plan: JobPlan, survivors: list[CandidateResult]
+) -> tuple[list[GateResult], list[GateResult]]:
+    """The candidates kept from the judge (gated), and those judged but flagged: a
+    glossary miss gates a candidate in "strict" mode and flags it in "flag" mode."""
     req = plan.request
-    found = []
+    strict = req.glossary is not None and req.glossary.mode == "strict"
+    gated, flagged = [], []
     for c in survivors:
         reasons = gates.check(
             c.translation,
@@ -90,9 +96,14 @@ def gate(plan: JobPlan, survivors: list[CandidateResult]) -> list[GateResult]:
             target_lang=req.target_lang,
             gates=plan.gates,
         )
+        misses = glossary_misses(plan, c.translation, c.translated_title, c.translated_poet)
+        if strict:
+            reasons += misses
+        elif misses:
+            flagged.append(GateResult(index=c.index, reasons=misses))
         if reasons:
-            found.append(GateResult(index=c.index, reasons=reasons))
-    return found
+            gated.append(GateResult(index=c.index, reasons=reasons))
+    return gated, flagged
 
 
 def _judge_once(
@@ -151,7 +162,7 @@ def evaluate(ctx: StageContext, prior: Prior, index: int | None = None) -> Evalu
             candidate.DISPLAY,
             f"no candidate succeeded: {candidate.causes(candidates)}",
         )
-    gated = gate(plan, survivors)
+    gated, flagged = gate(plan, survivors)
     barred = {g.index for g in gated}
     eligible = [c for c in survivors if c.index not in barred]
     if not eligible:
@@ -168,7 +179,9 @@ def evaluate(ctx: StageContext, prior: Prior, index: int | None = None) -> Evalu
         method = "judge_retry"
     if len(eligible) == 1 and method != "fallback_line_count":
         method = "single_candidate"
-    return result.model_copy(update={"method": method, "gated": gated, "metrics": metrics})
+    return result.model_copy(
+        update={"method": method, "gated": gated, "flagged": flagged, "metrics": metrics}
+    )
 
 
 def _decide(
@@ -236,4 +249,6 @@ def summary(result: EvaluationResult) -> str:
             text += " (low agreement)"
     if result.gated:
         text += f", {len(result.gated)} gated"
+    if result.flagged:
+        text += f", {len(result.flagged)} flagged"
     return text

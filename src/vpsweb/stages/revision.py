@@ -15,6 +15,7 @@ from vpsweb.stages.shared import (
     ask,
     common_variables,
     failure,
+    required_terms,
     stage_prompt,
 )
 from vpsweb.stages.table import stage
@@ -42,7 +43,7 @@ def translator_revision(ctx: StageContext, prior: Prior, index: int | None = Non
         "editor_suggestions": neutralise(review.suggestions),
     }
     rec = Recorder(call, ctx.model(call))
-    prompt = stage_prompt(ctx, STEP, call, variables)
+    prompt = stage_prompt(ctx, STEP, call, variables, appendix=required_terms(plan))
     try:
         fields = ask(ctx, rec, prompt, parse_answer, parse_attempts=plan.parse_retries + 1)
     except (LLMError, ParseError) as exc:

@@ -32,6 +32,7 @@ from vpsweb.stages.shared import (
     ask,
     combine,
     common_variables,
+    glossary_misses,
     in_parallel,
     stage_prompt,
 )
@@ -76,7 +77,6 @@ def _same(a: str, b: str) -> bool:
 
 def check_revision(ctx: StageContext, prior: Prior, index: int | None = None) -> RevisionCheck:
     plan = ctx.plan
-    chosen = prior.selected()
     revision = prior.get("translator_revision", Revision)
     req = plan.request
     reasons = gates.check(
@@ -86,9 +86,28 @@ def check_revision(ctx: StageContext, prior: Prior, index: int | None = None) ->
         target_lang=req.target_lang,
         gates=plan.gates,
     )
+    # Glossary misses are flagged; in "strict" mode they also reject the revision, so
+    # that the candidate (which passed them) is delivered.
+    flags = glossary_misses(
+        plan, revision.translation, revision.translated_title, revision.translated_poet
+    )
+    if req.glossary is not None and req.glossary.mode == "strict":
+        reasons += flags
     if reasons:
         why = f"the revision fails the checks ({'; '.join(reasons)}); the candidate is kept"
-        return RevisionCheck(decision="revision_rejected", reason=why, gate_reasons=reasons)
+        return RevisionCheck(
+            decision="revision_rejected", reason=why, gate_reasons=reasons, flags=flags
+        )
+    checked = _judged(ctx, prior)
+    return checked.model_copy(update={"flags": flags})
+
+
+def _judged(ctx: StageContext, prior: Prior) -> RevisionCheck:
+    """The revision, past the gates, against the candidate: unchanged, unchecked, or
+    judged in every order."""
+    plan = ctx.plan
+    chosen = prior.selected()
+    revision = prior.get("translator_revision", Revision)
     if plan.revision_check_orders == 0 or _same(revision.translation, chosen.translation):
         why = (
             "the revision changes no line"
@@ -179,5 +198,7 @@ def _reason(
 
 def summary(result: RevisionCheck) -> str:
     if result.decision == "revision_unchecked":
-        return "revision not checked (the judge did not answer): the chosen candidate is kept"
-    return "revision kept" if result.kept else "revision rejected: the chosen candidate is kept"
+        text = "revision not checked (the judge did not answer): the chosen candidate is kept"
+    else:
+        text = "revision kept" if result.kept else "revision rejected: the chosen candidate is kept"
+    return f"{text}; the revision is flagged ({'; '.join(result.flags)})" if result.flags else text

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
-from vpsweb.domain import reasoning
+from vpsweb.domain import glossary, reasoning
 from vpsweb.domain.languages import language_name
 from vpsweb.domain.models import CandidateResult, EvaluationResult, ModelInfo, StepMetrics, utcnow
 from vpsweb.domain.parsing import label_lines
@@ -199,7 +199,9 @@ def ask(
                 raise
             rec.fell_back(fallback, ctx.model(fallback), exc)
             if isinstance(prompt, StagePrompt):
-                prompt = stage_prompt(ctx, prompt.step, fallback, prompt.variables)
+                prompt = stage_prompt(
+                    ctx, prompt.step, fallback, prompt.variables, appendix=prompt.appendix
+                )
 
 
 def _name_planned(rec: Recorder, exc: LLMError) -> None:
@@ -284,14 +286,33 @@ class StagePrompt(RenderedPrompt):
 
     step: str = ""
     variables: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    appendix: str = ""
 
 
 def stage_prompt(
-    ctx: StageContext, step: str, call: StepCall, variables: dict[str, Any]
+    ctx: StageContext, step: str, call: StepCall, variables: dict[str, Any], *, appendix: str = ""
 ) -> StagePrompt:
+    """The step's prompt for ``call``'s model; ``appendix`` (the glossary's required
+    terms) ends the user message whatever the templates say, so that an operator's own
+    prompt files cannot drop it."""
     reasoning = ctx.model(call).reasoning
     done = render(ctx.prompts[step].for_model(reasoning=reasoning), variables)
-    return StagePrompt(system=done.system, user=done.user, step=step, variables=variables)
+    user = f"{done.user}\n\n{appendix}" if appendix else done.user
+    return StagePrompt(
+        system=done.system, user=user, step=step, variables=variables, appendix=appendix
+    )
+
+
+def required_terms(plan: JobPlan) -> str:
+    """The job's "Required terms" block for a translation or revision prompt ("" for
+    none: no glossary, or none of its terms occurs)."""
+    return plan.request.required_terms()
+
+
+def glossary_misses(plan: JobPlan, translation: str, title: str, poet: str) -> list[str]:
+    """What a translated text (with its title and poet's name) misses of the glossary."""
+    req, translated = plan.request, glossary.Texts(poem=translation, title=title, poet=poet)
+    return glossary.reasons(req.glossary, req.glossary_texts(), translated)
 
 
 def described(exc: Exception) -> str:

@@ -88,6 +88,9 @@ class JobView(BaseModel):
     stages: list[StageRow] = Field(default_factory=list)
     candidates: list[CandidateRow] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)  # a stage fell back: kept to the end
+    # Texts judged all the same with a finding (glossary misses): "candidate #1: glossary:
+    # ...", "revision: glossary: ...", kept to the end.
+    flags: list[str] = Field(default_factory=list)
     notices: list[str] = Field(default_factory=list)  # the follower's own (no worker): come, go
     error: str = ""
     started: float | None = None
@@ -170,8 +173,18 @@ class JobView(BaseModel):
             for index, reasons in e.gated.items():
                 if (barred := self.candidate(index)) is not None:
                     barred.status, barred.cause = "gated", reasons
+            self._flagged(e)
         elif kind is EventKind.STAGE_FAILED:
             stage.status, stage.ended, stage.message = "failed", e.ts, e.error
+
+    def _flagged(self, e: ProgressEvent) -> None:
+        """Flagged candidates (their rows say why) and a flagged revision (-1)."""
+        for index, reasons in e.flagged.items():
+            if (row := self.candidate(index)) is not None:
+                row.flag = reasons
+            said = f"{'revision' if index < 0 else f'candidate #{index}'}: {reasons}"
+            if said not in self.flags:
+                self.flags.append(said)
 
     def _quota(self, e: ProgressEvent, stage: StageRow) -> None:
         """A call of the stage waits for its provider's quota (status "waiting"), or got

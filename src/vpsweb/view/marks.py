@@ -46,15 +46,24 @@ CSS: dict[str, str] = {
     "waiting_for_quota": "waiting-for-quota",
 }
 
+# A text judged (or delivered) all the same, with a finding: a glossary term it misses.
+FLAG = "⚑"
+
 WORDS: dict[str, str] = {
     "waiting_for_answer": "waiting for your answer",
     "waiting_for_quota": "waiting for quota",
 }
 
 
-def candidate_label(status: str, cause: str = "") -> str:
+def candidate_label(status: str, cause: str = "", flag: str = "") -> str:
     """E.g. "✓ succeeded", "⏱ late (stopped: quorum reached)", "⊘ gated: copied the
-    source", "✗ failed: timeout", "⧖ waiting for deepseek quota (3 ahead; requests)"."""
+    source", "✗ failed: timeout", "⧖ waiting for deepseek quota (3 ahead; requests)";
+    a flag follows: "✓ succeeded ⚑ glossary: "长安" should be "Chang'an" (...)"."""
+    label = _status_label(status, cause)
+    return f"{label} {FLAG} {flag}" if flag else label
+
+
+def _status_label(status: str, cause: str) -> str:
     symbol = SYMBOL.get(status, "·")
     if status == "waiting_for_quota":  # the cause is the wait's own words
         return f"{symbol} {cause or WORDS[status]}"
@@ -84,11 +93,12 @@ class Marked(BaseModel):
 
     status: CandidateStatus = "waiting"
     cause: str = ""  # why it failed, was gated, was stopped, or waits (for quota)
+    flag: str = ""  # what it was flagged for, though judged (a glossary miss)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def label(self) -> str:
-        return candidate_label(self.status, self.cause)
+        return candidate_label(self.status, self.cause, self.flag)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

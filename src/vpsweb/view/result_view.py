@@ -13,7 +13,7 @@ from itertools import zip_longest
 from pydantic import BaseModel, Field, computed_field
 
 from vpsweb.domain.job_warnings import JobWarning
-from vpsweb.domain.models import CandidateResult, EvaluationResult
+from vpsweb.domain.models import CandidateResult, EvaluationResult, ResultFlag
 from vpsweb.domain.result import TranslationOutput
 from vpsweb.files.output import format_cost
 from vpsweb.view.marks import LATE_CAUSE, CandidateStatus, Marked
@@ -46,6 +46,7 @@ class ResultCandidate(Marked):
             variant=c.variant,
             status=status,
             cause=cause,
+            flag="; ".join(ev.flag_reasons(c.index)),
             chosen=c.index == ev.selected_index,
             translation=c.translation if c.ok else "",
             scores=text,
@@ -82,6 +83,7 @@ class JudgeView(BaseModel):
 class ResultView(BaseModel):
     job_id: str
     warnings: list[JobWarning] = Field(default_factory=list)
+    flags: list[ResultFlag] = Field(default_factory=list)  # glossary misses, final one first
     chosen: ResultCandidate
     candidates: list[ResultCandidate]
     judge: JudgeView
@@ -117,6 +119,7 @@ class ResultView(BaseModel):
         return cls(
             job_id=output.job_id,
             warnings=list(output.warnings),
+            flags=sorted(output.flags, key=lambda f: not f.final),
             chosen=next(c for c in candidates if c.chosen),
             candidates=candidates,
             judge=JudgeView.of(ev),

@@ -108,6 +108,8 @@ def test_the_cli_translate_options_cover_the_request(tmp_path: Path) -> None:
     files = {n: tmp_path / f"{n}.txt" for n in ("poem", "shots", "brief")}
     for n, f in files.items():
         f.write_text(f"{n} text\n", encoding="utf-8")
+    terms = tmp_path / "terms.csv"
+    terms.write_text("source,target\npoem,诗\n", encoding="utf-8")
     argv = [
         *("translate", str(files["poem"]), "--source-lang", "en", "--target-lang", "zh-CN"),
         *("--parallel-count", "2", "--mode", "hybrid", "--title", "T", "--author", "A"),
@@ -116,6 +118,7 @@ def test_the_cli_translate_options_cover_the_request(tmp_path: Path) -> None:
         *("--few-shots", str(files["shots"]), "--background", str(files["brief"])),
         *("--straggler", "quorum:0.5:0.2", "--priority", "batch", "--max-cost", "2"),
         *("--idempotency-key", "retry-7"),
+        *("--glossary", str(terms), "--glossary-mode", "strict"),
     ]
     args = build_parser().parse_args(argv)
     request = _request(args)
@@ -125,6 +128,8 @@ def test_the_cli_translate_options_cover_the_request(tmp_path: Path) -> None:
     parsed = TranslationRequest.model_validate(request)
     assert parsed.straggler is not None and parsed.straggler.quorum == 0.5
     assert parsed.background_briefing and parsed.strategy.few_shots
+    assert parsed.glossary is not None and parsed.glossary.mode == "strict"
+    assert [(t.source, t.target) for t in parsed.glossary.terms] == [("poem", "诗")]
 
 
 def test_the_web_form_covers_the_request() -> None:
@@ -148,13 +153,21 @@ def test_the_web_form_covers_the_request() -> None:
         "priority": "batch",
         "max_cost": "0.5",
         "idempotency_key": "0f" * 16,
+        "glossary": "p: 诗",
+        "glossary_mode": "strict",
     }
     request = forms.request_of(values)
     assert set(request) == set(REQUEST_FIELDS)
     assert set(request["strategy"]) == set(StrategyOverrides.model_fields)
     parsed = TranslationRequest.model_validate(request)
+    assert parsed.idempotency_key and parsed.idempotency_key.startswith("0f" * 16 + "-")
+    assert forms.request_of(values) == request  # posted twice: the same key
+    edited = forms.request_of({**values, "poem": "q"})["idempotency_key"]
+    assert edited != parsed.idempotency_key  # changed and posted: another
+    assert forms.request_of({**values, "idempotency_key": ""})["idempotency_key"] is None
     assert parsed.straggler is not None and parsed.straggler.policy == "wait_all"
     assert parsed.background_briefing == "brief" and parsed.strategy.few_shots == "shots"
+    assert parsed.glossary is not None and parsed.glossary.mode == "strict"
     # Every field the form reads is on the page.
     import jinja2
 
@@ -169,6 +182,10 @@ def test_the_web_form_covers_the_request() -> None:
     with pytest.raises(RequestInvalid) as bad:
         forms.request_of({**values, "straggler": "sometimes"})
     assert list(forms.errors_by_field(bad.value.errors)) == ["straggler"]
+    # A bad glossary is said beside the glossary field, each line named.
+    with pytest.raises(RequestInvalid) as bad:
+        forms.request_of({**values, "glossary": "a: b\nc:\n"})
+    assert forms.errors_by_field(bad.value.errors) == {"glossary": "line 2: 'c' has no target"}
 
 
 def test_straggler_spelling() -> None:

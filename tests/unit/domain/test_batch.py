@@ -63,6 +63,18 @@ def test_the_content_key_addresses_what_changes_the_translation() -> None:
     assert _key(parallel_count=None) == _key(parallel_count=default_n)
 
 
+def test_the_content_key_covers_only_the_glossary_terms_the_poem_holds() -> None:
+    fog = {"source": "fog", "target": "雾"}
+    harbor = {"source": "harbor", "target": "港"}
+    absent = {"source": "nightingale", "target": "夜莺"}
+    with_fog = _key(glossary={"terms": [fog]})
+    assert with_fog != _key()  # a term the poem holds changes its translation
+    assert _key(glossary={"terms": [fog, absent]}) == with_fog  # one for another poem
+    assert _key(glossary={"terms": [absent]}) == _key()
+    assert _key(glossary={"terms": [fog], "mode": "strict"}) != with_fog
+    assert _key(glossary={"terms": [fog, harbor]}) != with_fog
+
+
 def test_the_content_key_addresses_the_plans_models() -> None:
     plan = build_plan(REQUEST, CFG, job_id="0" * 12, offline=True)
     step = next(iter(plan.steps))

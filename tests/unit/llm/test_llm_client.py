@@ -21,6 +21,7 @@ from tests.helpers.stage_calls import context, cost, translate_candidate
 from vpsweb.config import AppConfig, load_config
 from vpsweb.domain.plan import StepCall
 from vpsweb.errors import (
+    BudgetReached,
     Cancelled,
     LLMError,
     LLMTimeout,
@@ -524,6 +525,28 @@ def test_a_cancel_check_that_raises_abandons_the_request(cfg: AppConfig, make_cl
         make_client(Transport(never_answering(cancelled)), []).complete(call, MESSAGES, check=check)
     assert cancelled.wait(5)
     assert len(checks) == 3
+
+
+def test_a_budget_reached_during_a_call_lets_the_paid_call_finish(
+    cfg: AppConfig, make_client
+) -> None:
+    checks: list[float] = []
+
+    def check() -> None:
+        checks.append(time.monotonic())
+        if len(checks) > 1:  # spent by the job's other calls while this one is out
+            raise BudgetReached(1.2, 1.0, "CNY")
+
+    async def slow_answer(request: httpx2.Request) -> httpx2.Response:
+        await asyncio.sleep(3 * POLL_S)
+        return httpx2.Response(200, json=ok_body("paid for"))
+
+    call = candidate_call(cfg, timeout_s=60)
+    client = make_client(Transport(slow_answer), [])
+    done = client.complete(call, MESSAGES, check=check)
+    assert done.content == "paid for" and len(checks) >= 2  # checked while in flight
+    with pytest.raises(BudgetReached):  # but no new call
+        client.complete(call, MESSAGES, check=check)
 
 
 def test_backoff_with_a_check_is_sliced_and_cancellable(cfg: AppConfig, make_client) -> None:

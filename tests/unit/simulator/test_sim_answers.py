@@ -15,6 +15,7 @@ from vpsweb.domain.models import StrategyDials
 from vpsweb.domain.parsing import extract_fields, label_lines, parse_scores, parse_selected_index
 from vpsweb.domain.prompts import dial_variables, render
 from vpsweb.simulator import answers as sim_answers
+from vpsweb.simulator import thinking
 from vpsweb.simulator.server import Directives, add_arguments, run_from_args
 from vpsweb.stages.table import STAGE_NAMES
 
@@ -260,8 +261,8 @@ def test_token_counts_follow_text_length():
 
 def test_reasoning_is_short_deterministic_and_has_no_answer_tags():
     text = prompt("initial_translation")
-    thought = sim_answers.reasoning_for(text, 0)
-    assert thought == sim_answers.reasoning_for(text, 0)
+    thought = thinking.reasoning_for(text, 0)
+    assert thought == thinking.reasoning_for(text, 0)
     assert 20 < len(thought) < 600 and "<" not in thought
 
 

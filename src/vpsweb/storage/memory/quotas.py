@@ -64,6 +64,26 @@ def _arrivals(provider: str) -> Name:
     return ("quota-arrivals", provider)
 
 
+def _owners(provider: str) -> Name:
+    """A batch ask's flow by ticket (the flows hash's '@ticket' fields in Redis)."""
+    return ("quota-owners", provider)
+
+
+def _turn_behind_another_batch(space: Keyspace, ask: QuotaAsk) -> float:
+    """Behind another batch, a batch's turn is as far off as its tag is ahead of the
+    virtual time, at least: its parked steps come back then, not all at the queue's
+    wait (they would churn through the workers' threads). quota_acquire.lua's rule."""
+    p, rpm = ask.provider.name, ask.provider.limits.requests_per_minute
+    queue: dict[str, tuple[float, int]] = space.get(_queue(p)) or {}
+    batches = [t for t in _ranked(queue) if queue[t][0] >= CLASS]
+    if not ask.batch or not rpm or not batches:
+        return 0.0
+    if (space.get(_owners(p)) or {}).get(batches[0]) == ask.flow:
+        return 0.0
+    v = (space.get(_flows(p)) or {}).get("_v", 0.0)
+    return (queue[ask.ticket][0] - CLASS - v) / (rpm / 60 * PACE)
+
+
 def _ranked(queue: dict[str, tuple[float, int]]) -> list[str]:
     return sorted(queue, key=lambda t: queue[t])
 
@@ -94,8 +114,10 @@ class MemoryQuotas(Quotas):
         seen: dict[str, float] = space.setdefault(_seen(p), dict)
 
         # Waiters that stopped asking (their worker died) leave the queue.
+        owners: dict[str, str] = space.setdefault(_owners(p), dict)
         for gone in [t for t, at in seen.items() if at <= now - STALE_S]:
             queue.pop(gone, None)
+            owners.pop(gone, None)
             del seen[gone]
 
         # Place: priority class, then the flow's fair-share tag, then arrival.
@@ -110,6 +132,8 @@ class MemoryQuotas(Quotas):
             arrival = space.get(_arrivals(p)) or 0
             space.put(_arrivals(p), arrival + 1)
             queue[ask.ticket] = (int(ask.batch) * CLASS + tag, arrival)
+            if ask.batch:
+                owners[ask.ticket] = ask.flow
             space.expire(_flows(p), FLOWS_TTL_S)
         seen[ask.ticket] = now
         ahead = _ranked(queue).index(ask.ticket)
@@ -127,10 +151,12 @@ class MemoryQuotas(Quotas):
         if ahead >= free:
             if why == "":
                 why, wait = "queue", POLL_S
+            wait = max(wait, _turn_behind_another_batch(space, ask))
             return Grant(granted=False, ahead=ahead, retry_in_s=wait, reason=why)
 
         score, _arrival = queue.pop(ask.ticket)
         del seen[ask.ticket]
+        owners.pop(ask.ticket, None)
         flows = space.setdefault(_flows(p), dict)
         tag = score - int(ask.batch) * CLASS
         if tag > flows.get("_v", 0.0):
@@ -203,6 +229,7 @@ class MemoryQuotas(Quotas):
         with self.space.lock:
             (self.space.get(_queue(p)) or {}).pop(ask.ticket, None)
             (self.space.get(_seen(p)) or {}).pop(ask.ticket, None)
+            (self.space.get(_owners(p)) or {}).pop(ask.ticket, None)
             self.space.delete(_wake(p, ask.ticket))
 
     def nap(self, ask: QuotaAsk, seconds: float) -> None:

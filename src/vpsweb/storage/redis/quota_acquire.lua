@@ -1,6 +1,7 @@
 -- Take a permit for one LLM call, or keep its place in the provider's queue.
 -- KEYS: 1 provider hash, 2 provider in-flight zset, 3 queue zset, 4 seen zset,
---       5 flows hash, [6 model hash, 7 model in-flight zset]
+--       5 flows hash (flow -> tag, '_v' virtual time, '@ticket' -> a batch ask's flow),
+--       [6 model hash, 7 model in-flight zset]
 -- ARGV: 1 ticket, 2 flow, 3 batch (0/1), 4 tokens, 5 hold_s,
 --       6-8 provider rpm, tpm, max_concurrent (0: none), 9-11 the model's,
 --       12 stale_s, 13 resume (1: a throttled call keeps the front of its class)
@@ -20,6 +21,7 @@ local gone = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - stale)
 for _, g in ipairs(gone) do
   redis.call('ZREM', KEYS[3], g)
   redis.call('ZREM', KEYS[4], g)
+  redis.call('HDEL', KEYS[5], '@' .. g)
 end
 
 -- Place: priority class, then the flow's fair-share tag (round-robin), then arrival
@@ -38,6 +40,7 @@ if not score then
   end
   score = (batch * TAG + tag) * ARRIVAL + n
   redis.call('ZADD', KEYS[3], score, ticket)
+  if batch == 1 then redis.call('HSET', KEYS[5], '@' .. ticket, flow) end
   redis.call('EXPIRE', KEYS[5], 86400)
 end
 redis.call('ZADD', KEYS[4], now, ticket)
@@ -114,11 +117,22 @@ if paused > now then
 end
 if ahead >= free then
   if why == '' then why, wait = 'queue', 0.5 end
+  local rpm = tonumber(ARGV[6])
+  local head = batch == 1 and rpm > 0
+    and redis.call('ZRANGEBYSCORE', KEYS[3], TAG * ARRIVAL, '+inf', 'LIMIT', 0, 1)[1]
+  if head and redis.call('HGET', KEYS[5], '@' .. head) ~= flow then
+    -- Behind another batch, a batch's turn is as far off as its tag is ahead of the
+    -- virtual time, at least: its parked steps come back then, not all at the
+    -- queue's wait (they would churn through the workers' threads).
+    local lag = math.floor(tonumber(score) / ARRIVAL) - TAG - tonumber(redis.call('HGET', KEYS[5], '_v') or '0')
+    wait = math.max(wait, lag / (rpm / 60 * PACE))
+  end
   return {0, ahead, tostring(wait), why}
 end
 
 redis.call('ZREM', KEYS[3], ticket)
 redis.call('ZREM', KEYS[4], ticket)
+redis.call('HDEL', KEYS[5], '@' .. ticket)
 local tag = math.floor(tonumber(score) / ARRIVAL) - batch * TAG
 if tag > tonumber(redis.call('HGET', KEYS[5], '_v') or '0') then
   redis.call('HSET', KEYS[5], '_v', tag)

@@ -104,6 +104,7 @@ class RedisQuotas(Quotas):
         pipe = self.redis.pipeline(transaction=False)
         pipe.zrem(keys.quota_queue(p), ask.ticket)
         pipe.zrem(keys.quota_seen(p), ask.ticket)
+        pipe.hdel(keys.quota_flows(p), "@" + ask.ticket)
         pipe.delete(keys.quota_wake(p) + ask.ticket)
         pipe.execute()
 

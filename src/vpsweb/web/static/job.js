@@ -85,6 +85,22 @@
     return true;
   }
 
+  // Flags (a text judged or delivered with a glossary miss): kept to the end.
+  function drawFlags(flags) {
+    var list = document.getElementById("flags");
+    var texts = flags.map(function (f) { return "\u2691 " + f; });
+    var now = Array.prototype.map.call(list.children, function (li) { return li.textContent; });
+    if (now.join("\n") === texts.join("\n")) { return false; }
+    list.textContent = "";
+    texts.forEach(function (text) {
+      var li = document.createElement("li");
+      li.textContent = text;
+      list.appendChild(li);
+    });
+    list.hidden = texts.length === 0;
+    return true;
+  }
+
   // The server's view of the job (vpsweb.view.JobView) says what every row shows;
   // the page only draws it.
   function draw(view) {
@@ -94,6 +110,7 @@
     changed = drawStages(view.stages) || changed;
     changed = drawCandidates(view.candidates) || changed;
     changed = drawWarnings(view.warnings, view.notices) || changed;
+    changed = drawFlags(view.flags || []) || changed;
     return changed;
   }
 

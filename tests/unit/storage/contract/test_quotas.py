@@ -210,6 +210,29 @@ def test_batch_flows_are_served_round_robin(store: Backend) -> None:
     assert order == ["a0", "b0", "a1", "b1", "a2", "b2", "a3", "b3", "a4", "b4"]
 
 
+def test_a_batch_far_ahead_of_its_turn_is_told_to_come_back_later(store: Backend) -> None:
+    """Parked steps withdraw their places but not their flow's lead. Behind another
+    batch, a batch that asked for many calls comes back when its turn may have come,
+    not at the queue's wait, so hundreds of parked steps do not churn through the
+    workers; the other batch is told its nearer turn. Alone, the queue's wait."""
+    quotas, lim = _quotas(store), Limits(requests_per_minute=60)
+    assert quotas.acquire(_ask("first", lim, flow="A")).granted  # the burst of one
+    parked = [_ask(f"a{i}", lim, flow="A") for i in range(6)]
+    assert not any(quotas.acquire(a).granted for a in parked)
+    for ask in parked:
+        quotas.withdraw(ask)
+    alone = _ask("a-alone", lim, flow="A")
+    assert quotas.acquire(alone).retry_in_s <= 1 / 0.95 + 0.01  # first in the queue
+    quotas.withdraw(alone)
+    other = quotas.acquire(_ask("b0", lim, flow="B"))
+    again = quotas.acquire(_ask("a-again", lim, flow="A"))
+    person = quotas.acquire(_ask("p0", lim, flow="job", batch=False))
+    assert not again.granted and not other.granted and not person.granted
+    assert again.retry_in_s >= 8 / 0.95 - 0.01  # its tag is 8 turns past the virtual time
+    assert other.retry_in_s <= 2 / 0.95
+    assert person.retry_in_s <= 1 / 0.95 + 0.01  # interactive: the queue's wait only
+
+
 def test_a_flow_arriving_later_joins_the_current_round(store: Backend) -> None:
     quotas, lim = _quotas(store), Limits(max_concurrent=1)
     holder = _ask("busy", lim, flow="X")
