@@ -31,7 +31,6 @@ from vpsweb.cli.common import (
     fail,
     open_client,
     prepare_output_dir,
-    print_error,
     redis_url,
 )
 from vpsweb.view.batch_view import BatchView, duration
@@ -221,20 +220,21 @@ def cmd_batch_resume(args: argparse.Namespace) -> int:
         before = {m.name: m.job_id for m in batch.record.entries}
         batch = batch.resume(force=args.force, budget=args.budget)
         again = [m for m in batch.record.entries if before.get(m.name) != m.job_id]
-        reused = sum(m.reused for m in again)
-        _say_resumed(batch.id, len(again), reused)
+        said = _resumed(batch.id, len(again), sum(m.reused for m in again))
         if args.detach:
+            sys.stderr.write(said)
             sys.stdout.write(batch.id + "\n")
             return EXIT_OK
-        return follow_to_end(client, batch, args, directory=directory, again="this again")
+        return follow_to_end(
+            client, batch, args, directory=directory, again="this again", said=said
+        )
 
 
-def _say_resumed(batch_id: str, again: int, reused: int) -> None:
+def _resumed(batch_id: str, again: int, reused: int) -> str:
     if not again:
-        print_error(f"batch {batch_id}: no failed or cancelled poem to resume")
-        return
+        return f"batch {batch_id}: no failed or cancelled poem to resume\n"
     found = f" ({reused} found translated elsewhere: reused)" if reused else ""
-    sys.stderr.write(f"batch {batch_id} resumed: {again} poem(s) given a new job{found}\n")
+    return f"batch {batch_id} resumed: {again} poem(s) given a new job{found}\n"
 
 
 def batch_jobs(client: Client, batch_id: str) -> list[tuple[str, Any]]:

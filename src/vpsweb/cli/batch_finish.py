@@ -161,16 +161,19 @@ def follow_to_end(
     *,
     directory: Path | None,
     again: str | None = "the same command again",
+    said: str = "",
 ) -> int:
-    """Follow the batch (live, plain or JSON lines: progress on stderr, JSON on stdout),
-    then write its outputs to ``directory`` and print the summary. EXIT_FAILED if a poem
-    did not succeed, EXIT_INTERRUPTED after a Ctrl-C (see ``_interrupted``: ``again``
-    is the other way to carry on, None when the run keeps nothing)."""
+    """Say ``said`` (what was submitted), follow the batch (live, plain or JSON lines:
+    progress on stderr, JSON on stdout), then write its outputs to ``directory`` and
+    print the summary. EXIT_FAILED if a poem did not succeed, EXIT_INTERRUPTED after a
+    Ctrl-C from the moment the batch exists (see ``_interrupted``: ``again`` is the other
+    way to carry on, None when the run keeps nothing)."""
     from vpsweb.cli.batch_live import JsonDisplay, display_for, follow_batch
 
-    view = BatchView.of(batch.record)
-    display = display_for(view, sys.stdout if args.json else sys.stderr, json_lines=args.json)
     try:
+        sys.stderr.write(said)
+        view = BatchView.of(batch.record)
+        display = display_for(view, sys.stdout if args.json else sys.stderr, json_lines=args.json)
         follow_batch(batch, display, stage_of(client), timeout=args.timeout)
     except KeyboardInterrupt:
         return _interrupted(client, batch, directory, again)

@@ -140,12 +140,10 @@ def _refusal(
     return None
 
 
-def _announce(batch: Any, reused: int, offline: bool) -> None:
-    count = len(batch.record.entries)
+def _submitted(batch: Any, offline: bool) -> str:
+    count, reused = len(batch.record.entries), sum(m.reused for m in batch.record.entries)
     again = f", {reused} translated before (reused, not paid again)" if reused else ""
-    sys.stderr.write(
-        f"batch {batch.id} submitted: {count} poems{again}{', offline' if offline else ''}\n"
-    )
+    return f"batch {batch.id} submitted: {count} poems{again}{', offline' if offline else ''}\n"
 
 
 def cmd_batch_run(args: argparse.Namespace) -> int:
@@ -184,12 +182,13 @@ def cmd_batch_run(args: argparse.Namespace) -> int:
             force=args.force,
             offline=offline,
         )
-        _announce(batch, sum(m.reused for m in batch.record.entries), offline)
+        said = _submitted(batch, offline)
         if args.detach:
+            sys.stderr.write(said)
             sys.stdout.write(batch.id + "\n")
             return EXIT_OK
         again = "the same command without --force" if args.force else "the same command again"
         kept = redis_url(args) or not args.ephemeral
         return follow_to_end(
-            client, batch, args, directory=directory, again=again if kept else None
+            client, batch, args, directory=directory, again=again if kept else None, said=said
         )

@@ -164,3 +164,17 @@ def test_the_batch_commands_after_a_run(tmp_path: Path, redis_server, workers) -
 
     missing = run_cli("batch", "status", "feedfacecafe", env=env)
     assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+def test_detach_prints_the_id_and_watch_follows_it(tmp_path: Path, redis_server, workers) -> None:
+    source = write_collection(tmp_path, "yaml", 3, "detached")
+    env = {"VPSWEB_REDIS_URL": redis_server.url}
+    detached = run_cli("batch", str(source), *RUN, "--detach", env=env)
+    assert detached.returncode == 0, detached.stderr
+    batch = detached.stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{12}", batch) and f"batch {batch} submitted" in detached.stderr
+    watch = run_cli("batch", "watch", batch, env=env)
+    assert watch.returncode == 0, watch.stderr
+    assert len(re.findall(r"^\[\d/3\] ✓ poem-00\d succeeded$", watch.stdout, re.M)) == 3
+    assert "3 poems: 3 succeeded" in watch.stdout
+    assert not (tmp_path / "poems-translated" / "anthology.md").exists()  # watch writes none
