@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vpsweb import settings
-from vpsweb.cli.common import EXIT_OK, EXIT_USAGE, fail, prepare_output_dir, redis_url
+from vpsweb.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    fail,
+    prepare_output_dir,
+    print_error,
+    redis_url,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from vpsweb.batches import BatchEntry
@@ -76,6 +84,8 @@ def _said_encodings(entries: list[BatchEntry], args: argparse.Namespace) -> None
 
 def _dry_run(entries: list[BatchEntry], cfg: AppConfig, args: argparse.Namespace) -> int:
     """Each poem's estimate and the batch's: nothing submitted, nothing started."""
+    from rich.cells import cell_len
+
     from vpsweb.cli.batch_finish import print_json
     from vpsweb.client.batch_plans import estimate_entries
     from vpsweb.domain.batch import budget_problems
@@ -91,11 +101,11 @@ def _dry_run(entries: list[BatchEntry], cfg: AppConfig, args: argparse.Namespace
         ]
         print_json({"poems": poems, "total": estimate.model_dump(mode="json", exclude={"jobs"})})
     else:
-        width = max(len(e.name) for e in entries)
+        width = max(cell_len(e.name) for e in entries)  # 李白 takes four columns
         for e, job in zip(entries, estimate.jobs, strict=True):
-            x = job.expected
+            x, pad = job.expected, " " * (width - cell_len(e.name))
             sys.stdout.write(
-                f"  {e.name:<{width}}  {x.calls:>3} calls  ~{x.tokens:>7,} tokens  "
+                f"  {e.name}{pad}  {x.calls:>3} calls  ~{x.tokens:>7,} tokens  "
                 f"{money(x.cost):>12}  ({e.where})\n"
             )
         sys.stdout.write(estimate.text() + "\n")
@@ -146,11 +156,41 @@ def _submitted(batch: Any, offline: bool) -> str:
     return f"batch {batch.id} submitted: {count} poems{again}{', offline' if offline else ''}\n"
 
 
+def _submit_and_follow(
+    args: argparse.Namespace,
+    entries: list[BatchEntry],
+    cfg: AppConfig,
+    url: str,
+    *,
+    offline: bool,
+    directory: Path,
+) -> int:
+    from vpsweb.cli.batch_finish import follow_to_end
+    from vpsweb.client.sync import Client
+
+    with Client(redis_url=url, config=cfg) as client:
+        batch = client.submit_batch(
+            entries,
+            name=args.name or source_name(Path(args.source)),
+            budget=args.budget,
+            force=args.force,
+            offline=offline,
+        )
+        said = _submitted(batch, offline)
+        if args.detach:
+            sys.stderr.write(said)
+            sys.stdout.write(batch.id + "\n")
+            return EXIT_OK
+        again = "the same command without --force" if args.force else "the same command again"
+        kept = redis_url(args) or not args.ephemeral
+        return follow_to_end(
+            client, batch, args, directory=directory, again=again if kept else None, said=said
+        )
+
+
 def cmd_batch_run(args: argparse.Namespace) -> int:
     from vpsweb.batches import load_source
-    from vpsweb.cli.batch_finish import follow_to_end
     from vpsweb.cli.cluster import cluster, needs_simulator
-    from vpsweb.client.sync import Client
     from vpsweb.config import load_config
 
     cfg = load_config()
@@ -171,24 +211,14 @@ def cmd_batch_run(args: argparse.Namespace) -> int:
     if (refused := _refusal(args, kinds, cfg, offline)) is not None:
         return fail(refused)
     prepare_output_dir(directory)
-    with (
-        cluster(args, any(needs_simulator(cfg, p) for p in kinds)) as url,
-        Client(redis_url=url, config=cfg) as client,
-    ):
-        batch = client.submit_batch(
-            entries,
-            name=args.name or source_name(source),
-            budget=args.budget,
-            force=args.force,
-            offline=offline,
-        )
-        said = _submitted(batch, offline)
-        if args.detach:
-            sys.stderr.write(said)
-            sys.stdout.write(batch.id + "\n")
-            return EXIT_OK
-        again = "the same command without --force" if args.force else "the same command again"
-        kept = redis_url(args) or not args.ephemeral
-        return follow_to_end(
-            client, batch, args, directory=directory, again=again if kept else None, said=said
-        )
+    code: int | None = None
+    try:
+        with cluster(args, any(needs_simulator(cfg, p) for p in kinds)) as url:
+            code = _submit_and_follow(args, entries, cfg, url, offline=offline, directory=directory)
+    except KeyboardInterrupt:
+        if code is None:
+            raise
+        # Ctrl-C while the embedded cluster stopped: the outcome was already said.
+        print_error("interrupted while stopping the local cluster; the files above are kept")
+        return EXIT_INTERRUPTED
+    return code
