@@ -56,6 +56,7 @@ class EndRow(BaseModel):
     status: str  # succeeded, failed, cancelled
     reused: bool = False
     cause: str = ""
+    same_as: str = ""  # an earlier failure with the same cause (a budget reached, a key)
 
     @property
     def mark(self) -> str:
@@ -66,6 +67,8 @@ class EndRow(BaseModel):
         where = f" ({self.where})" if self.status != "succeeded" else ""
         reused = " (translated before: reused)" if self.reused else ""
         cause = f": {self.cause}" if self.cause else ""
+        if self.same_as:  # one cause, said once: not 300 times for a budget reached
+            cause = f": same cause as {self.same_as}"
         return f"{self.mark} {self.name}{where} {self.status}{reused}{cause}"
 
 
@@ -151,6 +154,10 @@ class BatchView(BaseModel):
             cause=" ".join((e.cause or "").split()),
         )
         if ended.status == "failed":
+            earlier = next(
+                (f for f in self.failures if ended.cause and f.cause == ended.cause), None
+            )
+            ended.same_as = earlier.name if earlier is not None else ""
             self.failures.append(ended)
         return ended
 

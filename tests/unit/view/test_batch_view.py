@@ -49,6 +49,16 @@ def test_each_failure_is_kept_once_with_its_cause_and_place() -> None:
     assert view.apply_event(event(rec, 0, "job_started")) is None
 
 
+def test_a_cause_shared_by_many_failures_is_said_in_full_once() -> None:
+    rec = record(4)
+    view = BatchView.of(rec)
+    budget = "Initial Translation: batch budget reached: batch 0123456789ab spent 1 of its budget 1"
+    lines = [view.apply_event(event(rec, i, "job_failed", budget)) for i in (2, 0, 3)]
+    said = [row.line() for row in lines if row is not None]
+    assert said[0].endswith(budget) and budget not in said[1] + said[2]
+    assert said[1] == "✗ poem-0 (poems/poem-0.txt) failed: same cause as poem-2"
+
+
 def test_the_one_line_says_counts_spend_elapsed_and_eta() -> None:
     rec = record(4)
     view = BatchView.of(rec)
