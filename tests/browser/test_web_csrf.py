@@ -12,15 +12,14 @@ its own Content-Security-Policy.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.helpers.browser import Attacker
 from tests.helpers.cluster import Cluster
 from tests.helpers.web import Web, chromium_options
 from vpsweb import settings
@@ -46,34 +45,6 @@ window.done = 0;
   }});
 </script>"""
 FRAMING = """<!doctype html><title>framed</title><iframe src="{target}/"></iframe>"""
-
-
-class Attacker:
-    """The other origin: serves whatever page a test puts in ``pages``."""
-
-    def __init__(self) -> None:
-        pages: dict[str, str] = {}
-        self.pages = pages
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = pages.get(self.path, "not here").encode()
-                self.send_response(200 if self.path in pages else 404)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from typing import Any
 
 TOKEN = re.compile(r'<meta name="csrf-token" content="([0-9a-f]+)">')
@@ -69,16 +70,25 @@ class Session:
         return self.request("POST", path, body, {**kind, **(headers or {})})
 
     def post_multipart(
-        self, path: str, data: dict[str, str], files: dict[str, tuple[str, bytes]]
+        self,
+        path: str,
+        data: dict[str, str],
+        files: dict[str, tuple[str, bytes]] | list[tuple[str, str, bytes]],
+        *,
+        token: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], str]:
-        """A multipart form as the submit page posts it: fields, the page's token, and
-        files (field -> (filename, bytes))."""
-        boundary = "vpsweb-test-boundary-7d2f"
+        """A multipart form as a browser posts it: fields, the page's token (unless
+        ``token`` is False), and files: field -> (filename, bytes), or a list of
+        (field, filename, bytes) where a field may repeat (``<input multiple>``)."""
+        boundary = f"----vpsweb{uuid.uuid4().hex}"
         parts: list[bytes] = []
-        for name, value in {**data, "csrf_token": self.token}.items():
+        fields = {**data, "csrf_token": self.token} if token else data
+        for name, value in fields.items():
             head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
             parts.append(head.encode() + value.encode() + b"\r\n")
-        for name, (filename, content) in files.items():
+        uploads = [(n, f, c) for n, (f, c) in files.items()] if isinstance(files, dict) else files
+        for name, filename, content in uploads:
             head = (
                 f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
                 f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
@@ -86,7 +96,7 @@ class Session:
             parts.append(head.encode() + content + b"\r\n")
         body = b"".join(parts) + f"--{boundary}--\r\n".encode()
         kind = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-        return self.request("POST", path, body, kind)
+        return self.request("POST", path, body, {**kind, **(headers or {})})
 
     def post_json(
         self, path: str, data: dict[str, Any], headers: dict[str, str] | None = None

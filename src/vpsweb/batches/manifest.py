@@ -82,17 +82,23 @@ def read_manifest(source: Path, encoding: str | None = None) -> Manifest:
     text, problem = _manifest_text(source, encoding)
     if text is None:
         return Manifest(problems=[problem])
-    found = parse_manifest(text, str(source), kind)
+    return checked_manifest(text, str(source), kind)
+
+
+def checked_manifest(text: str, name: str, kind: str) -> Manifest:
+    """``read_manifest`` for a manifest's text (``kind``: a value of MANIFEST_KINDS;
+    ``name``: how messages name it): parsed, its columns and its size checked."""
+    found = parse_manifest(text, name, kind)
     allowed = entry_fields.allowed()
     unknown = [c for c in found.columns or [] if entry_fields.canonical(c) is None]
     for column in unknown:
-        found.problems.append(f"{source} row 1: unknown column {column!r}; allowed: {allowed}")
+        found.problems.append(f"{name} row 1: unknown column {column!r}; allowed: {allowed}")
     for entry in found.entries if unknown else []:  # said once above, not once per row
         entry.values = {k: v for k, v in entry.values.items() if k not in unknown}
     if not found.entries and not found.problems:
-        found.problems.append(f"{source}: no poems in it")
+        found.problems.append(f"{name}: no poems in it")
     if len(found.entries) > MAX_ENTRIES:
-        found.problems.append(too_many(str(source), len(found.entries), "poems"))
+        found.problems.append(too_many(name, len(found.entries), "poems"))
         found.entries = []
     return found
 
@@ -114,6 +120,11 @@ def _manifest_text(source: Path, encoding: str | None) -> tuple[str | None, str]
         data = source.read_bytes()
     except OSError as exc:
         return None, f"cannot read {source}: {exc.strerror or exc}"
+    return manifest_text(data, str(source), encoding)
+
+
+def manifest_text(data: bytes, source: str, encoding: str | None) -> tuple[str | None, str]:
+    """A manifest's bytes as text, or why not (as ``_manifest_text``)."""
     try:
         return data.decode("utf-8-sig"), ""
     except UnicodeDecodeError:

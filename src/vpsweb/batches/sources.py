@@ -79,7 +79,7 @@ def load_source(
     accepts; None means not given) for what an entry leaves out; ``encoding`` is used
     for every poem file (detected per file when None). Raises RequestInvalid naming
     EVERY bad entry ("where: what"); nothing is returned unless all are valid."""
-    reader = _Reader(max_parallel_count, encoding)
+    reader = SourceReader(max_parallel_count, encoding)
     entries = reader.read(Path(path), defaults)
     if reader.problems:
         raise RequestInvalid(reader.problems)
@@ -127,8 +127,10 @@ class _Valid:
     encoding: str | None
 
 
-class _Reader:
-    """One load: the problems found so far, each said once, and the files read."""
+class SourceReader:
+    """One load: the problems found so far, each said once, and the files read.
+    ``vpsweb.batches.uploads`` reads the web page's uploads with it, overriding where
+    files come from (``poem_path``, ``read_file``) and handing ``entries`` its own."""
 
     def __init__(self, max_parallel_count: int, encoding: str | None) -> None:
         self.context = {"max_parallel_count": max_parallel_count}
@@ -166,9 +168,16 @@ class _Reader:
         else:
             self.problem(f"{source}: no such file or directory")
             return []
+        return self.entries(raws, base, stems, given, given_by_source)
+
+    def entries(
+        self, raws: list[RawEntry], base: Path, stems: bool, *layers: _Layer
+    ) -> list[BatchEntry]:
+        """The raw entries validated (``layers``: the defaults under each entry's own
+        fields) and named; [] when any problem was found."""
         if self._problems and not raws:
             return []
-        valid = [self.entry(raw, base, stems, given, given_by_source) for raw in raws]
+        valid = [self.entry(raw, base, stems, *layers) for raw in raws]
         self.say_missing(len(raws))
         passed = [v for v in valid if v is not None]
         for line in name_problems([v.named for v in passed]):
@@ -264,6 +273,10 @@ class _Reader:
                 self.problem(_at(place, str(exc)))
         return self._texts[path]
 
+    def poem_path(self, base: Path, file: str) -> Path:
+        """Where an entry's ``file`` is: relative to the manifest, ``~`` expanded."""
+        return base / Path(file).expanduser()
+
     def read_file(self, path: Path, language: str | None) -> tuple[str, str]:
         try:
             size = path.stat().st_size if path.is_file() else 0
@@ -316,7 +329,7 @@ class _Reader:
         except ValueError:
             language = None
         try:
-            return self.read_file(base / Path(str(file)).expanduser(), language)
+            return self.read_file(self.poem_path(base, str(file)), language)
         except InputFileError as exc:
             self.problem(_at(own.places[ef.FILE], str(exc)))
             return None, None

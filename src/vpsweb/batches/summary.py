@@ -55,7 +55,8 @@ class SummaryRow(BaseModel):
 
 def flags(output: TranslationOutput) -> list[str]:
     """What a reader should look at: steps that fell back, a judge that disagreed with
-    itself, candidates and a revision kept from judging by a gate."""
+    itself, candidates and a revision kept from judging by a gate, glossary terms
+    missed (the delivered translation's marked as such)."""
     found = [f"{w.stage}: {w.message}" if w.stage else w.message for w in output.warnings]
     ev = output.evaluation
     if ev.low_agreement and ev.agreement is not None:
@@ -63,6 +64,9 @@ def flags(output: TranslationOutput) -> list[str]:
     found += [f"candidate #{g.index} gated: {'; '.join(g.reasons)}" for g in ev.gated]
     if output.revision_check.gate_reasons:
         found.append(f"revision gated: {'; '.join(output.revision_check.gate_reasons)}")
+    found += [
+        f"{f.where}{' (delivered)' if f.final else ''}: {f.message}" for f in output.flags
+    ]
     return found
 
 

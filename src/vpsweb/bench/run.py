@@ -16,6 +16,7 @@ from typing import Any
 from vpsweb.bench import capacity, quota, scenarios, tails
 from vpsweb.bench.harness import Spread, bench_env
 from vpsweb.bench.profiles import FULL, QUICK, SCENARIOS, TINY, Profile
+from vpsweb.bench.quota_report import quota_checks, quota_table
 from vpsweb.config import AppConfig, load_config
 
 
@@ -238,6 +239,8 @@ def run(args: argparse.Namespace) -> int:
         return selection_quality.run(args)
     if getattr(args, "mode", None) == "quota":
         return run_quota(args)
+    if getattr(args, "mode", None) == "batches":
+        return run_batches(args)
     profile = TINY if args.tiny else QUICK if args.quick else FULL
     only = set(args.only.split(",")) if args.only else set(SCENARIOS)
     cfg = load_config()
@@ -267,87 +270,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- vpsweb bench quota: targets and table -----------------------------------------
-
-
-def _check(line: str, measured: str, target: str, met: bool | None) -> dict[str, Any]:
-    return {"line": line, "measured": measured, "target": target, "met": met}
-
-
-def _batch_checks(tag: str, row: dict[str, Any], min_share: float, max_429: float) -> list[dict]:
-    a, t = row["accepted"], row["throttled"]
-    return [
-        _check(
-            f"{tag} throughput / bound",
-            f"{row['share']:.1%} ({a} calls in {row['makespan_s']:.1f} s; "
-            f"bound {row['bound_calls_per_s']:.2f}/s)",
-            f">= {min_share:.0%}",
-            row["share"] >= min_share,
-        ),
-        _check(
-            f"{tag} 429s / accepted",
-            f"{quota.ratio(t, a):.2%} ({t}/{a})",
-            f"<= {max_429:.0%}",
-            quota.ratio(t, a) <= max_429,
-        ),
-        _check(f"{tag} failed jobs", f"{row['failed']} of {row['jobs']}", "0", row["failed"] == 0),
-        _check(
-            f"{tag} paid once",
-            f"accepted {a}, recorded {row['recorded_calls']}",
-            "equal",
-            row["paid_once"],
-        ),
-    ]
-
-
-def quota_checks(r: dict[str, Any]) -> list[dict[str, Any]]:
-    c, d, a = r["interactive"], r["limiter_cost"]["redis"], r["declared_rpm"]["redis"]
-    e = r["second_batch"]
-    return [
-        *_batch_checks("a) declared rpm:", r["declared_rpm"], 0.90, 0.01),
-        *_batch_checks("b) undeclared conc.:", r["undeclared_concurrency"], 0.75, 0.10),
-        _check(
-            "c) interactive makespan / idle",
-            f"{c['ratio']:.2f} ({c['loaded_makespan_s']:.2f} s / {c['idle_makespan_s']:.2f} s; "
-            f"queue {c['queued_at_submit']} -> {c['queued_at_finish']})",
-            "<= 1.5",
-            c["ratio"] <= 1.5,
-        ),
-        _check("c) failed jobs", str(c["failed"]), "0", c["failed"] == 0),
-        _check(
-            "e) second batch's share of calls",
-            f"{e['share']:.1%} ({e['own_calls']}/{e['calls_meanwhile']}; makespan "
-            f"{e['ratio']:.2f}x alone)",
-            ">= 40%",
-            e["share"] >= 0.40,
-        ),
-        _check("d) quota round trips / call", _trips(d), "<= 1", d["per_call"]["round_trips"] <= 1),
-        _check("d) ... while waiting (during a)", _trips(a), "-", None),
-    ]
-
-
-def _trips(m: dict[str, Any]) -> str:
-    p = m["per_call"]
-    return (
-        f"{p['round_trips']:.2f} (acquire {p.get('acquire', 0):.2f}, settle alone "
-        f"{p.get('settle_alone', 0):.2f}, nap {p.get('nap', 0):.2f}; "
-        f"all commands {m['commands'] / max(1, m['calls']):.1f})"
-    )
-
-
-def quota_table(r: dict[str, Any]) -> str:
-    s = r["setup"]
-    lines = [
-        f"Provider quota ({s['procs']} workers x {s['threads']} threads, N={s['parallel_count']}, "
-        f"simulator {s['latency_ms']:g} ms ±{s['jitter_ms']:g})",
-        f"  {'line':<40}{'measured':<68}{'target':<8}result",
-    ]
-    for c in r["checks"]:
-        verdict = "-" if c["met"] is None else "met" if c["met"] else "MISSED"
-        lines.append(f"  {c['line']:<40}{c['measured']:<68}{c['target']:<8}{verdict}")
-    return "\n".join(lines)
-
-
 def run_quota(args: argparse.Namespace) -> int:
     """`vpsweb bench quota`: the bench's Redis; each scenario starts its own simulator."""
     latency_ms = args.quota_latency_ms
@@ -365,14 +287,26 @@ def run_quota(args: argparse.Namespace) -> int:
         )
     results["setup"] |= {"latency_ms": latency_ms, "jitter_ms": jitter_ms}
     results["checks"] = quota_checks(results)
-    elapsed = time.perf_counter() - started
     print(quota_table(results))
+    profile = "quota-quick" if args.quick else "quota-full"
+    extra = {"latency_ms": latency_ms, "jitter_ms": jitter_ms}
+    return _record(args, profile, results, started, extra)
+
+
+def _record(
+    args: argparse.Namespace,
+    profile: str,
+    results: dict[str, Any],
+    started: float,
+    extra: dict[str, Any] | None = None,
+) -> int:
+    """Say the wall time and write the results' JSON beside the other runs'."""
+    elapsed = time.perf_counter() - started
     print(f"(bench wall time {elapsed:.0f} s)")
     doc = {
-        "profile": "quota-quick" if args.quick else "quota-full",
+        "profile": profile,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "latency_ms": latency_ms,
-        "jitter_ms": jitter_ms,
+        **(extra or {}),
         "machine": _machine(),
         "wall_time_s": round(elapsed, 1),
         "command": " ".join(["vpsweb", "bench", *sys.argv[2:]]),
@@ -380,3 +314,21 @@ def run_quota(args: argparse.Namespace) -> int:
     }
     print(f"results written to {_write(doc, args.output)}")
     return 0
+
+
+def run_batches(args: argparse.Namespace) -> int:
+    """`vpsweb bench batches`: the bench's Redis, no worker and no simulator needed."""
+    from vpsweb.bench import collection
+
+    started = time.perf_counter()
+    with bench_env(latency_ms=0, jitter_ms=0, redis_url=args.redis_url, simulator_url=None) as env:
+        results = collection.batch_bench(env, quick=args.quick, say=say)
+    checks = collection.batch_checks(results)
+    results["checks"] = [
+        {"line": line, "measured": got, "target": want, "met": met}
+        for line, got, want, met in checks
+    ]
+    print("Batches (no worker: the cost of sending and following a collection)")
+    for line, got, want, met in checks:
+        print(f"  {line:<44}{got:<52}{want:<12}{'met' if met else 'MISSED'}")
+    return _record(args, "batches-quick" if args.quick else "batches", results, started)

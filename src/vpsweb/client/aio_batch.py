@@ -13,6 +13,7 @@ from typing import Generic, Protocol, TypeVar
 
 from vpsweb.client.batching import (
     Entries,
+    follow_every_s,
     member_named,
     prepare_resume,
     prepare_submit,
@@ -36,7 +37,6 @@ from vpsweb.errors import BatchNotFound, VpswebError
 from vpsweb.orchestrator.lifecycle_aio import cancel_job, stall_job
 from vpsweb.storage.async_base import AsyncStorage
 
-POLL_S = 0.5  # how often a follower reads the batch
 STALL_EVERY_S = 3.0  # how often it looks for members past their deadline
 J = TypeVar("J")
 
@@ -109,6 +109,9 @@ class AsyncBatch(Generic[J]):
             tally = await batches.tally(self._record)
         return tally
 
+    def _every(self) -> float:
+        return follow_every_s(len(self._record.entries))
+
     async def progress(self) -> BatchProgress:
         """As ``Batch.progress``: one round trip whatever the batch's size."""
         return progress_of(self._record, await self._tally(), time.time())
@@ -129,7 +132,7 @@ class AsyncBatch(Generic[J]):
                 await self._stall(overdue_jobs(self._record, tally, time.time()))
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"batch {self.id} did not finish within {timeout:g}s")
-            await asyncio.sleep(POLL_S)
+            await asyncio.sleep(self._every())
 
     async def _stall(self, overdue: list[str]) -> None:
         for job_id in overdue:  # a store briefly away: the next look tries again

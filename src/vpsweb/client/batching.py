@@ -272,6 +272,14 @@ def prepare_resume(
     )
 
 
+def follow_every_s(members: int) -> float:
+    """How often a follower (``events()``, the CLI's and the web page's views) reads a
+    batch: every half second up to 250 members, then a second per 500, two at most. A
+    read is one round trip, but redis-py packs and parses a command per member (~3 ms
+    of client CPU per 100), so following a 500-job batch costs ~3 % of a core, not 13 %."""
+    return min(2.0, max(0.5, members / 500))
+
+
 def unfinished(record: BatchRecord, tally: BatchTally) -> list[str]:
     """The member jobs not ended (each once): what ``cancel`` stops."""
     found = [

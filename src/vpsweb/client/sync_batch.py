@@ -16,6 +16,7 @@ from typing import Generic, Protocol, TypeVar
 
 from vpsweb.client.batching import (
     Entries,
+    follow_every_s,
     member_named,
     prepare_resume,
     prepare_submit,
@@ -39,7 +40,6 @@ from vpsweb.errors import BatchNotFound, VpswebError
 from vpsweb.orchestrator.lifecycle import cancel_job, stall_job
 from vpsweb.storage import Storage
 
-POLL_S = 0.5  # how often a follower reads the batch
 STALL_EVERY_S = 3.0  # how often it looks for members past their deadline
 J = TypeVar("J")
 
@@ -113,6 +113,9 @@ class Batch(Generic[J]):
             tally = batches.tally(self._record)
         return tally
 
+    def _every(self) -> float:
+        return follow_every_s(len(self._record.entries))
+
     def progress(self) -> BatchProgress:
         """Counts, calls, tokens and cost so far, ETA and the running jobs: one round
         trip whatever the batch's size."""
@@ -137,7 +140,7 @@ class Batch(Generic[J]):
                 self._stall(overdue_jobs(self._record, tally, time.time()))
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"batch {self.id} did not finish within {timeout:g}s")
-            time.sleep(POLL_S)
+            time.sleep(self._every())
 
     def _stall(self, overdue: list[str]) -> None:
         for job_id in overdue:  # a store briefly away: the next look tries again

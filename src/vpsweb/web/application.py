@@ -23,7 +23,9 @@ from markupsafe import escape
 from vpsweb.client.aio import AsyncClient
 from vpsweb.errors import AnswerRefused, AnswerRejected, JobNotFound, RequestInvalid
 from vpsweb.web import forms, views
-from vpsweb.web.feed import FeedBroken, JobFeeds, StreamLimits, StreamsFull
+from vpsweb.web.batch_feed import BatchFeeds
+from vpsweb.web.batch_pages import BATCH_FEEDS, BatchPages, body_limits
+from vpsweb.web.feed import FeedBroken, JobFeeds, StreamCount, StreamLimits, StreamsFull
 from vpsweb.web.guard import Guard
 
 CLIENT = web.AppKey("client", AsyncClient)
@@ -195,12 +197,16 @@ def create_app(
     """The page; ``guard`` (default: trust only this server's own origin) refuses
     cross-site changes and adds the security headers (see vpsweb.web.guard)."""
     guard = guard or Guard()
-    # Authentication first: a stranger learns nothing, not even why a POST was refused.
-    app = web.Application(middlewares=[*([basic_auth(*auth)] if auth else []), guard.middleware()])
+    # Authentication first: a stranger learns nothing, not even why a POST was refused
+    # (the batch form's larger body limit only sets a bound: it reads nothing).
+    middlewares = [body_limits(frozenset({"/batches"})), *([basic_auth(*auth)] if auth else [])]
+    app = web.Application(middlewares=[*middlewares, guard.middleware()])
     app.on_response_prepare.append(guard.on_prepare)
     app[GUARD] = guard
     app[CLIENT] = client
-    app[FEEDS] = JobFeeds(client, limits)
+    streams = StreamCount()  # job and batch pages share the process's stream cap
+    app[FEEDS] = JobFeeds(client, limits, streams)
+    app[BATCH_FEEDS] = BatchFeeds(client, app[FEEDS].limits, streams)
     app[TEMPLATES] = jinja2.Environment(
         loader=jinja2.PackageLoader("vpsweb.web", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
@@ -218,12 +224,14 @@ def create_app(
             web.post("/jobs/{job}/cancel", cancel),
             web.get("/jobs/{job}/pending", pending),
             web.post("/jobs/{job}/answer", answer),
+            *BatchPages(lambda request: request.app[CLIENT], _page).routes(),
             web.static("/static", str(static)),
         ]
     )
 
     async def closing(app: web.Application) -> None:
         await app[FEEDS].close()
+        await app[BATCH_FEEDS].close()
         await app[CLIENT].close()
 
     app.on_cleanup.append(closing)

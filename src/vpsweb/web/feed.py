@@ -52,6 +52,14 @@ class FeedBroken(VpswebError):
     """The job's reader failed (Redis unreachable, say); the page reconnects later."""
 
 
+@dataclass
+class StreamCount:
+    """Event streams open in the web process, job pages' and batch pages' alike: the
+    process's cap (``StreamLimits.streams``) is on their sum."""
+
+    open: int = 0
+
+
 @dataclass(frozen=True)
 class StreamLimits:
     """How many event streams one web process serves at once (see docs/security.md)."""
@@ -151,20 +159,27 @@ class Subscription:
 
 class JobFeeds:
     """Options: client (the web process's AsyncClient), limits (default: from the
-    environment, see ``StreamLimits.from_env``)."""
+    environment, see ``StreamLimits.from_env``), count (the process's open streams,
+    shared with the batch pages' feeds)."""
 
-    def __init__(self, client: AsyncClient, limits: StreamLimits | None = None) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        limits: StreamLimits | None = None,
+        count: StreamCount | None = None,
+    ) -> None:
         self.client = client
         self.limits = limits or StreamLimits.from_env()
+        self.count = count or StreamCount()
         self.feeds: dict[str, _Feed] = {}
-        self.streams = 0
+        self.streams = 0  # this hub's own (the sweeper's); ``count``: the process's
         self._sweeper: asyncio.Task[None] | None = None
 
     def check_room(self) -> None:
         """StreamsFull if the process serves its most streams (before any Redis read)."""
-        if self.streams >= self.limits.streams:
+        if self.count.open >= self.limits.streams:
             raise StreamsFull(
-                f"this server follows {self.streams} event streams, its most",
+                f"this server follows {self.count.open} event streams, its most",
                 self.limits.retry_after_s,
             )
 
@@ -184,6 +199,7 @@ class JobFeeds:
         subscription = Subscription(self, feed, alive)
         feed.subscribers.append(subscription)
         self.streams += 1
+        self.count.open += 1
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep())
         return subscription
@@ -192,6 +208,7 @@ class JobFeeds:
         """A subscription closes (``Subscription.close`` calls this)."""
         feed.subscribers.remove(subscription)
         self.streams -= 1
+        self.count.open -= 1
         if not feed.subscribers:  # nobody watches: stop reading (a page starts again)
             if self.feeds.get(feed.job_id) is feed:
                 del self.feeds[feed.job_id]

@@ -17,7 +17,7 @@ from tests.helpers.anthology import HOSTILE_TITLE, not_translated, request, samp
 from tests.helpers.poems import JING_YE_SI
 from vpsweb.batches.anthology import AnthologyItem
 from vpsweb.batches.summary import SummaryRow, summary_csv, summary_jsonl, summary_rows
-from vpsweb.domain.models import Totals
+from vpsweb.domain.models import ResultFlag, Totals
 
 COLUMNS = [
     *("poem", "where", "title", "author", "translated_title", "status", "job_id"),
@@ -54,6 +54,23 @@ def test_a_translated_poems_row_says_what_its_job_recorded(items) -> None:
     assert rows[1].judge_agreement is None
     assert [f.split(":")[0] for f in rows[1].flags] == ["Translation Evaluation"]
     assert "picked by line count, not judged" in rows[1].flags[0]
+
+
+def test_glossary_misses_are_flags_and_the_delivered_ones_say_so(items) -> None:
+    output = items[0].output
+    assert output is not None
+    missed = [
+        ResultFlag(where="candidate #1", index=1, message='glossary: "月" should be "moon"'),
+        ResultFlag(
+            where="revision", index=-1, message='glossary: "霜" should be "frost"', final=True
+        ),
+    ]
+    item = items[0].model_copy(update={"output": output.model_copy(update={"flags": missed})})
+    [row] = summary_rows([item])
+    assert row.flags[-2:] == [
+        'candidate #1: glossary: "月" should be "moon"',
+        'revision (delivered): glossary: "霜" should be "frost"',
+    ]
 
 
 def test_a_poem_without_output_has_its_row_with_status_and_error(items) -> None:

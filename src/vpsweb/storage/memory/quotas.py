@@ -28,6 +28,7 @@ PACE, BURST_S = 0.95, 0.5  # requests at 95 % of the rate, bursts of 0.5 s (acqu
 CUT, INCREASE, INITIAL, CEILING = 0.85, 0.5, 16, 512  # the allowance (quota_settle.lua)
 SOFT_CUT = 0.95  # a 429 that did not say a window is spent (a concurrency limit, say)
 RESERVE = 4.0  # requests above the burst (a second's worth at most) for interactive calls
+ACTIVE_S = 10.0  # a batch flow that asked within this is active (quota_acquire.lua)
 CLASS = 1e12  # a batch call's score is past every interactive call's
 WAKE_TTL_S = 5.0  # an unheard wake-up lapses (the Redis list's PEXPIRE)
 FLOWS_TTL_S = 86400
@@ -64,22 +65,24 @@ def _arrivals(provider: str) -> Name:
     return ("quota-arrivals", provider)
 
 
-def _owners(provider: str) -> Name:
-    """A batch ask's flow by ticket (the flows hash's '@ticket' fields in Redis)."""
-    return ("quota-owners", provider)
+def _batches(provider: str) -> Name:
+    """Batch flows -> when they last asked."""
+    return ("quota-batches", provider)
 
 
-def _turn_behind_another_batch(space: Keyspace, ask: QuotaAsk) -> float:
-    """Behind another batch, a batch's turn is as far off as its tag is ahead of the
+def _turn_beside_another_batch(space: Keyspace, ask: QuotaAsk) -> float:
+    """Beside another batch, a batch's turn is as far off as its tag is ahead of the
     virtual time, at least: its parked steps come back then, not all at the queue's
-    wait (they would churn through the workers' threads). quota_acquire.lua's rule."""
+    wait (they would churn through the workers' threads and delay the other batch's
+    steps). Alone, its own re-asks inflate its tag: the queue's wait. quota_acquire.lua's
+    rule."""
     p, rpm = ask.provider.name, ask.provider.limits.requests_per_minute
+    now = space.clock()
+    active = space.get(_batches(p)) or {}
+    others = [f for f, at in active.items() if f != ask.flow and at >= now - ACTIVE_S]
+    if not ask.batch or not rpm or not others:
+        return 0.0
     queue: dict[str, tuple[float, int]] = space.get(_queue(p)) or {}
-    batches = [t for t in _ranked(queue) if queue[t][0] >= CLASS]
-    if not ask.batch or not rpm or not batches:
-        return 0.0
-    if (space.get(_owners(p)) or {}).get(batches[0]) == ask.flow:
-        return 0.0
     v = (space.get(_flows(p)) or {}).get("_v", 0.0)
     return (queue[ask.ticket][0] - CLASS - v) / (rpm / 60 * PACE)
 
@@ -114,10 +117,8 @@ class MemoryQuotas(Quotas):
         seen: dict[str, float] = space.setdefault(_seen(p), dict)
 
         # Waiters that stopped asking (their worker died) leave the queue.
-        owners: dict[str, str] = space.setdefault(_owners(p), dict)
         for gone in [t for t, at in seen.items() if at <= now - STALE_S]:
             queue.pop(gone, None)
-            owners.pop(gone, None)
             del seen[gone]
 
         # Place: priority class, then the flow's fair-share tag, then arrival.
@@ -132,10 +133,13 @@ class MemoryQuotas(Quotas):
             arrival = space.get(_arrivals(p)) or 0
             space.put(_arrivals(p), arrival + 1)
             queue[ask.ticket] = (int(ask.batch) * CLASS + tag, arrival)
-            if ask.batch:
-                owners[ask.ticket] = ask.flow
             space.expire(_flows(p), FLOWS_TTL_S)
         seen[ask.ticket] = now
+        if ask.batch:
+            active: dict[str, float] = space.setdefault(_batches(p), dict)
+            for flow in [f for f, at in active.items() if at < now - ACTIVE_S]:
+                del active[flow]
+            active[ask.flow] = now
         ahead = _ranked(queue).index(ask.ticket)
 
         room = _Room(space, now, ask, ahead)
@@ -151,12 +155,11 @@ class MemoryQuotas(Quotas):
         if ahead >= free:
             if why == "":
                 why, wait = "queue", POLL_S
-            wait = max(wait, _turn_behind_another_batch(space, ask))
+            wait = max(wait, _turn_beside_another_batch(space, ask))
             return Grant(granted=False, ahead=ahead, retry_in_s=wait, reason=why)
 
         score, _arrival = queue.pop(ask.ticket)
         del seen[ask.ticket]
-        owners.pop(ask.ticket, None)
         flows = space.setdefault(_flows(p), dict)
         tag = score - int(ask.batch) * CLASS
         if tag > flows.get("_v", 0.0):
@@ -229,7 +232,6 @@ class MemoryQuotas(Quotas):
         with self.space.lock:
             (self.space.get(_queue(p)) or {}).pop(ask.ticket, None)
             (self.space.get(_seen(p)) or {}).pop(ask.ticket, None)
-            (self.space.get(_owners(p)) or {}).pop(ask.ticket, None)
             self.space.delete(_wake(p, ask.ticket))
 
     def nap(self, ask: QuotaAsk, seconds: float) -> None:

@@ -120,6 +120,12 @@ def quota_flows(provider: str) -> str:
     return f"{quota(provider)}:flows"
 
 
+def quota_batches(provider: str) -> str:
+    """Sorted set: batch flows -> when they last asked (a batch beside others waits its
+    turn by its tag, see quota_acquire.lua)."""
+    return f"{quota(provider)}:batches"
+
+
 def quota_wake(provider: str) -> str:
     """Prefix of the list a waiting call blocks on (its ticket appended)."""
     return f"{quota(provider)}:wake:"

@@ -1,7 +1,7 @@
 -- Take a permit for one LLM call, or keep its place in the provider's queue.
 -- KEYS: 1 provider hash, 2 provider in-flight zset, 3 queue zset, 4 seen zset,
---       5 flows hash (flow -> tag, '_v' virtual time, '@ticket' -> a batch ask's flow),
---       [6 model hash, 7 model in-flight zset]
+--       5 flows hash, 6 batch flows zset (flow -> last ask),
+--       [7 model hash, 8 model in-flight zset]
 -- ARGV: 1 ticket, 2 flow, 3 batch (0/1), 4 tokens, 5 hold_s,
 --       6-8 provider rpm, tpm, max_concurrent (0: none), 9-11 the model's,
 --       12 stale_s, 13 resume (1: a throttled call keeps the front of its class)
@@ -10,6 +10,7 @@
 -- calls granted together reach the provider a little apart, and a provider's window
 -- that saw them bunched would answer 429.
 local PACE, BURST_S, INITIAL, RESERVE = 0.95, 0.5, 16, 4
+local ACTIVE_S = 10  -- a batch flow that asked within this is active
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local ticket, flow = ARGV[1], ARGV[2]
@@ -21,7 +22,6 @@ local gone = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - stale)
 for _, g in ipairs(gone) do
   redis.call('ZREM', KEYS[3], g)
   redis.call('ZREM', KEYS[4], g)
-  redis.call('HDEL', KEYS[5], '@' .. g)
 end
 
 -- Place: priority class, then the flow's fair-share tag (round-robin), then arrival
@@ -40,10 +40,14 @@ if not score then
   end
   score = (batch * TAG + tag) * ARRIVAL + n
   redis.call('ZADD', KEYS[3], score, ticket)
-  if batch == 1 then redis.call('HSET', KEYS[5], '@' .. ticket, flow) end
   redis.call('EXPIRE', KEYS[5], 86400)
 end
 redis.call('ZADD', KEYS[4], now, ticket)
+if batch == 1 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - ACTIVE_S)
+  redis.call('ZADD', KEYS[6], now, flow)
+  redis.call('EXPIRE', KEYS[6], 3600)
+end
 local ahead = redis.call('ZRANK', KEYS[3], ticket)
 
 local function refill(h, name, rate, cap)
@@ -106,9 +110,9 @@ end
 
 local free, wait, why, levels = room(KEYS[1], KEYS[2], tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), true)
 local mfree, mlevels = 1e9, nil
-if KEYS[6] then
+if KEYS[7] then
   local mwait, mwhy
-  mfree, mwait, mwhy, mlevels = room(KEYS[6], KEYS[7], tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), false)
+  mfree, mwait, mwhy, mlevels = room(KEYS[7], KEYS[8], tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), false)
   if mfree < free then free, wait, why = mfree, mwait, mwhy end
 end
 local paused = tonumber(redis.call('HGET', KEYS[1], 'paused_until') or '0')
@@ -118,12 +122,13 @@ end
 if ahead >= free then
   if why == '' then why, wait = 'queue', 0.5 end
   local rpm = tonumber(ARGV[6])
-  local head = batch == 1 and rpm > 0
-    and redis.call('ZRANGEBYSCORE', KEYS[3], TAG * ARRIVAL, '+inf', 'LIMIT', 0, 1)[1]
-  if head and redis.call('HGET', KEYS[5], '@' .. head) ~= flow then
-    -- Behind another batch, a batch's turn is as far off as its tag is ahead of the
+  local others = batch == 1 and rpm > 0
+    and redis.call('ZCOUNT', KEYS[6], now - ACTIVE_S, '+inf') - (redis.call('ZSCORE', KEYS[6], flow) and 1 or 0)
+  if others and others > 0 then
+    -- Beside another batch, a batch's turn is as far off as its tag is ahead of the
     -- virtual time, at least: its parked steps come back then, not all at the
-    -- queue's wait (they would churn through the workers' threads).
+    -- queue's wait (they would churn through the workers' threads and delay the
+    -- other batch's steps). Alone, its own re-asks inflate its tag: the queue's wait.
     local lag = math.floor(tonumber(score) / ARRIVAL) - TAG - tonumber(redis.call('HGET', KEYS[5], '_v') or '0')
     wait = math.max(wait, lag / (rpm / 60 * PACE))
   end
@@ -132,12 +137,11 @@ end
 
 redis.call('ZREM', KEYS[3], ticket)
 redis.call('ZREM', KEYS[4], ticket)
-redis.call('HDEL', KEYS[5], '@' .. ticket)
 local tag = math.floor(tonumber(score) / ARRIVAL) - batch * TAG
 if tag > tonumber(redis.call('HGET', KEYS[5], '_v') or '0') then
   redis.call('HSET', KEYS[5], '_v', tag)
 end
 take(KEYS[1], KEYS[2], levels, tonumber(ARGV[6]), tonumber(ARGV[7]))
-if KEYS[6] then take(KEYS[6], KEYS[7], mlevels, tonumber(ARGV[9]), tonumber(ARGV[10])) end
+if KEYS[7] then take(KEYS[7], KEYS[8], mlevels, tonumber(ARGV[9]), tonumber(ARGV[10])) end
 redis.call('HINCRBY', KEYS[1], 'calls', 1)
 return {1, ticket, redis.call('ZCARD', KEYS[3]), math.min(free - ahead - 1, 1e6)}

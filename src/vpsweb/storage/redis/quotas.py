@@ -45,6 +45,7 @@ class RedisQuotas(Quotas):
             keys.quota_queue(p),
             keys.quota_seen(p),
             keys.quota_flows(p),
+            keys.quota_batches(p),
             *_bucket_keys(ask),
         ]
         args = [
@@ -104,7 +105,6 @@ class RedisQuotas(Quotas):
         pipe = self.redis.pipeline(transaction=False)
         pipe.zrem(keys.quota_queue(p), ask.ticket)
         pipe.zrem(keys.quota_seen(p), ask.ticket)
-        pipe.hdel(keys.quota_flows(p), "@" + ask.ticket)
         pipe.delete(keys.quota_wake(p) + ask.ticket)
         pipe.execute()
 

@@ -211,10 +211,11 @@ def test_batch_flows_are_served_round_robin(store: Backend) -> None:
 
 
 def test_a_batch_far_ahead_of_its_turn_is_told_to_come_back_later(store: Backend) -> None:
-    """Parked steps withdraw their places but not their flow's lead. Behind another
-    batch, a batch that asked for many calls comes back when its turn may have come,
-    not at the queue's wait, so hundreds of parked steps do not churn through the
-    workers; the other batch is told its nearer turn. Alone, the queue's wait."""
+    """Parked steps withdraw their places but not their flow's lead. Beside another
+    batch that asked lately, a batch that asked for many calls comes back when its
+    turn may have come, not at the queue's wait, so hundreds of parked steps do not
+    churn through the workers; the other batch is told its nearer turn. Alone, the
+    queue's wait (its own re-asks are all that inflated its tag)."""
     quotas, lim = _quotas(store), Limits(requests_per_minute=60)
     assert quotas.acquire(_ask("first", lim, flow="A")).granted  # the burst of one
     parked = [_ask(f"a{i}", lim, flow="A") for i in range(6)]
