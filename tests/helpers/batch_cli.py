@@ -143,4 +143,4 @@ class ScriptedBatch:
         for i, (_, events) in enumerate(self.steps):
             self.at = i
             yield from events
-            time.sleep(0.15)
+            time.sleep(0.25)

@@ -9,8 +9,8 @@ with ``--json`` one JSON object per line (each event, progress every few seconds
 the summary at the end).
 
 Following costs O(1) round trips per refresh whatever the batch's size: the follower
-reads ``Batch.progress()`` (one pipeline) on a thread of its own while the main
-thread takes ``Batch.events()`` (one read per poll), and the stage of at most
+reads ``Batch.progress()`` (one pipeline) on a thread of its own, as often as the main
+thread's ``Batch.events()`` polls (``follow_every_s``), and the stage of at most
 ``SHOWN`` running jobs (a read each, once a second). The main thread is the one a
 Ctrl-C interrupts, so the caller can cancel the batch at once.
 """
@@ -31,11 +31,11 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from vpsweb.client.batching import follow_every_s
 from vpsweb.domain.batch import BatchEvent, BatchProgress
 from vpsweb.errors import VpswebError
 from vpsweb.view.batch_view import BatchView, EndRow, duration
 
-REFRESH_S = 0.3  # a live display's reads and redraws (rich redraws 4 times a second)
 STAGE_EVERY_S = 1.0  # the shown running jobs' stages
 PLAIN_EVERY_S = 5.0  # a plain or JSON progress line, at most this often
 SHOWN = 4  # running poems listed by the live display
@@ -227,7 +227,10 @@ def follow_batch(
     seconds). A Ctrl-C (KeyboardInterrupt) leaves at once, the display's last frame
     kept; the caller decides what it means for the batch."""
     live = isinstance(display, LiveDisplay)  # the only one that shows the running jobs
-    every = REFRESH_S if live else min(PLAIN_EVERY_S, 1.0)
+    # Read as often as events() does (every 0.5 s, less often for a big batch: each read
+    # packs a command per member); rich redraws 4 times a second in between, the clocks
+    # ticking from the last read.
+    every = follow_every_s(display.view.total)
     ticker = _Ticker(source, display, stage_of if live else None, every)
     with display.live if isinstance(display, LiveDisplay) else contextlib.nullcontext():
         ticker.start()
