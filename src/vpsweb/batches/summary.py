@@ -64,9 +64,7 @@ def flags(output: TranslationOutput) -> list[str]:
     found += [f"candidate #{g.index} gated: {'; '.join(g.reasons)}" for g in ev.gated]
     if output.revision_check.gate_reasons:
         found.append(f"revision gated: {'; '.join(output.revision_check.gate_reasons)}")
-    found += [
-        f"{f.where}{' (delivered)' if f.final else ''}: {f.message}" for f in output.flags
-    ]
+    found += [f"{f.where}{' (delivered)' if f.final else ''}: {f.message}" for f in output.flags]
     return found
 
 

@@ -58,9 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     # started with '&' (CI runners, `make test &`): the interrupt was then silently lost.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.basicConfig(format="vpsweb: %(message)s", level=logging.WARNING)
+    from vpsweb.cli.batch_parser import implied_run
     from vpsweb.cli.parser import build_parser
 
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(implied_run(sys.argv[1:] if argv is None else argv))
     try:
         code = int(args.func(args))
         sys.stdout.flush()  # here, where a closed pipe can still be caught

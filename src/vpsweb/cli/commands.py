@@ -14,6 +14,7 @@ from vpsweb.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from vpsweb.config import AppConfig
+    from vpsweb.storage import JobRecord
 
 # --- job commands ------------------------------------------------------------------
 
@@ -70,15 +71,27 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
+    from vpsweb.cli.batch_commands import batch_jobs
+
     with open_client(args) as client:
+        if args.batch:  # one line per poem, named as in the batch
+            for name, r in batch_jobs(client, args.batch):
+                if r is None:
+                    sys.stdout.write(f"{'-' * 12}  {'expired':<10} {name}\n")
+                else:
+                    sys.stdout.write(f"{_job_line(r, name)}\n")
+            return EXIT_OK
         for r in client.recent(args.limit):
-            p = r.plan
-            sys.stdout.write(
-                f"{r.job_id}  {r.status.value:<10} {r.created_at:%Y-%m-%d %H:%M:%S}  "
-                f"{p.workflow_mode.value:<13} N={p.parallel_count}  "
-                f"{p.request.title or '(untitled)'}\n"
-            )
+            sys.stdout.write(f"{_job_line(r, r.plan.request.title or '(untitled)')}\n")
     return EXIT_OK
+
+
+def _job_line(r: JobRecord, name: str) -> str:
+    p = r.plan
+    return (
+        f"{r.job_id}  {r.status.value:<10} {r.created_at:%Y-%m-%d %H:%M:%S}  "
+        f"{p.workflow_mode.value:<13} N={p.parallel_count}  {name}"
+    )
 
 
 # --- operations ----------------------------------------------------------------------

@@ -70,6 +70,24 @@ def interrupt_deferred() -> Iterator[list[int]]:
         signal.signal(signal.SIGINT, previous)
 
 
+def prepare_output_dir(path: str | Path | None) -> None:
+    """Make sure results can be saved before paying for them: the directory is made and
+    a file written in it and removed (InputFileError, saying why, if not)."""
+    if not path:
+        return
+    from vpsweb.errors import InputFileError
+
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        probe = Path(path) / f".vpsweb-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise InputFileError(
+            f"cannot write to --output-dir {path}: {exc.strerror or exc}"
+        ) from None
+
+
 def show_output(output: TranslationOutput, args: argparse.Namespace) -> None:
     """Save the result first (with --output-dir), then print it (summary or --json):
     a finished, paid result reaches the disk before anything else can go wrong."""

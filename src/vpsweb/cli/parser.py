@@ -10,6 +10,7 @@ import argparse
 from typing import Any
 
 from vpsweb import settings
+from vpsweb.cli.batch_parser import add_batch_parser
 from vpsweb.cli.commands import (
     cmd_bench,
     cmd_cancel,
@@ -24,6 +25,7 @@ from vpsweb.cli.commands import (
     cmd_worker,
 )
 from vpsweb.cli.manual import add_manual_parser
+from vpsweb.cli.request_options import add_cluster_options, add_request_options
 from vpsweb.cli.stats import add_stats_parser
 from vpsweb.cli.translate import cmd_translate
 from vpsweb.cli.web import add_web_parser
@@ -51,22 +53,6 @@ def _add_manual_options(t: Any) -> None:
     )
 
 
-def _add_spending_options(t: argparse.ArgumentParser) -> None:
-    """Quota priority and the job's budget."""
-    t.add_argument(
-        "--priority",
-        choices=["interactive", "batch"],
-        help="who waits first when a provider's quota is short (default: interactive)",
-    )
-    t.add_argument(
-        "--max-cost",
-        type=float,
-        metavar="AMOUNT",
-        help="the most the job may spend, in its models' currency: refused if the estimate "
-        "is above it, stopped when the spend reaches it",
-    )
-
-
 def _add_output_options(t: argparse.ArgumentParser) -> None:
     """What is printed and saved, or only estimated (--dry-run)."""
     t.add_argument(
@@ -83,44 +69,12 @@ def _add_output_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--output-dir", help="save JSON and Markdown files here")
 
 
-def _add_glossary_options(t: argparse.ArgumentParser) -> None:
-    """Required translations of names and terms (a batch shares them)."""
-    from vpsweb.domain.glossary import GLOSSARY_MODES
-
-    g = t.add_argument_group("glossary")
-    g.add_argument(
-        "--glossary",
-        metavar="FILE",
-        help="required translations of names and terms: YAML (source: target, or a list "
-        "of {source, target, note}) or CSV (source,target[,note])",
-    )
-    g.add_argument(
-        "--glossary-mode",
-        choices=GLOSSARY_MODES,
-        help="flag: a translation that misses a term is judged and flagged (default); "
-        "strict: such a candidate is kept from the judge",
-    )
-
-
 def _add_translate(sub: Any) -> None:
-    from vpsweb.domain.models import WorkflowMode
-
     t = sub.add_parser("translate", help="translate a poem file and wait for the result")
     t.add_argument("file")
-    t.add_argument("--source-lang", required=True, help="en, zh-CN or pl")
-    t.add_argument("--target-lang", required=True, help="en or zh-CN")
-    t.add_argument("--parallel-count", type=int, help="number of candidates (default: config)")
-    t.add_argument(
-        "--straggler",
-        metavar="POLICY",
-        help="when evaluation stops waiting for slow candidates: wait_all, or "
-        "quorum[:FRACTION[:GRACE]] (e.g. quorum:0.5:0.2; default: the mode's, config)",
-    )
-    t.add_argument(
-        "--mode", default=WorkflowMode.HYBRID.value, choices=[m.value for m in WorkflowMode]
-    )
-    t.add_argument("--title")
-    t.add_argument("--author")
+    add_request_options(t)
+    # One poem's own key: `vpsweb batch` has none (a key shared by every poem would make
+    # them one job); a manifest gives each poem its own.
     t.add_argument(
         "--idempotency-key",
         metavar="KEY",
@@ -128,23 +82,7 @@ def _add_translate(sub: Any) -> None:
         "timeout, a dropped connection) and you follow the job it made instead of paying "
         "for a second one",
     )
-    _add_spending_options(t)
-    dials = t.add_argument_group("strategy dials (default: strategy_defaults in pipeline.yaml)")
-    dials.add_argument("--adaptation-level", choices=["foreignizing", "balanced", "domesticating"])
-    dials.add_argument("--repetition-policy", choices=["strict", "adaptive"])
-    dials.add_argument("--additions-policy", choices=["forbid", "allow_with_alt"])
-    dials.add_argument("--prosody-target", help="free text, e.g. 'rhymed quatrains'")
-    dials.add_argument("--few-shots", metavar="FILE", help="example translations to imitate")
-    dials.add_argument("--background", metavar="FILE", help="background briefing on the poem")
-    _add_glossary_options(t)
-    t.add_argument(
-        "--offline", action="store_true", help="use the offline LLM simulator for every step"
-    )
     _add_manual_options(t)
-    t.add_argument(
-        "--encoding",
-        help="of the poem and other files (default: UTF-8, else detected, e.g. gb18030, big5)",
-    )
     _add_output_options(t)
     t.add_argument(
         "--timeout",
@@ -152,15 +90,7 @@ def _add_translate(sub: Any) -> None:
         default=None,
         help="give up waiting after N s (default: the job's worst-case deadline)",
     )
-    t.add_argument(
-        "--ephemeral",
-        action="store_true",
-        help="embedded run only: do not keep the job in the local store afterwards",
-    )
-    t.add_argument(
-        "--redis-url",
-        help=f"the cluster's Redis (default: ${settings.REDIS_URL_ENV}, else an embedded run)",
-    )
+    add_cluster_options(t)
     t.set_defaults(func=cmd_translate)
 
 
@@ -180,8 +110,9 @@ def _add_job_commands(sub: Any) -> None:
             p.add_argument("--json", action="store_true")
             p.add_argument("--output-dir")
         p.set_defaults(func=func)
-    j = sub.add_parser("jobs", help="list recent jobs")
+    j = sub.add_parser("jobs", help="list recent jobs (or a batch's)")
     j.add_argument("--limit", type=int, default=20)
+    j.add_argument("--batch", metavar="BATCH", help="the jobs of this batch, one per poem")
     _add_redis(j)
     j.set_defaults(func=cmd_jobs)
 
@@ -255,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_translate(sub)
+    add_batch_parser(sub)
     _add_job_commands(sub)
     add_stats_parser(sub)
     add_manual_parser(sub)

@@ -9,12 +9,11 @@ the job ends, before the embedded cluster is torn down.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import TYPE_CHECKING, Any
 
 from vpsweb import settings
-from vpsweb.cli.cluster import cluster, needs_simulator
+from vpsweb.cli.cluster import cluster, missing_keys, needs_simulator
 from vpsweb.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -22,6 +21,7 @@ from vpsweb.cli.common import (
     EXIT_USAGE,
     fail,
     interrupt_deferred,
+    prepare_output_dir,
     print_error,
     redis_url,
     show_output,
@@ -46,7 +46,9 @@ def _read(path: str | None, args: argparse.Namespace) -> str | None:
     return text
 
 
-def _request(args: argparse.Namespace) -> dict[str, Any]:
+def request_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The request the options give (`vpsweb batch` takes them as every poem's defaults,
+    with no ``file``: no poem)."""
     return {
         "poem": _read(args.file, args),
         "source_lang": args.source_lang,
@@ -68,6 +70,9 @@ def _request(args: argparse.Namespace) -> dict[str, Any]:
         "idempotency_key": args.idempotency_key,
         "glossary": _glossary(args),
     } | ({"straggler": _straggler(args.straggler)} if args.straggler else {})
+
+
+_request = request_fields  # its name before `vpsweb batch` shared it
 
 
 def _glossary(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -92,34 +97,6 @@ def _straggler(text: str) -> dict[str, Any] | None:
     from vpsweb.client.core import straggler_of
 
     return straggler_of(text, name="--straggler")
-
-
-def _prepare_output_dir(path: str | None) -> None:
-    """Make sure the result can be saved before paying for it."""
-    if not path:
-        return
-    from pathlib import Path
-
-    from vpsweb.errors import InputFileError
-
-    try:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        probe = Path(path) / f".vpsweb-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise InputFileError(
-            f"cannot write to --output-dir {path}: {exc.strerror or exc}"
-        ) from None
-
-
-def _missing_keys(cfg: AppConfig, plan: JobPlan) -> list[str]:
-    """API keys an embedded worker (this process's environment) would lack."""
-    from vpsweb.llm.endpoints import resolve
-
-    calls = [c for c in plan.calls() if c.step not in plan.manual_steps]
-    envs = {e.api_key_env for e in (resolve(cfg.models, c) for c in calls)}
-    return sorted(e for e in envs if e and not os.environ.get(e))
 
 
 def _follow(job: Any, plan: JobPlan, args: argparse.Namespace) -> int:
@@ -196,8 +173,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
     # Validate and plan before starting anything: bad input costs nothing, leaves nothing.
     manual = _manual_steps(args)
     plan = plan_job(_request(args), cfg, offline=offline, manual=manual)
-    _prepare_output_dir(args.output_dir)
-    if not redis_url(args) and not offline and (missing := _missing_keys(cfg, plan)):
+    prepare_output_dir(args.output_dir)
+    if not redis_url(args) and not offline and (missing := missing_keys(cfg, plan)):
         return fail(
             f"no API key: set {', '.join(missing)} for the models of mode "
             f"{plan.workflow_mode.value}, or run with --offline"

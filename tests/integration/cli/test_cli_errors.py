@@ -47,7 +47,17 @@ def locked_redis() -> Iterator[str]:
     stop_process(proc)
 
 
-@pytest.mark.parametrize("command", [("status", JOB), ("jobs",), ("stats",), ("watch", JOB)])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("status", JOB),
+        ("jobs",),
+        ("stats",),
+        ("watch", JOB),
+        ("batch", "status", JOB),
+        ("batch", "list"),
+    ],
+)
 def test_redis_refused(command: tuple[str, ...]) -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"
     line = one_line(run_cli(*command, "--redis-url", url), 1)
