@@ -228,6 +228,14 @@ def eta_s(states: Sequence[MemberState], run_start: float, now: float) -> float 
     return round(left * elapsed / in_run, 1)
 
 
+def _until(states: Sequence[MemberState], counts: BatchCounts, now: float) -> float:
+    """The end of the batch's clock: now, or its last member's finish once all ended
+    (a finished batch's elapsed time does not keep growing)."""
+    if counts.finished < counts.total:
+        return now
+    return max((s.finished_at for s in states if s.finished_at is not None), default=now)
+
+
 def progress_of(record: BatchRecord, tally: BatchTally, now: float) -> BatchProgress:
     """The batch's progress from one read of it (``now``: epoch seconds)."""
     counts = count(tally.members)
@@ -243,7 +251,9 @@ def progress_of(record: BatchRecord, tally: BatchTally, now: float) -> BatchProg
         costs=tally.costs,
         budget=tally.budget if tally.budget is not None else record.budget,
         reused=sum(1 for m in record.entries if m.reused),
-        elapsed_s=round(max(0.0, now - record.created_at.timestamp()), 1),
+        elapsed_s=round(
+            max(0.0, _until(tally.members, counts, now) - record.created_at.timestamp()), 1
+        ),
         eta_s=eta_s(tally.members, start, now),
         percent=round(counts.finished / total * 100, 2) if total else 100.0,
         running=[

@@ -170,6 +170,10 @@ def test_percent_never_moves_back_as_members_finish() -> None:
             seen.append(progress_of(record, tally, T0.timestamp() + 10).percent)
     assert seen == sorted(seen) and seen[-1] == 100.0
     assert progress_of(_record(0), BatchTally(version=1, members=[]), 0).percent == 100.0
+    # Ended: its clock stops at the last finish (T0 + 3), however late it is read.
+    created = record.created_at.timestamp()
+    later = progress_of(record, tally, T0.timestamp() + 3600)
+    assert later.done and later.elapsed_s == round(T0.timestamp() + 3 - created, 1)
 
 
 def test_each_members_events_come_once_and_the_watch_ends() -> None:
