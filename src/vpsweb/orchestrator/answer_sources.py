@@ -64,21 +64,24 @@ class PersonAnswers(AnswerSource):
         return ManualLLM(self.job.manual.answer_of(self.job.job_id, self.key))
 
     def awaiting(self, messages: list[dict[str, str]]) -> None:
-        """Park the prompt for a person (the job waits) and say so, once."""
+        """Say that the job waits for a person (once), then park the prompt: in this
+        order, a prompt anyone can see or answer always has its event, even when the
+        worker dies in between (a redelivery parks it; the event is not said twice). An
+        ended job takes neither (emit.lua and manual_park.lua refuse)."""
         job, s, key = self.job, self.stage, self.key
         prompt = PendingPrompt(
             key=key, stage=s.name, display_name=s.display_name, messages=messages, since=utcnow()
         )
-        if job.manual.park(job.job_id, key, prompt.model_dump_json(), job.ttl):
-            start, _ = stage_bounds(job.plan.progress_weights, s.name)
-            fields = {
-                "stage": s.display_name,
-                "status": "waiting",
-                "key": key,
-                "message": f"waiting for a manual answer to {key}",
-            }
-            event = Event(EventKind.WAITING_FOR_ANSWER, start, fields)
-            job.progress.emit(job.job_id, event, job.ttl, once=f"wait:{key}")
+        start, _ = stage_bounds(job.plan.progress_weights, s.name)
+        fields = {
+            "stage": s.display_name,
+            "status": "waiting",
+            "key": key,
+            "message": f"waiting for a manual answer to {key}",
+        }
+        event = Event(EventKind.WAITING_FOR_ANSWER, start, fields)
+        job.progress.emit(job.job_id, event, job.ttl, once=f"wait:{key}")
+        job.manual.park(job.job_id, key, prompt.model_dump_json(), job.ttl)
 
 
 # A quota wait ends this long (at most) before the step's slot does, so that the step
