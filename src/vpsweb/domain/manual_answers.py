@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from vpsweb.domain.models import ModelInfo, Usage
 from vpsweb.domain.plan import StepCall
 from vpsweb.errors import AwaitingAnswer
-from vpsweb.llm.client import Completion
+from vpsweb.llm.completion import Completion
 from vpsweb.stages import candidate, evaluation, review, revision, revision_check
 from vpsweb.stages.table import STAGES, Stage
 

@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 import openai
@@ -27,11 +27,12 @@ from vpsweb import settings
 from vpsweb.config.schema import ModelsConfig
 from vpsweb.errors import LLMTimeout, MissingAPIKey, TransientLLMError
 from vpsweb.llm.backoff import MAX_RETRY_AFTER_S, backoff_s
+from vpsweb.llm.completion import Completion, LLMClient
 from vpsweb.llm.endpoints import Endpoint, resolve
 from vpsweb.llm.loop import POLL_S, DeadlinePassed, LoopThread
 from vpsweb.llm.provider_text import flat, redact
 from vpsweb.llm.quota_gate import Caller, QuotaGate, check_still_time, permit_for
-from vpsweb.llm.responses import Completion, Retry, completion_of, status_error
+from vpsweb.llm.responses import Retry, completion_of, status_error
 
 if TYPE_CHECKING:  # pragma: no cover - the plan module imports the stages, which import this
     from vpsweb.domain.permits import Settlement
@@ -41,18 +42,6 @@ if TYPE_CHECKING:  # pragma: no cover - the plan module imports the stages, whic
 __all__ = ["MAX_RETRY_AFTER_S", "Completion", "LLMClient", "OpenAICompatibleClient", "redact"]
 
 _SDKs = dict[tuple[str, str], openai.AsyncOpenAI]
-
-
-class LLMClient(Protocol):
-    """What stages need; tests pass a double, production passes OpenAICompatibleClient."""
-
-    def complete(
-        self,
-        call: StepCall,
-        messages: list[dict[str, str]],
-        *,
-        check: Callable[[], float | None] | None = None,
-    ) -> Completion: ...
 
 
 async def _close_all(sdks: _SDKs) -> None:

@@ -5,34 +5,18 @@ decides what to do with them."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import httpx2
 import openai
 
-from vpsweb.domain.models import ModelInfo, Usage
 from vpsweb.errors import PermanentLLMError, TransientLLMError, VpswebError
 from vpsweb.llm.backoff import exhausted_for_s, retry_after_s
+from vpsweb.llm.completion import Completion
 from vpsweb.llm.endpoints import Endpoint
 from vpsweb.llm.provider_text import provider_said, redact
 
 SIM_LATENCY_HEADER = "x-vpsweb-latency-ms"
-
-
-@dataclass(frozen=True)
-class Completion:
-    content: str
-    reasoning_content: str | None
-    usage: Usage
-    latency_s: float  # wall time of the successful HTTP call
-    attempts: int  # HTTP calls made, including failed ones
-    sim_latency_ms: float | None = None  # latency the simulator applied, if it is one
-    finish_reason: str | None = None  # "length": cut off at max_tokens
-    model: ModelInfo | None = None  # what answered, as this worker resolved it
-    # The provider said no request is left in its window (x-ratelimit-remaining-*: 0):
-    # every worker pauses this long.
-    pause_s: float | None = None
 
 
 class Retry(VpswebError):

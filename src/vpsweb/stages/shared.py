@@ -29,7 +29,7 @@ from vpsweb.errors import (
     TruncatedAnswer,
     one_line,
 )
-from vpsweb.llm.client import Completion, LLMClient
+from vpsweb.llm.completion import Completion, LLMClient
 from vpsweb.llm.endpoints import resolve
 
 if TYPE_CHECKING:  # pragma: no cover - the plan module imports the stage table
