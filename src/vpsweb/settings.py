@@ -12,12 +12,20 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from vpsweb.errors import SettingsError
+from vpsweb.redis_target import RedisTarget, parse_sentinels, parse_target
 
 REDIS_URL_ENV = "VPSWEB_REDIS_URL"  # the state store: jobs, step outputs, progress
 BROKER_URL_ENV = "VPSWEB_BROKER_URL"  # Celery's broker; defaults to the state store
 # Redis's password apart from the URL, so generated passwords ('/', '@', '#', ...)
 # need no hand-encoding: it is URL-encoded into the Redis URL(s) here.
 REDIS_PASSWORD_ENV = "VPSWEB_REDIS_PASSWORD"
+# Sentinel instead of VPSWEB_REDIS_URL: the Sentinels' addresses (host:port,...), the
+# master's name, the database (default 0) and Sentinel's own password; all can also be
+# one URL, VPSWEB_REDIS_URL=redis+sentinel://host:port,host:port/master/db
+REDIS_SENTINELS_ENV = "VPSWEB_REDIS_SENTINELS"
+REDIS_MASTER_ENV = "VPSWEB_REDIS_MASTER"
+REDIS_DB_ENV = "VPSWEB_REDIS_DB"
+SENTINEL_PASSWORD_ENV = "VPSWEB_SENTINEL_PASSWORD"
 CONFIG_DIR_ENV = "VPSWEB_CONFIG_DIR"  # a config directory instead of the packaged one
 OFFLINE_ENV = "VPSWEB_OFFLINE"  # 1: every step goes to the offline simulator
 SIMULATOR_URL_ENV = "VPSWEB_SIMULATOR_URL"  # where workers find the simulator
@@ -76,10 +84,62 @@ def with_redis_password(url: str, password: str, *, replace: bool = True) -> str
 
 
 def redis_url(env: Mapping[str, str] | None = None) -> str | None:
-    """The state store: VPSWEB_REDIS_URL, with VPSWEB_REDIS_PASSWORD merged in if set."""
+    """The state store: VPSWEB_REDIS_URL (or the VPSWEB_REDIS_SENTINELS form), with
+    VPSWEB_REDIS_PASSWORD and VPSWEB_SENTINEL_PASSWORD merged in if set.
+
+    A malformed value is a SettingsError of one line naming the variable.
+    """
+    e = _env(env)
+    target = redis_target(e)
+    if target is None:
+        return None
+    if target.is_sentinel:
+        return target.as_url()
+    return with_redis_password(str(target.url), e.get(REDIS_PASSWORD_ENV, ""))
+
+
+def redis_target(env: Mapping[str, str] | None = None) -> RedisTarget | None:
+    """The state store as a RedisTarget (passwords merged in), or None when unset."""
     e = _env(env)
     url = e.get(REDIS_URL_ENV) or None
-    return with_redis_password(url, e.get(REDIS_PASSWORD_ENV, "")) if url else None
+    hosts = e.get(REDIS_SENTINELS_ENV) or None
+    if hosts:
+        if url:
+            raise SettingsError(f"{REDIS_SENTINELS_ENV}: set it or {REDIS_URL_ENV}, not both")
+        target = _sentinel_target(hosts, e)
+    elif url:
+        target = parse_target(url, REDIS_URL_ENV)
+    else:
+        return None
+    return target.with_passwords(e.get(REDIS_PASSWORD_ENV, ""), e.get(SENTINEL_PASSWORD_ENV, ""))
+
+
+def _sentinel_target(hosts: str, e: Mapping[str, str]) -> RedisTarget:
+    try:
+        sentinels = parse_sentinels(hosts)
+    except ValueError as exc:
+        raise SettingsError(f"{REDIS_SENTINELS_ENV}: {exc}") from None
+    master = (e.get(REDIS_MASTER_ENV) or "").strip()
+    if not master:
+        raise SettingsError(
+            f"{REDIS_MASTER_ENV}: {REDIS_SENTINELS_ENV} needs the name Sentinel knows "
+            "the master by (e.g. mymaster)"
+        )
+    db = (e.get(REDIS_DB_ENV) or "0").strip()
+    if not db.isdigit():
+        raise SettingsError(f"{REDIS_DB_ENV}: the database must be a number, not {db!r}")
+    return RedisTarget(sentinels=sentinels, master=master, db=int(db))
+
+
+def check_redis_url(url: str, where: str, env: Mapping[str, str] | None = None) -> str:
+    """A Redis URL given as a flag or argument (``where``), checked, with the
+    environment's passwords filling in what it lacks."""
+    e = _env(env)
+    target = parse_target(url, where)
+    if target.is_sentinel:
+        password, sentinel = e.get(REDIS_PASSWORD_ENV, ""), e.get(SENTINEL_PASSWORD_ENV, "")
+        return target.with_passwords(password, sentinel).as_url()
+    return with_redis_password(url, e.get(REDIS_PASSWORD_ENV, ""), replace=False)
 
 
 def broker_url(env: Mapping[str, str] | None = None) -> str | None:
@@ -92,6 +152,8 @@ def broker_url(env: Mapping[str, str] | None = None) -> str | None:
     own = e.get(BROKER_URL_ENV) or None
     if own is None:
         return redis_url(e)
+    if own.lower().startswith("redis+sentinel:"):
+        return check_redis_url(own, BROKER_URL_ENV, e)
     return with_redis_password(own, e.get(REDIS_PASSWORD_ENV, ""), replace=False)
 
 

@@ -36,8 +36,7 @@ def redis_url(args: argparse.Namespace) -> str | None:
     flag = getattr(args, "redis_url", None)
     if not flag:
         return settings.redis_url()
-    password = os.environ.get(settings.REDIS_PASSWORD_ENV, "")
-    return settings.with_redis_password(flag, password, replace=False)
+    return settings.check_redis_url(flag, "--redis-url")
 
 
 @contextlib.contextmanager

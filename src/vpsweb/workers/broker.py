@@ -29,6 +29,7 @@ from kombu import Exchange, Queue
 from kombu.transport import redis as kombu_redis
 
 from vpsweb.config import AppConfig
+from vpsweb.redis_target import SENTINEL_SCHEME, parse_target
 
 VISIBILITY_TIMEOUT_S = 60
 RESTORE_EVERY_S = 5
@@ -40,6 +41,8 @@ def broker_kind(url: str) -> str:
     scheme = urlparse(url).scheme
     if scheme in ("redis", "rediss"):
         return "redis"
+    if scheme == SENTINEL_SCHEME:
+        return "sentinel"
     if scheme in ("amqp", "amqps", "pyamqp"):
         return "amqp"
     return scheme
@@ -68,6 +71,15 @@ class RedisTransport(kombu_redis.Transport):
     Channel = RedisChannel
 
 
+class SentinelChannel(RedisChannel, kombu_redis.SentinelChannel):
+    """kombu's Sentinel channel (the master's address asked of Sentinel on every new
+    connection), with the same lost-connection fix as RedisChannel."""
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    Channel = SentinelChannel
+
+
 def celery_settings(broker_url: str, cfg: AppConfig) -> dict[str, Any]:
     queues = cfg.queues()
     if broker_kind(broker_url) == "amqp":
@@ -80,15 +92,28 @@ def celery_settings(broker_url: str, cfg: AppConfig) -> dict[str, Any]:
             "task_queues": [_queue(q, queue_arguments=arguments) for q in queues],
             "broker_heartbeat": AMQP_HEARTBEAT_S,
             "broker_transport_options": {"confirm_publish": True},
+            "broker_url": broker_url,
+        }
+    options: dict[str, Any] = {
+        "visibility_timeout": VISIBILITY_TIMEOUT_S,
+        "unacked_restore_interval": RESTORE_EVERY_S,
+        "unacked_restore_throttle": 1,
+    }
+    if broker_kind(broker_url) == "sentinel":
+        # kombu's form: sentinel://host:port/db;sentinel://... + the master's name.
+        target = parse_target(broker_url, "the broker's URL")
+        return {
+            "broker_url": target.kombu_url(),
+            "broker_transport": f"{__name__}:SentinelTransport",
+            "task_queues": [_queue(q) for q in queues],
+            "broker_transport_options": {**options, **target.kombu_options()},
+            "vpsweb_broker_url": broker_url,
         }
     return {
+        "broker_url": broker_url,
         "broker_transport": f"{__name__}:RedisTransport",
         "task_queues": [_queue(q) for q in queues],
-        "broker_transport_options": {
-            "visibility_timeout": VISIBILITY_TIMEOUT_S,
-            "unacked_restore_interval": RESTORE_EVERY_S,
-            "unacked_restore_throttle": 1,
-        },
+        "broker_transport_options": options,
     }
 
 
@@ -118,8 +143,10 @@ _clients_lock = threading.Lock()
 
 @lru_cache(maxsize=4)
 def _client(broker_url: str) -> redis.Redis:
+    from vpsweb.storage.redis import redis_client
+
     with _clients_lock:
-        return redis.Redis.from_url(broker_url, socket_connect_timeout=5)
+        return redis_client(broker_url, where="the broker's URL", socket_connect_timeout=5)
 
 
 class RedisDelivery:
@@ -140,9 +167,9 @@ class RedisDelivery:
 
 def delivery_of(task: Task) -> RedisDelivery | None:
     """The message a running task works on, when the broker needs it kept alive."""
-    url = task.app.conf.broker_url
+    url = task.app.conf.get("vpsweb_broker_url") or task.app.conf.broker_url
     info = getattr(task.request, "delivery_info", None) or {}
     tag = info.get("delivery_tag")
-    if not tag or broker_kind(url) != "redis":
+    if not tag or broker_kind(url) not in ("redis", "sentinel"):
         return None
     return RedisDelivery(_client(url), str(tag))

@@ -42,8 +42,7 @@ def celery_settings(store_url: str, broker_url: str, cfg: AppConfig) -> dict[str
     queues = cfg.queues()
     return {
         **broker.celery_settings(broker_url, cfg),
-        "broker_url": broker_url,
-        "result_backend": results.backend_url(store_url),
+        **results.backend_settings(store_url),
         "vpsweb_store_url": store_url,
         "task_serializer": "json",
         "result_serializer": "json",

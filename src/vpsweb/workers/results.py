@@ -14,20 +14,43 @@ from __future__ import annotations
 from typing import Any
 
 from celery._state import task_join_will_block
-from celery.backends.redis import RedisBackend
+from celery.backends.redis import RedisBackend, SentinelBackend
+
+from vpsweb.redis_target import parse_target
 
 
-class WorkerResultBackend(RedisBackend):
-    """RedisBackend that does not track results nobody in this process may join."""
+class _Untracked:
+    """A result backend that does not track results nobody in this process may join."""
 
     def add_pending_result(
         self, result: Any, weak: bool = False, start_drainer: bool = True
     ) -> Any:
         if task_join_will_block():
             return result
-        return super().add_pending_result(result, weak=weak, start_drainer=start_drainer)
+        return super().add_pending_result(  # type: ignore[misc]
+            result, weak=weak, start_drainer=start_drainer
+        )
+
+
+class WorkerResultBackend(_Untracked, RedisBackend):
+    """RedisBackend that does not track results nobody in this process may join."""
+
+
+class WorkerSentinelBackend(_Untracked, SentinelBackend):
+    """The same on a Sentinel-watched Redis: the master is asked of Sentinel."""
 
 
 def backend_url(store_url: str) -> str:
     """Celery's ``result_backend`` setting: this class, on the store's Redis."""
-    return f"{__name__}:{WorkerResultBackend.__name__}+{store_url}"
+    return str(backend_settings(store_url)["result_backend"])
+
+
+def backend_settings(store_url: str) -> dict[str, Any]:
+    """Celery's result backend settings for the store (plain Redis, or Sentinel)."""
+    target = parse_target(store_url, "the store's URL")
+    if not target.is_sentinel:
+        return {"result_backend": f"{__name__}:{WorkerResultBackend.__name__}+{store_url}"}
+    return {
+        "result_backend": f"{__name__}:{WorkerSentinelBackend.__name__}+{target.kombu_url()}",
+        "result_backend_transport_options": target.kombu_options(),
+    }

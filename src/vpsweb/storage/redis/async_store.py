@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 
 from vpsweb.domain.plan import JobPlan
 from vpsweb.domain.progress import ProgressEvent, ProgressSnapshot
+from vpsweb.redis_target import RedisTarget, parse_target
 from vpsweb.storage.async_base import (
     AsyncJobStore,
     AsyncManualAnswers,
@@ -221,6 +222,28 @@ class AsyncRedisManualAnswers(AsyncManualAnswers):
         return str(await self._answer(keys=names, args=args))
 
 
+def _sentinel_master(target: RedisTarget, size: int, read_timeout: float) -> aioredis.Redis:
+    """The master a Sentinel target names, on a pool of ``size`` connections (redis-py's
+    asyncio SentinelConnectionPool: not a blocking one; it re-resolves the master on
+    every new connection and drops a connection answered READONLY)."""
+    from redis.asyncio.sentinel import Sentinel
+
+    sentinel_kwargs: dict[str, Any] = {"socket_connect_timeout": 5, "socket_timeout": 5}
+    if target.sentinel_password:
+        sentinel_kwargs["password"] = target.sentinel_password
+    sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)
+    return sentinel.master_for(
+        target.master,
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        decode_responses=True,
+        max_connections=size,
+        socket_timeout=read_timeout,
+        socket_connect_timeout=5,
+    )
+
+
 def connect_async(
     url: str,
     *,
@@ -230,7 +253,11 @@ def connect_async(
     """Every part on two bounded pools (opened on first use; no I/O here). A follower
     waits for a stream connection rather than fail: each is released within BLOCK_MS."""
 
+    target = parse_target(url, "redis_url")
+
     def pool(size: int, timeout: float | None, read_timeout: float) -> aioredis.Redis:
+        if target.is_sentinel:
+            return _sentinel_master(target, size, read_timeout)
         made = aioredis.BlockingConnectionPool.from_url(
             url,
             decode_responses=True,

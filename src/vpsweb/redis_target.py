@@ -1,0 +1,172 @@
+"""Where the state store (and, by default, the broker) is: one Redis URL, or Sentinel.
+
+``parse_target`` reads the one string every part of vpsweb passes around as "the
+Redis URL": ``redis://``, ``rediss://`` or ``unix://`` as before, or
+``redis+sentinel://[[user]:password@]host:port,host:port,.../master/db`` (the
+password is Redis's; Sentinel's own goes in ``?sentinel_password=``). A string that
+is neither is a ``SettingsError`` of one line that starts with the variable (or flag,
+or argument) it came from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict
+
+from vpsweb.errors import SettingsError
+
+SENTINEL_SCHEME = "redis+sentinel"
+PLAIN_SCHEMES = ("redis", "rediss", "unix")
+DEFAULT_SENTINEL_PORT = 26379
+SENTINEL_FORM = "redis+sentinel://host:port,host:port,.../master/db"
+
+
+class RedisTarget(BaseModel):
+    """A plain Redis URL, or Sentinel's addresses + the master's name + db + passwords."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str | None = None  # the plain form, as given
+    sentinels: tuple[tuple[str, int], ...] = ()
+    master: str = ""
+    db: int = 0
+    username: str | None = None
+    password: str | None = None  # Redis's
+    sentinel_password: str | None = None
+
+    @property
+    def is_sentinel(self) -> bool:
+        return bool(self.sentinels)
+
+    def with_passwords(self, password: str, sentinel_password: str) -> RedisTarget:
+        """Passwords from the environment fill in the ones the URL lacks."""
+        update: dict[str, Any] = {}
+        if password and not self.password:
+            update["password"] = password
+        if sentinel_password and not self.sentinel_password:
+            update["sentinel_password"] = sentinel_password
+        return self.model_copy(update=update)
+
+    def as_url(self) -> str:
+        """The ``redis+sentinel://`` string of a Sentinel target (passwords encoded)."""
+        if not self.is_sentinel:
+            return self.url or ""
+        auth = ""
+        if self.password or self.username:
+            auth = f"{quote(self.username or '', safe='')}:{quote(self.password or '', safe='')}@"
+        hosts = ",".join(f"{_host(h)}:{p}" for h, p in self.sentinels)
+        url = f"{SENTINEL_SCHEME}://{auth}{hosts}/{quote(self.master, safe='')}/{self.db}"
+        if self.sentinel_password:
+            url += f"?sentinel_password={quote(self.sentinel_password, safe='')}"
+        return url
+
+    def kombu_url(self) -> str:
+        """kombu's and Celery's form: ``sentinel://[:pw@]host:port/db;sentinel://...``."""
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return ";".join(f"sentinel://{auth}{_host(h)}:{p}/{self.db}" for h, p in self.sentinels)
+
+    def kombu_options(self) -> dict[str, Any]:
+        """The transport options kombu's sentinel transport (and Celery's SentinelBackend)
+        need: the master's name, and Sentinel's own password if any."""
+        options: dict[str, Any] = {"master_name": self.master}
+        if self.sentinel_password:
+            options["sentinel_kwargs"] = {"password": self.sentinel_password}
+        return options
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def parse_target(url: str, variable: str) -> RedisTarget:
+    """``url`` read as a Redis or Sentinel target; ``variable`` names where it came from."""
+    try:
+        parts = urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        if scheme in PLAIN_SCHEMES:
+            _check_plain(parts, scheme)
+            return RedisTarget(url=url.strip())
+        if scheme == SENTINEL_SCHEME:
+            return _parse_sentinel(parts.netloc, parts.path, parts.query)
+    except (ValueError, SettingsError) as exc:
+        raise SettingsError(f"{variable}: {exc} (in {_masked(url)!r})") from None
+    raise SettingsError(
+        f"{variable}: {_masked(url)!r} is not a Redis URL: use redis://host:port/db, "
+        f"rediss://..., unix://... or {SENTINEL_FORM}"
+    )
+
+
+def _check_plain(parts: Any, scheme: str) -> None:
+    if scheme == "unix":
+        if not parts.path:
+            raise ValueError("a unix:// URL needs the socket's path")
+        return
+    _ = parts.port  # ValueError when not a number
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise ValueError(f"the database must be a number, not {db!r}")
+
+
+def parse_sentinels(text: str) -> tuple[tuple[str, int], ...]:
+    """``host:port,host:port,...`` (a port left out is Sentinel's 26379)."""
+    found = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if item.startswith("["):  # [ipv6]:port
+            host, _, rest = item[1:].partition("]")
+            port = rest.removeprefix(":")
+        elif item.count(":") == 1:
+            host, _, port = item.partition(":")
+        else:
+            host, port = item, ""
+        host = host.strip("[]")
+        if not host:
+            raise ValueError(f"no host in {item!r}")
+        if port and not port.isdigit():
+            raise ValueError(f"the port of {item!r} is not a number")
+        found.append((host, int(port) if port else DEFAULT_SENTINEL_PORT))
+    if not found:
+        raise ValueError("no Sentinel address (host:port,host:port,...)")
+    return tuple(found)
+
+
+def _parse_sentinel(netloc: str, path: str, query: str) -> RedisTarget:
+    userinfo, at, hosts = netloc.rpartition("@")
+    user, _, password = userinfo.partition(":") if at else ("", "", "")
+    names = [unquote(p) for p in path.split("/") if p]
+    if not names:
+        raise ValueError(f"no master name: the form is {SENTINEL_FORM}")
+    if len(names) > 2:
+        raise ValueError(f"too many path parts: the form is {SENTINEL_FORM}")
+    db = names[1] if len(names) == 2 else "0"
+    if not db.isdigit():
+        raise ValueError(f"the database must be a number, not {db!r}")
+    options = parse_qs(query)
+    unknown = set(options) - {"sentinel_password"}
+    if unknown:
+        raise ValueError(f"unknown option {sorted(unknown)[0]!r} (only sentinel_password)")
+    sentinel_password = (options.get("sentinel_password") or [""])[0]
+    return RedisTarget(
+        sentinels=parse_sentinels(hosts),
+        master=names[0],
+        db=int(db),
+        username=unquote(user) or None,
+        password=unquote(password) or None,
+        sentinel_password=sentinel_password or None,
+    )
+
+
+def _masked(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (an error message may be logged)."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hostpart = rest.rpartition("@")
+    if at and ":" in userinfo:
+        rest = f"{userinfo.partition(':')[0]}:***@{hostpart}"
+    masked = f"{scheme}{sep}{rest}"
+    if "sentinel_password=" in masked:
+        masked = masked.split("sentinel_password=")[0] + "sentinel_password=***"
+    return masked
