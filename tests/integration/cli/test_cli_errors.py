@@ -312,3 +312,60 @@ def test_a_reader_that_stops_reading_ends_vpsweb_quietly(redis_server, workers) 
             res = piped(argv, reader)
             assert res.stderr == "", (argv, reader, res.stderr)
             assert res.returncode in codes, (argv, reader, res.returncode)
+
+
+# --- a malformed Redis or Sentinel setting: one line naming it ---------------------------
+
+BAD_SENTINEL = {"VPSWEB_REDIS_URL": "sentinel://127.0.0.1:26379"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "named"),
+    [
+        (
+            ("translate", FOG, "--source-lang", "en", "--target-lang", "zh-CN", "--offline"),
+            BAD_SENTINEL,
+            "VPSWEB_REDIS_URL",
+        ),
+        (
+            (
+                "translate",
+                FOG,
+                "--source-lang",
+                "en",
+                "--target-lang",
+                "zh-CN",
+                "--redis-url",
+                "redis+sentinel://h:1",
+            ),
+            {},
+            "--redis-url",
+        ),
+        (("worker",), {"VPSWEB_REDIS_SENTINELS": "127.0.0.1:26379"}, "VPSWEB_REDIS_MASTER"),
+        (("web",), {"VPSWEB_REDIS_URL": "redis+sentinel://h:x/m/0"}, "VPSWEB_REDIS_URL"),
+        (("status", JOB), {"VPSWEB_REDIS_URL": "redis+sentinel://h:1/m/0?x=1"}, "VPSWEB_REDIS_URL"),
+    ],
+)
+def test_a_bad_sentinel_setting_is_one_line(argv, env, named) -> None:
+    res = run_cli(*argv, env=env, unset=() if "VPSWEB_REDIS_URL" in env else ("VPSWEB_REDIS_URL",))
+    assert res.returncode != 0
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"vpsweb: {named}: "), res.stderr
+
+
+def test_celery_app_says_which_variable_is_bad() -> None:
+    from tests.helpers.cli import cli_env
+
+    res = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "celery"), "-A", "vpsweb.workers.app", "worker"],
+        env=cli_env(
+            {"VPSWEB_REDIS_URL": "sentinel://127.0.0.1:26379"}, unset=("VPSWEB_BROKER_URL",)
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert res.returncode != 0
+    assert "vpsweb: VPSWEB_REDIS_URL: " in res.stderr
+    assert "Traceback" not in res.stderr
