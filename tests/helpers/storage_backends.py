@@ -1,4 +1,5 @@
-"""The storage contract's backends: the same Storage over memory or a real Redis.
+"""The storage contract's backends: the same Storage over memory, a real Redis, or a
+real Redis found through Sentinel.
 
 ``advance(s)`` lets ``s`` seconds pass: the memory clock moves, Redis is slept on.
 """
@@ -67,3 +68,17 @@ def stream_events(store: Backend, job_id: str) -> list:
     except TimeoutError:
         pass
     return events
+
+
+def sentinel_backend(group: Any) -> Backend:
+    """The store on the master a Sentinel group names (a tests.helpers.sentinel group),
+    reached the way workers reach it: ``redis+sentinel://``, its database flushed."""
+    from vpsweb.storage import connect
+    from vpsweb.storage.redis import RedisJobStore, redis_client
+
+    client = redis_client(group.url, decode_responses=True)
+    client.flushdb()
+    storage = connect(group.url)
+    storage.progress.block_ms = 50  # type: ignore[attr-defined]
+    jobs = lambda **o: RedisJobStore(client, **o)  # noqa: E731
+    return Backend("sentinel", storage, time.sleep, jobs, 0.2)

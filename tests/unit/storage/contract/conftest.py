@@ -1,8 +1,9 @@
 """The storage contract's fixture: each test runs against every store.
 
 ``store`` is a Backend over a fresh memory store (a ManualClock: no sleeps) or over a
-real redis-server on a free port (marked integration: ``make test-unit`` leaves it
-out; it flushes the database between tests). ``store.advance(s)`` lets ``s`` seconds
+real redis-server on a free port, or on one found through Sentinel (marked
+integration: ``make test-unit`` leaves them out; each flushes the database between
+tests). ``store.advance(s)`` lets ``s`` seconds
 pass: the memory clock moves, Redis is slept on, so tests keep such waits short.
 """
 
@@ -13,7 +14,12 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.storage_backends import Backend, memory_backend, redis_backend
+from tests.helpers.storage_backends import (
+    Backend,
+    memory_backend,
+    redis_backend,
+    sentinel_backend,
+)
 
 
 @pytest.fixture(scope="session")
@@ -25,10 +31,27 @@ def contract_redis() -> Iterator[Any]:
     server.stop()
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
+@pytest.fixture(scope="session")
+def contract_sentinel() -> Iterator[Any]:
+    from tests.helpers.sentinel import SentinelGroup
+
+    group = SentinelGroup().start()
+    yield group
+    group.stop()
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.integration),
+        pytest.param("sentinel", marks=pytest.mark.integration),
+    ]
+)
 def store(request: pytest.FixtureRequest) -> Iterator[Backend]:
     if request.param == "memory":
         backend = memory_backend()
+    elif request.param == "sentinel":
+        backend = sentinel_backend(request.getfixturevalue("contract_sentinel"))
     else:
         backend = redis_backend(request.getfixturevalue("contract_redis"))
     yield backend
