@@ -24,6 +24,7 @@ import redis
 from tests.helpers.config import edit_yaml, make_config_dir
 from tests.helpers.poems import FOG_OPENING as POEM
 from tests.helpers.redis_server import start_redis
+from tests.helpers.sentinel import SentinelGroup
 from vpsweb import settings
 from vpsweb.client.sync import Client
 from vpsweb.config import load_config
@@ -66,6 +67,8 @@ class Cluster:
     models_edit: a function changing the workers' models.yaml, given the simulator's URL
       (e.g. to send a real provider's calls, with its key, to the simulator).
     concurrency: threads per worker.
+    sentinel: a primary, a replica and three Sentinels (tests.helpers.sentinel) instead
+      of one Redis; the store and the broker are reached through Sentinel.
     """
 
     def __init__(
@@ -79,6 +82,7 @@ class Cluster:
         edit: Callable[[dict[str, Any]], None] | None = None,
         models_edit: Callable[[dict[str, Any], str], None] | None = None,
         concurrency: int = 8,
+        sentinel: bool = False,
     ) -> None:
         self.tmp = tmp
         self.sim_proc, self.sim_url = start_simulator_process(
@@ -88,16 +92,21 @@ class Cluster:
         if models_edit is not None:
             edit_yaml(self.config_dir / "models.yaml", lambda d: models_edit(d, self.sim_url))
         self.config = load_config(self.config_dir)
-        self.redis = start_redis(appendonly=appendonly)
+        self.sentinel = SentinelGroup().start() if sentinel else None
+        self.redis = self.sentinel.primary if self.sentinel else start_redis(appendonly=appendonly)
+        assert self.redis is not None
+        self.store_url = self.sentinel.url if self.sentinel else self.redis.url
         self.vhost = rabbitmq_vhost() if broker == "amqp" else None
-        self.broker_url = f"{RABBITMQ}/{self.vhost}" if self.vhost else self.redis.url
+        self.broker_url = f"{RABBITMQ}/{self.vhost}" if self.vhost else self.store_url
         self.concurrency = concurrency
         self.workers: list[subprocess.Popen[bytes]] = []
         self._clients: list[Client] = []
 
     @property
     def store(self) -> redis.Redis:
-        return redis.Redis.from_url(self.redis.url, decode_responses=True)
+        from vpsweb.storage.redis import redis_client
+
+        return redis_client(self.store_url, decode_responses=True)
 
     def add_worker(
         self,
@@ -113,14 +122,14 @@ class Cluster:
             settings.BROKER_URL_ENV: self.broker_url,
         }
         proc, node = spawn_worker(
-            self.redis.url,
+            self.store_url,
             env=env,
             concurrency=self.concurrency,
             queues=queues,
             name=name,
             log_path=self.tmp / f"{name.split('@')[0]}.log",
         )
-        app = create_app(self.redis.url, self.broker_url, self.config)
+        app = create_app(self.store_url, self.broker_url, self.config)
         try:
             wait_for_worker(app, node, proc, timeout_s=60)
         finally:
@@ -134,7 +143,7 @@ class Cluster:
         proc.wait(timeout=10)
 
     def client(self) -> Client:
-        client = Client(redis_url=self.redis.url, config=self.config)
+        client = Client(redis_url=self.store_url, config=self.config)
         self._clients.append(client)
         return client
 
@@ -179,6 +188,9 @@ class Cluster:
         for proc in self.workers:
             stop_process(proc, grace_s=5)
         stop_process(self.sim_proc)
-        self.redis.stop()
+        if self.sentinel:
+            self.sentinel.stop()
+        else:
+            self.redis.stop()
         if self.vhost:
             subprocess.run(["rabbitmqctl", "delete_vhost", self.vhost], capture_output=True)

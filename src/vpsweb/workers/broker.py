@@ -27,6 +27,7 @@ import redis
 from celery import Task
 from kombu import Exchange, Queue
 from kombu.transport import redis as kombu_redis
+from redis.sentinel import Sentinel
 
 from vpsweb.config import AppConfig
 from vpsweb.redis_target import SENTINEL_SCHEME, parse_target
@@ -73,7 +74,33 @@ class RedisTransport(kombu_redis.Transport):
 
 class SentinelChannel(RedisChannel, kombu_redis.SentinelChannel):
     """kombu's Sentinel channel (the master's address asked of Sentinel on every new
-    connection), with the same lost-connection fix as RedisChannel."""
+    connection), with the same lost-connection fix as RedisChannel: kombu 5.7 also reads
+    the Sentinels' addresses from the cleared client ("'NoneType' object has no attribute
+    'alt'" killed both workers at a failover), so they are kept from the first use too.
+    """
+
+    def _sentinel_managed_pool(self, asynchronous: bool = False) -> Any:
+        kept: list[str] | None = self.__dict__.get("_vpsweb_alt")
+        if kept is None:
+            kept = self.__dict__["_vpsweb_alt"] = list(self.connection.client.alt)
+        params = self._connparams(asynchronous)
+        extra = {k: v for k, v in params.items() if k not in ("host", "port")}
+        sentinels = [
+            (u.hostname or "127.0.0.1", u.port or self.connection.default_port)
+            for u in map(urlparse, kept)
+            if u.scheme == "sentinel"
+        ] or [(params["host"], params["port"])]
+        manager = Sentinel(
+            sentinels,
+            min_other_sentinels=getattr(self, "min_other_sentinels", 0),
+            sentinel_kwargs=getattr(self, "sentinel_kwargs", None),
+            **extra,
+        )
+        # kept so that kombu closes its connections to the Sentinels (celery/kombu#1108)
+        self.__dict__["_async_sentinel_manager" if asynchronous else "_sentinel_manager"] = manager
+        master = {k: extra[k] for k in ("username", "password") if k in extra}
+        name = str(getattr(self, "master_name", ""))
+        return manager.master_for(name, redis.Redis, **master).connection_pool
 
 
 class SentinelTransport(kombu_redis.SentinelTransport):

@@ -1,0 +1,85 @@
+"""The primary Redis SIGKILLed mid-job, behind Sentinel: the store and the broker follow
+the promoted replica, the job succeeds, no worker exits, progress never goes back.
+
+Figures (promotion, the job running again, LLM calls vs the job's totals) are printed
+for docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers.cluster import Cluster
+from tests.helpers.stage_calls import calls_per_job
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _stored_steps(c: Cluster, job_id: str) -> int:
+    return sum(1 for _ in c.store.scan_iter(f"vpsweb:job:{job_id}:step:*"))
+
+
+def test_sigkill_the_primary_during_candidates(tmp_path: Path) -> None:
+    c = Cluster(tmp=tmp_path, latency_ms=3000, sentinel=True, concurrency=4)
+    assert c.sentinel is not None
+    try:
+        workers = [c.add_worker(name="s1@%h"), c.add_worker(name="s2@%h")]
+        client = c.client()
+        before = c.sim_stats()
+        job = c.submit(client, parallel_count=3)
+        percents: list[float] = []
+        result: dict[str, Any] = {}
+
+        def follow() -> None:  # a client waiting across the failover
+            try:
+                result["events"] = [e.event for e in job.events(timeout=90)]
+                result["output"] = job.result(timeout=30)
+            except Exception as exc:  # reported by the assertions below
+                result["error"] = exc
+
+        follower = threading.Thread(target=follow)
+        follower.start()
+        c.wait_for(lambda: job.progress().stage == "Initial Translation", 30, "candidates")
+        time.sleep(1.0)  # the three candidate calls are in flight
+        in_flight = len(c.leases())
+        stored = _stored_steps(c, job.id)
+        killed = c.sentinel.kill_primary()
+        promoted_s = c.sentinel.wait_promoted() - killed
+        running_again_s: float | None = None
+        errors = 0
+        while follower.is_alive() and time.monotonic() - killed < 60:
+            try:
+                percents.append(job.progress().progress_percent)
+                if running_again_s is None and _stored_steps(c, job.id) > stored:
+                    running_again_s = time.monotonic() - killed
+            except Exception:  # the moment of the failover: counted, not fatal
+                errors += 1
+            time.sleep(0.2)
+        follower.join(60)
+        stats = c.sim_stats()
+        paid = sum((Counter(stats["by_step"]) - Counter(before["by_step"])).values())
+        alive = [w.poll() is None for w in workers]
+    finally:
+        c.close()
+    output = result.get("output")
+    print(
+        f"\nSentinel failover: promoted {promoted_s:.1f} s after the kill, job running again "
+        f"(a new step stored) after {running_again_s} s; {in_flight} steps in flight; "
+        f"LLM calls {paid} vs totals.llm_calls "
+        f"{output.totals.llm_calls if output else None}; workers alive {alive}; "
+        f"{errors} progress reads failed during the failover"
+    )
+    assert "error" not in result, result.get("error")
+    assert result["events"][-1] == "job_finished" and output is not None
+    assert output.revision.translation
+    assert all(alive)
+    assert running_again_s is not None and running_again_s <= 30
+    assert percents == sorted(percents), percents
+    assert output.totals.llm_calls == calls_per_job(3)
+    assert paid <= output.totals.llm_calls + in_flight
