@@ -7,7 +7,7 @@ importing vpsweb never depends on the environment.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -129,6 +129,14 @@ def _sentinel_target(hosts: str, e: Mapping[str, str]) -> RedisTarget:
     if not db.isdigit():
         raise SettingsError(f"{REDIS_DB_ENV}: the database must be a number, not {db!r}")
     return RedisTarget(sentinels=sentinels, master=master, db=int(db))
+
+
+def set_store_url(env: MutableMapping[str, str], url: str) -> None:
+    """``env`` (a child's environment) pointed at the store ``url``: VPSWEB_REDIS_URL,
+    and the Sentinel variables it replaces removed (both set is an error)."""
+    env[REDIS_URL_ENV] = url
+    for name in (REDIS_SENTINELS_ENV, REDIS_MASTER_ENV, REDIS_DB_ENV):
+        env.pop(name, None)
 
 
 def check_redis_url(url: str, where: str, env: Mapping[str, str] | None = None) -> str:

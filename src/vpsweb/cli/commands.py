@@ -100,8 +100,8 @@ def _job_line(r: JobRecord, name: str) -> str:
 def cmd_worker(args: argparse.Namespace) -> int:
     from vpsweb.local.processes import worker_command
 
-    url = args.redis_url or settings.require_redis_url("vpsweb worker")
-    os.environ[settings.REDIS_URL_ENV] = url
+    flag = args.redis_url and settings.check_redis_url(args.redis_url, "--redis-url")
+    settings.set_store_url(os.environ, flag or settings.require_redis_url("vpsweb worker"))
     queues = args.queues.split(",") if args.queues else None
     cmd = worker_command(
         queues=queues, concurrency=args.concurrency, loglevel=args.loglevel, name=args.name
@@ -120,7 +120,8 @@ def cmd_flower(args: argparse.Namespace) -> int:
         )
     except FlowerConfigError as exc:
         return fail(str(exc))
-    env[settings.REDIS_URL_ENV] = args.redis_url or settings.require_redis_url("vpsweb flower")
+    flag = args.redis_url and settings.check_redis_url(args.redis_url, "--redis-url")
+    settings.set_store_url(env, flag or settings.require_redis_url("vpsweb flower"))
     cmd = [
         sys.executable,
         "-m",

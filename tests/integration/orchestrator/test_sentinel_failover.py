@@ -7,6 +7,8 @@ for docs/reliability.md.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -83,3 +85,61 @@ def test_sigkill_the_primary_during_candidates(tmp_path: Path) -> None:
     assert percents == sorted(percents), percents
     assert output.totals.llm_calls == calls_per_job(3)
     assert paid <= output.totals.llm_calls + in_flight
+
+
+def test_vpsweb_worker_starts_from_the_sentinel_variables(tmp_path: Path) -> None:
+    """`vpsweb worker` with VPSWEB_REDIS_SENTINELS + VPSWEB_REDIS_MASTER (no URL): it
+    reaches the store (its heartbeat) and the broker (it answers a ping) via Sentinel."""
+    from tests.helpers.cli import cli_env
+    from tests.helpers.sentinel import MASTER, SentinelGroup
+    from vpsweb import settings
+    from vpsweb.config import load_config
+    from vpsweb.local.processes import stop_process
+    from vpsweb.storage.redis import redis_client
+    from vpsweb.workers.factory import create_app
+
+    group = SentinelGroup().start()
+    proc = None
+    try:
+        env = cli_env(
+            {
+                settings.REDIS_SENTINELS_ENV: ",".join(
+                    f"127.0.0.1:{p}" for p in group.sentinel_ports
+                ),
+                settings.REDIS_MASTER_ENV: MASTER,
+            },
+            unset=(settings.REDIS_URL_ENV, settings.BROKER_URL_ENV),
+        )
+        with open(tmp_path / "worker.log", "wb") as log:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "vpsweb.cli",
+                    "worker",
+                    "--concurrency",
+                    "2",
+                    "--name",
+                    "sv@%h",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        store = redis_client(group.url, decode_responses=True)
+        deadline = time.monotonic() + 60
+        while not store.exists("vpsweb:workers") and time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "worker.log").read_text()
+            time.sleep(0.2)
+        assert store.exists("vpsweb:workers"), (tmp_path / "worker.log").read_text()
+        app = create_app(group.url, group.url, load_config())
+        try:
+            replies = app.control.ping(timeout=5)
+        finally:
+            app.close()
+        assert any(name.startswith("sv@") for reply in replies for name in reply), replies
+    finally:
+        if proc is not None:
+            stop_process(proc)
+        group.stop()
