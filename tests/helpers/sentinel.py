@@ -1,5 +1,6 @@
 """A Sentinel-watched Redis for a test: a primary, a replica and three Sentinels on free
-ports of localhost, agreed on the master before ``start`` returns.
+ports of localhost, agreed on the master (and the replica in sync) before ``start``
+returns.
 
 ``down-after-milliseconds`` 1000 and a short ``failover-timeout``: a SIGKILLed primary is
 replaced within a few seconds. A missing redis-server skips, but fails on CI (CI=true).
@@ -54,7 +55,11 @@ class SentinelGroup:
         binary = _binary()
         self.primary = start_redis(binary=binary)
         self.replica = start_redis(binary=binary)
+        primary = redis.Redis(port=self.primary.port)
+        primary.config_set("repl-diskless-sync-delay", 0)  # not 5 s before the first sync
+        primary.close()
         replica = redis.Redis(port=self.replica.port)
+        replica.config_set("repl-diskless-sync-delay", 0)  # nor after its promotion
         replica.replicaof("127.0.0.1", self.primary.port)
         replica.close()
         for i in range(SENTINELS):
@@ -83,10 +88,21 @@ class SentinelGroup:
         and the replica (so that a failover can be voted)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if all(self._agreed(port, master_port) for port in self.sentinel_ports):
+            agreed = all(self._agreed(port, master_port) for port in self.sentinel_ports)
+            if agreed and self._replica_in_sync():
                 return
             time.sleep(0.2)
         raise RuntimeError(f"the Sentinels did not agree on the master in {timeout_s} s")
+
+    def _replica_in_sync(self) -> bool:
+        assert self.replica is not None
+        client = redis.Redis(port=self.replica.port, decode_responses=True)
+        try:
+            return client.info("replication").get("master_link_status") == "up"
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
 
     def _agreed(self, port: int, master_port: int) -> bool:
         client = redis.Redis(port=port, socket_connect_timeout=0.5, decode_responses=True)

@@ -27,7 +27,10 @@ def _stored_steps(c: Cluster, job_id: str) -> int:
     return sum(1 for _ in c.store.scan_iter(f"vpsweb:job:{job_id}:step:*"))
 
 
-def test_sigkill_the_primary_during_candidates(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "stage", ["Initial Translation", "Translation Evaluation", "Translator Revision"]
+)
+def test_sigkill_the_primary_mid_stage(tmp_path: Path, stage: str) -> None:
     c = Cluster(tmp=tmp_path, latency_ms=3000, sentinel=True, concurrency=4)
     assert c.sentinel is not None
     try:
@@ -47,8 +50,8 @@ def test_sigkill_the_primary_during_candidates(tmp_path: Path) -> None:
 
         follower = threading.Thread(target=follow)
         follower.start()
-        c.wait_for(lambda: job.progress().stage == "Initial Translation", 30, "candidates")
-        time.sleep(1.0)  # the three candidate calls are in flight
+        c.wait_for(lambda: job.progress().stage == stage, 60, stage)
+        time.sleep(1.0)  # the stage's calls are in flight
         in_flight = len(c.leases())
         stored = _stored_steps(c, job.id)
         killed = c.sentinel.kill_primary()
@@ -71,8 +74,9 @@ def test_sigkill_the_primary_during_candidates(tmp_path: Path) -> None:
         c.close()
     output = result.get("output")
     print(
-        f"\nSentinel failover: promoted {promoted_s:.1f} s after the kill, job running again "
-        f"(a new step stored) after {running_again_s} s; {in_flight} steps in flight; "
+        f"\nSentinel failover in {stage}: promoted {promoted_s:.1f} s after the kill, "
+        f"job running again (a new step stored) after {running_again_s} s; "
+        f"{in_flight} steps in flight; "
         f"LLM calls {paid} vs totals.llm_calls "
         f"{output.totals.llm_calls if output else None}; workers alive {alive}; "
         f"{errors} progress reads failed during the failover"
@@ -143,3 +147,51 @@ def test_vpsweb_worker_starts_from_the_sentinel_variables(tmp_path: Path) -> Non
         if proc is not None:
             stop_process(proc)
         group.stop()
+
+
+def test_the_async_store_follows_a_failover() -> None:
+    """The web page's store (redis.asyncio's Sentinel pool): reads a job before the
+    primary is killed and, once the replica is promoted, reads and follows it there."""
+    import asyncio
+
+    from tests.helpers.sentinel import SentinelGroup
+    from tests.helpers.storage_backends import sentinel_backend
+    from vpsweb.storage import connect_async
+
+    group = SentinelGroup().start()
+    try:
+        backend = sentinel_backend(group)
+        plan = backend.job("5e471e100001")
+        assert group.primary is not None
+        fence = redis_client_of(group)  # WAIT covers this connection's writes and all before
+        fence.set("vpsweb:test:fence", "1")
+        assert fence.execute_command("WAIT", 1, 2000) == 1
+
+        async def read_across_the_failover() -> tuple[str, str, float]:
+            store = connect_async(group.url)
+            try:
+                before = await store.jobs.status(plan.job_id)
+                killed = group.kill_primary()
+                group.wait_promoted()
+                while True:  # the pool's old connections fail once, then it re-resolves
+                    try:
+                        after = await store.jobs.status(plan.job_id)
+                        return str(before), str(after), time.monotonic() - killed
+                    except Exception:
+                        assert time.monotonic() - killed < 30
+                        await asyncio.sleep(0.2)
+            finally:
+                await store.close()
+
+        before, after, took = asyncio.run(read_across_the_failover())
+        backend.storage.close()
+    finally:
+        group.stop()
+    print(f"\nasync store: read the job on the promoted replica {took:.1f} s after the kill")
+    assert before == after == "queued"
+
+
+def redis_client_of(group: Any) -> Any:
+    from vpsweb.storage.redis import redis_client
+
+    return redis_client(group.url, decode_responses=True)
