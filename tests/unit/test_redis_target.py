@@ -122,3 +122,17 @@ def test_plain_store_keeps_the_plain_transport():
     assert conf["broker_url"] == "redis://h:6379/0"
     assert conf["broker_transport"].endswith(":RedisTransport")
     assert results.backend_url("redis://h:6379/0").endswith("WorkerResultBackend+redis://h:6379/0")
+
+
+def test_a_child_gets_one_store_url_and_no_sentinel_variables():
+    env = {
+        settings.REDIS_SENTINELS_ENV: "s1:1",
+        settings.REDIS_MASTER_ENV: "m",
+        settings.REDIS_DB_ENV: "2",
+        settings.SENTINEL_PASSWORD_ENV: "sp",
+    }
+    url = settings.redis_url(env)
+    assert url is not None
+    settings.set_store_url(env, url)
+    assert settings.redis_url(env) == url
+    assert set(env) == {settings.REDIS_URL_ENV, settings.SENTINEL_PASSWORD_ENV}
