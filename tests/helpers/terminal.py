@@ -29,6 +29,12 @@ class Terminal:
     ) -> None:
         self.master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+        # A typed Ctrl-C makes the tty discard the output it has not handed to the reader
+        # yet (no NOFLSH): what the program printed just before would vanish from the
+        # test's view, though the program wrote it (a loaded machine reads late).
+        attrs = termios.tcgetattr(slave)
+        attrs[3] |= termios.NOFLSH
+        termios.tcsetattr(slave, termios.TCSANOW, attrs)
         environment = cli_env({"TERM": "xterm-256color", **(env or {})}, unset=("COLUMNS",))
 
         def controlling_terminal() -> None:  # runs in the child

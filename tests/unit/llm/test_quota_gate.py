@@ -57,6 +57,15 @@ def _take(gate: QuotaGate, caller: Caller, **kw: Any):
     return gate.take(ENDPOINT, BODY, caller, timeout_s=5, give_up_after_s=None, check=None, **kw)
 
 
+def _until_queued(gate: QuotaGate, n: int) -> None:
+    """Until ``n`` calls wait in the simulator's queue (a loaded machine starts threads
+    late: a fixed sleep would race them)."""
+    deadline = time.monotonic() + 10
+    while gate.quotas.state(["simulator"])[0].queued < n:
+        assert time.monotonic() < deadline, f"{n} calls never queued"
+        time.sleep(0.01)
+
+
 def test_a_call_waits_for_a_returned_permit_and_says_so() -> None:
     gate = _gate(threads=8, max_concurrent=1)
     first = _take(gate, _caller())
@@ -79,7 +88,8 @@ def test_a_batch_call_parks_when_half_the_threads_already_wait() -> None:
     assert holder is not None
     waiting = threading.Thread(target=lambda: _take(gate, _caller(parkable=True)))
     waiting.start()
-    time.sleep(0.2)
+    _until_queued(gate, 1)
+    time.sleep(0.1)  # ... and counted among the gate's waiters, just after
     with pytest.raises(QuotaParked) as parked:
         _take(gate, _caller(parkable=True))
     assert 1.0 <= parked.value.after_s <= 30.0 * 1.25
@@ -87,6 +97,7 @@ def test_a_batch_call_parks_when_half_the_threads_already_wait() -> None:
     interactive: list[Any] = []
     t = threading.Thread(target=lambda: interactive.append(_take(gate, _caller())))
     t.start()
+    _until_queued(gate, 2)  # both wait: the permit goes to the interactive one
     gate.settle(holder, used_tokens=1)
     t.join(timeout=5)
     assert interactive and interactive[0] is not None  # went before the waiting batch call
