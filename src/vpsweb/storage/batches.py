@@ -14,10 +14,15 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
-from vpsweb.domain.batch import BatchRecord, BatchTally
+from vpsweb.domain.batch import BatchRecord, BatchTally, MemberState
 from vpsweb.domain.plan import JobPlan
+from vpsweb.storage.spend import BATCH_CALLS, BATCH_SPENT, BATCH_TOKENS, COST_PREFIX
 
+# A member job's fields a batch's tally reads (a Redis HMGET's order; memory alike).
+MEMBER_FIELDS = ("status", "started_at", "finished_at", "deadline_at", "error", "error_stage")
 MAX_ATTEMPTS = 20  # a submission's looks, when other submissions keep changing its addresses
 
 
@@ -92,3 +97,37 @@ class Batches(abc.ABC):
     @abc.abstractmethod
     def spend_check(self, job_id: str, batch_id: str, *, late: bool = False) -> SpendCheck:
         """A budgeted batch job's check, in one round trip (see SpendCheck)."""
+
+
+def _epoch(value: str | None) -> float | None:
+    return datetime.fromisoformat(value).timestamp() if value else None
+
+
+def member_state(reply: Sequence[str | None]) -> MemberState:
+    status, started, finished, deadline, error, stage = reply
+    return MemberState(
+        status=status or None,
+        started_at=_epoch(started),
+        finished_at=_epoch(finished),
+        deadline=float(deadline) if deadline else None,
+        error=error or None,
+        error_stage=stage or None,
+    )
+
+
+def tally_of(counters: dict[str, str], members: list[Any]) -> BatchTally:
+    """A batch's tally from its counters and each member's MEMBER_FIELDS (Redis: its
+    counters hash and the members' HMGET replies; memory: the same values)."""
+    return BatchTally(
+        version=int(counters.get("version") or 0),
+        spent=float(counters.get(BATCH_SPENT) or 0.0),
+        costs={
+            k.removeprefix(COST_PREFIX): float(v)
+            for k, v in counters.items()
+            if k.startswith(COST_PREFIX)
+        },
+        calls=int(counters.get(BATCH_CALLS) or 0),
+        tokens=int(counters.get(BATCH_TOKENS) or 0),
+        budget=float(counters["budget"]) if counters.get("budget") else None,
+        members=[member_state(m) for m in members],
+    )

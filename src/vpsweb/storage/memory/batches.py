@@ -5,12 +5,19 @@ is what the Redis store's WATCH / MULTI amounts to."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-from vpsweb.domain.batch import BatchRecord, BatchTally, MemberState
+from vpsweb.domain.batch import BatchRecord, BatchTally
 from vpsweb.domain.plan import JobPlan
-from vpsweb.storage.batches import Batches, BatchWrite, Decide, Found, SpendCheck
+from vpsweb.storage.batches import (
+    MEMBER_FIELDS,
+    Batches,
+    BatchWrite,
+    Decide,
+    Found,
+    SpendCheck,
+    tally_of,
+)
 from vpsweb.storage.memory import state as names
 from vpsweb.storage.memory.progress import MemoryProgressLog
 from vpsweb.storage.memory.state import Keyspace
@@ -37,10 +44,6 @@ def _counters(batch_id: str) -> names.Name:
 
 def _address(name: str) -> names.Name:
     return ("address", name)
-
-
-def _epoch(value: str | None) -> float | None:
-    return datetime.fromisoformat(value).timestamp() if value else None
 
 
 class MemoryBatches(Batches):
@@ -108,30 +111,11 @@ class MemoryBatches(Batches):
         with self.space.lock:
             counters: dict[str, str] = dict(self.space.get(_counters(record.batch_id)) or {})
             members = [self._member(j) for j in record.job_ids]
-        return BatchTally(
-            version=int(counters.get("version") or 0),
-            spent=float(counters.get(BATCH_SPENT) or 0.0),
-            costs={
-                k.removeprefix(COST_PREFIX): float(v)
-                for k, v in counters.items()
-                if k.startswith(COST_PREFIX)
-            },
-            calls=int(counters.get(BATCH_CALLS) or 0),
-            tokens=int(counters.get(BATCH_TOKENS) or 0),
-            budget=float(counters["budget"]) if counters.get("budget") else None,
-            members=members,
-        )
+        return tally_of(counters, members)
 
-    def _member(self, job_id: str) -> MemberState:
+    def _member(self, job_id: str) -> list[Any]:
         data: dict[str, Any] = self.jobs.fields(job_id)
-        return MemberState(
-            status=data.get("status") or None,
-            started_at=_epoch(data.get("started_at")),
-            finished_at=_epoch(data.get("finished_at")),
-            deadline=float(data["deadline_at"]) if data.get("deadline_at") else None,
-            error=data.get("error") or None,
-            error_stage=data.get("error_stage") or None,
-        )
+        return [data.get(f) for f in MEMBER_FIELDS]
 
     def plans(self, job_ids: Sequence[str]) -> list[JobPlan | None]:
         return [self.jobs.plan(j) for j in job_ids]

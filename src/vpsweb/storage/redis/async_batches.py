@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from vpsweb.domain.batch import BatchRecord, BatchTally
 from vpsweb.domain.plan import JobPlan
 from vpsweb.storage.async_base import AsyncBatches
-from vpsweb.storage.batches import MAX_ATTEMPTS, BatchWrite, Decide, Found
+from vpsweb.storage.batches import MAX_ATTEMPTS, BatchWrite, Decide, Found, tally_of
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.batches import (
     found_of,
@@ -20,7 +20,6 @@ from vpsweb.storage.redis.batches import (
     queue_tally,
     queue_write,
     record_of,
-    tally_of,
     too_busy,
 )
 from vpsweb.storage.redis.connection_errors import translating_async

@@ -11,22 +11,28 @@ The asyncio twin (``async_batches``) queues the same commands with the same help
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, cast
 
 import redis
 
-from vpsweb.domain.batch import BatchRecord, BatchTally, MemberState
+from vpsweb.domain.batch import BatchRecord, BatchTally
 from vpsweb.domain.plan import JobPlan
 from vpsweb.errors import StoreUnavailable
-from vpsweb.storage.batches import MAX_ATTEMPTS, Batches, BatchWrite, Decide, Found, SpendCheck
+from vpsweb.storage.batches import (
+    MAX_ATTEMPTS,
+    MEMBER_FIELDS,
+    Batches,
+    BatchWrite,
+    Decide,
+    Found,
+    SpendCheck,
+    tally_of,
+)
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.lua import Lua
 from vpsweb.storage.redis.store import queue_create
-from vpsweb.storage.spend import BATCH_CALLS, BATCH_SPENT, BATCH_TOKENS, COST_PREFIX, SPENT_FIELD
-
-MEMBER_FIELDS = ("status", "started_at", "finished_at", "deadline_at", "error", "error_stage")
+from vpsweb.storage.spend import BATCH_SPENT, SPENT_FIELD
 
 
 def queue_write(pipe: Any, write: BatchWrite) -> None:
@@ -60,39 +66,6 @@ def found_of(
         for a, job_id in zip(addresses, ids, strict=True)
         if job_id
     }
-
-
-def _epoch(value: str | None) -> float | None:
-    return datetime.fromisoformat(value).timestamp() if value else None
-
-
-def member_state(reply: Sequence[str | None]) -> MemberState:
-    status, started, finished, deadline, error, stage = reply
-    return MemberState(
-        status=status or None,
-        started_at=_epoch(started),
-        finished_at=_epoch(finished),
-        deadline=float(deadline) if deadline else None,
-        error=error or None,
-        error_stage=stage or None,
-    )
-
-
-def tally_of(counters: dict[str, str], members: list[Any]) -> BatchTally:
-    """A batch's tally from its counters hash and its members' HMGET replies."""
-    return BatchTally(
-        version=int(counters.get("version") or 0),
-        spent=float(counters.get(BATCH_SPENT) or 0.0),
-        costs={
-            k.removeprefix(COST_PREFIX): float(v)
-            for k, v in counters.items()
-            if k.startswith(COST_PREFIX)
-        },
-        calls=int(counters.get(BATCH_CALLS) or 0),
-        tokens=int(counters.get(BATCH_TOKENS) or 0),
-        budget=float(counters["budget"]) if counters.get("budget") else None,
-        members=[member_state(m) for m in members],
-    )
 
 
 def queue_tally(pipe: Any, record: BatchRecord) -> None:
