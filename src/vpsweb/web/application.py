@@ -25,7 +25,14 @@ from vpsweb.errors import AnswerRefused, AnswerRejected, JobNotFound, RequestInv
 from vpsweb.web import forms, views
 from vpsweb.web.batch_feed import BatchFeeds
 from vpsweb.web.batch_pages import BATCH_FEEDS, BatchPages, body_limits
-from vpsweb.web.feed import FeedBroken, JobFeeds, StreamCount, StreamLimits, StreamsFull
+from vpsweb.web.feed import (
+    FeedBroken,
+    JobFeeds,
+    StreamCount,
+    StreamLimits,
+    StreamsFull,
+    page_connected,
+)
 from vpsweb.web.guard import Guard
 
 CLIENT = web.AppKey("client", AsyncClient)
@@ -114,7 +121,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     try:
         feeds.check_room()
         job = await _job(request)
-        subscription = feeds.subscribe(job.id, alive=lambda: _connected(request))
+        subscription = feeds.subscribe(job.id, alive=lambda: page_connected(request))
     except StreamsFull as full:
         raise web.HTTPServiceUnavailable(
             text=f"{full}; retry later", headers={"Retry-After": str(full.retry_after_s)}
@@ -133,11 +140,6 @@ async def events(request: web.Request) -> web.StreamResponse:
                 head = f"id: {event.id}\n" if event.id else ""
                 await response.write(f"{head}data: {data}\n\n".encode())
     return response
-
-
-def _connected(request: web.Request) -> bool:
-    transport = request.transport
-    return transport is not None and not transport.is_closing()
 
 
 async def cancel(request: web.Request) -> web.Response:

@@ -24,7 +24,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vpsweb.client.aio import AsyncClient
 from vpsweb.client.aio_batch import AsyncBatch
 from vpsweb.client.batching import follow_every_s
 from vpsweb.domain.batch import BatchEvent
@@ -37,7 +36,7 @@ from vpsweb.web.batch_views import (
     rows_of,
     summary_of,
 )
-from vpsweb.web.feed import SWEEP_S, FeedBroken, StreamCount, StreamLimits, StreamsFull
+from vpsweb.web.feed import FeedBroken, FeedHub
 
 log = logging.getLogger("vpsweb.web")
 PROGRESS_S = 1.0  # how often, at most, the reader reads the batch's progress
@@ -56,6 +55,10 @@ class _Feed:
     done: bool = False
     error: BaseException | None = None
     task: asyncio.Task[None] | None = None
+
+    @property
+    def key(self) -> str:
+        return self.batch_id
 
     def wake(self) -> None:
         self.changed.set()
@@ -119,61 +122,17 @@ class BatchSubscription:
         self.close()
 
 
-class BatchFeeds:
-    """Options: client, limits (shared with the job pages'), count (the process's open
-    streams, shared with vpsweb.web.feed.JobFeeds)."""
+class BatchFeeds(FeedHub[_Feed, BatchSubscription]):
+    """Each batch page's state, one reader per batch; limits and the count of open
+    streams shared with the job pages' hub (vpsweb.web.feed.FeedHub)."""
 
-    def __init__(
-        self,
-        client: AsyncClient,
-        limits: StreamLimits | None = None,
-        count: StreamCount | None = None,
-    ) -> None:
-        self.client = client
-        self.limits = limits or StreamLimits.from_env()
-        self.count = count or StreamCount()
-        self.feeds: dict[str, _Feed] = {}
-        self.streams = 0
-        self._sweeper: asyncio.Task[None] | None = None
+    singular, plural = "batch", "batches"
 
-    def check_room(self) -> None:
-        if self.count.open >= self.limits.streams:
-            raise StreamsFull(
-                f"this server follows {self.count.open} event streams, its most",
-                self.limits.retry_after_s,
-            )
+    def _feed(self, key: str) -> _Feed:
+        return _Feed(key)
 
-    def subscribe(
-        self, batch_id: str, alive: Callable[[], bool] = lambda: True
-    ) -> BatchSubscription:
-        """A place on ``batch_id``'s feed, starting its reader if it has none."""
-        self.check_room()
-        feed = self.feeds.get(batch_id)
-        retry = self.limits.retry_after_s
-        if feed is None and len(self.feeds) >= self.limits.jobs:
-            raise StreamsFull(f"this server follows {len(self.feeds)} batches, its most", retry)
-        if feed is not None and len(feed.subscribers) >= self.limits.per_job:
-            raise StreamsFull(f"batch {batch_id} has {len(feed.subscribers)} streams open", retry)
-        if feed is None:
-            feed = self.feeds[batch_id] = _Feed(batch_id)
-            feed.task = asyncio.create_task(self._read(batch_id, feed))
-        subscription = BatchSubscription(self, feed, alive)
-        feed.subscribers.append(subscription)
-        self.streams += 1
-        self.count.open += 1
-        if self._sweeper is None:
-            self._sweeper = asyncio.create_task(self._sweep())
-        return subscription
-
-    def leave(self, feed: _Feed, subscription: BatchSubscription) -> None:
-        feed.subscribers.remove(subscription)
-        self.streams -= 1
-        self.count.open -= 1
-        if not feed.subscribers:
-            if self.feeds.get(feed.batch_id) is feed:
-                del self.feeds[feed.batch_id]
-            if feed.task is not None and not feed.done:
-                feed.task.cancel()
+    def _subscription(self, feed: _Feed, alive: Callable[[], bool]) -> BatchSubscription:
+        return BatchSubscription(self, feed, alive)
 
     async def _read(self, batch_id: str, feed: _Feed) -> None:
         costs: asyncio.Queue[int] = asyncio.Queue()
@@ -244,24 +203,3 @@ class BatchFeeds:
                         feed.touch_row(index)
             finally:
                 queue.task_done()
-
-    async def _sweep(self) -> None:
-        """Wake the feeds whose pages left; ends when no page is open."""
-        try:
-            while self.streams:
-                await asyncio.sleep(SWEEP_S)
-                for feed in list(self.feeds.values()):
-                    if any(not s.alive() for s in feed.subscribers):
-                        feed.wake()
-        finally:
-            self._sweeper = None
-
-    async def close(self) -> None:
-        tasks = [f.task for f in self.feeds.values() if f.task is not None]
-        if self._sweeper is not None:
-            tasks.append(self._sweeper)
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self.feeds.clear()

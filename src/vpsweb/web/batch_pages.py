@@ -22,7 +22,7 @@ from vpsweb.client.aio_batch import AsyncBatch
 from vpsweb.errors import BatchNotFound, RequestInvalid
 from vpsweb.web import batch_forms, batch_views
 from vpsweb.web.batch_feed import BatchFeeds
-from vpsweb.web.feed import FeedBroken, StreamsFull
+from vpsweb.web.feed import FeedBroken, StreamsFull, page_connected
 
 Page = Callable[..., web.Response]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -90,7 +90,7 @@ class BatchPages:
         try:
             feeds.check_room()
             batch = await self._batch(request)
-            subscription = feeds.subscribe(batch.id, alive=lambda: _connected(request))
+            subscription = feeds.subscribe(batch.id, alive=lambda: page_connected(request))
         except StreamsFull as full:
             raise web.HTTPServiceUnavailable(
                 text=f"{full}; retry later", headers={"Retry-After": str(full.retry_after_s)}
@@ -165,11 +165,6 @@ def _validated(posted: Any, max_parallel_count: int) -> tuple[batch_forms.BatchF
 
 def _index(rows: list[batch_views.BatchRow], name: str) -> int:
     return next(r.index for r in rows if r.name == name)
-
-
-def _connected(request: web.Request) -> bool:
-    transport = request.transport
-    return transport is not None and not transport.is_closing()
 
 
 def body_limits(paths: frozenset[str]) -> Any:

@@ -20,12 +20,16 @@ Limits (issue 21: 4 rounds of 200 dropped streams stalled the server):
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from aiohttp import web
 
 from vpsweb import settings
 from vpsweb.client.aio import AsyncClient
@@ -107,6 +111,10 @@ class _Feed:
     error: BaseException | None = None
     task: asyncio.Task[None] | None = None
 
+    @property
+    def key(self) -> str:
+        return self.job_id
+
     def wake(self) -> None:
         self.changed.set()
         self.changed = asyncio.Event()
@@ -157,10 +165,38 @@ class Subscription:
         self.close()
 
 
-class JobFeeds:
-    """Options: client (the web process's AsyncClient), limits (default: from the
-    environment, see ``StreamLimits.from_env``), count (the process's open streams,
-    shared with the batch pages' feeds)."""
+def page_connected(request: web.Request) -> bool:
+    """A subscription's ``alive``: whether the page's socket is still open."""
+    transport = request.transport
+    return transport is not None and not transport.is_closing()
+
+
+class _Followed(Protocol):
+    """What a hub needs of a feed (a job's, a batch's)."""
+
+    subscribers: list[Any]
+    task: asyncio.Task[None] | None
+    done: bool
+
+    @property
+    def key(self) -> str: ...
+
+    def wake(self) -> None: ...
+
+
+F = TypeVar("F", bound=_Followed)
+S = TypeVar("S")
+
+
+class FeedHub(abc.ABC, Generic[F, S]):
+    """One reader per followed thing (a job, a batch), many pages: the limits, the
+    count of open streams, the readers' start and stop and the sweeper, shared by
+    the job pages' and the batch pages' hubs, which say what a feed holds and how it
+    is read. Options: client (the web process's AsyncClient), limits (default: from
+    the environment, see ``StreamLimits.from_env``), count (the process's open
+    streams, shared by every hub)."""
+
+    singular, plural = "job", "jobs"  # as the limits' messages name what is followed
 
     def __init__(
         self,
@@ -171,9 +207,18 @@ class JobFeeds:
         self.client = client
         self.limits = limits or StreamLimits.from_env()
         self.count = count or StreamCount()
-        self.feeds: dict[str, _Feed] = {}
+        self.feeds: dict[str, F] = {}
         self.streams = 0  # this hub's own (the sweeper's); ``count``: the process's
         self._sweeper: asyncio.Task[None] | None = None
+
+    @abc.abstractmethod
+    def _feed(self, key: str) -> F: ...
+
+    @abc.abstractmethod
+    def _subscription(self, feed: F, alive: Callable[[], bool]) -> S: ...
+
+    @abc.abstractmethod
+    async def _read(self, key: str, feed: F) -> None: ...
 
     def check_room(self) -> None:
         """StreamsFull if the process serves its most streams (before any Redis read)."""
@@ -183,20 +228,24 @@ class JobFeeds:
                 self.limits.retry_after_s,
             )
 
-    def subscribe(self, job_id: str, alive: Callable[[], bool] = lambda: True) -> Subscription:
-        """A place on ``job_id``'s feed, starting its reader if it has none; StreamsFull
+    def subscribe(self, key: str, alive: Callable[[], bool] = lambda: True) -> S:
+        """A place on ``key``'s feed, starting its reader if it has none; StreamsFull
         beyond a limit. ``alive()`` says whether the page is still there."""
         self.check_room()
-        feed = self.feeds.get(job_id)
+        feed = self.feeds.get(key)
         retry = self.limits.retry_after_s
         if feed is None and len(self.feeds) >= self.limits.jobs:
-            raise StreamsFull(f"this server follows {len(self.feeds)} jobs, its most", retry)
+            raise StreamsFull(
+                f"this server follows {len(self.feeds)} {self.plural}, its most", retry
+            )
         if feed is not None and len(feed.subscribers) >= self.limits.per_job:
-            raise StreamsFull(f"job {job_id} has {len(feed.subscribers)} streams open", retry)
+            raise StreamsFull(
+                f"{self.singular} {key} has {len(feed.subscribers)} streams open", retry
+            )
         if feed is None:
-            feed = self.feeds[job_id] = _Feed(job_id)
-            feed.task = asyncio.create_task(self._read(job_id, feed))
-        subscription = Subscription(self, feed, alive)
+            feed = self.feeds[key] = self._feed(key)
+            feed.task = asyncio.create_task(self._read(key, feed))
+        subscription = self._subscription(feed, alive)
         feed.subscribers.append(subscription)
         self.streams += 1
         self.count.open += 1
@@ -204,32 +253,16 @@ class JobFeeds:
             self._sweeper = asyncio.create_task(self._sweep())
         return subscription
 
-    def leave(self, feed: _Feed, subscription: Subscription) -> None:
-        """A subscription closes (``Subscription.close`` calls this)."""
+    def leave(self, feed: F, subscription: S) -> None:
+        """A subscription closes (its ``close`` calls this)."""
         feed.subscribers.remove(subscription)
         self.streams -= 1
         self.count.open -= 1
         if not feed.subscribers:  # nobody watches: stop reading (a page starts again)
-            if self.feeds.get(feed.job_id) is feed:
-                del self.feeds[feed.job_id]
+            if self.feeds.get(feed.key) is feed:
+                del self.feeds[feed.key]
             if feed.task is not None and not feed.done:
                 feed.task.cancel()
-
-    async def _read(self, job_id: str, feed: _Feed) -> None:
-        try:
-            job = await self.client.get(job_id)
-            view = JobView.of(job_id, (await job.record()).plan)
-            async for event in job.events():
-                view.apply(event)
-                feed.views.append(view.model_dump_json(exclude={"fan_out_span"}))
-                feed.events.append(event)
-                feed.wake()
-        except Exception as exc:  # once per job, not once per page; the pages close
-            log.warning("events of job %s: %s: %s", job_id, type(exc).__name__, exc)
-            feed.error = exc
-        finally:
-            feed.done = True
-            feed.changed.set()
 
     async def _sweep(self) -> None:
         """Wake the feeds whose pages left; ends when no page is open."""
@@ -251,3 +284,29 @@ class JobFeeds:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.feeds.clear()
+
+
+class JobFeeds(FeedHub[_Feed, Subscription]):
+    """Each job page's events (and its view after each), one reader per job."""
+
+    def _feed(self, key: str) -> _Feed:
+        return _Feed(key)
+
+    def _subscription(self, feed: _Feed, alive: Callable[[], bool]) -> Subscription:
+        return Subscription(self, feed, alive)
+
+    async def _read(self, job_id: str, feed: _Feed) -> None:
+        try:
+            job = await self.client.get(job_id)
+            view = JobView.of(job_id, (await job.record()).plan)
+            async for event in job.events():
+                view.apply(event)
+                feed.views.append(view.model_dump_json(exclude={"fan_out_span"}))
+                feed.events.append(event)
+                feed.wake()
+        except Exception as exc:  # once per job, not once per page; the pages close
+            log.warning("events of job %s: %s: %s", job_id, type(exc).__name__, exc)
+            feed.error = exc
+        finally:
+            feed.done = True
+            feed.changed.set()
