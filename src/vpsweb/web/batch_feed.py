@@ -36,7 +36,7 @@ from vpsweb.web.batch_views import (
     rows_of,
     summary_of,
 )
-from vpsweb.web.feed import FeedBroken, FeedHub
+from vpsweb.web.feed import FeedHub, Place
 
 log = logging.getLogger("vpsweb.web")
 PROGRESS_S = 1.0  # how often, at most, the reader reads the batch's progress
@@ -84,12 +84,8 @@ class _Feed:
         return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
-class BatchSubscription:
-    """One page's place on a batch's feed; ``close()`` it (or use ``with``)."""
-
-    def __init__(self, hub: BatchFeeds, feed: _Feed, alive: Callable[[], bool]) -> None:
-        self._hub, self._feed, self.alive = hub, feed, alive
-        self.closed = False
+class BatchSubscription(Place[_Feed]):
+    """One page's place on a batch's feed."""
 
     async def updates(self) -> AsyncIterator[str]:
         """The whole state, then each change (as ``_Feed.message``), until the batch
@@ -102,24 +98,8 @@ class BatchSubscription:
                 seen = version
                 yield message
                 continue
-            if feed.done:
-                if feed.error is not None:
-                    raise FeedBroken(str(feed.error)) from feed.error
+            if not await self._changed():
                 return
-            if not self.alive():
-                return
-            await feed.changed.wait()
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._hub.leave(self._feed, self)
-
-    def __enter__(self) -> BatchSubscription:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class BatchFeeds(FeedHub[_Feed, BatchSubscription]):

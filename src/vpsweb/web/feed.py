@@ -27,7 +27,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from aiohttp import web
 
@@ -98,6 +98,17 @@ def _order(entry_id: str) -> tuple[int, int]:
     return int(ms or 0), int(seq or 0)
 
 
+P = TypeVar("P", bound="_Readable")
+
+
+class _Readable(Protocol):
+    """What a page's place reads of its feed."""
+
+    done: bool
+    error: BaseException | None
+    changed: asyncio.Event
+
+
 @dataclass
 class _Feed:
     job_id: str
@@ -120,12 +131,41 @@ class _Feed:
         self.changed = asyncio.Event()
 
 
-class Subscription:
-    """One page's place on a job's feed; ``close()`` it (or use ``with``) when done."""
+class Place(Generic[P]):
+    """One page's place on a feed (a job's, a batch's); ``close()`` it (or use
+    ``with``) when done."""
 
-    def __init__(self, feeds: JobFeeds, feed: _Feed, alive: Callable[[], bool]) -> None:
-        self._feeds, self._feed, self.alive = feeds, feed, alive
+    def __init__(self, hub: FeedHub[Any, Any], feed: P, alive: Callable[[], bool]) -> None:
+        self._hub, self._feed, self.alive = hub, feed, alive
         self.closed = False
+
+    async def _changed(self) -> bool:
+        """Wait for the feed to change: False once it has ended (FeedBroken if its
+        reader failed) or the page has left."""
+        feed = self._feed
+        if feed.done:
+            if feed.error is not None:
+                raise FeedBroken(str(feed.error)) from feed.error
+            return False
+        if not self.alive():
+            return False
+        await feed.changed.wait()
+        return True
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._hub.leave(self._feed, self)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Subscription(Place[_Feed]):
+    """One page's place on a job's feed."""
 
     async def events(self, after: str = "") -> AsyncIterator[ProgressEvent]:
         """The job's events after ``after`` (a stream id; "" for all), then live ones,
@@ -145,24 +185,8 @@ class Subscription:
                 if after and event.id and _order(event.id) <= _order(after):
                     continue
                 yield event, view
-            if feed.done:
-                if feed.error is not None:
-                    raise FeedBroken(str(feed.error)) from feed.error
+            if not await self._changed():
                 return
-            if not self.alive():
-                return
-            await feed.changed.wait()
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._feeds.leave(self._feed, self)
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def page_connected(request: web.Request) -> bool:
