@@ -128,14 +128,23 @@ class SimulatorHandle:
 class WorkerPool:
     """Workers of one concurrency that can be added to; started in parallel."""
 
-    def __init__(self, env: BenchEnv, concurrency: int, log_dir: Path) -> None:
+    def __init__(
+        self,
+        env: BenchEnv,
+        concurrency: int,
+        log_dir: Path,
+        *,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        """``extra_env``: more variables for the workers (e.g. a broker of their own)."""
         self.env, self.concurrency, self.log_dir = env, concurrency, log_dir
+        self.extra_env = extra_env or {}
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def grow_to(self, count: int) -> None:
         from vpsweb.workers.factory import create_app
 
-        env = {settings.SIMULATOR_URL_ENV: self.env.simulator.url}
+        env = {settings.SIMULATOR_URL_ENV: self.env.simulator.url, **self.extra_env}
         new = [
             spawn_worker(
                 self.env.redis_url,
@@ -146,7 +155,7 @@ class WorkerPool:
             )
             for i in range(len(self.procs), count)
         ]
-        app = create_app(self.env.redis_url)
+        app = create_app(self.env.redis_url, self.extra_env.get(settings.BROKER_URL_ENV))
         try:
             for proc, name in new:
                 self.procs.append(proc)

@@ -77,12 +77,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "mode",
         nargs="?",
-        choices=["selection", "quota", "batches"],
+        choices=["selection", "quota", "batches", "store"],
         help="selection: measure the evaluation's choices against the simulator's hidden "
         "quality (in-process, no Redis; see the options below) instead of the timing "
         "scenarios; quota: the providers' quota under load (declared and adaptive limits, "
         "an interactive job under a batch, the limiter's Redis round trips); batches: a 500-poem "
-        "collection validated and enqueued, progress()'s round trips, following it",
+        "collection validated and enqueued, progress()'s round trips, following it; store: what "
+        "one job costs the state store (commands, Redis CPU, bytes kept, commands per "
+        "call-second)",
     )
     p.add_argument("--quick", action="store_true", help="fewer repetitions (about 7 minutes)")
     p.add_argument("--tiny", action="store_true", help="smoke run for tests (seconds)")

@@ -241,6 +241,8 @@ def run(args: argparse.Namespace) -> int:
         return run_quota(args)
     if getattr(args, "mode", None) == "batches":
         return run_batches(args)
+    if getattr(args, "mode", None) == "store":
+        return run_store(args)
     profile = TINY if args.tiny else QUICK if args.quick else FULL
     only = set(args.only.split(",")) if args.only else set(SCENARIOS)
     cfg = load_config()
@@ -332,3 +334,19 @@ def run_batches(args: argparse.Namespace) -> int:
     for line, got, want, met in checks:
         print(f"  {line:<44}{got:<52}{want:<12}{'met' if met else 'MISSED'}")
     return _record(args, "batches-quick" if args.quick else "batches", results, started)
+
+
+def run_store(args: argparse.Namespace) -> int:
+    """`vpsweb bench store`: the bench's Redis is the broker; the store gets its own."""
+    from vpsweb.bench import store_cost
+
+    started = time.perf_counter()
+    with bench_env(latency_ms=0, jitter_ms=0, redis_url=args.redis_url, simulator_url=None) as env:
+        results = store_cost.store_bench(
+            env,
+            quick=args.quick,
+            log_dir=Path(tempfile.mkdtemp(prefix="vpsweb-bench-store-")),
+            say=say,
+        )
+    print(store_cost.store_table(results))
+    return _record(args, "store-quick" if args.quick else "store", results, started)
