@@ -82,16 +82,22 @@ def _run_jobs(client: Client, count: int, tag: str) -> list[Any]:
         return list(pool.map(one, range(count)))
 
 
-def _kept_bytes(r: redis.Redis) -> tuple[int, int, int]:
-    """Bytes of every job key, of every other vpsweb key, and used_memory."""
-    job_bytes = other = 0
-    for name in r.scan_iter(match="vpsweb:*", count=1000):
+def _kept_bytes(r: redis.Redis) -> dict[str, int]:
+    """Bytes of the jobs' keys, of vpsweb's other keys, of the rest (Celery's results
+    and chord counters: the result backend is the store's Redis), and used_memory."""
+    kept = {"job": 0, "vpsweb_other": 0, "celery": 0}
+    for name in r.scan_iter(count=1000):
         size = int(r.memory_usage(name) or 0)
-        if name.startswith(b"vpsweb:job:"):
-            job_bytes += size
-        else:
-            other += size
-    return job_bytes, other, int(r.info("memory")["used_memory"])
+        kind = (
+            "job"
+            if name.startswith(b"vpsweb:job:")
+            else "vpsweb_other"
+            if name.startswith(b"vpsweb:")
+            else "celery"
+        )
+        kept[kind] += size
+    kept["used_memory"] = int(r.info("memory")["used_memory"])
+    return kept
 
 
 def _phase(
@@ -161,11 +167,12 @@ def store_bench(
         a = _at_latency(server.url, env.redis_url, jobs, short_s, log_dir, say)
         b = _at_latency(server.url, env.redis_url, jobs, long_s, log_dir, say)
         results |= {"short": a, "long": b}
-        job_bytes, other, used = _kept_bytes(store)
+        kept = _kept_bytes(store)
         ended = 2 * jobs
-        results["kept_bytes_per_job"] = round(job_bytes / ended)
-        results["other_keys_bytes"] = other
-        results["used_memory_per_job"] = round((used - empty) / ended)
+        results["kept_bytes_per_job"] = round(kept["job"] / ended)
+        results["celery_bytes_per_job"] = round(kept["celery"] / ended)
+        results["other_keys_bytes"] = kept["vpsweb_other"]
+        results["used_memory_per_job"] = round((kept["used_memory"] - empty) / ended)
         extra_s = b["call_seconds_per_job"] - a["call_seconds_per_job"]
         per = (b["commands_per_job"] - a["commands_per_job"]) / extra_s
         results["commands_per_call_second"] = round(per, 3)
@@ -189,7 +196,9 @@ def store_table(r: dict[str, Any]) -> str:
         lines.append(f"    top commands per job: {top}")
     lines.append(f"  commands per call-second: {r['commands_per_call_second']:.3f}")
     lines.append(
-        f"  kept per ended job: {r['kept_bytes_per_job']:,} B of keys "
-        f"({r['used_memory_per_job']:,} B of used_memory); other keys {r['other_keys_bytes']:,} B"
+        f"  kept per ended job: {r['kept_bytes_per_job']:,} B of its keys, "
+        f"{r['celery_bytes_per_job']:,} B of Celery's results, "
+        f"{r['used_memory_per_job']:,} B of used_memory; "
+        f"vpsweb's global keys {r['other_keys_bytes']:,} B"
     )
     return "\n".join(lines)
