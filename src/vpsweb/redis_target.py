@@ -21,6 +21,27 @@ SENTINEL_SCHEME = "redis+sentinel"
 PLAIN_SCHEMES = ("redis", "rediss", "unix")
 DEFAULT_SENTINEL_PORT = 26379
 SENTINEL_FORM = "redis+sentinel://host:port,host:port,.../master/db"
+DEFAULT_ACK_TIMEOUT_MS = 1000
+# One WAIT must end well before redis-py's 5 s read timeout, or the wait would read as
+# a lost connection (and be retried as one).
+MAX_ACK_TIMEOUT_MS = 4000
+MAX_REPLICA_ACKS = 16
+ACK_CAP_S = 60.0
+
+
+class Durability(BaseModel):
+    """How the writes that guard billing and endings wait for replicas (WAIT).
+
+    ``replicas``: how many must acknowledge (0: none, the writes go on at once);
+    ``timeout_ms``: how long one WAIT blocks; ``cap_s``: how long a connected but
+    lagging replica is waited for in all before the write counts as failed.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    replicas: int = 0
+    timeout_ms: int = DEFAULT_ACK_TIMEOUT_MS
+    cap_s: float = ACK_CAP_S
 
 
 class RedisTarget(BaseModel):
@@ -39,6 +60,17 @@ class RedisTarget(BaseModel):
     @property
     def is_sentinel(self) -> bool:
         return bool(self.sentinels)
+
+    def durability(
+        self, acks: str | None, timeout_ms: str | None, *, acks_from: str, timeout_from: str
+    ) -> Durability:
+        """The replica acknowledgements asked for (``acks``, ``timeout_ms``: the raw
+        values, None or empty when unset; ``*_from``: where each came from, for a one-line
+        error). Unset, one replica must acknowledge behind Sentinel (there is a replica to
+        promote) and none on a plain Redis URL (a single server has nothing to wait for)."""
+        replicas = _whole(acks, 1 if self.is_sentinel else 0, acks_from, 0, MAX_REPLICA_ACKS)
+        timeout = _whole(timeout_ms, DEFAULT_ACK_TIMEOUT_MS, timeout_from, 1, MAX_ACK_TIMEOUT_MS)
+        return Durability(replicas=replicas, timeout_ms=timeout)
 
     def with_passwords(self, password: str, sentinel_password: str) -> RedisTarget:
         """Passwords from the environment fill in the ones the URL lacks."""
@@ -74,6 +106,15 @@ class RedisTarget(BaseModel):
         if self.sentinel_password:
             options["sentinel_kwargs"] = {"password": self.sentinel_password}
         return options
+
+
+def _whole(text: str | None, default: int, variable: str, low: int, high: int) -> int:
+    value = (text or "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise SettingsError(f"{variable}: {value!r} is not a whole number from {low} to {high}")
+    return int(value)
 
 
 def _host(host: str) -> str:

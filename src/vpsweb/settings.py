@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from vpsweb.errors import SettingsError
-from vpsweb.redis_target import RedisTarget, parse_sentinels, parse_target
+from vpsweb.redis_target import Durability, RedisTarget, parse_sentinels, parse_target
 
 REDIS_URL_ENV = "VPSWEB_REDIS_URL"  # the state store: jobs, step outputs, progress
 BROKER_URL_ENV = "VPSWEB_BROKER_URL"  # Celery's broker; defaults to the state store
@@ -26,6 +26,10 @@ REDIS_SENTINELS_ENV = "VPSWEB_REDIS_SENTINELS"
 REDIS_MASTER_ENV = "VPSWEB_REDIS_MASTER"
 REDIS_DB_ENV = "VPSWEB_REDIS_DB"
 SENTINEL_PASSWORD_ENV = "VPSWEB_SENTINEL_PASSWORD"
+# Replicas that must acknowledge the writes guarding billing and endings (WAIT): default
+# 1 behind Sentinel, 0 (off) for a plain Redis URL; and how long one WAIT blocks (ms).
+REDIS_REPLICA_ACKS_ENV = "VPSWEB_REDIS_REPLICA_ACKS"
+REDIS_ACK_TIMEOUT_ENV = "VPSWEB_REDIS_ACK_TIMEOUT_MS"
 CONFIG_DIR_ENV = "VPSWEB_CONFIG_DIR"  # a config directory instead of the packaged one
 OFFLINE_ENV = "VPSWEB_OFFLINE"  # 1: every step goes to the offline simulator
 SIMULATOR_URL_ENV = "VPSWEB_SIMULATOR_URL"  # where workers find the simulator
@@ -112,6 +116,18 @@ def redis_target(env: Mapping[str, str] | None = None) -> RedisTarget | None:
     else:
         return None
     return target.with_passwords(e.get(REDIS_PASSWORD_ENV, ""), e.get(SENTINEL_PASSWORD_ENV, ""))
+
+
+def durability(target: RedisTarget, env: Mapping[str, str] | None = None) -> Durability:
+    """The replica acknowledgements the store at ``target`` asks for (see
+    RedisTarget.durability); a bad value is one line naming its variable."""
+    e = _env(env)
+    return target.durability(
+        e.get(REDIS_REPLICA_ACKS_ENV),
+        e.get(REDIS_ACK_TIMEOUT_ENV),
+        acks_from=REDIS_REPLICA_ACKS_ENV,
+        timeout_from=REDIS_ACK_TIMEOUT_ENV,
+    )
 
 
 def _sentinel_target(hosts: str, e: Mapping[str, str]) -> RedisTarget:

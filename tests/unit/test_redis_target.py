@@ -136,3 +136,44 @@ def test_a_child_gets_one_store_url_and_no_sentinel_variables():
     settings.set_store_url(env, url)
     assert settings.redis_url(env) == url
     assert set(env) == {settings.REDIS_URL_ENV, settings.SENTINEL_PASSWORD_ENV}
+
+
+# --- replica acknowledgements (VPSWEB_REDIS_REPLICA_ACKS, VPSWEB_REDIS_ACK_TIMEOUT_MS) ---
+
+SENTINEL_URL = "redis+sentinel://h1:26379/m/0"
+
+
+def test_acks_default_to_one_behind_sentinel_and_off_for_a_plain_redis():
+    sentinel = settings.durability(parse_target(SENTINEL_URL, "X"), {})
+    plain = settings.durability(parse_target("redis://h:6379/0", "X"), {})
+    assert (sentinel.replicas, sentinel.timeout_ms) == (1, 1000)
+    assert (plain.replicas, plain.timeout_ms) == (0, 1000)
+
+
+def test_acks_and_their_timeout_are_read_from_the_environment():
+    env = {settings.REDIS_REPLICA_ACKS_ENV: " 2 ", settings.REDIS_ACK_TIMEOUT_ENV: "250"}
+    found = settings.durability(parse_target("redis://h:6379/0", "X"), env)
+    assert (found.replicas, found.timeout_ms) == (2, 250)
+    off = settings.durability(
+        parse_target(SENTINEL_URL, "X"), {settings.REDIS_REPLICA_ACKS_ENV: "0"}
+    )
+    assert off.replicas == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("VPSWEB_REDIS_REPLICA_ACKS", "-1"),
+        ("VPSWEB_REDIS_REPLICA_ACKS", "one"),
+        ("VPSWEB_REDIS_REPLICA_ACKS", "17"),
+        ("VPSWEB_REDIS_ACK_TIMEOUT_MS", "0"),
+        ("VPSWEB_REDIS_ACK_TIMEOUT_MS", "1.5"),
+        ("VPSWEB_REDIS_ACK_TIMEOUT_MS", "5000"),  # past redis-py's 5 s read timeout
+    ],
+)
+def test_a_bad_ack_setting_is_one_line_naming_its_variable(name, value):
+    with pytest.raises(SettingsError) as caught:
+        settings.durability(parse_target(SENTINEL_URL, "X"), {name: value})
+    message = str(caught.value)
+    assert message.startswith(f"{name}: ") and "\n" not in message
+    assert repr(value) in message

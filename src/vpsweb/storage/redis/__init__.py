@@ -8,9 +8,10 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from vpsweb.redis_target import RedisTarget, parse_target
+from vpsweb.redis_target import Durability, RedisTarget, parse_target
 from vpsweb.storage.base import Storage
 from vpsweb.storage.redis.batches import RedisBatches
+from vpsweb.storage.redis.durability import ReplicaAcks
 from vpsweb.storage.redis.leases import RedisLeases
 from vpsweb.storage.redis.manual_answers import RedisManualAnswers
 from vpsweb.storage.redis.presence import RedisPresence
@@ -62,13 +63,23 @@ def _sentinel(target: RedisTarget, options: dict[str, Any]) -> redis.sentinel.Se
     return Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)
 
 
-def connect(url: str, *, retries: int = 3) -> Storage:
+def connect(url: str, *, retries: int = 3, durability: Durability | None = None) -> Storage:
     """Every part on one connection pool (threads may share it).
 
     ``retries``: how many times a command is retried, with exponential back-off capped
     at 1 s, when Redis is unreachable. Workers ride out a Redis restart (about 30);
     an interactive client fails fast (3) and its event reader reconnects on its own.
+    ``durability``: how many replicas acknowledge the writes that guard billing and
+    endings (storage.redis.durability); default: from the environment
+    (settings.durability: one behind Sentinel, none for a plain URL).
     """
+    from vpsweb.settings import durability as durability_from_env
+
+    wanted = (
+        durability
+        if durability is not None
+        else durability_from_env(parse_target(url, "redis_url"))
+    )
     client = redis_client(
         url,
         decode_responses=True,
@@ -78,7 +89,9 @@ def connect(url: str, *, retries: int = 3) -> Storage:
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
     )
-    jobs, progress, leases = RedisJobStore(client), RedisProgressLog(client), RedisLeases(client)
+    acks = ReplicaAcks(client, wanted)
+    jobs = RedisJobStore(client, acks=acks)
+    progress, leases = RedisProgressLog(client, acks=acks), RedisLeases(client, acks=acks)
     quotas = RedisQuotas(client)
     return Storage(
         jobs=jobs,

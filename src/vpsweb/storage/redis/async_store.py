@@ -4,7 +4,9 @@ sync parts beside it (each call's keys and arguments come from the same helpers)
 Two bounded pools that wait when busy: one for short commands, one for the
 blocking event reads. Short commands never queue behind blocking reads (a page
 stalled 35 s when one pool held both), and a burst of pages queues for one of a
-few connections instead of opening hundreds.
+few connections instead of opening hundreds. Replica acknowledgements as in the sync
+store (``durability.AsyncReplicaAcks``): the end waits for a replica, and a job read
+as ended is fenced once first.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import redis.asyncio as aioredis
 
 from vpsweb.domain.plan import JobPlan
 from vpsweb.domain.progress import ProgressEvent, ProgressSnapshot
-from vpsweb.redis_target import RedisTarget, parse_target
+from vpsweb.redis_target import Durability, RedisTarget, parse_target
 from vpsweb.storage.async_base import (
     AsyncJobStore,
     AsyncManualAnswers,
@@ -33,6 +35,7 @@ from vpsweb.storage.base import Event, JobRecord, JobStatus
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.async_batches import AsyncRedisBatches
 from vpsweb.storage.redis.connection_errors import translating_async as _translating
+from vpsweb.storage.redis.durability import AsyncReplicaAcks
 from vpsweb.storage.redis.lua import load_lua
 from vpsweb.storage.redis.manual_answers import answer_call
 from vpsweb.storage.redis.presence import live_of
@@ -62,9 +65,16 @@ class _Lua:
 
 @_translating
 class AsyncRedisJobStore(AsyncJobStore):
-    def __init__(self, client: aioredis.Redis, streams: aioredis.Redis | None = None) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        streams: aioredis.Redis | None = None,
+        *,
+        acks: AsyncReplicaAcks | None = None,
+    ) -> None:
         self.redis, self._streams = client, streams
-        self._end = _Lua(client, "end.lua")
+        self.acks = acks or AsyncReplicaAcks(client, Durability())
+        self._end_body = load_lua("end.lua")
 
     async def create(self, plans: list[JobPlan]) -> None:
         if plans:
@@ -74,11 +84,18 @@ class AsyncRedisJobStore(AsyncJobStore):
 
     async def get(self, job_id: str) -> JobRecord | None:
         data = await self.redis.hgetall(keys.job(job_id))
-        return JobRecord.from_hash(job_id, cast(dict[str, str], data))
+        record = JobRecord.from_hash(job_id, cast(dict[str, str], data))
+        await self._fenced(job_id, record.status if record else None)
+        return record
 
     async def status(self, job_id: str) -> JobStatus | None:
         value = await self.redis.hget(keys.job(job_id), "status")
-        return JobStatus(cast(str, value)) if value else None
+        return await self._fenced(job_id, JobStatus(cast(str, value)) if value else None)
+
+    async def _fenced(self, job_id: str, status: JobStatus | None) -> JobStatus | None:
+        if status is not None and status.terminal:
+            await self.acks.fence(job_id)
+        return status
 
     async def plan(self, job_id: str) -> JobPlan | None:
         raw = await self.redis.hget(keys.job(job_id), "plan")
@@ -99,7 +116,12 @@ class AsyncRedisJobStore(AsyncJobStore):
         if result is not None:
             result, redundant = deduplicated(await self.plan(job_id), job_id, result)
         names, args = end_call(job_id, status, ttl, events, result, error, error_stage)
-        return bool(await self._end(keys=[*names, *redundant], args=args))
+        # EVAL in a pipeline (Redis caches the script by its SHA), then WAIT on the same
+        # connection: one round trip, as the sync store's end.
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.eval(self._end_body, len(names) + len(redundant), *names, *redundant, *args)
+        self.acks.wait_on(pipe)
+        return bool((await self.acks.settled(await pipe.execute(), job_id, "the end"))[0])
 
     async def recent_jobs(self, limit: int = 20) -> list[str]:
         return cast(list[str], await self.redis.zrevrange(keys.JOBS_INDEX, 0, limit - 1))
@@ -119,6 +141,8 @@ class AsyncRedisJobStore(AsyncJobStore):
         pipe.get(keys.result(job_id))
         pipe.hget(keys.job(job_id), "plan")
         raw, plan = cast(list[str | None], await pipe.execute())
+        if raw is not None:  # a result is stored by the job's end
+            await self.acks.fence(job_id)
         return with_request(raw, plan)
 
     async def close(self) -> None:
@@ -132,9 +156,15 @@ class AsyncRedisJobStore(AsyncJobStore):
 @_translating
 class AsyncRedisProgressLog(AsyncProgressLog):
     def __init__(
-        self, client: aioredis.Redis, streams: aioredis.Redis, *, block_ms: int = BLOCK_MS
+        self,
+        client: aioredis.Redis,
+        streams: aioredis.Redis,
+        *,
+        block_ms: int = BLOCK_MS,
+        acks: AsyncReplicaAcks | None = None,
     ) -> None:
         self.redis, self.streams, self.block_ms = client, streams, block_ms
+        self.acks = acks or AsyncReplicaAcks(client, Durability())
         self._emit = _Lua(client, "emit.lua")
 
     async def emit(self, job_id: str, event: Event, ttl: int, *, once: str = "") -> bool:
@@ -143,7 +173,10 @@ class AsyncRedisProgressLog(AsyncProgressLog):
 
     async def snapshot(self, job_id: str) -> ProgressSnapshot:
         data = await self.redis.hgetall(keys.progress(job_id))
-        return snapshot_of(cast(dict[str, str], data))
+        snap = snapshot_of(cast(dict[str, str], data))
+        if snap.terminal:
+            await self.acks.fence(job_id)
+        return snap
 
     async def events(
         self,
@@ -165,9 +198,21 @@ class AsyncRedisProgressLog(AsyncProgressLog):
                 for entry_id, fields in entries:
                     last = entry_id
                     event = ProgressEvent.from_fields(entry_id, fields)
+                    if event.terminal:
+                        await self._fence(job_id, deadline, timeout)
                     yield event
                     if event.terminal:
                         return
+
+    async def _fence(self, job_id: str, deadline: float | None, timeout: float | None) -> None:
+        """As the sync reader's: retried while Redis is unreachable, within ``timeout``."""
+        while True:
+            try:
+                await self.acks.fence(job_id)
+                return
+            except _LOST:
+                wait_ms = read_wait(self.block_ms, deadline, job_id, timeout)
+                await asyncio.sleep(min(1.0, wait_ms / 1000))
 
     async def _read(self, job_id: str, last: str, wait_ms: int) -> StreamBatch:
         """One blocking read; an unreachable Redis reads as nothing new, after a pause,
@@ -251,9 +296,12 @@ def connect_async(
     max_stream_connections: int = MAX_STREAM_CONNECTIONS,
 ) -> AsyncStorage:
     """Every part on two bounded pools (opened on first use; no I/O here). A follower
-    waits for a stream connection rather than fail: each is released within BLOCK_MS."""
+    waits for a stream connection rather than fail: each is released within BLOCK_MS.
+    The replica acknowledgements are the environment's (settings.durability)."""
+    from vpsweb.settings import durability as durability_from_env
 
     target = parse_target(url, "redis_url")
+    wanted = durability_from_env(target)
 
     def pool(size: int, timeout: float | None, read_timeout: float) -> aioredis.Redis:
         if target.is_sentinel:
@@ -270,9 +318,10 @@ def connect_async(
 
     client = pool(max_connections, 30, COMMAND_TIMEOUT_S)
     streams = pool(max_stream_connections, None, READ_TIMEOUT_S)
+    acks = AsyncReplicaAcks(client, wanted)
     return AsyncStorage(
-        jobs=AsyncRedisJobStore(client, streams),
-        progress=AsyncRedisProgressLog(client, streams),
+        jobs=AsyncRedisJobStore(client, streams, acks=acks),
+        progress=AsyncRedisProgressLog(client, streams, acks=acks),
         presence=AsyncRedisPresence(client),
         usage=AsyncRedisUsageLog(client),
         manual=AsyncRedisManualAnswers(client),

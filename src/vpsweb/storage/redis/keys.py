@@ -129,3 +129,9 @@ def quota_batches(provider: str) -> str:
 def quota_wake(provider: str) -> str:
     """Prefix of the list a waiting call blocks on (its ticket appended)."""
     return f"{quota(provider)}:wake:"
+
+
+def fence(job_id: str) -> str:
+    """String, for a moment (PX): the write a reader or a lagging writer makes before
+    WAIT, so that WAIT covers everything written to the job up to then."""
+    return f"{job(job_id)}:fence"

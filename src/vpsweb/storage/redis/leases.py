@@ -6,24 +6,34 @@ from typing import Any, cast
 
 import redis
 
+from vpsweb.redis_target import Durability
 from vpsweb.storage.base import Leases
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.connection_errors import translating
+from vpsweb.storage.redis.durability import ReplicaAcks
 from vpsweb.storage.redis.lua import Lua
 
 
 @translating
 class RedisLeases(Leases):
-    def __init__(self, client: redis.Redis) -> None:
+    """``acks``: a claim waits for the replicas asked for (default: none), so that a
+    failover cannot hand the same step to a second payer."""
+
+    def __init__(self, client: redis.Redis, *, acks: ReplicaAcks | None = None) -> None:
         self.redis = client
+        self.acks = acks or ReplicaAcks(client, Durability())
         self._renew = Lua(client, "lease_renew.lua")
         self._release = Lua(client, "lease_release.lua")
 
     def acquire(self, job_id: str, key: str, owner: str, ttl_s: float) -> bool:
-        return bool(self.acquire_on(self.redis, job_id, key, owner, ttl_s))
+        with self.redis.pipeline(transaction=False) as pipe:
+            self.acquire_on(pipe, job_id, key, owner, ttl_s)
+            self.acks.wait_on(pipe)
+            return bool(self.acks.settled(pipe.execute(), job_id, f"the lease on {key}")[0])
 
     def acquire_on(self, client: Any, job_id: str, key: str, owner: str, ttl_s: float) -> Any:
-        """SET NX with the TTL on ``client`` (this store's connection, or a pipeline)."""
+        """SET NX with the TTL on ``client`` (this store's connection, or a pipeline, whose
+        owner adds the WAIT)."""
         return client.set(keys.lease(job_id, key), owner, nx=True, px=int(ttl_s * 1000))
 
     def renew(self, job_id: str, key: str, owner: str, ttl_s: float) -> bool:

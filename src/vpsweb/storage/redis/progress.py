@@ -15,9 +15,11 @@ from typing import Any, cast
 import redis
 
 from vpsweb.domain.progress import ProgressEvent, ProgressSnapshot, milestones
+from vpsweb.redis_target import Durability
 from vpsweb.storage.base import CandidateEnd, Event, ProgressLog
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.connection_errors import translating
+from vpsweb.storage.redis.durability import ReplicaAcks
 from vpsweb.storage.redis.lua import Lua
 from vpsweb.storage.redis.store import STREAM_MAXLEN, event_fields
 from vpsweb.storage.spend import SPENT_FIELD
@@ -40,10 +42,14 @@ def read_wait(block_ms: int, deadline: float | None, job_id: str, timeout: float
 
 @translating
 class RedisProgressLog(ProgressLog):
-    """Cheap to build; holds no job state of its own."""
+    """Cheap to build; holds no job state of its own. ``acks``: a terminal event (or
+    snapshot) is reported once a replica has it (ReplicaAcks.fence; default: at once)."""
 
-    def __init__(self, client: redis.Redis, *, block_ms: int = 1000) -> None:
+    def __init__(
+        self, client: redis.Redis, *, block_ms: int = 1000, acks: ReplicaAcks | None = None
+    ) -> None:
         self.redis = client
+        self.acks = acks or ReplicaAcks(client, Durability())
         self.block_ms = block_ms
         self._emit = Lua(client, "emit.lua")
         self._finished = Lua(client, "candidate_finished.lua")
@@ -93,7 +99,10 @@ class RedisProgressLog(ProgressLog):
         return (status or None), (float(left) if left else None), float(spent or 0.0)
 
     def snapshot(self, job_id: str) -> ProgressSnapshot:
-        return snapshot_of(cast(dict[str, str], self.redis.hgetall(keys.progress(job_id))))
+        snap = snapshot_of(cast(dict[str, str], self.redis.hgetall(keys.progress(job_id))))
+        if snap.terminal:
+            self.acks.fence(job_id)
+        return snap
 
     def events(
         self,
@@ -114,9 +123,21 @@ class RedisProgressLog(ProgressLog):
                 for entry_id, fields in entries:
                     last = entry_id
                     event = ProgressEvent.from_fields(entry_id, fields)
+                    if event.terminal:
+                        self._fence(job_id, deadline, timeout)
                     yield event
                     if event.terminal:
                         return
+
+    def _fence(self, job_id: str, deadline: float | None, timeout: float | None) -> None:
+        """The terminal event's fence, retried while Redis is unreachable (a failover:
+        the new primary answers it), within the follower's ``timeout``."""
+        while True:
+            try:
+                self.acks.fence(job_id)
+                return
+            except (redis.ConnectionError, redis.TimeoutError):
+                time.sleep(min(1.0, read_wait(self.block_ms, deadline, job_id, timeout) / 1000))
 
     def _read(self, job_id: str, last: str, wait_ms: int) -> StreamBatch:
         """One blocking read; an unreachable Redis (a restart, a failover) reads as

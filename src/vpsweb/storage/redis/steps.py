@@ -3,7 +3,9 @@
 The commands and scripts are those of the registry, the progress log and the leases,
 sent together: a worker's step costs two round trips to Redis (plus its cancel
 checks) instead of about eleven. Every part is idempotent or guarded, so a batch
-retried after a dropped connection changes nothing twice.
+retried after a dropped connection changes nothing twice. Both batches end with the
+store's WAIT (when replica acknowledgements are on): they hold the lease claim and
+the stored output.
 """
 
 from __future__ import annotations
@@ -75,7 +77,8 @@ class RedisStepLog(StepLog):
             pipe.get(keys.step(job_id, key))  # after the lease: see the note in StepLog
             if prior_keys:
                 pipe.mget([keys.step(job_id, k) for k in prior_keys])
-            replies: list[Any] = pipe.execute()
+            self.jobs.acks.wait_on(pipe)
+            replies = self.jobs.acks.settled(pipe.execute(), job_id, f"the start of {key}")
         status = JobStatus(replies[0]) if replies[0] else None
         lease_at = 4 if start is not None else 3
         prior = replies[lease_at + 2] if prior_keys else []
@@ -107,5 +110,6 @@ class RedisStepLog(StepLog):
                 self.progress.emit_on(pipe, job_id, end, ttl, once=once)
             for done in settle:
                 self.quotas.settle_on(pipe, done)
-            replies: list[Any] = pipe.execute()
+            self.jobs.acks.wait_on(pipe)
+            replies = self.jobs.acks.settled(pipe.execute(), job_id, f"the output of {key}")
         return replies[0] if replies[0] is not None else payload

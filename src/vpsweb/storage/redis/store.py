@@ -3,7 +3,9 @@
 Any process with the Redis URL can read any job. Step outputs are written with
 SET NX, so a redelivered task finds the first writer's output and returns it
 without paying for the LLM call again. Ending a job is one Lua script, so the
-status and the terminal event can never disagree.
+status and the terminal event can never disagree. With replica acknowledgements on
+(``durability.ReplicaAcks``), a stored output and the end wait for a replica, and a
+job read as ended is fenced once first, so that no failover can take the end back.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from vpsweb.domain.models import utcnow
 from vpsweb.domain.plan import JobPlan
 from vpsweb.domain.progress import EventKind
 from vpsweb.domain.request import Priority
+from vpsweb.redis_target import Durability
 from vpsweb.stages.table import STAGES
 from vpsweb.storage.base import Event, JobRecord, JobStatus, JobStore, Submission
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.connection_errors import translating
+from vpsweb.storage.redis.durability import ReplicaAcks
 from vpsweb.storage.redis.lua import Lua
 from vpsweb.storage.spend import SPENT_FIELD
 
@@ -58,10 +62,18 @@ class RedisJobStore(JobStore):
     Options (keyword-only):
       claim_idle_ms: a submission read but not acknowledged for this long belongs to a
         dispatcher that died; another one takes it over.
+      acks: the replica acknowledgements of the guarded writes (default: none).
     """
 
-    def __init__(self, client: redis.Redis, *, claim_idle_ms: int = CLAIM_IDLE_MS) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        claim_idle_ms: int = CLAIM_IDLE_MS,
+        acks: ReplicaAcks | None = None,
+    ) -> None:
         self.redis = client
+        self.acks = acks or ReplicaAcks(client, Durability())
         self.claim_idle_ms = claim_idle_ms
         self._mark_running = Lua(client, "mark_running.lua")
         self._end = Lua(client, "end.lua")
@@ -81,18 +93,26 @@ class RedisJobStore(JobStore):
             pipe.execute()
 
     def get(self, job_id: str) -> JobRecord | None:
-        return JobRecord.from_hash(
+        record = JobRecord.from_hash(
             job_id, cast(dict[str, str], self.redis.hgetall(keys.job(job_id)))
         )
+        self._fenced(job_id, record.status if record else None)
+        return record
 
     def status(self, job_id: str) -> JobStatus | None:
         value = cast(str | None, self.redis.hget(keys.job(job_id), "status"))
-        return JobStatus(value) if value else None
+        return self._fenced(job_id, JobStatus(value) if value else None)
 
     def status_and_spent(self, job_id: str) -> tuple[JobStatus | None, float]:
         reply = cast(list[str | None], self.redis.hmget(keys.job(job_id), ["status", SPENT_FIELD]))
         value, spent = reply
-        return (JobStatus(value) if value else None), float(spent or 0.0)
+        return self._fenced(job_id, JobStatus(value) if value else None), float(spent or 0.0)
+
+    def _fenced(self, job_id: str, status: JobStatus | None) -> JobStatus | None:
+        """``status``, once a replica has the job's end if it is one (see ReplicaAcks)."""
+        if status is not None and status.terminal:
+            self.acks.fence(job_id)
+        return status
 
     def plan(self, job_id: str) -> JobPlan | None:
         with self._plans_lock:
@@ -133,7 +153,10 @@ class RedisJobStore(JobStore):
         if result is not None:
             result, redundant = deduplicated(self.plan(job_id), job_id, result)
         names, args = end_call(job_id, status, ttl, events, result, error, error_stage)
-        return bool(self._end(keys=[*names, *redundant], args=args))
+        with self.redis.pipeline(transaction=False) as pipe:
+            self._end(keys=[*names, *redundant], args=args, client=pipe)
+            self.acks.wait_on(pipe)
+            return bool(self.acks.settled(pipe.execute(), job_id, "the end")[0])
 
     def recent_jobs(self, limit: int = 20) -> list[str]:
         return cast(list[str], self.redis.zrevrange(keys.JOBS_INDEX, 0, limit - 1))
@@ -163,7 +186,11 @@ class RedisJobStore(JobStore):
 
     def save_step(self, job_id: str, key: str, payload: str, ttl: int) -> str:
         name = keys.step(job_id, key)
-        if self.redis.set(name, payload, nx=True, ex=ttl):
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(name, payload, nx=True, ex=ttl)
+            self.acks.wait_on(pipe)
+            stored = self.acks.settled(pipe.execute(), job_id, f"step {key}")[0]
+        if stored:
             return payload
         existing = cast(str | None, self.redis.get(name))
         return existing if existing is not None else payload
@@ -178,6 +205,8 @@ class RedisJobStore(JobStore):
             pipe.get(keys.result(job_id))
             pipe.hget(keys.job(job_id), "plan")
             raw, plan = cast(list[str | None], pipe.execute())
+        if raw is not None:  # a result is stored by the job's end
+            self.acks.fence(job_id)
         return with_request(raw, plan)
 
     # --- submissions ------------------------------------------------------------------
