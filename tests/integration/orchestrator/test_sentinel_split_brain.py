@@ -91,7 +91,7 @@ class Follower:
 
 
 def test_the_old_primary_returns_during_running_jobs(tmp_path: Path) -> None:
-    c = Cluster(tmp=tmp_path, latency_ms=3000, sentinel=True, appendonly=True, concurrency=4)
+    c = Cluster(tmp=tmp_path, latency_ms=2000, sentinel=True, appendonly=True, concurrency=4)
     group = c.sentinel
     assert group is not None and group.primary is not None and group.replica is not None
     old_port, new_port = group.primary.port, group.replica.port
@@ -102,7 +102,7 @@ def test_the_old_primary_returns_during_running_jobs(tmp_path: Path) -> None:
         followers = [Follower(c.submit(client, parallel_count=3))]
         first = followers[0].job
         c.wait_for(lambda: first.progress().stage == "Initial Translation", 60, "candidates")
-        time.sleep(1.0)  # the candidates' calls are in flight
+        time.sleep(0.5)  # the candidates' calls are in flight
         in_flight = len(c.leases())
         killed = group.kill_primary()
         promoted_s = group.wait_promoted() - killed
