@@ -108,7 +108,7 @@ def test_the_old_primary_returns_during_running_jobs(tmp_path: Path) -> None:
         promoted_s = group.wait_promoted() - killed
         # 1 s (the helper's, for a quick failover) is too eager once the old primary is
         # back: a Sentinel whose link to the new master stalls for 1 s on a loaded machine
-        # calls it down, the first failover's votes (kept 5 s) make that a quorum at once,
+        # calls it down, the first failover's "down" answers make that a quorum at once,
         # and Sentinel promotes the returning old primary, listed as a replica: everything
         # written since the failover is lost (seen here). Production values are 5-30 s.
         group.set_down_after(5000)
