@@ -182,3 +182,59 @@ def _results_on(port: int, job_ids: list[str]) -> list[str]:
         return found
     finally:
         storage.close()
+
+
+def test_a_dropped_connection_reconnects_to_the_master_sentinel_names() -> None:
+    """A connection that dropped and is used again (as a retried command uses it) asks
+    Sentinel where the master is: redis-py's own class redials its old address
+    (redis/redis-py#3874), which after a failover can be the old primary, back as a
+    master. The store's client and the async class, each with the old primary back."""
+    import asyncio
+
+    from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+
+    from tests.helpers.sentinel import MASTER, SentinelGroup
+    from vpsweb.redis_sentinel import AsyncFollowingConnection
+    from vpsweb.storage.redis import redis_client
+
+    group = SentinelGroup(appendonly=True).start()
+    assert group.primary is not None and group.replica is not None
+    old_port, new_port = group.primary.port, group.replica.port
+
+    async def across_the_failover() -> tuple[int, int, int, int]:
+        client = redis_client(group.url, decode_responses=True)
+        conn = client.connection_pool.get_connection()
+        sentinel = AsyncSentinel([("127.0.0.1", p) for p in group.sentinel_ports])
+        apool = sentinel.master_for(MASTER, connection_class=AsyncFollowingConnection)
+        aconn = await apool.connection_pool.get_connection()
+        before = (conn.port, aconn.port)
+        group.kill_primary()
+        group.wait_promoted()
+        group.set_down_after(5000)  # see the test above
+        group.restart_old_primary()
+        assert group.role(old_port)[0] == "master"
+        conn.disconnect()
+        conn.send_command("SET", "vpsweb:test:sync", "1")
+        assert conn.read_response() == "OK"
+        await aconn.disconnect()
+        await aconn.send_command("SET", "vpsweb:test:async", "1")
+        assert await aconn.read_response() == b"OK"
+        after = (conn.port, aconn.port)
+        client.connection_pool.release(conn)
+        client.close()
+        await apool.connection_pool.release(aconn)
+        await apool.aclose()
+        return (*before, *after)
+
+    try:
+        ports = asyncio.run(across_the_failover())
+        old = redis.Redis(port=old_port, decode_responses=True)
+        new = redis.Redis(port=new_port, decode_responses=True)
+        on_old = old.exists("vpsweb:test:sync", "vpsweb:test:async")
+        on_new = new.exists("vpsweb:test:sync", "vpsweb:test:async")
+        old.close()
+        new.close()
+    finally:
+        group.stop()
+    assert ports == (old_port, old_port, new_port, new_port)
+    assert (on_old, on_new) == (0, 2)
