@@ -146,6 +146,7 @@ def test_flower_follows_a_sentinel_failover(tmp_path: Path) -> None:
         )
         listed_s = _wait("Flower lists the worker again", worker_listed, flower, log)
         assert worker_online()
+        queues = _json(base, "/api/queues/length")  # the broker page's Redis, via Sentinel
         tasks = _job_tasks(base, second.id)
         assert flower.poll() is None and worker.poll() is None
     finally:
@@ -160,6 +161,9 @@ def test_flower_follows_a_sentinel_failover(tmp_path: Path) -> None:
         f"{len(tasks)} tasks {seen_s:.1f} s later and listed the worker after {listed_s:.1f} s"
     )
     assert output.totals.llm_calls > 0
+    assert queues is not None and {q["name"] for q in queues["active_queues"]} >= {
+        "vpsweb.candidates"
+    }, queues
     names = sorted(str(t["name"]) for t in tasks.values())
     assert names.count("vpsweb.candidate") == 2, names
     assert {"vpsweb.evaluate", "vpsweb.editor_review", "vpsweb.translator_revision"} <= set(names)
