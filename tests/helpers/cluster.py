@@ -62,7 +62,8 @@ class Cluster:
     tmp: a directory for the config and logs.
     latency_ms / sim_args: the simulator's latency and extra flags.
     broker: "redis" (the state store's Redis) or "amqp" (RabbitMQ, own vhost).
-    appendonly: persist Redis with AOF, so that it can be restarted mid-job.
+    appendonly: persist Redis with AOF, so that it can be restarted mid-job (with
+      ``sentinel``: the primary, so that it can come back after a failover).
     edit: a function changing pipeline.yaml (timeouts, allowance, models).
     models_edit: a function changing the workers' models.yaml, given the simulator's URL
       (e.g. to send a real provider's calls, with its key, to the simulator).
@@ -92,7 +93,7 @@ class Cluster:
         if models_edit is not None:
             edit_yaml(self.config_dir / "models.yaml", lambda d: models_edit(d, self.sim_url))
         self.config = load_config(self.config_dir)
-        self.sentinel = SentinelGroup().start() if sentinel else None
+        self.sentinel = SentinelGroup(appendonly=appendonly).start() if sentinel else None
         self.redis = self.sentinel.primary if self.sentinel else start_redis(appendonly=appendonly)
         assert self.redis is not None
         self.store_url = self.sentinel.url if self.sentinel else self.redis.url

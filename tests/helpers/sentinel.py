@@ -4,6 +4,8 @@ returns.
 
 ``down-after-milliseconds`` 1000 and a short ``failover-timeout``: a SIGKILLed primary is
 replaced within a few seconds. A missing redis-server skips, but fails on CI (CI=true).
+``appendonly``: the primary keeps an AOF, so that ``restart_old_primary`` brings it back
+with its data, as an operator restarting it would (the split-brain window).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class SentinelGroup:
     sentinel_ports: list[int] = field(default_factory=list)
     sentinels: list[subprocess.Popen[bytes]] = field(default_factory=list)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vpsweb-sent-")))
+    appendonly: bool = False
 
     @property
     def url(self) -> str:
@@ -53,7 +56,7 @@ class SentinelGroup:
 
     def start(self, timeout_s: float = 30.0) -> SentinelGroup:
         binary = _binary()
-        self.primary = start_redis(binary=binary)
+        self.primary = start_redis(binary=binary, appendonly=self.appendonly)
         self.replica = start_redis(binary=binary)
         primary = redis.Redis(port=self.primary.port)
         primary.config_set("repl-diskless-sync-delay", 0)  # not 5 s before the first sync
@@ -144,6 +147,34 @@ class SentinelGroup:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"no failover within {timeout_s} s")
+
+    def set_down_after(self, ms: int) -> None:
+        """Change ``down-after-milliseconds`` on every Sentinel (as SENTINEL SET would in
+        production)."""
+        for port in self.sentinel_ports:
+            client = redis.Redis(port=port, socket_connect_timeout=1)
+            try:
+                client.execute_command("SENTINEL", "SET", MASTER, "down-after-milliseconds", ms)
+            finally:
+                client.close()
+
+    def restart_old_primary(self) -> float:
+        """Start the killed primary again on its port with its data dir (its AOF): it
+        comes up a master, with no idea of the failover, until the Sentinels make it a
+        replica of the new one. The monotonic time when it answered."""
+        assert self.primary is not None
+        self.primary.stop(keep_data=True)  # reaps the dead process, keeps the AOF
+        self.primary.start()
+        return time.monotonic()
+
+    def role(self, port: int) -> list[object]:
+        """ROLE of the server on ``port``: ["master", offset, replicas] or
+        ["slave", host, port, state, offset]."""
+        client = redis.Redis(port=port, socket_connect_timeout=1, decode_responses=True)
+        try:
+            return list(client.execute_command("ROLE"))
+        finally:
+            client.close()
 
     def stop(self) -> None:
         for proc in self.sentinels:

@@ -342,6 +342,9 @@ PRIVATE_ACCESS_ALLOWED = {
     ("vpsweb.settings", "parts._replace"),
     # kombu's Channel._connparams, which RedisChannel overrides and extends
     ("vpsweb.workers.broker", "super()._connparams"),
+    # Celery's SentinelBackend builds its Sentinel there, the one place to choose the
+    # connection class (vpsweb.redis_sentinel)
+    ("vpsweb.workers.results", "super()._get_sentinel_instance"),
 }
 
 

@@ -152,6 +152,36 @@ def _append_usage_metrics() -> None:
     monitor.Metrics.get = get
 
 
+# kombu names a connection with a transport class "module:Class://..."; Flower's broker
+# page (queue lengths) picks its client by the URL's scheme and answered 404 ("'redis'
+# broker is not supported") for both of vpsweb's Redis transports.
+_TRANSPORT_SCHEMES = {
+    "vpsweb.workers.broker:RedisTransport": "redis",
+    "vpsweb.workers.broker:SentinelTransport": "sentinel",
+}
+
+
+def flower_broker_uri(uri: str) -> str:
+    """The broker URI in a scheme Flower's broker page knows (``redis://``, or
+    ``sentinel://`` with the master's name from the transport options)."""
+    scheme, sep, rest = uri.partition("://")
+    return f"{_TRANSPORT_SCHEMES[scheme]}{sep}{rest}" if scheme in _TRANSPORT_SCHEMES else uri
+
+
+def _name_the_broker_for_flower() -> None:
+    from flower.app import Flower
+
+    original = Flower.__dict__["broker_uri_with_password"]  # a cached_property in 2.2
+    if getattr(getattr(original, "fget", None), "vpsweb_scheme", False):
+        return
+
+    def uri(self: Any) -> str:
+        return flower_broker_uri(original.__get__(self, Flower))
+
+    uri.vpsweb_scheme = True  # type: ignore[attr-defined]
+    Flower.broker_uri_with_password = property(uri)
+
+
 def _protect_metrics() -> None:
     import tornado.web
     from flower.views import monitor
@@ -164,9 +194,11 @@ def _protect_metrics() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the Flower process: add vpsweb's usage to /metrics and protect it
-    (the check wraps the whole handler), then run Flower's own CLI."""
+    (the check wraps the whole handler), let the broker page know vpsweb's transports,
+    then run Flower's own CLI."""
     args = list(sys.argv[1:] if argv is None else argv)
     _append_usage_metrics()
+    _name_the_broker_for_flower()
     if os.environ.get("FLOWER_BASIC_AUTH"):
         _protect_metrics()
     from celery.bin.celery import main as celery_main

@@ -30,6 +30,7 @@ from kombu.transport import redis as kombu_redis
 from redis.sentinel import Sentinel
 
 from vpsweb.config import AppConfig
+from vpsweb.redis_sentinel import FollowingConnection
 from vpsweb.redis_target import SENTINEL_SCHEME, parse_target
 
 VISIBILITY_TIMEOUT_S = 60
@@ -77,7 +78,12 @@ class SentinelChannel(RedisChannel, kombu_redis.SentinelChannel):
     connection), with the same lost-connection fix as RedisChannel: kombu 5.7 also reads
     the Sentinels' addresses from the cleared client ("'NoneType' object has no attribute
     'alt'" killed both workers at a failover), so they are kept from the first use too.
+
+    Its connections ask Sentinel for the master on every reconnect, not only the first
+    (vpsweb.redis_sentinel, redis/redis-py#3874).
     """
+
+    connection_class = FollowingConnection
 
     def _sentinel_managed_pool(self, asynchronous: bool = False) -> Any:
         kept: list[str] | None = self.__dict__.get("_vpsweb_alt")

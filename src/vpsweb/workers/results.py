@@ -16,6 +16,7 @@ from typing import Any
 from celery._state import task_join_will_block
 from celery.backends.redis import RedisBackend, SentinelBackend
 
+from vpsweb.redis_sentinel import FollowingConnection
 from vpsweb.redis_target import parse_target
 
 
@@ -37,7 +38,12 @@ class WorkerResultBackend(_Untracked, RedisBackend):
 
 
 class WorkerSentinelBackend(_Untracked, SentinelBackend):
-    """The same on a Sentinel-watched Redis: the master is asked of Sentinel."""
+    """The same on a Sentinel-watched Redis: the master is asked of Sentinel, on every
+    reconnect (vpsweb.redis_sentinel)."""
+
+    def _get_sentinel_instance(self, **params: Any) -> Any:
+        params.setdefault("connection_class", FollowingConnection)
+        return super()._get_sentinel_instance(**params)
 
 
 def backend_url(store_url: str) -> str:

@@ -153,6 +153,9 @@ def test_flower_lists_every_task_with_safe_arguments(cluster, redis_server):
     assert http(f"{base}/api/workers", auth=False)[0] == 401
     assert http(f"{base}/metrics", auth=False)[0] == 401
     assert http(f"{base}/metrics")[0] == 200
+    # The broker page's queue lengths (Flower knows vpsweb's Redis transport by scheme).
+    code, body = http(f"{base}/api/queues/length")
+    assert code == 200 and "vpsweb.candidates" in body, body
     # Nothing secret or bulky leaks: no API key, no poem text, in any answer.
     answers = [
         http(f"{base}/api/tasks?limit=100000")[1],

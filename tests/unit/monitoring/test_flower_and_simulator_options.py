@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from vpsweb.cli import main
-from vpsweb.monitoring.flower import FlowerConfigError, flower_environment
+from vpsweb.monitoring.flower import FlowerConfigError, flower_broker_uri, flower_environment
 from vpsweb.simulator import answers as sim_answers
 from vpsweb.simulator.protocol import ChatRequest, Directives
 from vpsweb.simulator.server import Simulator, add_arguments, options_from
@@ -181,3 +181,20 @@ def test_simulator_judge_picks_a_shown_candidate_with_the_prompt_criteria():
     chosen = int(content.split("<selected_index>")[1].split("</selected_index>")[0])
     assert chosen in (1, 2)
     assert 'score id="2">fidelity=' in content and "music=" in content
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        ("vpsweb.workers.broker:RedisTransport://127.0.0.1:6390/0", "redis://127.0.0.1:6390/0"),
+        (
+            "vpsweb.workers.broker:SentinelTransport://:pw@127.0.0.1:26379/0",
+            "sentinel://:pw@127.0.0.1:26379/0",
+        ),
+        ("amqp://guest:guest@127.0.0.1:5672/v", "amqp://guest:guest@127.0.0.1:5672/v"),
+    ],
+)
+def test_flower_broker_page_gets_a_scheme_it_knows(given: str, shown: str) -> None:
+    """Flower picks its queue-length client by the broker URL's scheme; kombu names
+    vpsweb's transports "module:Class://", which Flower refused (404)."""
+    assert flower_broker_uri(given) == shown

@@ -34,15 +34,19 @@ __all__ = [
 def redis_client(url: str, *, where: str = "redis_url", **options: Any) -> redis.Redis:
     """The one way vpsweb opens a synchronous Redis: a plain URL, or the master a
     Sentinel target names (``Sentinel.master_for``: its connections ask Sentinel for
-    the master's address whenever they connect, and drop themselves on a READONLY
+    the master's address whenever they connect (FollowingConnection: on every path that
+    connects, redis/redis-py#3874), and drop themselves on a READONLY
     answer, so a retried command follows a failover). ``where`` names the URL's source
     in the one-line error a malformed one gives."""
     target = parse_target(url, where)
     if not target.is_sentinel:
         return redis.Redis.from_url(url, **options)
+    from vpsweb.redis_sentinel import FollowingConnection
+
     return _sentinel(target, options).master_for(
         target.master,
         redis_class=redis.Redis,
+        connection_class=FollowingConnection,  # asks Sentinel on every reconnect
         db=target.db,
         username=target.username,
         password=target.password,

@@ -273,6 +273,8 @@ def _sentinel_master(target: RedisTarget, size: int, read_timeout: float) -> aio
     every new connection and drops a connection answered READONLY)."""
     from redis.asyncio.sentinel import Sentinel
 
+    from vpsweb.redis_sentinel import AsyncFollowingConnection
+
     sentinel_kwargs: dict[str, Any] = {"socket_connect_timeout": 5, "socket_timeout": 5}
     if target.sentinel_password:
         sentinel_kwargs["password"] = target.sentinel_password
@@ -286,6 +288,7 @@ def _sentinel_master(target: RedisTarget, size: int, read_timeout: float) -> aio
         max_connections=size,
         socket_timeout=read_timeout,
         socket_connect_timeout=5,
+        connection_class=AsyncFollowingConnection,  # asks Sentinel on every reconnect
     )
 
 
