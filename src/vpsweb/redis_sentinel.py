@@ -14,20 +14,165 @@ These classes resolve the master on every connect, whichever path connects, and 
 each address once (the caller's retry policy retries, and asks Sentinel again). Every
 Sentinel-managed pool vpsweb opens uses them: the store, the web page's async store,
 the broker (kombu) and Celery's result backend.
+
+A primary that was paused or cut off, not killed, keeps the connections it had: when it
+answers again after the failover it is still a master (until the Sentinels demote it,
+about 10 s later), and every write made there is dropped by the resync. With
+``min-replicas-to-write 1`` it refuses those writes (NOREPLICAS: its replica is the new
+master now), and these connections take that refusal as what it is there, a master that
+is not the one to write to: they drop the connection and raise ConnectionError, so the
+caller's retry asks Sentinel again. The refused write did not happen (Redis refuses a
+script at its first write), so writing it again is safe.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from redis.asyncio.connection import Connection as AsyncConnection
 from redis.asyncio.sentinel import SentinelManagedConnection as AsyncSentinelManagedConnection
 from redis.connection import Connection
+from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 from redis.sentinel import SentinelManagedConnection
+
+log = logging.getLogger(__name__)
+
+NOREPLICAS = "NOREPLICAS"
+LAST_MASTER = "_vpsweb_master"  # on a pool: the master address its connections were made to
+REFUSED = (
+    "the master refused a write for want of replicas (min-replicas-to-write): "
+    "it is no longer the one Sentinel names, or its replica is down"
+)
+
+
+def _addr(reply: Any) -> tuple[str, int] | None:
+    if not reply:
+        return None
+    host = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+    return host, int(reply[1])
+
+
+def named_master(pool: Any) -> tuple[str, int]:
+    """The master a Sentinel names by ``SENTINEL get-master-addr-by-name``, as Sentinel's
+    client guide says to ask. redis-py asks ``SENTINEL MASTERS`` instead, which goes on
+    naming the old primary until the failover has ended: when a paused primary answers
+    again, that is about 10 s after the promotion (measured), and every reconnect in
+    between lands on the old primary. The Sentinel that answered goes to the front (as
+    redis-py does); with none answering, redis-py's own ask says why."""
+    manager = pool.sentinel_manager
+    for i, sentinel in enumerate(list(manager.sentinels)):
+        try:
+            address = _addr(sentinel.sentinel_get_master_addr_by_name(pool.service_name))
+        except (ConnectionError, ResponseError, TimeoutError):
+            continue
+        if address is not None:
+            _to_front(manager.sentinels, i)
+            return _follow(pool, address)
+    return _follow(pool, tuple(pool.get_master_address()))
+
+
+async def named_master_async(pool: Any) -> tuple[str, int]:
+    """``named_master`` for redis.asyncio."""
+    manager = pool.sentinel_manager
+    for i, sentinel in enumerate(list(manager.sentinels)):
+        try:
+            reply = await sentinel.sentinel_get_master_addr_by_name(pool.service_name)
+        except (ConnectionError, ResponseError, TimeoutError):
+            continue
+        address = _addr(reply)
+        if address is not None:
+            _to_front(manager.sentinels, i)
+            return await _follow_async(pool, address)
+    return await _follow_async(pool, tuple(await pool.get_master_address()))
+
+
+async def _follow_async(pool: Any, address: tuple[str, int]) -> tuple[str, int]:
+    pool = _real(pool)
+    last = getattr(pool, LAST_MASTER, None)
+    setattr(pool, LAST_MASTER, address)
+    if last is not None and last != address:
+        try:
+            await pool.disconnect(inuse_connections=True)
+        except Exception as exc:  # a connection that fails to close is closed anyway
+            log.debug("dropping the old master's connections: %s", exc)
+    return address
+
+
+def _real(pool: Any) -> Any:
+    """The pool itself: a sync connection holds redis-py's proxy of it."""
+    ref = getattr(pool, "connection_pool_ref", None)
+    return (ref() if ref is not None else None) or pool
+
+
+def _follow(pool: Any, address: tuple[str, int]) -> tuple[str, int]:
+    """Remember ``address`` as the pool's master; when it is a new one, drop every
+    connection of the pool, in use or idle. A connection made to the old primary stays
+    open through a pause or a partition (no kill closed it), and would go on writing
+    there, where the resync drops it."""
+    pool = _real(pool)
+    last = getattr(pool, LAST_MASTER, None)
+    setattr(pool, LAST_MASTER, address)
+    if last is not None and last != address:
+        pool.disconnect(inuse_connections=True)
+    return address
+
+
+def master_moved(pool: Any) -> bool:
+    """Whether Sentinel names another master than the one ``pool`` last connected to
+    (its connections then dropped): a write just made through it may have gone to an
+    old primary. False for a pool not managed by Sentinel."""
+    pool = _real(pool)
+    if not getattr(pool, "is_master", False) or getattr(pool, LAST_MASTER, None) is None:
+        return False
+    before = getattr(pool, LAST_MASTER)
+    return named_master(pool) != before
+
+
+async def master_moved_async(pool: Any) -> bool:
+    """``master_moved`` for redis.asyncio."""
+    pool = _real(pool)
+    if not getattr(pool, "is_master", False) or getattr(pool, LAST_MASTER, None) is None:
+        return False
+    before = getattr(pool, LAST_MASTER)
+    return await named_master_async(pool) != before
+
+
+def _to_front(sentinels: list[Any], i: int) -> None:
+    if 0 < i < len(sentinels):
+        sentinels[0], sentinels[i] = sentinels[i], sentinels[0]
+
+
+def _refused(exc: ResponseError, pool: Any) -> bool:
+    """NOREPLICAS from a master: and if so, the Sentinel that named it goes to the back
+    of the list. redis-py keeps asking the Sentinel that answered last, and one that has
+    not yet heard of the failover (Sentinels spread it every 2 s) would name this
+    server again for every retry."""
+    if not (pool.is_master and str(exc).startswith(NOREPLICAS)):
+        return False
+    sentinels = pool.sentinel_manager.sentinels
+    if len(sentinels) > 1:
+        sentinels.append(sentinels.pop(0))
+    return True
 
 
 class FollowingConnection(SentinelManagedConnection):
     """A connection to the master that Sentinel names at the moment it connects."""
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().read_response(*args, **kwargs)
+        except ResponseError as exc:
+            if not _refused(exc, self.connection_pool):
+                raise
+            self.disconnect()
+            raise ConnectionError(REFUSED) from exc
+
+    def _connect_retry(self) -> None:
+        if self._sock or not self.connection_pool.is_master:
+            super()._connect_retry()
+            return
+        self.connect_to(named_master(self.connection_pool))
 
     def connect_to(self, address: Any) -> None:
         # Reached from connect() with an address just asked of Sentinel: no second ask.
@@ -44,12 +189,27 @@ class FollowingConnection(SentinelManagedConnection):
         if not self.connection_pool.is_master:
             super().connect_check_health(check_health, retry_socket_connect)
             return
-        self.host, self.port = self.connection_pool.get_master_address()
+        self.host, self.port = named_master(self.connection_pool)
         super().connect_check_health(check_health=check_health, retry_socket_connect=False)
 
 
 class AsyncFollowingConnection(AsyncSentinelManagedConnection):
     """The same for redis.asyncio (the web page's store)."""
+
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().read_response(*args, **kwargs)
+        except ResponseError as exc:
+            if not _refused(exc, self.connection_pool):
+                raise
+            await self.disconnect()
+            raise ConnectionError(REFUSED) from exc
+
+    async def _connect_retry(self) -> None:
+        if self.is_connected or not self.connection_pool.is_master:
+            await super()._connect_retry()
+            return
+        await self.connect_to(await named_master_async(self.connection_pool))
 
     async def connect_to(self, address: Any) -> None:
         self.host, self.port = address
@@ -65,5 +225,5 @@ class AsyncFollowingConnection(AsyncSentinelManagedConnection):
         if not self.connection_pool.is_master:
             await super().connect_check_health(check_health, retry_socket_connect)
             return
-        self.host, self.port = await self.connection_pool.get_master_address()
+        self.host, self.port = await named_master_async(self.connection_pool)
         await super().connect_check_health(check_health=check_health, retry_socket_connect=False)

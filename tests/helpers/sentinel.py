@@ -135,6 +135,20 @@ class SentinelGroup:
         self.primary.proc.wait()
         return killed
 
+    def pause_primary(self) -> float:
+        """SIGSTOP the primary: its clients' connections stay open (a VM frozen, a
+        network cut off), unlike a kill's. The monotonic time of the pause."""
+        assert self.primary is not None and self.primary.proc is not None
+        self.primary.proc.send_signal(signal.SIGSTOP)
+        return time.monotonic()
+
+    def resume_old_primary(self) -> float:
+        """SIGCONT the paused primary: it answers again as a master on the connections it
+        had. The monotonic time then."""
+        assert self.primary is not None and self.primary.proc is not None
+        self.primary.proc.send_signal(signal.SIGCONT)
+        return time.monotonic()
+
     def wait_promoted(self, timeout_s: float = 30.0) -> float:
         """Until the Sentinels name the replica as the master; the monotonic time then."""
         assert self.replica is not None

@@ -30,6 +30,7 @@ from vpsweb.client.core import (
     log_warning,
     missing_workers,
     needs_spent,
+    not_lower,
     pending_prompts,
     request_of,
     result_of,
@@ -66,6 +67,7 @@ class AsyncJob:
     def __init__(self, client: AsyncClient, job_id: str) -> None:
         self._client = client
         self.id = job_id
+        self._highest = 0.0
 
     def __repr__(self) -> str:
         return f"AsyncJob({self.id!r})"
@@ -77,12 +79,15 @@ class AsyncJob:
         return (await self.record()).status
 
     async def progress(self) -> ProgressSnapshot:
+        """As ``Job.progress``: never lower than this handle read before."""
         await self.record()
-        return await self._client.storage.progress.snapshot(self.id)
+        snap = await self._client.storage.progress.snapshot(self.id)
+        snap, self._highest = not_lower(snap, self._highest)
+        return snap
 
     async def percent(self) -> float:
         """The job's progress now (0-100, never lower than before)."""
-        return (await self._client.storage.progress.snapshot(self.id)).progress_percent
+        return (await self.progress()).progress_percent
 
     async def events(
         self, timeout: float | None = None, *, start: str = "0-0"

@@ -34,7 +34,7 @@ from vpsweb.domain.manual_answers import PendingPrompt, manual_keys
 from vpsweb.domain.manual_answers import check_answer as check_stage_answer
 from vpsweb.domain.models import Totals, TranslationRequest
 from vpsweb.domain.plan import JobPlan, build_plan
-from vpsweb.domain.progress import EventKind, ProgressEvent
+from vpsweb.domain.progress import EventKind, ProgressEvent, ProgressSnapshot
 from vpsweb.domain.result import TranslationOutput
 from vpsweb.errors import (
     AnswerRefused,
@@ -329,3 +329,12 @@ def log_warning(job_id: str, event: ProgressEvent, log: Callable[..., None]) -> 
         log(30, "job %s: %s", job_id, event.message)
     else:
         log(20, "job %s: resolved: %s", job_id, event.message)
+
+
+def not_lower(snap: ProgressSnapshot, highest: float) -> tuple[ProgressSnapshot, float]:
+    """``snap`` with its percentage raised to ``highest`` if it fell below, and the new
+    highest: what one handle shows never goes back, even when a read reached a stale
+    server."""
+    if snap.progress_percent < highest:
+        return snap.model_copy(update={"progress_percent": highest}), highest
+    return snap, snap.progress_percent

@@ -32,6 +32,7 @@ from vpsweb.client.core import (
     missing_workers,
     needs_spent,
     new_job_id,
+    not_lower,
     pending_prompts,
     plan_job,
     request_of,
@@ -77,6 +78,7 @@ class Job:
     def __init__(self, client: Client, job_id: str) -> None:
         self._client = client
         self.id = job_id
+        self._highest = 0.0
 
     def __repr__(self) -> str:
         return f"Job({self.id!r})"
@@ -88,8 +90,13 @@ class Job:
         return self.record().status
 
     def progress(self) -> ProgressSnapshot:
+        """The latest snapshot; its percentage never lower than this handle read before
+        (a read can reach a stale server: an old primary back for a moment after a
+        failover, until the Sentinels demote it)."""
         self.record()
-        return self._client.storage.progress.snapshot(self.id)
+        snap = self._client.storage.progress.snapshot(self.id)
+        snap, self._highest = not_lower(snap, self._highest)
+        return snap
 
     def percent(self) -> float:
         """The job's progress now (0-100, never lower than before)."""

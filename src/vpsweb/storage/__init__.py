@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 
-def connect(url: str, *, retries: int = 3) -> Storage:
+def connect(url: str, *, retries: int | None = None) -> Storage:
     """The store for a URL (redis:// and rediss:// today); see storage.redis.connect."""
     from vpsweb.storage.redis import connect as redis_connect
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,38 @@ class Follower:
 
 
 def test_the_old_primary_returns_during_running_jobs(tmp_path: Path) -> None:
+    """SIGKILLed, restarted on its port with its AOF: every connection to it had closed,
+    and every vpsweb connection asks Sentinel again, so none may go there at all."""
+    seen = _old_primary_back(tmp_path, paused=False)
+    assert seen.while_master == seen.at_return, f"clients on the old primary: {seen.strangers}"
+
+
+def test_a_paused_primary_resumes_during_running_jobs(tmp_path: Path) -> None:
+    """SIGSTOPped, resumed after the promotion: its clients' connections never closed,
+    and commands sent during the pause run there when it resumes. A guarded write that
+    finds no replica there asks Sentinel, and one that went to a primary the Sentinels no
+    longer name is made again on the new one (every connection of that pool dropped);
+    reads there may be stale, and a client's progress still never goes back."""
+    seen = _old_primary_back(tmp_path, paused=True)
+    # Unlike after a kill, connections it had were used in the window (else this test
+    # would prove nothing the one above does not).
+    assert seen.refused_there > 0 or seen.while_master != seen.at_return
+
+
+@dataclass
+class Window:
+    at_return: Counter[str]
+    while_master: Counter[str]
+    strangers: set[str]
+    refused_there: int
+
+
+def _old_primary_back(tmp_path: Path, *, paused: bool) -> Window:
+    """One job with its candidates in flight when the primary goes (killed, or paused),
+    the old primary back as a master right after the promotion (restarted, or resumed), a
+    job submitted in that window and one after its demotion: every job succeeds with its
+    result on the new primary, paid at most once more than its totals for each call in
+    flight, both workers alive, each client's progress never lower than before."""
     c = Cluster(tmp=tmp_path, latency_ms=2000, sentinel=True, appendonly=True, concurrency=4)
     group = c.sentinel
     assert group is not None and group.primary is not None and group.replica is not None
@@ -104,32 +137,34 @@ def test_the_old_primary_returns_during_running_jobs(tmp_path: Path) -> None:
         c.wait_for(lambda: first.progress().stage == "Initial Translation", 60, "candidates")
         time.sleep(0.5)  # the candidates' calls are in flight
         in_flight = len(c.leases())
-        killed = group.kill_primary()
-        promoted_s = group.wait_promoted() - killed
+        gone = group.pause_primary() if paused else group.kill_primary()
+        promoted_s = group.wait_promoted() - gone
         # 1 s (the helper's, for a quick failover) is too eager once the old primary is
         # back: a Sentinel whose link to the new master stalls for 1 s on a loaded machine
         # calls it down, the first failover's "down" answers make that a quorum at once,
         # and Sentinel promotes the returning old primary, listed as a replica: everything
         # written since the failover is lost (seen here). Production values are 5-30 s.
         group.set_down_after(5000)
-        back_s = group.restart_old_primary() - killed
+        back = group.resume_old_primary() if paused else group.restart_old_primary()
+        back_s = back - gone
         came_back_as = group.role(old_port)
         at_return = _client_commands(old_port)
+        refused_at_return = _refused(old_port)
         # A job submitted inside the window: its client asks Sentinel, not the old primary.
         followers.append(Follower(c.submit(client, parallel_count=3)))
-        while_master = at_return
+        while_master, refused = at_return, refused_at_return
         strangers: set[str] = set()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             role = group.role(old_port)
             if role[0] == "slave" and int(role[2]) == new_port:
                 break
-            while_master = _client_commands(old_port)
+            while_master, refused = _client_commands(old_port), _refused(old_port)
             strangers.update(_strangers(old_port))
             for f in followers:
                 f.read_progress()
             time.sleep(0.1)
-        demoted_s = time.monotonic() - killed
+        demoted_s = time.monotonic() - gone
         # And one after the demotion: the workers are still consuming.
         followers.append(Follower(c.submit(client, parallel_count=3)))
         while any(f.thread.is_alive() for f in followers) and time.monotonic() < deadline:
@@ -147,17 +182,18 @@ def test_the_old_primary_returns_during_running_jobs(tmp_path: Path) -> None:
         c.close()
     outputs = [f.output for f in followers]
     totals = sum(o.totals.llm_calls for o in outputs if o is not None)
+    how = "paused" if paused else "killed"
     print(
-        f"\nold primary back: promoted {promoted_s:.1f} s after the kill; the old primary "
+        f"\nold primary {how}: promoted {promoted_s:.1f} s after; the old primary "
         f"answered again after {back_s:.1f} s as a {came_back_as[0]}, was a replica of the "
         f"new one after {demoted_s:.1f} s; commands from clients it ran while a master: "
-        f"{dict(while_master - at_return)}; {in_flight} steps in flight at the kill; LLM calls "
+        f"{dict(while_master - at_return)}; writes it refused (NOREPLICAS) "
+        f"{refused - refused_at_return}; {in_flight} steps in flight; LLM calls "
         f"{paid} vs totals {totals}; workers alive {alive}; progress reads failed "
         f"{sum(f.read_errors for f in followers)}"
     )
     assert came_back_as[0] == "master"  # the window was real
     assert final_role[0] == "slave" and int(final_role[2]) == new_port, final_role
-    assert while_master == at_return, f"clients on the old primary: {strangers}"
     assert all(alive), alive
     for f in followers:
         assert f.error is None, f.error
@@ -166,6 +202,17 @@ def test_the_old_primary_returns_during_running_jobs(tmp_path: Path) -> None:
         assert f.percents == sorted(f.percents), f.percents
     assert on_primary == ["succeeded"] * len(followers)
     assert paid <= totals + in_flight
+    return Window(at_return, while_master, strangers, refused - refused_at_return)
+
+
+def _refused(port: int) -> int:
+    """Commands the server on ``port`` rejected (NOREPLICAS among them)."""
+    conn = redis.Redis(port=port, socket_connect_timeout=1)
+    try:
+        stats = conn.info("commandstats")
+    finally:
+        conn.close()
+    return sum(int(v.get("rejected_calls", 0)) for v in stats.values())
 
 
 def _results_on(port: int, job_ids: list[str]) -> list[str]:

@@ -67,23 +67,30 @@ def _sentinel(target: RedisTarget, options: dict[str, Any]) -> redis.sentinel.Se
     return Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)
 
 
-def connect(url: str, *, retries: int = 3, durability: Durability | None = None) -> Storage:
+CLIENT_RETRIES = 3
+SENTINEL_CLIENT_RETRIES = 12  # about 8.5 s of back-off: a Sentinel failover takes 2-5 s
+
+
+def connect(
+    url: str, *, retries: int | None = None, durability: Durability | None = None
+) -> Storage:
     """Every part on one connection pool (threads may share it).
 
     ``retries``: how many times a command is retried, with exponential back-off capped
     at 1 s, when Redis is unreachable. Workers ride out a Redis restart (about 30);
-    an interactive client fails fast (3) and its event reader reconnects on its own.
+    an interactive client fails fast (3) and its event reader reconnects on its own,
+    but behind Sentinel it rides out a failover (12), so that a submission or a read
+    made during one waits for the new master instead of failing.
     ``durability``: how many replicas acknowledge the writes that guard billing and
     endings (storage.redis.durability); default: from the environment
     (settings.durability: one behind Sentinel, none for a plain URL).
     """
     from vpsweb.settings import durability as durability_from_env
 
-    wanted = (
-        durability
-        if durability is not None
-        else durability_from_env(parse_target(url, "redis_url"))
-    )
+    target = parse_target(url, "redis_url")
+    wanted = durability if durability is not None else durability_from_env(target)
+    if retries is None:
+        retries = SENTINEL_CLIENT_RETRIES if target.sentinels else CLIENT_RETRIES
     client = redis_client(
         url,
         decode_responses=True,

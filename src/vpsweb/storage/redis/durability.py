@@ -19,9 +19,14 @@ What too few acknowledgements mean depends on the replicas the primary has onlin
   time: a replica lagging longer than one WAIT would never catch up with it. A
   fence write and WAIT between the looks serve as the pause, and prompt the replicas
   to acknowledge at once (REPLCONF GETACK) rather than on their 1 s tick.
-* none: there is nothing a failover could promote, so nothing to lose to one (a
-  replica that comes back resyncs from this primary). Go on, count it in
-  ``unreplicated`` and log a warning (at most once a minute per process).
+* none: behind Sentinel, first ask whether this is still the master Sentinel names:
+  an old primary that was paused or cut off answers again with its replica promoted
+  and its clients' connections still open, and what is written there is dropped when
+  it is made a replica (StoreUnavailable, every connection of the pool dropped, and
+  the caller writes again, on the new master). Otherwise there is nothing a failover
+  could promote, so nothing to lose to one (a replica that comes back resyncs from
+  this primary). Go on, count it in ``unreplicated`` and log a warning (at most once
+  a minute per process).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import redis
 import redis.asyncio as aioredis
 
 from vpsweb.errors import StoreUnavailable
+from vpsweb.redis_sentinel import master_moved, master_moved_async
 from vpsweb.redis_target import Durability
 from vpsweb.storage.redis import keys
 
@@ -46,6 +52,13 @@ FENCED_CACHE = 4096  # ended jobs a process remembers having fenced
 WARN_EVERY_S = 60.0
 
 Verdict = Literal["acked", "alone", "lagging"]
+# A primary alone is asked about first: alone because its replica was promoted (it was
+# paused or cut off, and its clients' connections stayed open), a write there is
+# dropped when the Sentinels make it a replica. Said so, the write is made again.
+MOVED = (
+    "{what}: written to a primary the Sentinels no longer name (an old primary that was "
+    "paused or cut off); to be written again on the new one"
+)
 
 
 def verdict(acked: int, wanted: int, online: int) -> Verdict:
@@ -159,6 +172,8 @@ class ReplicaAcks(_Acks):
             info = dict(self.redis.info("replication"))
             target = int(info.get("master_repl_offset", 0)) if target is None else target
             online, reached = replicas_at(info, target)
+            if online == 0 and master_moved(self.redis.connection_pool):
+                raise StoreUnavailable(MOVED.format(what=what))
             if self._step(max(acked, reached), online, what, deadline):
                 return
             acked = self._fence_write(job_id)  # covers the target: a later write
@@ -196,6 +211,8 @@ class AsyncReplicaAcks(_Acks):
             info = dict(await self.redis.info("replication"))
             target = int(info.get("master_repl_offset", 0)) if target is None else target
             online, reached = replicas_at(info, target)
+            if online == 0 and await master_moved_async(self.redis.connection_pool):
+                raise StoreUnavailable(MOVED.format(what=what))
             if self._step(max(acked, reached), online, what, deadline):
                 return
             acked = await self._fence_write(job_id)
