@@ -199,7 +199,7 @@ class MemoryJobStore(JobStore):
     def forget_deadline(self, job_id: str) -> None:
         with self.space.lock:
             status = self.status(job_id)
-            if status is None or status.terminal:
+            if status is None or status.terminal or status is JobStatus.WAITING:
                 self.space.setdefault(DEADLINES, dict).pop(job_id, None)
 
     def overdue(self, now: float, limit: int = 100) -> list[str]:

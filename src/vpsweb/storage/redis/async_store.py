@@ -34,10 +34,17 @@ from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.async_batches import AsyncRedisBatches
 from vpsweb.storage.redis.connection_errors import translating_async as _translating
 from vpsweb.storage.redis.lua import load_lua
-from vpsweb.storage.redis.manual_answers import answer_call
+from vpsweb.storage.redis.manual_answers import answer_call, queue_resume
 from vpsweb.storage.redis.presence import live_of
 from vpsweb.storage.redis.progress import StreamBatch, emit_call, read_wait, snapshot_of
-from vpsweb.storage.redis.store import deduplicated, end_call, queue_create, with_request
+from vpsweb.storage.redis.slots import in_order
+from vpsweb.storage.redis.store import (
+    deduplicated,
+    end_call,
+    queue_create,
+    queue_submit,
+    with_request,
+)
 from vpsweb.storage.redis.usage import record_call
 
 BLOCK_MS = 1000  # as the sync reader: followers check the cluster about every second
@@ -51,13 +58,19 @@ _LOST = (redis.ConnectionError, redis.TimeoutError)
 
 
 class _Lua:
-    """A script of this package on the asyncio client (EVALSHA, EVAL after a restart)."""
+    """A script of this package on the asyncio client (EVALSHA, EVAL after a restart;
+    queued as EVAL on a pipeline, as the sync ``Lua``)."""
 
-    def __init__(self, client: aioredis.Redis, name: str) -> None:
-        self._script = client.register_script(load_lua(name))
+    def __init__(self, client: Any, name: str) -> None:
+        self.body = load_lua(name)
+        self._script = client.register_script(self.body)
 
     async def __call__(self, *, keys: Sequence[Any], args: Sequence[Any] = ()) -> Any:
         return await self._script(keys=keys, args=args)
+
+    def on(self, pipe: Any, *, keys: Sequence[Any], args: Sequence[Any] = ()) -> None:
+        """Queue the script on ``pipe`` (an asyncio pipeline)."""
+        pipe.eval(self.body, len(keys), *keys, *args)
 
 
 @_translating
@@ -67,9 +80,17 @@ class AsyncRedisJobStore(AsyncJobStore):
         self._end = _Lua(client, "end.lua")
 
     async def create(self, plans: list[JobPlan]) -> None:
-        if plans:
-            pipe = self.redis.pipeline(transaction=True)
-            queue_create(pipe, plans)
+        if not plans:
+            return
+        ordered = in_order(self.redis)
+        pipe = self.redis.pipeline(transaction=False)
+        queue_create(pipe, plans)
+        if ordered:
+            queue_submit(pipe, plans)
+        await pipe.execute()
+        if not ordered:  # the submissions after their jobs (see storage.redis.slots)
+            pipe = self.redis.pipeline(transaction=False)
+            queue_submit(pipe, plans)
             await pipe.execute()
 
     async def get(self, job_id: str) -> JobRecord | None:
@@ -99,7 +120,10 @@ class AsyncRedisJobStore(AsyncJobStore):
         if result is not None:
             result, redundant = deduplicated(await self.plan(job_id), job_id, result)
         names, args = end_call(job_id, status, ttl, events, result, error, error_stage)
-        return bool(await self._end(keys=[*names, *redundant], args=args))
+        pipe = self.redis.pipeline(transaction=False)
+        self._end.on(pipe, keys=[*names, *redundant], args=args)
+        pipe.zrem(keys.DEADLINES, job_id)  # as the sync store's end
+        return bool((await pipe.execute())[0])
 
     async def recent_jobs(self, limit: int = 20) -> list[str]:
         return cast(list[str], await self.redis.zrevrange(keys.JOBS_INDEX, 0, limit - 1))
@@ -219,7 +243,12 @@ class AsyncRedisManualAnswers(AsyncManualAnswers):
         self, job_id: str, key: str, text: str, *, stage_keys: list[str], deadline: float, ttl: int
     ) -> str:
         names, args = answer_call(job_id, key, text, stage_keys, deadline, ttl)
-        return str(await self._answer(keys=names, args=args))
+        outcome = str(await self._answer(keys=names, args=args))
+        if outcome == "resumed":  # as the sync store's answer
+            pipe = self.redis.pipeline(transaction=False)
+            queue_resume(pipe, job_id, deadline)
+            await pipe.execute()
+        return outcome
 
 
 def _sentinel_master(target: RedisTarget, size: int, read_timeout: float) -> aioredis.Redis:

@@ -4,6 +4,10 @@ The commands and scripts are those of the registry, the progress log and the lea
 sent together: a worker's step costs two round trips to Redis (plus its cancel
 checks) instead of about eleven. Every part is idempotent or guarded, so a batch
 retried after a dropped connection changes nothing twice.
+
+Each script touches one slot: the job's, or (batch_count.lua) the batch's. The writes
+to global keys beside them (the deadlines set, a batch's counters) are safe to lose
+or to repeat; see the notes in store.py and batch_count.lua.
 """
 
 from __future__ import annotations
@@ -33,9 +37,14 @@ from vpsweb.storage.spend import COST_PREFIX, SPENT_FIELD, billed
 
 def stored_args(payload: str, ttl: int) -> list[Any]:
     """step_stored.lua's arguments: the output, and what it was billed."""
+    return [payload, ttl, f"{billed(payload).cost:.10f}", SPENT_FIELD]
+
+
+def count_args(job_id: str, key: str, payload: str, ttl: int) -> list[Any]:
+    """batch_count.lua's arguments: the job step, and what it was billed."""
     bill = billed(payload)
     currency = COST_PREFIX + (bill.currency or "?")
-    return [payload, ttl, f"{bill.cost:.10f}", SPENT_FIELD, bill.calls, bill.tokens, currency]
+    return [f"{job_id}|{key}", f"{bill.cost:.10f}", bill.calls, bill.tokens, currency, ttl]
 
 
 @translating
@@ -51,6 +60,7 @@ class RedisStepLog(StepLog):
         self.redis, self.jobs, self.progress, self.leases = client, jobs, progress, leases
         self.quotas = quotas
         self._stored = Lua(client, "step_stored.lua")
+        self._count = Lua(client, "batch_count.lua")
 
     def begin(
         self,
@@ -77,7 +87,8 @@ class RedisStepLog(StepLog):
                 pipe.mget([keys.step(job_id, k) for k in prior_keys])
             replies: list[Any] = pipe.execute()
         status = JobStatus(replies[0]) if replies[0] else None
-        lease_at = 4 if start is not None else 3
+        # status, mark_running, extend_deadline and its ZADD, the start event if any
+        lease_at = 5 if start is not None else 4
         prior = replies[lease_at + 2] if prior_keys else []
         return StepStart(status, replies[lease_at + 1], bool(replies[lease_at]), prior)
 
@@ -96,10 +107,10 @@ class RedisStepLog(StepLog):
         batch_id: str | None = None,
     ) -> str:
         names = [keys.step(job_id, key), keys.job(job_id)]
-        if batch_id is not None:
-            names.append(keys.batch_counters(batch_id))
         with self.redis.pipeline(transaction=False) as pipe:
             self._stored(keys=names, args=stored_args(payload, ttl), client=pipe)
+            if batch_id is not None:
+                self.count_on(pipe, job_id, key, payload, batch_id, ttl)
             self.leases.release_on(pipe, job_id, key, owner)
             if item is not None:
                 self.progress.candidate_finished_on(pipe, job_id, item, ttl)
@@ -109,3 +120,13 @@ class RedisStepLog(StepLog):
                 self.quotas.settle_on(pipe, done)
             replies: list[Any] = pipe.execute()
         return replies[0] if replies[0] is not None else payload
+
+    def count_in_batch(self, job_id: str, key: str, payload: str, batch_id: str, ttl: int) -> None:
+        self.count_on(self.redis, job_id, key, payload, batch_id, ttl)
+
+    def count_on(
+        self, client: Any, job_id: str, key: str, payload: str, batch_id: str, ttl: int
+    ) -> Any:
+        """batch_count.lua on ``client`` (this store's connection, or a pipeline)."""
+        names = [keys.batch_counters(batch_id), keys.batch_counted(batch_id)]
+        return self._count(keys=names, args=count_args(job_id, key, payload, ttl), client=client)

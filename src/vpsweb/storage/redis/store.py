@@ -4,6 +4,11 @@ Any process with the Redis URL can read any job. Step outputs are written with
 SET NX, so a redelivered task finds the first writer's output and returns it
 without paying for the LLM call again. Ending a job is one Lua script, so the
 status and the terminal event can never disagree.
+
+Every script touches one job's keys (one Cluster slot); the global indexes
+(deadlines, jobs, submissions) are written beside it in the same pipeline, and each
+such write is safe to lose: the sweeper forgets the deadline of a job that ended or
+waits for a person, and a job's submission is written after the job itself.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from vpsweb.storage.base import Event, JobRecord, JobStatus, JobStore, Submissio
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.lua import Lua
+from vpsweb.storage.redis.slots import in_order
 from vpsweb.storage.spend import SPENT_FIELD
 
 PLAN_CACHE_SIZE = 512
@@ -76,9 +82,16 @@ class RedisJobStore(JobStore):
     def create(self, plans: list[JobPlan]) -> None:
         if not plans:
             return
-        with self.redis.pipeline(transaction=True) as pipe:
+        ordered = in_order(self.redis)
+        with self.redis.pipeline(transaction=False) as pipe:
             queue_create(pipe, plans)
+            if ordered:
+                queue_submit(pipe, plans)
             pipe.execute()
+        if not ordered:
+            with self.redis.pipeline(transaction=False) as pipe:
+                queue_submit(pipe, plans)
+                pipe.execute()
 
     def get(self, job_id: str) -> JobRecord | None:
         return JobRecord.from_hash(
@@ -133,7 +146,10 @@ class RedisJobStore(JobStore):
         if result is not None:
             result, redundant = deduplicated(self.plan(job_id), job_id, result)
         names, args = end_call(job_id, status, ttl, events, result, error, error_stage)
-        return bool(self._end(keys=[*names, *redundant], args=args))
+        with self.redis.pipeline(transaction=False) as pipe:
+            self._end(keys=[*names, *redundant], args=args, client=pipe)
+            pipe.zrem(keys.DEADLINES, job_id)  # lost: the sweeper forgets an ended job's
+            return bool(pipe.execute()[0])
 
     def recent_jobs(self, limit: int = 20) -> list[str]:
         return cast(list[str], self.redis.zrevrange(keys.JOBS_INDEX, 0, limit - 1))
@@ -142,9 +158,16 @@ class RedisJobStore(JobStore):
         self.extend_deadline_on(self.redis, job_id, at)
 
     def extend_deadline_on(self, client: Any, job_id: str, at: float) -> Any:
-        """extend_deadline.lua on ``client`` (this store's connection, or a pipeline)."""
-        names = [keys.job(job_id), keys.DEADLINES]
-        return self._extend(keys=names, args=[job_id, f"{at:.3f}"], client=client)
+        """extend_deadline.lua on ``client`` (this store's connection, or a pipeline), then
+        the deadlines set: only a job still in it (not ended, not waiting), only later."""
+        if client is self.redis:
+            with self.redis.pipeline(transaction=False) as pipe:
+                self.extend_deadline_on(pipe, job_id, at)
+                return pipe.execute()[0]
+        at_s = f"{at:.3f}"
+        done = self._extend(keys=[keys.job(job_id)], args=[at_s], client=client)
+        client.zadd(keys.DEADLINES, {job_id: at_s}, xx=True, gt=True)
+        return done
 
     def deadline(self, job_id: str) -> float | None:
         value = cast(str | None, self.redis.hget(keys.job(job_id), "deadline_at"))
@@ -152,7 +175,7 @@ class RedisJobStore(JobStore):
 
     def forget_deadline(self, job_id: str) -> None:
         status = self.status(job_id)
-        if status is None or status.terminal:
+        if status is None or status.terminal or status is JobStatus.WAITING:
             self.redis.zrem(keys.DEADLINES, job_id)
 
     def overdue(self, now: float, limit: int = 100) -> list[str]:
@@ -247,12 +270,21 @@ def _lane_of(stream: str | bytes) -> str:
 
 
 def queue_create(pipe: Any, plans: list[JobPlan]) -> None:
-    """Queue the commands that register ``plans`` on ``pipe`` (a MULTI pipeline, sync or
-    asyncio): status queued, a queued event each, a submission each."""
+    """Queue the commands that register ``plans`` on ``pipe`` (a pipeline, sync or
+    asyncio): status queued and a queued event each, each job's keys first, then its
+    deadline and its place in the jobs' index. Their submissions (``queue_submit``)
+    come after, in the same pipeline only where it runs in order (``in_order``): a
+    dispatcher drops the submission of a job it cannot find."""
     for plan in plans:
         _queue_one(pipe, plan)
     newest = max(p.created_at.timestamp() for p in plans)
     pipe.zremrangebyscore(keys.JOBS_INDEX, "-inf", newest - plans[0].retention_s)
+
+
+def queue_submit(pipe: Any, plans: list[JobPlan]) -> None:
+    """Queue a submission for each of ``plans`` (already written) on ``pipe``."""
+    for plan in plans:
+        pipe.xadd(keys.submissions(plan.priority.value), {"job": plan.job_id})
 
 
 def _queue_one(pipe: Any, plan: JobPlan) -> None:
@@ -268,8 +300,6 @@ def _queue_one(pipe: Any, plan: JobPlan) -> None:
         },
     )
     pipe.expire(keys.job(job), ttl)
-    pipe.zadd(keys.DEADLINES, {job: deadline})
-    pipe.zadd(keys.JOBS_INDEX, {job: plan.created_at.timestamp()})
     queued = event_fields(
         Event(
             EventKind.JOB_QUEUED,
@@ -286,7 +316,8 @@ def _queue_one(pipe: Any, plan: JobPlan) -> None:
     pipe.xadd(keys.events(job), fields, maxlen=STREAM_MAXLEN, approximate=True)
     pipe.expire(keys.progress(job), ttl)
     pipe.expire(keys.events(job), ttl)
-    pipe.xadd(keys.submissions(plan.priority.value), {"job": job})
+    pipe.zadd(keys.DEADLINES, {job: deadline})
+    pipe.zadd(keys.JOBS_INDEX, {job: plan.created_at.timestamp()})
 
 
 def end_call(
@@ -310,7 +341,6 @@ def end_call(
         keys.progress(job_id),
         keys.events(job_id),
         keys.result(job_id),
-        keys.DEADLINES,
     ]
     args = [
         status.value,
@@ -319,7 +349,6 @@ def end_call(
         result or "",
         json.dumps(fields),
         json.dumps(encoded),
-        job_id,
     ]
     return names, args
 
