@@ -65,7 +65,7 @@ class AsyncRedisBatches(AsyncBatches):
 
     def _queue_claim(self, pipe: Any, claim: dict[str, Any]) -> None:
         names, args = claim["keys"], claim["args"]
-        pipe.eval(self._claim_body, len(names), *names, *args)
+        pipe.execute_command("EVAL", self._claim_body, len(names), *names, *args)
 
     async def _look(self, addresses: Sequence[str], ids: list[Any]) -> dict[str, Found]:
         jobs = sorted({j for j in ids if j})

@@ -70,7 +70,7 @@ class _Lua:
 
     def on(self, pipe: Any, *, keys: Sequence[Any], args: Sequence[Any] = ()) -> None:
         """Queue the script on ``pipe`` (an asyncio pipeline)."""
-        pipe.eval(self.body, len(keys), *keys, *args)
+        pipe.execute_command("EVAL", self.body, len(keys), *keys, *args)  # as lua.Lua
 
 
 @_translating
@@ -148,9 +148,13 @@ class AsyncRedisJobStore(AsyncJobStore):
     async def close(self) -> None:
         # The pools were made here, so they are closed here (redis-py leaves a pool
         # it was handed open).
-        await self.redis.aclose(close_connection_pool=True)
-        if self._streams is not None:
-            await self._streams.aclose(close_connection_pool=True)
+        for client in (self.redis, self._streams):
+            if client is None:
+                continue
+            if in_order(client):
+                await client.aclose(close_connection_pool=True)
+            else:  # a cluster's client owns its nodes' pools
+                await client.aclose()
 
 
 @_translating
@@ -273,6 +277,24 @@ def _sentinel_master(target: RedisTarget, size: int, read_timeout: float) -> aio
     )
 
 
+def _cluster(target: RedisTarget, size: int, read_timeout: float) -> aioredis.Redis:
+    """A Redis Cluster on ``redis.asyncio``, up to ``size`` connections per node (a burst
+    beyond that fails instead of waiting: redis-py's cluster has no blocking pool).
+    Typed as ``aioredis.Redis``: it answers every command the parts send (keys.py)."""
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    cluster = RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+        username=target.username,
+        password=target.password,
+        decode_responses=True,
+        max_connections=size,
+        socket_timeout=read_timeout,
+        socket_connect_timeout=5,
+    )
+    return cast(aioredis.Redis, cluster)
+
+
 def connect_async(
     url: str,
     *,
@@ -285,6 +307,8 @@ def connect_async(
     target = parse_target(url, "redis_url")
 
     def pool(size: int, timeout: float | None, read_timeout: float) -> aioredis.Redis:
+        if target.is_cluster:
+            return _cluster(target, size, read_timeout)
         if target.is_sentinel:
             return _sentinel_master(target, size, read_timeout)
         made = aioredis.BlockingConnectionPool.from_url(

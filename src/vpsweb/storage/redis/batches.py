@@ -75,7 +75,8 @@ def queue_undo(pipe: Any, write: BatchWrite) -> None:
     claim failed, on ``pipe`` (sync or asyncio)."""
     for plan in write.plans:
         job_id = plan.job_id
-        pipe.delete(keys.job(job_id), keys.progress(job_id), keys.events(job_id))
+        for key in (keys.job(job_id), keys.progress(job_id), keys.events(job_id)):
+            pipe.delete(key)  # one by one: a Cluster's pipeline refuses a multi-key DEL
         pipe.zrem(keys.DEADLINES, job_id)
         pipe.zrem(keys.JOBS_INDEX, job_id)
 

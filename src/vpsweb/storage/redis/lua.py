@@ -39,6 +39,6 @@ class Lua:
         client: Any = None,
     ) -> Any:
         if isinstance(client, (Pipeline, ClusterPipeline)):
-            pipe: Any = client
-            return pipe.eval(self.body, len(keys), *keys, *args)
+            # EVAL by hand: ClusterPipeline.eval() is a stub that takes no script.
+            return client.execute_command("EVAL", self.body, len(keys), *keys, *args)
         return self._script(keys=keys, args=args, client=client)

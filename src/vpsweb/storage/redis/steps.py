@@ -83,13 +83,13 @@ class RedisStepLog(StepLog):
                 self.progress.emit_on(pipe, job_id, start, ttl, once=once)
             self.leases.acquire_on(pipe, job_id, key, owner, lease_ttl_s)
             pipe.get(keys.step(job_id, key))  # after the lease: see the note in StepLog
-            if prior_keys:
-                pipe.mget([keys.step(job_id, k) for k in prior_keys])
+            for prior_key in prior_keys:  # GETs: a Cluster's pipeline refuses MGET
+                pipe.get(keys.step(job_id, prior_key))
             replies: list[Any] = pipe.execute()
         status = JobStatus(replies[0]) if replies[0] else None
         # status, mark_running, extend_deadline and its ZADD, the start event if any
         lease_at = 5 if start is not None else 4
-        prior = replies[lease_at + 2] if prior_keys else []
+        prior = replies[lease_at + 2 :]
         return StepStart(status, replies[lease_at + 1], bool(replies[lease_at]), prior)
 
     def finish(
