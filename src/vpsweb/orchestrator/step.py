@@ -242,8 +242,8 @@ class StepRun:
         it: on Redis it is a write of its own, in the batch's slot)."""
         job, s = self.job, self.stage
         if job.plan.batch_id is not None:
-            self.svc.storage.steps.count_in_batch(
-                job.job_id, self.key, output.model_dump_json(), job.plan.batch_id, job.ttl
+            self.svc.storage.batches.count_step(
+                job.plan.batch_id, job.job_id, self.key, output.model_dump_json(), job.ttl
             )
         if self.fan_out_item:
             assert self.index is not None

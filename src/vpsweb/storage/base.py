@@ -301,10 +301,8 @@ class ManualAnswers(abc.ABC):
     ) -> str:
         """Accept an answer to a pending prompt: 'stored', or 'resumed' when it was the
         stage's last (the job is queued again with ``deadline``); 'gone', 'ended',
-        'answered' or 'not_pending' when nothing was stored. An answer given again to a
-        job resumed but not started yet resumes it again ('resumed': its deadline and
-        submission written again), so that a caller that died before writing them, on
-        a store where they are a second write (Redis), is made good by a retry."""
+        'answered' or 'not_pending' when nothing was stored; 'resumed' again for a job
+        resumed but not started yet (manual_answers.py: a retry makes a crash good)."""
 
 
 @dataclass(frozen=True)
@@ -381,13 +379,6 @@ class StepLog(abc.ABC):
         the lease if still ours, and record the end: the stage's end event (once) or the
         fan-out item's count. ``settle``: the process's quota settlements now due (the
         step's call just ended): they ride with this round trip."""
-
-    @abc.abstractmethod
-    def count_in_batch(self, job_id: str, key: str, payload: str, batch_id: str, ttl: int) -> None:
-        """Add a stored step's cost, calls and tokens to its batch's counters, once per job
-        step (``finish`` does it). A delivery that finds the step stored calls it again:
-        where the count is a write of its own (Redis: the batch's slot, not the job's),
-        the delivery that stored the step may have died before it."""
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from vpsweb.storage.spend import (
     COST_PREFIX,
     SPENT_FIELD,
     Billed,
+    billed,
 )
 
 INDEX = ("batches",)  # batch id -> created timestamp
@@ -81,6 +82,9 @@ class MemoryBatches(Batches):
             for kept in (names.job(job_id), ("result", job_id), names.progress(job_id)):
                 space.expire(kept, ttl)
             space.expire(names.events(job_id), ttl)
+
+    def count_step(self, batch_id: str, job_id: str, key: str, payload: str, ttl: int) -> None:
+        self.count(batch_id, billed(payload), f"{job_id}|{key}", ttl)
 
     def count(self, batch_id: str, bill: Billed, step: str, ttl: int) -> None:
         """Add a stored step's bill to its batch's counters once per job step (``step``:

@@ -82,7 +82,3 @@ class MemoryStepLog(StepLog):
         if settle and self.quotas is not None:
             self.quotas.settle(settle, alone=False)
         return stored
-
-    def count_in_batch(self, job_id: str, key: str, payload: str, batch_id: str, ttl: int) -> None:
-        if self.batches is not None:
-            self.batches.count(batch_id, billed(payload), f"{job_id}|{key}", ttl)

@@ -189,7 +189,9 @@ class MemoryJobStore(JobStore):
             if at <= float(record.get("deadline_at") or 0):
                 return
             record["deadline_at"] = f"{at:.3f}"
-            self.space.setdefault(DEADLINES, dict)[job_id] = at
+            deadlines = self.space.setdefault(DEADLINES, dict)
+            if job_id in deadlines:  # as Redis's ZADD XX: not a job waiting for a person
+                deadlines[job_id] = at
 
     def deadline(self, job_id: str) -> float | None:
         with self.space.lock:

@@ -39,7 +39,7 @@ from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.lua import Lua
 from vpsweb.storage.redis.slots import in_order
 from vpsweb.storage.redis.store import queue_create, queue_submit
-from vpsweb.storage.spend import BATCH_SPENT, SPENT_FIELD
+from vpsweb.storage.spend import BATCH_SPENT, COST_PREFIX, SPENT_FIELD, billed
 
 
 def queue_jobs(pipe: Any, write: BatchWrite) -> None:
@@ -79,6 +79,16 @@ def queue_undo(pipe: Any, write: BatchWrite) -> None:
             pipe.delete(key)  # one by one: a Cluster's pipeline refuses a multi-key DEL
         pipe.zrem(keys.DEADLINES, job_id)
         pipe.zrem(keys.JOBS_INDEX, job_id)
+
+
+def count_call(batch_id: str, job_id: str, key: str, payload: str, ttl: int) -> dict[str, Any]:
+    """batch_count.lua's keys and arguments: the job step, and what it was billed."""
+    bill = billed(payload)
+    currency = COST_PREFIX + (bill.currency or "?")
+    return {
+        "keys": [keys.batch_counters(batch_id), keys.batch_counted(batch_id)],
+        "args": [f"{job_id}|{key}", f"{bill.cost:.10f}", bill.calls, bill.tokens, currency, ttl],
+    }
 
 
 def claim_call(
@@ -148,6 +158,7 @@ class RedisBatches(Batches):
         self.redis = client
         self._straggler = Lua(client, "straggler_check.lua")
         self._claim = Lua(client, "addresses_claim.lua")
+        self._count = Lua(client, "batch_count.lua")
 
     def submit(self, addresses: Sequence[str], decide: Decide) -> BatchWrite:
         names = [keys.address(a) for a in addresses]
@@ -211,6 +222,9 @@ class RedisBatches(Batches):
             for job_id in job_ids:
                 pipe.hget(keys.job(job_id), "plan")
             return plans_of(pipe.execute())
+
+    def count_step(self, batch_id: str, job_id: str, key: str, payload: str, ttl: int) -> None:
+        self._count(**count_call(batch_id, job_id, key, payload, ttl))
 
     def spend_check(self, job_id: str, batch_id: str, *, late: bool = False) -> SpendCheck:
         with self.redis.pipeline(transaction=False) as pipe:

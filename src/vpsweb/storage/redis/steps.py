@@ -26,25 +26,19 @@ from vpsweb.storage.base import (
     StepStart,
 )
 from vpsweb.storage.redis import keys
+from vpsweb.storage.redis.batches import count_call
 from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.leases import RedisLeases
 from vpsweb.storage.redis.lua import Lua
 from vpsweb.storage.redis.progress import RedisProgressLog
 from vpsweb.storage.redis.quotas import RedisQuotas
 from vpsweb.storage.redis.store import RedisJobStore
-from vpsweb.storage.spend import COST_PREFIX, SPENT_FIELD, billed
+from vpsweb.storage.spend import SPENT_FIELD, billed
 
 
 def stored_args(payload: str, ttl: int) -> list[Any]:
     """step_stored.lua's arguments: the output, and what it was billed."""
     return [payload, ttl, f"{billed(payload).cost:.10f}", SPENT_FIELD]
-
-
-def count_args(job_id: str, key: str, payload: str, ttl: int) -> list[Any]:
-    """batch_count.lua's arguments: the job step, and what it was billed."""
-    bill = billed(payload)
-    currency = COST_PREFIX + (bill.currency or "?")
-    return [f"{job_id}|{key}", f"{bill.cost:.10f}", bill.calls, bill.tokens, currency, ttl]
 
 
 @translating
@@ -110,7 +104,7 @@ class RedisStepLog(StepLog):
         with self.redis.pipeline(transaction=False) as pipe:
             self._stored(keys=names, args=stored_args(payload, ttl), client=pipe)
             if batch_id is not None:
-                self.count_on(pipe, job_id, key, payload, batch_id, ttl)
+                self._count(**count_call(batch_id, job_id, key, payload, ttl), client=pipe)
             self.leases.release_on(pipe, job_id, key, owner)
             if item is not None:
                 self.progress.candidate_finished_on(pipe, job_id, item, ttl)
@@ -120,13 +114,3 @@ class RedisStepLog(StepLog):
                 self.quotas.settle_on(pipe, done)
             replies: list[Any] = pipe.execute()
         return replies[0] if replies[0] is not None else payload
-
-    def count_in_batch(self, job_id: str, key: str, payload: str, batch_id: str, ttl: int) -> None:
-        self.count_on(self.redis, job_id, key, payload, batch_id, ttl)
-
-    def count_on(
-        self, client: Any, job_id: str, key: str, payload: str, batch_id: str, ttl: int
-    ) -> Any:
-        """batch_count.lua on ``client`` (this store's connection, or a pipeline)."""
-        names = [keys.batch_counters(batch_id), keys.batch_counted(batch_id)]
-        return self._count(keys=names, args=count_args(job_id, key, payload, ttl), client=client)
