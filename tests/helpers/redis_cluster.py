@@ -1,6 +1,6 @@
 """A real Redis Cluster for a test: three primaries (``redis-server --cluster-enabled
-yes``, Redis 7 or later: the bus on a free port of its own) on free ports of
-localhost, in a temporary directory, joined by ``redis-cli --cluster create`` (no
+yes``; the cluster bus on a free port of its own, or on Redis 6 port + 10000) on free
+ports of localhost, in a temporary directory, joined by ``redis-cli --cluster create`` (no
 replicas), ready (``cluster_state:ok`` on every node) before ``start`` returns.
 
 A missing redis-server or redis-cli skips, but fails on CI (CI=true), as
@@ -26,9 +26,11 @@ PRIMARIES = 3
 
 
 def _binaries() -> tuple[str, str]:
+    """redis-server (the newest found) and the redis-cli beside it, else PATH's."""
     try:
         server = redis_server_binary()
-        cli = shutil.which("redis-cli")
+        beside = Path(server).with_name("redis-cli")
+        cli = str(beside) if beside.exists() else shutil.which("redis-cli")
         if cli is None:
             raise RuntimeError("redis-cli is not on PATH")
     except Exception as exc:  # no redis-server or redis-cli on this machine
@@ -51,8 +53,9 @@ class RedisCluster:
 
     def start(self, timeout_s: float = 30.0) -> RedisCluster:
         server, cli = _binaries()
+        bus_option = _bus_option(server)
         for i in range(PRIMARIES):
-            port = free_port()
+            port = free_port() if bus_option else _port_with_free_bus()
             node = self.workdir / f"node-{i}"
             node.mkdir()
             self.procs.append(
@@ -69,8 +72,7 @@ class RedisCluster:
                         "yes",
                         "--cluster-config-file",
                         "nodes.conf",
-                        "--cluster-port",  # the bus: not port + 10000, which may be taken
-                        str(free_port()),
+                        *([bus_option, str(free_port())] if bus_option else []),
                         "--cluster-node-timeout",
                         "5000",
                         "--save",
@@ -148,3 +150,27 @@ def _ping(port: int) -> bool:
         return False
     finally:
         client.close()
+
+
+def _bus_option(server: str) -> str:
+    """``--cluster-port`` where the server has it (Redis 7: the bus on any free port),
+    else "" (the bus is port + 10000)."""
+    said = subprocess.run([server, "--version"], capture_output=True, text=True).stdout
+    major = said.split("v=")[1].split(".")[0] if "v=" in said else "0"
+    return "--cluster-port" if int(major) >= 7 else ""
+
+
+def _port_with_free_bus() -> int:
+    """A free port below 55536 whose port + 10000 (Redis 6's bus) is free too."""
+    import socket
+
+    while True:
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
