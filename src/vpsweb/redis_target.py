@@ -1,11 +1,14 @@
-"""Where the state store (and, by default, the broker) is: one Redis URL, or Sentinel.
+"""Where the state store (and, by default, the broker) is: one Redis URL, Sentinel, or
+a Redis Cluster.
 
 ``parse_target`` reads the one string every part of vpsweb passes around as "the
-Redis URL": ``redis://``, ``rediss://`` or ``unix://`` as before, or
+Redis URL": ``redis://``, ``rediss://`` or ``unix://`` as before,
 ``redis+sentinel://[[user]:password@]host:port,host:port,.../master/db`` (the
-password is Redis's; Sentinel's own goes in ``?sentinel_password=``). A string that
-is neither is a ``SettingsError`` of one line that starts with the variable (or flag,
-or argument) it came from.
+password is Redis's; Sentinel's own goes in ``?sentinel_password=``), or
+``redis+cluster://[[user]:password@]host:port,host:port,...[/0]`` (some of the
+cluster's nodes: the client learns the rest; a cluster has database 0 only). A
+string that is none of these is a ``SettingsError`` of one line that starts with the
+variable (or flag, or argument) it came from.
 """
 
 from __future__ import annotations
@@ -44,8 +47,14 @@ class Durability(BaseModel):
     cap_s: float = ACK_CAP_S
 
 
+CLUSTER_SCHEME = "redis+cluster"
+DEFAULT_CLUSTER_PORT = 6379
+CLUSTER_FORM = "redis+cluster://host:port,host:port,.../0"
+
+
 class RedisTarget(BaseModel):
-    """A plain Redis URL, or Sentinel's addresses + the master's name + db + passwords."""
+    """A plain Redis URL, Sentinel's addresses + the master's name + db + passwords, or
+    some of a Redis Cluster's nodes (+ passwords)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -56,6 +65,7 @@ class RedisTarget(BaseModel):
     username: str | None = None
     password: str | None = None  # Redis's
     sentinel_password: str | None = None
+    nodes: tuple[tuple[str, int], ...] = ()  # a cluster's nodes to start from
 
     @property
     def is_sentinel(self) -> bool:
@@ -72,6 +82,10 @@ class RedisTarget(BaseModel):
         timeout = _whole(timeout_ms, DEFAULT_ACK_TIMEOUT_MS, timeout_from, 1, MAX_ACK_TIMEOUT_MS)
         return Durability(replicas=replicas, timeout_ms=timeout)
 
+    @property
+    def is_cluster(self) -> bool:
+        return bool(self.nodes)
+
     def with_passwords(self, password: str, sentinel_password: str) -> RedisTarget:
         """Passwords from the environment fill in the ones the URL lacks."""
         update: dict[str, Any] = {}
@@ -82,12 +96,16 @@ class RedisTarget(BaseModel):
         return self.model_copy(update=update)
 
     def as_url(self) -> str:
-        """The ``redis+sentinel://`` string of a Sentinel target (passwords encoded)."""
-        if not self.is_sentinel:
-            return self.url or ""
+        """The ``redis+sentinel://`` or ``redis+cluster://`` string of a Sentinel or
+        cluster target (passwords encoded)."""
         auth = ""
         if self.password or self.username:
             auth = f"{quote(self.username or '', safe='')}:{quote(self.password or '', safe='')}@"
+        if self.is_cluster:
+            nodes = ",".join(f"{_host(h)}:{p}" for h, p in self.nodes)
+            return f"{CLUSTER_SCHEME}://{auth}{nodes}/0"
+        if not self.is_sentinel:
+            return self.url or ""
         hosts = ",".join(f"{_host(h)}:{p}" for h, p in self.sentinels)
         url = f"{SENTINEL_SCHEME}://{auth}{hosts}/{quote(self.master, safe='')}/{self.db}"
         if self.sentinel_password:
@@ -131,11 +149,13 @@ def parse_target(url: str, variable: str) -> RedisTarget:
             return RedisTarget(url=url.strip())
         if scheme == SENTINEL_SCHEME:
             return _parse_sentinel(parts.netloc, parts.path, parts.query)
+        if scheme == CLUSTER_SCHEME:
+            return _parse_cluster(parts.netloc, parts.path, parts.query)
     except (ValueError, SettingsError) as exc:
         raise SettingsError(f"{variable}: {exc} (in {_masked(url)!r})") from None
     raise SettingsError(
         f"{variable}: {_masked(url)!r} is not a Redis URL: use redis://host:port/db, "
-        f"rediss://..., unix://... or {SENTINEL_FORM}"
+        f"rediss://..., unix://..., {SENTINEL_FORM} or {CLUSTER_FORM}"
     )
 
 
@@ -150,8 +170,10 @@ def _check_plain(parts: Any, scheme: str) -> None:
         raise ValueError(f"the database must be a number, not {db!r}")
 
 
-def parse_sentinels(text: str) -> tuple[tuple[str, int], ...]:
-    """``host:port,host:port,...`` (a port left out is Sentinel's 26379)."""
+def parse_sentinels(
+    text: str, default_port: int = DEFAULT_SENTINEL_PORT, what: str = "Sentinel"
+) -> tuple[tuple[str, int], ...]:
+    """``host:port,host:port,...`` (a port left out is ``default_port``: Sentinel's 26379)."""
     found = []
     for item in text.split(","):
         item = item.strip()
@@ -169,10 +191,25 @@ def parse_sentinels(text: str) -> tuple[tuple[str, int], ...]:
             raise ValueError(f"no host in {item!r}")
         if port and not port.isdigit():
             raise ValueError(f"the port of {item!r} is not a number")
-        found.append((host, int(port) if port else DEFAULT_SENTINEL_PORT))
+        found.append((host, int(port) if port else default_port))
     if not found:
-        raise ValueError("no Sentinel address (host:port,host:port,...)")
+        raise ValueError(f"no {what} address (host:port,host:port,...)")
     return tuple(found)
+
+
+def _parse_cluster(netloc: str, path: str, query: str) -> RedisTarget:
+    userinfo, at, hosts = netloc.rpartition("@")
+    user, _, password = userinfo.partition(":") if at else ("", "", "")
+    parts = [p for p in path.split("/") if p]
+    if len(parts) > 1 or (parts and parts[0] != "0"):
+        raise ValueError(f"a Redis Cluster has database 0 only: the form is {CLUSTER_FORM}")
+    if query:
+        raise ValueError(f"no options are known after '?': the form is {CLUSTER_FORM}")
+    return RedisTarget(
+        nodes=parse_sentinels(hosts, DEFAULT_CLUSTER_PORT, "cluster node"),
+        username=unquote(user) or None,
+        password=unquote(password) or None,
+    )
 
 
 def _parse_sentinel(netloc: str, path: str, query: str) -> RedisTarget:

@@ -12,7 +12,13 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from vpsweb.errors import SettingsError
-from vpsweb.redis_target import Durability, RedisTarget, parse_sentinels, parse_target
+from vpsweb.redis_target import (
+    CLUSTER_SCHEME,
+    Durability,
+    RedisTarget,
+    parse_sentinels,
+    parse_target,
+)
 
 REDIS_URL_ENV = "VPSWEB_REDIS_URL"  # the state store: jobs, step outputs, progress
 BROKER_URL_ENV = "VPSWEB_BROKER_URL"  # Celery's broker; defaults to the state store
@@ -30,6 +36,11 @@ SENTINEL_PASSWORD_ENV = "VPSWEB_SENTINEL_PASSWORD"
 # 1 behind Sentinel, 0 (off) for a plain Redis URL; and how long one WAIT blocks (ms).
 REDIS_REPLICA_ACKS_ENV = "VPSWEB_REDIS_REPLICA_ACKS"
 REDIS_ACK_TIMEOUT_ENV = "VPSWEB_REDIS_ACK_TIMEOUT_MS"
+CLUSTER_BROKER_ERROR = (
+    f"{BROKER_URL_ENV}: a Redis Cluster cannot be Celery's broker (kombu has no Cluster "
+    "transport): set it to a single Redis (redis://...), a Sentinel "
+    "(redis+sentinel://...) or RabbitMQ (amqp://...)"
+)
 CONFIG_DIR_ENV = "VPSWEB_CONFIG_DIR"  # a config directory instead of the packaged one
 OFFLINE_ENV = "VPSWEB_OFFLINE"  # 1: every step goes to the offline simulator
 SIMULATOR_URL_ENV = "VPSWEB_SIMULATOR_URL"  # where workers find the simulator
@@ -97,7 +108,7 @@ def redis_url(env: Mapping[str, str] | None = None) -> str | None:
     target = redis_target(e)
     if target is None:
         return None
-    if target.is_sentinel:
+    if target.is_sentinel or target.is_cluster:
         return target.as_url()
     return with_redis_password(str(target.url), e.get(REDIS_PASSWORD_ENV, ""))
 
@@ -160,7 +171,7 @@ def check_redis_url(url: str, where: str, env: Mapping[str, str] | None = None) 
     environment's passwords filling in what it lacks."""
     e = _env(env)
     target = parse_target(url, where)
-    if target.is_sentinel:
+    if target.is_sentinel or target.is_cluster:
         password, sentinel = e.get(REDIS_PASSWORD_ENV, ""), e.get(SENTINEL_PASSWORD_ENV, "")
         return target.with_passwords(password, sentinel).as_url()
     return with_redis_password(url, e.get(REDIS_PASSWORD_ENV, ""), replace=False)
@@ -170,12 +181,19 @@ def broker_url(env: Mapping[str, str] | None = None) -> str | None:
     """The broker: VPSWEB_BROKER_URL, else the state store's URL.
 
     VPSWEB_REDIS_PASSWORD goes into a Redis broker URL only when that URL has no
-    password of its own: a separate broker Redis may well have another one.
+    password of its own: a separate broker Redis may well have another one. A Redis
+    Cluster is never the broker (kombu has no Cluster transport): a cluster store needs
+    VPSWEB_BROKER_URL, and a cluster there is a SettingsError.
     """
     e = _env(env)
     own = e.get(BROKER_URL_ENV) or None
     if own is None:
-        return redis_url(e)
+        store = redis_url(e)
+        if store is not None and store.startswith(CLUSTER_SCHEME + ":"):
+            raise SettingsError(CLUSTER_BROKER_ERROR)
+        return store
+    if own.lower().startswith(CLUSTER_SCHEME + ":"):
+        raise SettingsError(CLUSTER_BROKER_ERROR)
     if own.lower().startswith("redis+sentinel:"):
         return check_redis_url(own, BROKER_URL_ENV, e)
     return with_redis_password(own, e.get(REDIS_PASSWORD_ENV, ""), replace=False)

@@ -179,8 +179,8 @@ class Cluster:
         for key in self.store.scan_iter("vpsweb:job:*:lease:*"):
             owner = self.store.get(key)
             if owner:
-                _, _, job, _, step = key.split(":", 4)
-                found[f"{job}:{step}"] = owner
+                _, _, job, _, step = key.split(":", 4)  # vpsweb:job:{<job>}:lease:<step>
+                found[f"{job.strip('{}')}:{step}"] = owner
         return found
 
     def close(self) -> None:

@@ -82,3 +82,17 @@ def sentinel_backend(group: Any) -> Backend:
     storage.progress.block_ms = 50  # type: ignore[attr-defined]
     jobs = lambda **o: RedisJobStore(client, **o)  # noqa: E731
     return Backend("sentinel", storage, time.sleep, jobs, 0.2)
+
+
+def cluster_backend(cluster: Any) -> Backend:
+    """The store on a real Redis Cluster (a tests.helpers.redis_cluster cluster), reached
+    the way workers reach it: ``redis+cluster://``, every primary flushed."""
+    from vpsweb.storage import connect
+    from vpsweb.storage.redis import RedisJobStore, redis_client
+
+    cluster.flush()
+    client = redis_client(cluster.url, decode_responses=True)
+    storage = connect(cluster.url)
+    storage.progress.block_ms = 50  # type: ignore[attr-defined]
+    jobs = lambda **o: RedisJobStore(client, **o)  # noqa: E731
+    return Backend("cluster", storage, time.sleep, jobs, 0.2)

@@ -345,6 +345,9 @@ PRIVATE_ACCESS_ALLOWED = {
     # Celery's SentinelBackend builds its Sentinel there, the one place to choose the
     # connection class (vpsweb.redis_sentinel)
     ("vpsweb.workers.results", "super()._get_sentinel_instance"),
+    # redis-py's SentinelManagedConnection connects there; FollowingConnection resolves
+    # the master its own way and leaves replicas' connections to it
+    ("vpsweb.redis_sentinel", "super()._connect_retry"),
 }
 
 

@@ -177,3 +177,49 @@ def test_a_bad_ack_setting_is_one_line_naming_its_variable(name, value):
     message = str(caught.value)
     assert message.startswith(f"{name}: ") and "\n" not in message
     assert repr(value) in message
+
+
+def test_cluster_url_is_parsed_into_one_target():
+    t = parse_target("redis+cluster://:pw@h1:7000,h2,[::1]:7002/0", "X")
+    assert t.is_cluster and not t.is_sentinel
+    assert t.nodes == (("h1", 7000), ("h2", 6379), ("::1", 7002))
+    assert (t.password, t.db) == ("pw", 0)
+    assert parse_target(t.as_url(), "X") == t
+    assert parse_target("redis+cluster://h1:7000", "X").nodes == (("h1", 7000),)
+
+
+@pytest.mark.parametrize(
+    "url", ["redis+cluster://h:1/2", "redis+cluster:///0", "redis+cluster://h:x/0"]
+)
+def test_a_bad_cluster_url_is_one_line_naming_its_variable(url):
+    with pytest.raises(SettingsError) as caught:
+        settings.redis_url({settings.REDIS_URL_ENV: url})
+    said = str(caught.value)
+    assert "\n" not in said and said.startswith(f"{settings.REDIS_URL_ENV}: ")
+
+
+def test_a_cluster_store_needs_a_broker_of_its_own():
+    store = {settings.REDIS_URL_ENV: "redis+cluster://h1:7000,h2:7001/0"}
+    with pytest.raises(SettingsError, match=f"^{settings.BROKER_URL_ENV}: ") as caught:
+        settings.broker_url(store)
+    assert "\n" not in str(caught.value)
+    cluster_broker = {**store, settings.BROKER_URL_ENV: "redis+cluster://h3:7000/0"}
+    with pytest.raises(SettingsError, match=f"^{settings.BROKER_URL_ENV}: "):
+        settings.broker_url(cluster_broker)
+    assert settings.broker_url({**store, settings.BROKER_URL_ENV: "redis://b:6379/0"}) == (
+        "redis://b:6379/0"
+    )
+
+
+def test_a_cluster_stores_celery_results_follow_the_brokers_redis():
+    from vpsweb.workers.factory import create_app
+
+    cluster = "redis+cluster://h1:7000/0"
+    backend = results.backend_url(cluster, "redis://b:6379/0")
+    assert backend.endswith("WorkerResultBackend+redis://b:6379/0")
+    sentinel = "redis+sentinel://s1:26379/mymaster/0"
+    assert "WorkerSentinelBackend+sentinel://s1:26379/0" in results.backend_url(cluster, sentinel)
+    with pytest.raises(SettingsError, match=f"^{settings.BROKER_URL_ENV}: .*not amqp$"):
+        results.backend_settings(cluster, "amqp://guest@rabbit//")
+    with pytest.raises(SettingsError, match=f"^{settings.BROKER_URL_ENV}: "):
+        create_app(cluster)  # the broker would default to the cluster

@@ -237,8 +237,14 @@ class StepRun:
         return s.output.model_validate_json(saved)
 
     def record_end(self, output: BaseModel) -> None:
-        """A stored step's end, recorded again: the count and the event are once each."""
+        """A stored step's end, recorded again: the count and the event are once each, and
+        so is the batch's count (the delivery that stored the step may have died before
+        it: on Redis it is a write of its own, in the batch's slot)."""
         job, s = self.job, self.stage
+        if job.plan.batch_id is not None:
+            self.svc.storage.batches.count_step(
+                job.plan.batch_id, job.job_id, self.key, output.model_dump_json(), job.ttl
+            )
         if self.fan_out_item:
             assert self.index is not None
             job.progress.candidate_finished(

@@ -301,7 +301,8 @@ class ManualAnswers(abc.ABC):
     ) -> str:
         """Accept an answer to a pending prompt: 'stored', or 'resumed' when it was the
         stage's last (the job is queued again with ``deadline``); 'gone', 'ended',
-        'answered' or 'not_pending' when nothing was stored."""
+        'answered' or 'not_pending' when nothing was stored; 'resumed' again for a job
+        resumed but not started yet (manual_answers.py: a retry makes a crash good)."""
 
 
 @dataclass(frozen=True)

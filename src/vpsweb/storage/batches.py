@@ -95,6 +95,13 @@ class Batches(abc.ABC):
         """The jobs' plans (None: gone), in one round trip."""
 
     @abc.abstractmethod
+    def count_step(self, batch_id: str, job_id: str, key: str, payload: str, ttl: int) -> None:
+        """Add a stored step's cost, calls and tokens to the batch's counters, once per job
+        step (``StepLog.finish`` does it). A delivery that finds the step stored calls it
+        again: where the count is a write of its own (Redis: the batch's slot, not the
+        job's), the delivery that stored the step may have died before it."""
+
+    @abc.abstractmethod
     def spend_check(self, job_id: str, batch_id: str, *, late: bool = False) -> SpendCheck:
         """A budgeted batch job's check, in one round trip (see SpendCheck)."""
 

@@ -23,6 +23,8 @@ from celery import Celery, bootsteps
 
 from vpsweb import settings
 from vpsweb.config import AppConfig, load_config
+from vpsweb.errors import SettingsError
+from vpsweb.redis_target import CLUSTER_SCHEME
 from vpsweb.workers import broker, results
 
 DEFAULT_CONCURRENCY = 32
@@ -42,7 +44,7 @@ def celery_settings(store_url: str, broker_url: str, cfg: AppConfig) -> dict[str
     queues = cfg.queues()
     return {
         **broker.celery_settings(broker_url, cfg),
-        **results.backend_settings(store_url),
+        **results.backend_settings(store_url, broker_url),
         "vpsweb_store_url": store_url,
         "task_serializer": "json",
         "result_serializer": "json",
@@ -118,8 +120,11 @@ class HousekeepingStep(bootsteps.StartStopStep):
 def create_app(
     store_url: str, broker_url: str | None = None, cfg: AppConfig | None = None
 ) -> Celery:
-    """A configured app (the broker defaults to the state store)."""
+    """A configured app (the broker defaults to the state store, unless that is a Redis
+    Cluster: a SettingsError of one line, as ``settings.broker_url``)."""
     cfg = cfg or load_config()
+    if (broker_url or store_url).startswith(CLUSTER_SCHEME + ":"):
+        raise SettingsError(settings.CLUSTER_BROKER_ERROR)
     app = Celery("vpsweb", include=["vpsweb.tasks.pipeline"])
     app.conf.update(celery_settings(store_url, broker_url or store_url, cfg))
     app.steps["worker"].add(HousekeepingStep)

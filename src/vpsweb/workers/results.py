@@ -16,8 +16,10 @@ from typing import Any
 from celery._state import task_join_will_block
 from celery.backends.redis import RedisBackend, SentinelBackend
 
+from vpsweb.errors import SettingsError
 from vpsweb.redis_sentinel import FollowingConnection
 from vpsweb.redis_target import parse_target
+from vpsweb.settings import BROKER_URL_ENV
 
 
 class _Untracked:
@@ -46,14 +48,27 @@ class WorkerSentinelBackend(_Untracked, SentinelBackend):
         return super()._get_sentinel_instance(**params)
 
 
-def backend_url(store_url: str) -> str:
+def backend_url(store_url: str, broker_url: str | None = None) -> str:
     """Celery's ``result_backend`` setting: this class, on the store's Redis."""
-    return str(backend_settings(store_url)["result_backend"])
+    return str(backend_settings(store_url, broker_url)["result_backend"])
 
 
-def backend_settings(store_url: str) -> dict[str, Any]:
-    """Celery's result backend settings for the store (plain Redis, or Sentinel)."""
+def backend_settings(store_url: str, broker_url: str | None = None) -> dict[str, Any]:
+    """Celery's result backend settings for the store (plain Redis, or Sentinel). A Redis
+    Cluster store keeps them on the broker's Redis or Sentinel instead: Celery's Redis
+    backend needs one Redis (a chord's counters, its result channels), and so does the
+    broker, so the results follow it."""
     target = parse_target(store_url, "the store's URL")
+    if target.is_cluster:
+        scheme = (broker_url or "").partition(":")[0].lower()
+        if scheme not in ("redis", "rediss", "redis+sentinel"):
+            raise SettingsError(
+                f"{BROKER_URL_ENV}: with a Redis Cluster store, Celery's results are kept "
+                "on the broker's Redis: the broker must be a single Redis or a Sentinel "
+                f"(redis://..., redis+sentinel://...), not {scheme or 'unset'}"
+            )
+        store_url = str(broker_url)
+        target = parse_target(store_url, "the broker's URL")
     if not target.is_sentinel:
         return {"result_backend": f"{__name__}:{WorkerResultBackend.__name__}+{store_url}"}
     return {

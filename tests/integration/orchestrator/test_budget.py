@@ -21,6 +21,7 @@ from tests.helpers.poems import FOG_OPENING
 from vpsweb.client.sync import Client
 from vpsweb.config import load_config
 from vpsweb.errors import JobFailed
+from vpsweb.storage.redis import keys
 
 pytestmark = [pytest.mark.integration]
 
@@ -52,7 +53,7 @@ def test_a_job_stops_calling_once_its_spend_reaches_max_cost(tmp_path: Path) -> 
         with pytest.raises(JobFailed) as info:
             job.result(timeout=90)
         stats, record = c.sim_stats(), job.record()
-        counted = c.store.hget(f"vpsweb:job:{job.id}", "spent")
+        counted = c.store.hget(keys.job(job.id), "spent")
         client.close()
     finally:
         c.close()

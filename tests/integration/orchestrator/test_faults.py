@@ -18,6 +18,7 @@ import pytest
 from tests.helpers.cluster import Cluster
 from tests.helpers.stage_calls import CALLS_PER_STEP, calls_per_job
 from vpsweb.errors import JobFailed
+from vpsweb.storage.redis import keys
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -148,7 +149,7 @@ def _recovery_times(
         now = c.leases()
         for key, old in list(pending.items()):
             job, step = key.split(":")
-            stored = c.store.exists(f"vpsweb:job:{job}:step:{step}")
+            stored = c.store.exists(keys.step(job, step))
             if stored or now.get(key, old) != old:
                 recovered[key] = time.monotonic() - killed_at
                 del pending[key]

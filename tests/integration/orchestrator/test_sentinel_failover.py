@@ -19,12 +19,13 @@ import pytest
 
 from tests.helpers.cluster import Cluster
 from tests.helpers.stage_calls import calls_per_job
+from vpsweb.storage.redis import keys
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _stored_steps(c: Cluster, job_id: str) -> int:
-    return sum(1 for _ in c.store.scan_iter(f"vpsweb:job:{job_id}:step:*"))
+    return sum(1 for _ in c.store.scan_iter(keys.step(job_id, "*")))
 
 
 @pytest.mark.parametrize(
@@ -133,10 +134,10 @@ def test_vpsweb_worker_starts_from_the_sentinel_variables(tmp_path: Path) -> Non
             )
         store = redis_client(group.url, decode_responses=True)
         deadline = time.monotonic() + 60
-        while not store.exists("vpsweb:workers") and time.monotonic() < deadline:
+        while not store.exists(keys.WORKERS) and time.monotonic() < deadline:
             assert proc.poll() is None, (tmp_path / "worker.log").read_text()
             time.sleep(0.2)
-        assert store.exists("vpsweb:workers"), (tmp_path / "worker.log").read_text()
+        assert store.exists(keys.WORKERS), (tmp_path / "worker.log").read_text()
         app = create_app(group.url, group.url, load_config())
         try:
             replies = app.control.ping(timeout=5)

@@ -15,7 +15,7 @@ from vpsweb.domain.progress import EventKind, milestones
 from vpsweb.local.processes import RedisServer
 from vpsweb.storage import Event, JobStatus, connect
 from vpsweb.storage.base import CandidateEnd
-from vpsweb.storage.redis import RedisProgressLog
+from vpsweb.storage.redis import RedisProgressLog, keys
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ def test_milestones_once_each_in_order_under_contention(redis_server):
         p.join(60)
         assert p.exitcode == 0
 
-    stream = [fields for _id, fields in r.xrange(f"vpsweb:job:{job}:events")]
+    stream = [fields for _id, fields in r.xrange(keys.events(job))]
     # One event per candidate, counted once however often it was delivered.
     own = [e for e in stream if e["event"] == "candidate_finished"]
     assert sorted(int(e["index"]) for e in own) == list(range(N))
@@ -80,7 +80,7 @@ def test_a_candidates_event_carries_the_percentage_after_it(redis_server):
     for i in range(3):
         end = CandidateEnd(i, ok=True, n=3, end_percent=25.0, stage="Initial Translation")
         log.candidate_finished(job, end, TTL)
-    stream = [fields for _id, fields in r.xrange(f"vpsweb:job:{job}:events")]
+    stream = [fields for _id, fields in r.xrange(keys.events(job))]
     seen = [(e["event"], e["parallel_progress"], e["progress_percent"]) for e in stream]
     assert seen == [
         ("candidate_finished", "1/3 completed", "8.33"),

@@ -16,7 +16,7 @@ from vpsweb.config import load_config
 from vpsweb.domain.plan import build_plan
 from vpsweb.local.processes import start_worker, stop_process
 from vpsweb.storage import JobStore, ProgressLog, connect
-from vpsweb.storage.redis import RedisJobStore
+from vpsweb.storage.redis import RedisJobStore, keys
 
 pytestmark = pytest.mark.integration
 
@@ -55,8 +55,8 @@ def test_broker_and_store_on_separate_redis_servers(private_redis, simulator, wo
         on_broker = redis.Redis.from_url(broker.url, decode_responses=True)
         on_store = redis.Redis.from_url(redis_server.url, decode_responses=True)
         assert on_broker.keys("_kombu.binding.*"), "Celery's bindings live on the broker"
-        assert not on_broker.keys(f"vpsweb:job:{out.job_id}*")
-        assert on_store.exists(f"vpsweb:job:{out.job_id}", f"vpsweb:job:{out.job_id}:result")
+        assert not on_broker.keys(keys.job(out.job_id) + "*")
+        assert on_store.exists(keys.job(out.job_id), keys.result(out.job_id))
         # Celery's results (the result backend) stay with the state store.
         assert on_store.exists(f"celery-task-meta-{out.job_id}.finalize")
     finally:

@@ -29,6 +29,7 @@ from vpsweb.storage.spend import (
     COST_PREFIX,
     SPENT_FIELD,
     Billed,
+    billed,
 )
 
 INDEX = ("batches",)  # batch id -> created timestamp
@@ -82,13 +83,21 @@ class MemoryBatches(Batches):
                 space.expire(kept, ttl)
             space.expire(names.events(job_id), ttl)
 
-    def count(self, batch_id: str, bill: Billed) -> None:
-        """Add a stored step's bill to its batch's counters (as step_stored.lua: a batch
-        that is gone is not re-created)."""
+    def count_step(self, batch_id: str, job_id: str, key: str, payload: str, ttl: int) -> None:
+        self.count(batch_id, billed(payload), f"{job_id}|{key}", ttl)
+
+    def count(self, batch_id: str, bill: Billed, step: str, ttl: int) -> None:
+        """Add a stored step's bill to its batch's counters once per job step (``step``:
+        ``<job>|<step>``), as batch_count.lua: a batch that is gone is not re-created."""
         with self.space.lock:
             counters = self.space.get(_counters(batch_id))
             if counters is None:
                 return
+            counted = self.space.setdefault(("batch", batch_id, "counted"), set)
+            if step in counted:
+                return
+            counted.add(step)
+            self.space.expire(("batch", batch_id, "counted"), ttl)
             add: dict[str, float] = {BATCH_CALLS: bill.calls, BATCH_TOKENS: bill.tokens}
             if bill.cost > 0:
                 add |= {BATCH_SPENT: bill.cost, COST_PREFIX + (bill.currency or "?"): bill.cost}

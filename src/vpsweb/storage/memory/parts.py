@@ -4,6 +4,7 @@ scripts beside storage.redis, each operation one critical section."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from vpsweb.storage.base import JobStatus, Leases, ManualAnswers, Presence, UsageLog
 from vpsweb.storage.memory import state as names
@@ -141,8 +142,11 @@ class MemoryManualAnswers(ManualAnswers):
             if record.get("status") in TERMINAL_VALUES:
                 return "ended"
             answers = self.space.setdefault(("answers", job_id), dict)
-            if key in answers:
-                return "answered"
+            if key in answers:  # resumed again until it starts, as the Redis store
+                queued = record.get("status") == JobStatus.QUEUED.value
+                if not queued or any(k not in answers for k in stage_keys):
+                    return "answered"
+                return self._resume(job_id, record, deadline)
             pending = self.space.get(("pending", job_id)) or {}
             if key not in pending:
                 return "not_pending"
@@ -151,7 +155,10 @@ class MemoryManualAnswers(ManualAnswers):
             self.space.expire(("answers", job_id), ttl)
             if any(k not in answers for k in stage_keys):
                 return "stored"
-            record.update(status=JobStatus.QUEUED.value, deadline_at=f"{deadline:.3f}")
-            self.space.setdefault(DEADLINES, dict)[job_id] = float(f"{deadline:.3f}")
-            self.space.append(SUBMISSIONS, {"job": job_id})
-            return "resumed"
+            return self._resume(job_id, record, deadline)
+
+    def _resume(self, job_id: str, record: dict[str, Any], deadline: float) -> str:
+        record.update(status=JobStatus.QUEUED.value, deadline_at=f"{deadline:.3f}")
+        self.space.setdefault(DEADLINES, dict)[job_id] = float(f"{deadline:.3f}")
+        self.space.append(SUBMISSIONS, {"job": job_id})
+        return "resumed"

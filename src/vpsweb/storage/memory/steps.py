@@ -73,7 +73,7 @@ class MemoryStepLog(StepLog):
                 bill = billed(payload)
                 self.jobs.add_spent(job_id, bill.cost)
                 if batch_id is not None and self.batches is not None:
-                    self.batches.count(batch_id, bill)
+                    self.batches.count(batch_id, bill, f"{job_id}|{key}", ttl)
             self.leases.release(job_id, key, owner)
             if item is not None:
                 self.progress.count_item(job_id, item, ttl)

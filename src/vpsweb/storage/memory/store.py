@@ -189,7 +189,9 @@ class MemoryJobStore(JobStore):
             if at <= float(record.get("deadline_at") or 0):
                 return
             record["deadline_at"] = f"{at:.3f}"
-            self.space.setdefault(DEADLINES, dict)[job_id] = at
+            deadlines = self.space.setdefault(DEADLINES, dict)
+            if job_id in deadlines:  # as Redis's ZADD XX: not a job waiting for a person
+                deadlines[job_id] = at
 
     def deadline(self, job_id: str) -> float | None:
         with self.space.lock:
@@ -199,7 +201,7 @@ class MemoryJobStore(JobStore):
     def forget_deadline(self, job_id: str) -> None:
         with self.space.lock:
             status = self.status(job_id)
-            if status is None or status.terminal:
+            if status is None or status.terminal or status is JobStatus.WAITING:
                 self.space.setdefault(DEADLINES, dict).pop(job_id, None)
 
     def overdue(self, now: float, limit: int = 100) -> list[str]:

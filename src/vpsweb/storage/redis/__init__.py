@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -32,13 +32,16 @@ __all__ = [
 
 
 def redis_client(url: str, *, where: str = "redis_url", **options: Any) -> redis.Redis:
-    """The one way vpsweb opens a synchronous Redis: a plain URL, or the master a
+    """The one way vpsweb opens a synchronous Redis: a plain URL, the master a
     Sentinel target names (``Sentinel.master_for``: its connections ask Sentinel for
     the master's address whenever they connect (FollowingConnection: on every path that
-    connects, redis/redis-py#3874), and drop themselves on a READONLY
-    answer, so a retried command follows a failover). ``where`` names the URL's source
+    connects, redis/redis-py#3874), and drop themselves on a READONLY answer, so a
+    retried command follows a failover), or a Redis Cluster (redis-py's ``RedisCluster``:
+    each command goes to the node of its keys' slot). ``where`` names the URL's source
     in the one-line error a malformed one gives."""
     target = parse_target(url, where)
+    if target.is_cluster:
+        return _cluster(target, options)
     if not target.is_sentinel:
         return redis.Redis.from_url(url, **options)
     from vpsweb.redis_sentinel import FollowingConnection
@@ -52,6 +55,24 @@ def redis_client(url: str, *, where: str = "redis_url", **options: Any) -> redis
         password=target.password,
         **options,
     )
+
+
+def _cluster(target: RedisTarget, options: dict[str, Any]) -> redis.Redis:
+    """A ``RedisCluster`` from some of its nodes. Typed as ``redis.Redis``: it answers
+    every command the store's parts send (their keys are laid out for it, keys.py);
+    per-connection options it does not take (health checks, retry_on_error) are left
+    out, and its own retry covers MOVED, ASK and a node that went away."""
+    from redis.cluster import ClusterNode, RedisCluster
+
+    allowed = {k: v for k, v in options.items() if k not in ("health_check_interval",)}
+    allowed.pop("retry_on_error", None)
+    cluster = RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+        username=target.username,
+        password=target.password,
+        **allowed,
+    )
+    return cast(redis.Redis, cluster)
 
 
 def _sentinel(target: RedisTarget, options: dict[str, Any]) -> redis.sentinel.Sentinel:

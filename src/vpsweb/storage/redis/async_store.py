@@ -37,10 +37,17 @@ from vpsweb.storage.redis.async_batches import AsyncRedisBatches
 from vpsweb.storage.redis.connection_errors import translating_async as _translating
 from vpsweb.storage.redis.durability import AsyncReplicaAcks
 from vpsweb.storage.redis.lua import load_lua
-from vpsweb.storage.redis.manual_answers import answer_call
+from vpsweb.storage.redis.manual_answers import answer_call, queue_resume
 from vpsweb.storage.redis.presence import live_of
 from vpsweb.storage.redis.progress import StreamBatch, emit_call, read_wait, snapshot_of
-from vpsweb.storage.redis.store import deduplicated, end_call, queue_create, with_request
+from vpsweb.storage.redis.slots import in_order
+from vpsweb.storage.redis.store import (
+    deduplicated,
+    end_call,
+    queue_create,
+    queue_submit,
+    with_request,
+)
 from vpsweb.storage.redis.usage import record_call
 
 BLOCK_MS = 1000  # as the sync reader: followers check the cluster about every second
@@ -54,13 +61,19 @@ _LOST = (redis.ConnectionError, redis.TimeoutError)
 
 
 class _Lua:
-    """A script of this package on the asyncio client (EVALSHA, EVAL after a restart)."""
+    """A script of this package on the asyncio client (EVALSHA, EVAL after a restart;
+    queued as EVAL on a pipeline, as the sync ``Lua``)."""
 
-    def __init__(self, client: aioredis.Redis, name: str) -> None:
-        self._script = client.register_script(load_lua(name))
+    def __init__(self, client: Any, name: str) -> None:
+        self.body = load_lua(name)
+        self._script = client.register_script(self.body)
 
     async def __call__(self, *, keys: Sequence[Any], args: Sequence[Any] = ()) -> Any:
         return await self._script(keys=keys, args=args)
+
+    def on(self, pipe: Any, *, keys: Sequence[Any], args: Sequence[Any] = ()) -> None:
+        """Queue the script on ``pipe`` (an asyncio pipeline)."""
+        pipe.execute_command("EVAL", self.body, len(keys), *keys, *args)  # as lua.Lua
 
 
 @_translating
@@ -74,12 +87,20 @@ class AsyncRedisJobStore(AsyncJobStore):
     ) -> None:
         self.redis, self._streams = client, streams
         self.acks = acks or AsyncReplicaAcks(client, Durability())
-        self._end_body = load_lua("end.lua")
+        self._end = _Lua(client, "end.lua")
 
     async def create(self, plans: list[JobPlan]) -> None:
-        if plans:
-            pipe = self.redis.pipeline(transaction=True)
-            queue_create(pipe, plans)
+        if not plans:
+            return
+        ordered = in_order(self.redis)
+        pipe = self.redis.pipeline(transaction=False)
+        queue_create(pipe, plans)
+        if ordered:
+            queue_submit(pipe, plans)
+        await pipe.execute()
+        if not ordered:  # the submissions after their jobs (see storage.redis.slots)
+            pipe = self.redis.pipeline(transaction=False)
+            queue_submit(pipe, plans)
             await pipe.execute()
 
     async def get(self, job_id: str) -> JobRecord | None:
@@ -116,10 +137,11 @@ class AsyncRedisJobStore(AsyncJobStore):
         if result is not None:
             result, redundant = deduplicated(await self.plan(job_id), job_id, result)
         names, args = end_call(job_id, status, ttl, events, result, error, error_stage)
-        # EVAL in a pipeline (Redis caches the script by its SHA), then WAIT on the same
-        # connection: one round trip, as the sync store's end.
+        # The script and the deadline's ZREM, then WAIT on the same connection (it covers
+        # both): one round trip, as the sync store's end.
         pipe = self.redis.pipeline(transaction=False)
-        pipe.eval(self._end_body, len(names) + len(redundant), *names, *redundant, *args)
+        self._end.on(pipe, keys=[*names, *redundant], args=args)
+        pipe.zrem(keys.DEADLINES, job_id)  # as the sync store's end
         self.acks.wait_on(pipe)
         return bool((await self.acks.settled(await pipe.execute(), job_id, "the end"))[0])
 
@@ -148,9 +170,13 @@ class AsyncRedisJobStore(AsyncJobStore):
     async def close(self) -> None:
         # The pools were made here, so they are closed here (redis-py leaves a pool
         # it was handed open).
-        await self.redis.aclose(close_connection_pool=True)
-        if self._streams is not None:
-            await self._streams.aclose(close_connection_pool=True)
+        for client in (self.redis, self._streams):
+            if client is None:
+                continue
+            if in_order(client):
+                await client.aclose(close_connection_pool=True)
+            else:  # a cluster's client owns its nodes' pools
+                await client.aclose()
 
 
 @_translating
@@ -264,7 +290,12 @@ class AsyncRedisManualAnswers(AsyncManualAnswers):
         self, job_id: str, key: str, text: str, *, stage_keys: list[str], deadline: float, ttl: int
     ) -> str:
         names, args = answer_call(job_id, key, text, stage_keys, deadline, ttl)
-        return str(await self._answer(keys=names, args=args))
+        outcome = str(await self._answer(keys=names, args=args))
+        if outcome == "resumed":  # as the sync store's answer
+            pipe = self.redis.pipeline(transaction=False)
+            queue_resume(pipe, job_id, deadline)
+            await pipe.execute()
+        return outcome
 
 
 def _sentinel_master(target: RedisTarget, size: int, read_timeout: float) -> aioredis.Redis:
@@ -292,6 +323,24 @@ def _sentinel_master(target: RedisTarget, size: int, read_timeout: float) -> aio
     )
 
 
+def _cluster(target: RedisTarget, size: int, read_timeout: float) -> aioredis.Redis:
+    """A Redis Cluster on ``redis.asyncio``, up to ``size`` connections per node (a burst
+    beyond that fails instead of waiting: redis-py's cluster has no blocking pool).
+    Typed as ``aioredis.Redis``: it answers every command the parts send (keys.py)."""
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    cluster = RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+        username=target.username,
+        password=target.password,
+        decode_responses=True,
+        max_connections=size,
+        socket_timeout=read_timeout,
+        socket_connect_timeout=5,
+    )
+    return cast(aioredis.Redis, cluster)
+
+
 def connect_async(
     url: str,
     *,
@@ -307,6 +356,8 @@ def connect_async(
     wanted = durability_from_env(target)
 
     def pool(size: int, timeout: float | None, read_timeout: float) -> aioredis.Redis:
+        if target.is_cluster:
+            return _cluster(target, size, read_timeout)
         if target.is_sentinel:
             return _sentinel_master(target, size, read_timeout)
         made = aioredis.BlockingConnectionPool.from_url(

@@ -1,11 +1,17 @@
 """Batches in Redis: the record (a string), its counters (a hash the step writes add
 to), the index of batches, and the addresses (content and idempotency keys).
 
-A submission WATCHes its addresses, reads them (MGET, then one pipeline of the jobs'
-statuses), and writes the record, the new jobs and the addresses in one MULTI: if
-another submission wrote one of the addresses in between, EXEC fails and it looks
-again. A batch's progress is one pipeline: its counters and one HMGET per member job.
-The asyncio twin (``async_batches``) queues the same commands with the same helpers.
+A submission reads its addresses (MGET: they share one slot, then one pipeline of the
+jobs' statuses), and writes in an order that is safe on a Redis Cluster, where no
+transaction spans slots: (1) the new jobs (not yet submitted) with their deadlines,
+and, in the same pipeline where it runs in order, (2) addresses_claim.lua, which sets
+the addresses only if none changed since they were read (as WATCH/MULTI did); (3) the
+record, its counters and index, and the jobs' submissions. A claim that finds an
+address changed deletes the jobs of step (1), never submitted, and looks again. A
+writer that dies after (2) leaves queued jobs that were never submitted: their
+deadlines make the sweeper fail them, and the next submission of the same content
+makes new ones. A batch's progress is one pipeline: its counters and one HMGET per
+member job. The asyncio twin (``async_batches``) uses the same helpers.
 """
 
 from __future__ import annotations
@@ -31,15 +37,26 @@ from vpsweb.storage.batches import (
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.lua import Lua
-from vpsweb.storage.redis.store import queue_create
-from vpsweb.storage.spend import BATCH_SPENT, SPENT_FIELD
+from vpsweb.storage.redis.slots import in_order
+from vpsweb.storage.redis.store import queue_create, queue_submit
+from vpsweb.storage.spend import BATCH_SPENT, COST_PREFIX, SPENT_FIELD, billed
 
 
-def queue_write(pipe: Any, write: BatchWrite) -> None:
-    """Queue a submission's writes on ``pipe`` (a MULTI pipeline, sync or asyncio)."""
-    ttl = write.ttl
+def queue_jobs(pipe: Any, write: BatchWrite) -> None:
+    """Queue a submission's writes before its claim on ``pipe`` (sync or asyncio): the
+    new jobs (not their submissions) and the reused jobs' retention."""
     if write.plans:
         queue_create(pipe, write.plans)
+    for job_id in write.keep:
+        for key in (keys.job(job_id), keys.result(job_id), keys.progress(job_id)):
+            pipe.expire(key, write.ttl)
+        pipe.expire(keys.events(job_id), write.ttl)
+
+
+def queue_record(pipe: Any, write: BatchWrite) -> None:
+    """Queue a submission's writes after its claim on ``pipe`` (sync or asyncio): the
+    record, its counters and index, then the new jobs' submissions."""
+    ttl = write.ttl
     if (record := write.record) is not None:
         pipe.set(keys.batch(record.batch_id), record.model_dump_json(), ex=ttl)
         counters = keys.batch_counters(record.batch_id)
@@ -49,12 +66,45 @@ def queue_write(pipe: Any, write: BatchWrite) -> None:
         pipe.zadd(keys.BATCHES_INDEX, {record.batch_id: record.created_at.timestamp()})
         newest = record.run_started_at.timestamp()
         pipe.zremrangebyscore(keys.BATCHES_INDEX, "-inf", newest - ttl)
-    for name, job_id in write.addresses.items():
-        pipe.set(keys.address(name), job_id, ex=ttl)
-    for job_id in write.keep:
-        for key in (keys.job(job_id), keys.result(job_id), keys.progress(job_id)):
-            pipe.expire(key, ttl)
-        pipe.expire(keys.events(job_id), ttl)
+    if write.plans:
+        queue_submit(pipe, write.plans)
+
+
+def queue_undo(pipe: Any, write: BatchWrite) -> None:
+    """Queue the deletion of a submission's new jobs (written, never submitted) whose
+    claim failed, on ``pipe`` (sync or asyncio)."""
+    for plan in write.plans:
+        job_id = plan.job_id
+        for key in (keys.job(job_id), keys.progress(job_id), keys.events(job_id)):
+            pipe.delete(key)  # one by one: a Cluster's pipeline refuses a multi-key DEL
+        pipe.zrem(keys.DEADLINES, job_id)
+        pipe.zrem(keys.JOBS_INDEX, job_id)
+
+
+def count_call(batch_id: str, job_id: str, key: str, payload: str, ttl: int) -> dict[str, Any]:
+    """batch_count.lua's keys and arguments: the job step, and what it was billed."""
+    bill = billed(payload)
+    currency = COST_PREFIX + (bill.currency or "?")
+    return {
+        "keys": [keys.batch_counters(batch_id), keys.batch_counted(batch_id)],
+        "args": [f"{job_id}|{key}", f"{bill.cost:.10f}", bill.calls, bill.tokens, currency, ttl],
+    }
+
+
+def claim_call(
+    addresses: Sequence[str], ids: Sequence[str | None], write: BatchWrite
+) -> dict[str, Any] | None:
+    """addresses_claim.lua's keys and arguments (None: no address to check or write).
+    An address ``decide`` writes that was not looked up is written unchecked ('*')."""
+    looked = dict(zip(addresses, ids, strict=True))
+    names = [*addresses, *(a for a in write.addresses if a not in looked)]
+    if not names:
+        return None
+    args: list[Any] = [write.ttl]
+    for name in names:
+        was = (looked[name] or "") if name in looked else "*"
+        args += [was, write.addresses.get(name, "")]
+    return {"keys": [keys.address(a) for a in names], "args": args}
 
 
 def found_of(
@@ -107,28 +157,36 @@ class RedisBatches(Batches):
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
         self._straggler = Lua(client, "straggler_check.lua")
+        self._claim = Lua(client, "addresses_claim.lua")
+        self._count = Lua(client, "batch_count.lua")
 
     def submit(self, addresses: Sequence[str], decide: Decide) -> BatchWrite:
         names = [keys.address(a) for a in addresses]
+        ordered = in_order(self.redis)
         for _ in range(MAX_ATTEMPTS):
-            with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    found: dict[str, Found] = {}
-                    if names:
-                        pipe.watch(*names)
-                        found = self._look(addresses, cast(list, pipe.mget(names)))
-                    write = decide(found)
-                    pipe.multi()
-                    queue_write(pipe, write)
-                    pipe.execute()
-                    return write
-                except redis.WatchError:
+            ids = cast(list[str | None], self.redis.mget(names)) if names else []
+            write = decide(self._look(addresses, ids))
+            claim = claim_call(addresses, ids, write)
+            with self.redis.pipeline(transaction=False) as pipe:
+                queue_jobs(pipe, write)
+                if claim is not None and ordered:
+                    self._claim(**claim, client=pipe)
+                replies = pipe.execute()
+            if claim is not None:
+                claimed = replies[-1] if ordered else self._claim(**claim)
+                if not claimed:
+                    with self.redis.pipeline(transaction=False) as pipe:
+                        queue_undo(pipe, write)
+                        pipe.execute()
                     continue
+            with self.redis.pipeline(transaction=False) as pipe:
+                queue_record(pipe, write)
+                pipe.execute()
+            return write
         raise too_busy(addresses)
 
     def _look(self, addresses: Sequence[str], ids: list[str | None]) -> dict[str, Found]:
-        """The statuses of the jobs found, in one pipeline (on another connection: the
-        watching one runs each command alone)."""
+        """The statuses of the jobs found, in one pipeline."""
         jobs = sorted({j for j in ids if j})
         if not jobs:
             return {}
@@ -145,7 +203,10 @@ class RedisBatches(Batches):
         ids = cast(list[str], self.redis.zrevrange(keys.BATCHES_INDEX, 0, limit - 1))
         if not ids:
             return []
-        raw = cast(list[str | None], self.redis.mget([keys.batch(b) for b in ids]))
+        with self.redis.pipeline(transaction=False) as pipe:  # one slot each: no MGET
+            for batch_id in ids:
+                pipe.get(keys.batch(batch_id))
+            raw = cast(list[str | None], pipe.execute())
         return [r for r in map(record_of, raw) if r is not None]
 
     def tally(self, record: BatchRecord) -> BatchTally:
@@ -161,6 +222,9 @@ class RedisBatches(Batches):
             for job_id in job_ids:
                 pipe.hget(keys.job(job_id), "plan")
             return plans_of(pipe.execute())
+
+    def count_step(self, batch_id: str, job_id: str, key: str, payload: str, ttl: int) -> None:
+        self._count(**count_call(batch_id, job_id, key, payload, ttl))
 
     def spend_check(self, job_id: str, batch_id: str, *, late: bool = False) -> SpendCheck:
         with self.redis.pipeline(transaction=False) as pipe:

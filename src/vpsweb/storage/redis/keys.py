@@ -1,35 +1,51 @@
-"""Every Redis key vpsweb uses, in one place (as arq does)."""
+"""Every Redis key vpsweb uses, in one place (as arq does).
+
+Ready for Redis Cluster: a job's keys share its hash tag (``vpsweb:job:{<id>}:…``) and
+a batch's its own (``vpsweb:batch:{<id>}:…``), so that every script and transaction of
+a job or a batch touches one slot. Keys a command or script uses together share a tag
+too (both submission lanes, read by one XREADGROUP; the workers' set and their queues;
+the usage summaries and counters; the addresses a submission WATCHes). The global
+indexes (jobs, deadlines, batches) are single keys, written beside a job's scripts in
+the same pipeline, never inside them (see docs/reliability.md, "Redis Cluster").
+"""
 
 from __future__ import annotations
 
 PREFIX = "vpsweb"
 JOBS_INDEX = f"{PREFIX}:jobs"  # sorted set: job id -> created timestamp
-SUBMISSIONS = f"{PREFIX}:submissions"  # stream: interactive jobs waiting for a dispatcher
-BATCH_SUBMISSIONS = f"{PREFIX}:submissions:batch"  # stream: batch jobs, read after those
+SUBMISSIONS = f"{PREFIX}:{{submissions}}"  # stream: interactive jobs waiting for a dispatcher
+BATCH_SUBMISSIONS = f"{PREFIX}:{{submissions}}:batch"  # stream: batch jobs, read after those
 DISPATCHERS = "dispatchers"  # the consumer group of both submission streams
-WORKERS = f"{PREFIX}:workers"  # sorted set: live worker -> heartbeat expiry (epoch s)
-WORKER_QUEUES = f"{PREFIX}:workers:queues"  # hash: worker -> JSON list of its queues
+WORKERS = f"{PREFIX}:{{workers}}"  # sorted set: live worker -> heartbeat expiry (epoch s)
+WORKER_QUEUES = f"{PREFIX}:{{workers}}:queues"  # hash: worker -> JSON list of its queues
 DEADLINES = f"{PREFIX}:deadlines"  # sorted set: job id -> deadline (epoch s), jobs not ended
-USAGE_SUMMARIES = f"{PREFIX}:usage:jobs"  # sorted set: ended job's usage JSON -> end (epoch s)
-USAGE_COUNTERS = f"{PREFIX}:usage:counters"  # hash: "metric|label=value|..." -> cumulative sum
+USAGE_SUMMARIES = f"{PREFIX}:{{usage}}:jobs"  # sorted set: ended job's usage JSON -> end (epoch s)
+USAGE_COUNTERS = f"{PREFIX}:{{usage}}:counters"  # hash: "metric|label=value|..." -> cumulative sum
 BATCHES_INDEX = f"{PREFIX}:batches"  # sorted set: batch id -> created timestamp
 
 
 def batch(batch_id: str) -> str:
     """String: the batch's record (JSON: its members and their jobs)."""
-    return f"{PREFIX}:batch:{batch_id}"
+    return f"{PREFIX}:batch:{{{batch_id}}}"
 
 
 def batch_counters(batch_id: str) -> str:
     """Hash: the record's version, the batch's budget, and its jobs' counters (spent,
     cost:CURRENCY, calls, tokens: added as each step output is stored)."""
-    return f"{PREFIX}:batch:{batch_id}:counters"
+    return f"{batch(batch_id)}:counters"
+
+
+def batch_counted(batch_id: str) -> str:
+    """Set: the job steps (``<job>|<step>``) already added to the batch's counters, so
+    that a step counted again (a redelivery, a retried pipeline) adds nothing."""
+    return f"{batch(batch_id)}:counted"
 
 
 def address(name: str) -> str:
     """String: the job a content key or an idempotency key points at
-    (``content:<sha256>``, ``idem:<sha256>``), kept with the jobs' retention."""
-    return f"{PREFIX}:address:{name}"
+    (``content:<sha256>``, ``idem:<sha256>``), kept with the jobs' retention. All share
+    one hash tag: a submission WATCHes its addresses in one transaction."""
+    return f"{PREFIX}:{{address}}:{name}"
 
 
 def submissions(lane: str) -> str:
@@ -44,52 +60,52 @@ def lock(name: str) -> str:
 
 def job(job_id: str) -> str:
     """Hash: status, plan, timestamps, error."""
-    return f"{PREFIX}:job:{job_id}"
+    return f"{PREFIX}:job:{{{job_id}}}"
 
 
 def step(job_id: str, key: str) -> str:
     """String: a finished step's JSON output (candidate-0, evaluation, ...)."""
-    return f"{PREFIX}:job:{job_id}:step:{key}"
+    return f"{job(job_id)}:step:{key}"
 
 
 def result(job_id: str) -> str:
     """String: the TranslationOutput JSON."""
-    return f"{PREFIX}:job:{job_id}:result"
+    return f"{job(job_id)}:result"
 
 
 def events(job_id: str) -> str:
     """Stream: the job's progress events, replayable from the start."""
-    return f"{PREFIX}:job:{job_id}:events"
+    return f"{job(job_id)}:events"
 
 
 def progress(job_id: str) -> str:
     """Hash: the latest progress snapshot (percent only ever increases)."""
-    return f"{PREFIX}:job:{job_id}:progress"
+    return f"{job(job_id)}:progress"
 
 
 def lease(job_id: str, key: str) -> str:
     """String: the owner token of whoever runs this step now (expires unless renewed)."""
-    return f"{PREFIX}:job:{job_id}:lease:{key}"
+    return f"{job(job_id)}:lease:{key}"
 
 
 def finished_items(job_id: str) -> str:
     """Set: indexes of fan-out items already counted, so a redelivery counts once."""
-    return f"{PREFIX}:job:{job_id}:finished"
+    return f"{job(job_id)}:finished"
 
 
 def durations(job_id: str) -> str:
     """List: durations (s) of the fan-out items that succeeded, for the straggler grace."""
-    return f"{PREFIX}:job:{job_id}:durations"
+    return f"{job(job_id)}:durations"
 
 
 def pending(job_id: str) -> str:
     """Hash: step key -> JSON of the prompt waiting for a person (manual mode)."""
-    return f"{PREFIX}:job:{job_id}:pending"
+    return f"{job(job_id)}:pending"
 
 
 def answers(job_id: str) -> str:
     """Hash: step key -> a person's accepted answer (manual mode)."""
-    return f"{PREFIX}:job:{job_id}:answers"
+    return f"{job(job_id)}:answers"
 
 
 def quota(bucket: str) -> str:
@@ -127,7 +143,8 @@ def quota_batches(provider: str) -> str:
 
 
 def quota_wake(provider: str) -> str:
-    """Prefix of the list a waiting call blocks on (its ticket appended)."""
+    """Prefix of the list a waiting call blocks on (its ticket appended). quota_settle.lua
+    builds the same name from its first key (``quota(provider)``): keep the two equal."""
     return f"{quota(provider)}:wake:"
 
 

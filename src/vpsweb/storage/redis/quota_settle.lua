@@ -3,8 +3,8 @@
 --       5 model in-flight zset]
 -- ARGV: 1 permit, 2 reserved tokens, 3 used tokens (-1: unknown), 4 throttled (0/1),
 --       5 pause_s (-1: none), 6 waited_s, 7 provider tpm, 8 provider max_concurrent,
---       9 model tpm, 10 wake key prefix, 11 the permit's hold_s,
---       12 1: the first of a round trip of its own (counted: the limiter's cost)
+--       9 model tpm, 10 the permit's hold_s,
+--       11 1: the first of a round trip of its own (counted: the limiter's cost)
 -- The provider's allowance of calls in flight adapts as TCP's window does. With
 -- nothing declared it starts at INITIAL and doubles every round of calls (slow
 -- start) until the first 429; then each success adds INCREASE/allowance (about half
@@ -30,7 +30,7 @@ local function refund(hash, tpm)
   redis.call('HSET', hash, 'tok', math.min(level, math.max(rate, reserved)), 'tok_ts', now)
 end
 
-if ARGV[12] == '1' then redis.call('HINCRBY', h, 'settled_alone', 1) end
+if ARGV[11] == '1' then redis.call('HINCRBY', h, 'settled_alone', 1) end
 local was_granted = redis.call('ZSCORE', KEYS[2], permit)  -- lapse time: granted + hold_s
 redis.call('ZREM', KEYS[2], permit)
 refund(h, tonumber(ARGV[7]))
@@ -53,7 +53,7 @@ local cap = conc > 0 and conc or CEILING
 if throttled then
   redis.call('HINCRBY', h, 'throttled', 1)
   local last = tonumber(redis.call('HGET', h, 'last_cut') or '0')
-  local granted = was_granted and (tonumber(was_granted) - tonumber(ARGV[11])) or now
+  local granted = was_granted and (tonumber(was_granted) - tonumber(ARGV[10])) or now
   if granted >= last then
     local serving = redis.call('ZCARD', KEYS[2])
     -- A 429 that says a window is spent (pause) is a rate: cut harder than one
@@ -75,7 +75,7 @@ end
 -- again at once instead of at their next poll.
 local head = redis.call('ZRANGE', KEYS[3], 0, 1)
 for _, ticket in ipairs(head) do
-  local wake = ARGV[10] .. ticket
+  local wake = KEYS[1] .. ':wake:' .. ticket  -- keys.quota_wake: the provider's slot
   redis.call('RPUSH', wake, '1')
   redis.call('PEXPIRE', wake, 5000)
 end

@@ -94,7 +94,6 @@ class RedisQuotas(Quotas):
             ask.provider.limits.tokens_per_minute,
             ask.provider.limits.max_concurrent,
             ask.model.limits.tokens_per_minute if ask.model else 0,
-            keys.quota_wake(p),
             ask.hold_s,
             int(alone),
         ]

@@ -6,6 +6,10 @@ checks) instead of about eleven. Every part is idempotent or guarded, so a batch
 retried after a dropped connection changes nothing twice. Both batches end with the
 store's WAIT (when replica acknowledgements are on): they hold the lease claim and
 the stored output.
+
+Each script touches one slot: the job's, or (batch_count.lua) the batch's. The writes
+to global keys beside them (the deadlines set, a batch's counters) are safe to lose
+or to repeat; see the notes in store.py and batch_count.lua.
 """
 
 from __future__ import annotations
@@ -24,20 +28,19 @@ from vpsweb.storage.base import (
     StepStart,
 )
 from vpsweb.storage.redis import keys
+from vpsweb.storage.redis.batches import count_call
 from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.leases import RedisLeases
 from vpsweb.storage.redis.lua import Lua
 from vpsweb.storage.redis.progress import RedisProgressLog
 from vpsweb.storage.redis.quotas import RedisQuotas
 from vpsweb.storage.redis.store import RedisJobStore
-from vpsweb.storage.spend import COST_PREFIX, SPENT_FIELD, billed
+from vpsweb.storage.spend import SPENT_FIELD, billed
 
 
 def stored_args(payload: str, ttl: int) -> list[Any]:
     """step_stored.lua's arguments: the output, and what it was billed."""
-    bill = billed(payload)
-    currency = COST_PREFIX + (bill.currency or "?")
-    return [payload, ttl, f"{bill.cost:.10f}", SPENT_FIELD, bill.calls, bill.tokens, currency]
+    return [payload, ttl, f"{billed(payload).cost:.10f}", SPENT_FIELD]
 
 
 @translating
@@ -53,6 +56,7 @@ class RedisStepLog(StepLog):
         self.redis, self.jobs, self.progress, self.leases = client, jobs, progress, leases
         self.quotas = quotas
         self._stored = Lua(client, "step_stored.lua")
+        self._count = Lua(client, "batch_count.lua")
 
     def begin(
         self,
@@ -75,13 +79,14 @@ class RedisStepLog(StepLog):
                 self.progress.emit_on(pipe, job_id, start, ttl, once=once)
             self.leases.acquire_on(pipe, job_id, key, owner, lease_ttl_s)
             pipe.get(keys.step(job_id, key))  # after the lease: see the note in StepLog
-            if prior_keys:
-                pipe.mget([keys.step(job_id, k) for k in prior_keys])
+            for prior_key in prior_keys:  # GETs: a Cluster's pipeline refuses MGET
+                pipe.get(keys.step(job_id, prior_key))
             self.jobs.acks.wait_on(pipe)
             replies = self.jobs.acks.settled(pipe.execute(), job_id, f"the start of {key}")
         status = JobStatus(replies[0]) if replies[0] else None
-        lease_at = 4 if start is not None else 3
-        prior = replies[lease_at + 2] if prior_keys else []
+        # status, mark_running, extend_deadline and its ZADD, the start event if any
+        lease_at = 5 if start is not None else 4
+        prior = replies[lease_at + 2 :]
         return StepStart(status, replies[lease_at + 1], bool(replies[lease_at]), prior)
 
     def finish(
@@ -99,10 +104,10 @@ class RedisStepLog(StepLog):
         batch_id: str | None = None,
     ) -> str:
         names = [keys.step(job_id, key), keys.job(job_id)]
-        if batch_id is not None:
-            names.append(keys.batch_counters(batch_id))
         with self.redis.pipeline(transaction=False) as pipe:
             self._stored(keys=names, args=stored_args(payload, ttl), client=pipe)
+            if batch_id is not None:
+                self._count(**count_call(batch_id, job_id, key, payload, ttl), client=pipe)
             self.leases.release_on(pipe, job_id, key, owner)
             if item is not None:
                 self.progress.candidate_finished_on(pipe, job_id, item, ttl)

@@ -6,6 +6,11 @@ without paying for the LLM call again. Ending a job is one Lua script, so the
 status and the terminal event can never disagree. With replica acknowledgements on
 (``durability.ReplicaAcks``), a stored output and the end wait for a replica, and a
 job read as ended is fenced once first, so that no failover can take the end back.
+
+Every script touches one job's keys (one Cluster slot); the global indexes
+(deadlines, jobs, submissions) are written beside it in the same pipeline, and each
+such write is safe to lose: the sweeper forgets the deadline of a job that ended or
+waits for a person, and a job's submission is written after the job itself.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.durability import ReplicaAcks
 from vpsweb.storage.redis.lua import Lua
+from vpsweb.storage.redis.slots import in_order
 from vpsweb.storage.spend import SPENT_FIELD
 
 PLAN_CACHE_SIZE = 512
@@ -88,9 +94,16 @@ class RedisJobStore(JobStore):
     def create(self, plans: list[JobPlan]) -> None:
         if not plans:
             return
-        with self.redis.pipeline(transaction=True) as pipe:
+        ordered = in_order(self.redis)
+        with self.redis.pipeline(transaction=False) as pipe:
             queue_create(pipe, plans)
+            if ordered:
+                queue_submit(pipe, plans)
             pipe.execute()
+        if not ordered:
+            with self.redis.pipeline(transaction=False) as pipe:
+                queue_submit(pipe, plans)
+                pipe.execute()
 
     def get(self, job_id: str) -> JobRecord | None:
         record = JobRecord.from_hash(
@@ -155,6 +168,7 @@ class RedisJobStore(JobStore):
         names, args = end_call(job_id, status, ttl, events, result, error, error_stage)
         with self.redis.pipeline(transaction=False) as pipe:
             self._end(keys=[*names, *redundant], args=args, client=pipe)
+            pipe.zrem(keys.DEADLINES, job_id)  # lost: the sweeper forgets an ended job's
             self.acks.wait_on(pipe)
             return bool(self.acks.settled(pipe.execute(), job_id, "the end")[0])
 
@@ -165,9 +179,16 @@ class RedisJobStore(JobStore):
         self.extend_deadline_on(self.redis, job_id, at)
 
     def extend_deadline_on(self, client: Any, job_id: str, at: float) -> Any:
-        """extend_deadline.lua on ``client`` (this store's connection, or a pipeline)."""
-        names = [keys.job(job_id), keys.DEADLINES]
-        return self._extend(keys=names, args=[job_id, f"{at:.3f}"], client=client)
+        """extend_deadline.lua on ``client`` (this store's connection, or a pipeline), then
+        the deadlines set: only a job still in it (not ended, not waiting), only later."""
+        if client is self.redis:
+            with self.redis.pipeline(transaction=False) as pipe:
+                self.extend_deadline_on(pipe, job_id, at)
+                return pipe.execute()[0]
+        at_s = f"{at:.3f}"
+        done = self._extend(keys=[keys.job(job_id)], args=[at_s], client=client)
+        client.zadd(keys.DEADLINES, {job_id: at_s}, xx=True, gt=True)
+        return done
 
     def deadline(self, job_id: str) -> float | None:
         value = cast(str | None, self.redis.hget(keys.job(job_id), "deadline_at"))
@@ -175,7 +196,7 @@ class RedisJobStore(JobStore):
 
     def forget_deadline(self, job_id: str) -> None:
         status = self.status(job_id)
-        if status is None or status.terminal:
+        if status is None or status.terminal or status is JobStatus.WAITING:
             self.redis.zrem(keys.DEADLINES, job_id)
 
     def overdue(self, now: float, limit: int = 100) -> list[str]:
@@ -276,12 +297,21 @@ def _lane_of(stream: str | bytes) -> str:
 
 
 def queue_create(pipe: Any, plans: list[JobPlan]) -> None:
-    """Queue the commands that register ``plans`` on ``pipe`` (a MULTI pipeline, sync or
-    asyncio): status queued, a queued event each, a submission each."""
+    """Queue the commands that register ``plans`` on ``pipe`` (a pipeline, sync or
+    asyncio): status queued and a queued event each, each job's keys first, then its
+    deadline and its place in the jobs' index. Their submissions (``queue_submit``)
+    come after, in the same pipeline only where it runs in order (``in_order``): a
+    dispatcher drops the submission of a job it cannot find."""
     for plan in plans:
         _queue_one(pipe, plan)
     newest = max(p.created_at.timestamp() for p in plans)
     pipe.zremrangebyscore(keys.JOBS_INDEX, "-inf", newest - plans[0].retention_s)
+
+
+def queue_submit(pipe: Any, plans: list[JobPlan]) -> None:
+    """Queue a submission for each of ``plans`` (already written) on ``pipe``."""
+    for plan in plans:
+        pipe.xadd(keys.submissions(plan.priority.value), {"job": plan.job_id})
 
 
 def _queue_one(pipe: Any, plan: JobPlan) -> None:
@@ -297,8 +327,6 @@ def _queue_one(pipe: Any, plan: JobPlan) -> None:
         },
     )
     pipe.expire(keys.job(job), ttl)
-    pipe.zadd(keys.DEADLINES, {job: deadline})
-    pipe.zadd(keys.JOBS_INDEX, {job: plan.created_at.timestamp()})
     queued = event_fields(
         Event(
             EventKind.JOB_QUEUED,
@@ -315,7 +343,8 @@ def _queue_one(pipe: Any, plan: JobPlan) -> None:
     pipe.xadd(keys.events(job), fields, maxlen=STREAM_MAXLEN, approximate=True)
     pipe.expire(keys.progress(job), ttl)
     pipe.expire(keys.events(job), ttl)
-    pipe.xadd(keys.submissions(plan.priority.value), {"job": job})
+    pipe.zadd(keys.DEADLINES, {job: deadline})
+    pipe.zadd(keys.JOBS_INDEX, {job: plan.created_at.timestamp()})
 
 
 def end_call(
@@ -339,7 +368,6 @@ def end_call(
         keys.progress(job_id),
         keys.events(job_id),
         keys.result(job_id),
-        keys.DEADLINES,
     ]
     args = [
         status.value,
@@ -348,7 +376,6 @@ def end_call(
         result or "",
         json.dumps(fields),
         json.dumps(encoded),
-        job_id,
     ]
     return names, args
 

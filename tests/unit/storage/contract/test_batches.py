@@ -157,6 +157,22 @@ def test_the_tally_reads_every_member_and_the_counters(store: Backend) -> None:
     assert jobs.status_and_spent(plans[0].job_id)[1] == pytest.approx(0.75)
 
 
+def test_a_step_counts_in_its_batch_once_however_often_it_is_counted(store: Backend) -> None:
+    batches = store.storage.batches
+    plan = _plan("c10000000001", "ba7c40000013")
+    record = _record("ba7c40000013", [plan.job_id])
+    batches.submit([], lambda f: _write(record, [plan]))
+    _finish(store, plan.job_id, "candidate-0", _output(0.25), record.batch_id)
+    # A redelivery that finds the step stored counts it again: nothing changes.
+    batches.count_step(record.batch_id, plan.job_id, "candidate-0", _output(0.25), TTL)
+    # A step stored by a delivery that died before its batch count: counted once.
+    for _ in range(2):
+        batches.count_step(record.batch_id, plan.job_id, "evaluation", _output(0.5), TTL)
+    tally = batches.tally(record)
+    assert tally.spent == pytest.approx(0.75) and tally.calls == 4 and tally.tokens == 240
+    assert tally.costs == pytest.approx({"CNY": 0.75})
+
+
 def test_a_failed_member_has_its_stage_and_cause(store: Backend) -> None:
     from vpsweb.orchestrator.lifecycle import fail_job
 

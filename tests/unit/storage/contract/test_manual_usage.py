@@ -26,6 +26,8 @@ def test_a_parked_prompt_is_answered_once_and_the_last_answer_resumes(store: Bac
     assert manual.park(job, "candidate-1", '{"p": 1}', TTL)
     assert jobs.status(job) is JobStatus.WAITING
     assert jobs.overdue(1e12) == []  # a person has no deadline
+    jobs.extend_deadline(job, 1e9)  # nor does a step's start give it one
+    assert jobs.overdue(1e12) == []
     assert manual.pending(job) == {"candidate-0": '{"p": 0}', "candidate-1": '{"p": 1}'}
     assert _answer(store, job, "candidate-0", "zero") == "stored"
     assert _answer(store, job, "candidate-0", "again") == "answered"
@@ -39,6 +41,13 @@ def test_a_parked_prompt_is_answered_once_and_the_last_answer_resumes(store: Bac
     resubmitted = jobs.next_submissions("d", block_ms=10, count=10)
     assert [s.job_id for s in resubmitted] == [job]
     assert manual.pending(job) == {} and manual.answer_of(job, "candidate-1") == "one"
+    # Answered again before the job started: resumed again (a caller that died before
+    # writing the submission is made good); once running, only 'answered'.
+    assert _answer(store, job, "candidate-1", "once more") == "resumed"
+    assert manual.answer_of(job, "candidate-1") == "one"
+    assert [s.job_id for s in jobs.next_submissions("d", block_ms=10, count=10)] == [job]
+    jobs.mark_running(job, TTL)
+    assert _answer(store, job, "candidate-1") == "answered"
 
 
 def test_an_ended_or_unknown_job_takes_no_prompt_and_no_answer(store: Backend) -> None:
