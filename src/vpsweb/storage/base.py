@@ -21,6 +21,7 @@ from vpsweb.domain.plan import JobPlan
 from vpsweb.domain.progress import EventKind, ProgressEvent, ProgressSnapshot
 from vpsweb.storage.batches import Batches
 from vpsweb.storage.quotas import Quotas
+from vpsweb.storage.signals import Renewal, Signals
 
 
 class JobStatus(StrEnum):
@@ -194,6 +195,11 @@ class Leases(abc.ABC):
     def renew(self, job_id: str, key: str, owner: str, ttl_s: float) -> bool:
         """Extend the lease; re-take it if it lapsed and nobody else took it. False when
         another owner holds it (this holder must stop)."""
+
+    @abc.abstractmethod
+    def keep(self, job_id: str, key: str, owner: str, ttl_s: float) -> Renewal:
+        """``renew``, and the job's status and straggler deadline read with it (the
+        keeper's round: see storage.signals)."""
 
     @abc.abstractmethod
     def release(self, job_id: str, key: str, owner: str) -> None: ...
@@ -393,6 +399,7 @@ class Storage:
     steps: StepLog  # a step's bookkeeping: the worker's only path
     batches: Batches  # batch records, content and idempotency addresses
     quotas: Quotas | None = None  # the providers' allowances (workers only)
+    signals: Signals | None = None  # job ends announced to the steps in flight (workers)
 
     def close(self) -> None:
         self.jobs.close()

@@ -10,6 +10,7 @@ few connections instead of opening hundreds.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
@@ -39,6 +40,9 @@ from vpsweb.storage.redis.presence import live_of
 from vpsweb.storage.redis.progress import StreamBatch, emit_call, read_wait, snapshot_of
 from vpsweb.storage.redis.store import deduplicated, end_call, queue_create, with_request
 from vpsweb.storage.redis.usage import record_call
+from vpsweb.storage.signals import Signal, SignalKind
+
+log = logging.getLogger(__name__)
 
 BLOCK_MS = 1000  # as the sync reader: followers check the cluster about every second
 # redis-py 8 gives every socket a 5 s read timeout by default: a blocking read needs
@@ -99,7 +103,15 @@ class AsyncRedisJobStore(AsyncJobStore):
         if result is not None:
             result, redundant = deduplicated(await self.plan(job_id), job_id, result)
         names, args = end_call(job_id, status, ttl, events, result, error, error_stage)
-        return bool(await self._end(keys=[*names, *redundant], args=args))
+        ended = bool(await self._end(keys=[*names, *redundant], args=args))
+        if ended:  # as RedisJobStore.end: the steps in flight stop now
+            try:
+                await self.redis.publish(keys.SIGNALS, Signal(SignalKind.ENDED, job_id).encode())
+            except redis.RedisError as exc:
+                log.warning(
+                    "could not announce the end of %s (the keepers will see it): %s", job_id, exc
+                )
+        return ended
 
     async def recent_jobs(self, limit: int = 20) -> list[str]:
         return cast(list[str], await self.redis.zrevrange(keys.JOBS_INDEX, 0, limit - 1))

@@ -10,6 +10,7 @@ from vpsweb.storage.base import Leases
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.lua import Lua
+from vpsweb.storage.signals import Renewal
 
 
 @translating
@@ -18,6 +19,7 @@ class RedisLeases(Leases):
         self.redis = client
         self._renew = Lua(client, "lease_renew.lua")
         self._release = Lua(client, "lease_release.lua")
+        self._keep = Lua(client, "lease_keep.lua")
 
     def acquire(self, job_id: str, key: str, owner: str, ttl_s: float) -> bool:
         return bool(self.acquire_on(self.redis, job_id, key, owner, ttl_s))
@@ -29,6 +31,11 @@ class RedisLeases(Leases):
     def renew(self, job_id: str, key: str, owner: str, ttl_s: float) -> bool:
         name = keys.lease(job_id, key)
         return bool(self._renew(keys=[name], args=[owner, int(ttl_s * 1000)]))
+
+    def keep(self, job_id: str, key: str, owner: str, ttl_s: float) -> Renewal:
+        names = [keys.lease(job_id, key), keys.job(job_id), keys.progress(job_id)]
+        held, status, left = self._keep(keys=names, args=[owner, int(ttl_s * 1000)])
+        return Renewal(bool(held), status or None, float(left) if left else None)
 
     def release(self, job_id: str, key: str, owner: str) -> None:
         self.release_on(self.redis, job_id, key, owner)

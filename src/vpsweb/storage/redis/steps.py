@@ -28,6 +28,7 @@ from vpsweb.storage.redis.lua import Lua
 from vpsweb.storage.redis.progress import RedisProgressLog
 from vpsweb.storage.redis.quotas import RedisQuotas
 from vpsweb.storage.redis.store import RedisJobStore
+from vpsweb.storage.signals import Signal, SignalKind
 from vpsweb.storage.spend import COST_PREFIX, SPENT_FIELD, billed
 
 
@@ -103,6 +104,8 @@ class RedisStepLog(StepLog):
             self.leases.release_on(pipe, job_id, key, owner)
             if item is not None:
                 self.progress.candidate_finished_on(pipe, job_id, item, ttl)
+                if item.quorum and item.ok:  # it may set the quorum's deadline: say so
+                    pipe.publish(keys.SIGNALS, Signal(SignalKind.CANDIDATE, job_id).encode())
             elif end is not None:
                 self.progress.emit_on(pipe, job_id, end, ttl, once=once)
             for done in settle:

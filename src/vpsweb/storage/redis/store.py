@@ -25,6 +25,8 @@ from vpsweb.storage.base import Event, JobRecord, JobStatus, JobStore, Submissio
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.lua import Lua
+from vpsweb.storage.redis.signals import announce_quietly
+from vpsweb.storage.signals import Signal, SignalKind
 from vpsweb.storage.spend import SPENT_FIELD
 
 PLAN_CACHE_SIZE = 512
@@ -133,7 +135,10 @@ class RedisJobStore(JobStore):
         if result is not None:
             result, redundant = deduplicated(self.plan(job_id), job_id, result)
         names, args = end_call(job_id, status, ttl, events, result, error, error_stage)
-        return bool(self._end(keys=[*names, *redundant], args=args))
+        ended = bool(self._end(keys=[*names, *redundant], args=args))
+        if ended:  # the steps still in flight stop now, not at their next keeper round
+            announce_quietly(self.redis, Signal(SignalKind.ENDED, job_id))
+        return ended
 
     def recent_jobs(self, limit: int = 20) -> list[str]:
         return cast(list[str], self.redis.zrevrange(keys.JOBS_INDEX, 0, limit - 1))
