@@ -40,22 +40,26 @@ from vpsweb.errors import (
     StoreUnavailable,
 )
 from vpsweb.llm.client import LLMClient, OpenAICompatibleClient
+from vpsweb.llm.loop import in_flight
 from vpsweb.orchestrator.answer_sources import AnswerSource
 from vpsweb.orchestrator.job import JobRun, patiently
 from vpsweb.orchestrator.lease import Lease
 from vpsweb.orchestrator.services import Services
 from vpsweb.orchestrator.summaries import summary
+from vpsweb.orchestrator.watch import Watched
 from vpsweb.stages import runs
 from vpsweb.stages.shared import Prior, StageContext
 from vpsweb.stages.table import STAGES, Stage
 from vpsweb.storage import JobStatus
 from vpsweb.storage.batches import SpendCheck
+from vpsweb.storage.signals import Renewal
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5  # how often a waiting delivery looks for the other one's output
 QUORUM_POLL_S = 0.1  # a candidate's check under a straggler quorum, until its deadline
 FRESH_STATUS_S = 0.05  # a status read this recent stands for a cancel check
+WATCH_S = 0.1  # a check during a call reads no store (see check): it looks this often
 
 
 class Found(enum.Enum):
@@ -117,8 +121,11 @@ class StepRun:
         self.source, self.budget_s, self.viable = source, budget_s, viable
         self.key = s.key(index)
         storage = svc.storage
-        self.lease = Lease(storage.leases, svc.keeper, job.job_id, self.key, svc.owner)
+        self.lease = Lease(
+            storage.leases, svc.keeper, job.job_id, self.key, svc.owner, on_renewal=self._renewed
+        )
         self.status_read_at = 0.0  # monotonic time of the last status read (see check)
+        self.watched: Watched | None = None  # the job, as the worker's watch knows it
 
     def run(self) -> BaseModel:
         """The step's output: stored by this delivery or another, never twice."""
@@ -190,8 +197,9 @@ class StepRun:
     def produce(self, prior: list[str | None] | None) -> BaseModel:
         """Run the stage under the lease with the source's client; on any way out but
         an output, give the lease up (and, without a person's answer, park the prompt)."""
-        self.lease.keep(self.budget_s)
         s = self.stage
+        self.watched = self.svc.watch.watch(self.job.job_id, stragglers=self._under_quorum)
+        self.lease.keep(self.budget_s)
         try:
             inputs = self.job.prior(s.needs, prior)
             return run_stage(s, self.context(self.source.client()), inputs, self.index)
@@ -202,6 +210,8 @@ class StepRun:
         except BaseException:
             self.lease.release()
             raise
+        finally:
+            self.svc.watch.unwatch(self.watched)
 
     def finish(self, output: BaseModel) -> BaseModel:
         """One round trip: store the output (the first one stands, and is returned),
@@ -255,17 +265,21 @@ class StepRun:
 
     def context(self, llm: LLMClient) -> StageContext:
         cfg, plan = self.svc.config, self.job.plan
-        quorum = plan.straggler.quorum_count(plan.parallel_count)
-        late = self.stage.fan_out and quorum is not None
         return StageContext(
             plan=plan,
             prompts=cfg.prompts,
             llm=llm,
             models=cfg.models,
-            check=self.check_late if late else self.check,
+            check=self.check_late if self._under_quorum else self.check,
         )
 
-    def check(self) -> None:
+    @property
+    def _under_quorum(self) -> bool:
+        """A candidate of a job with a straggler quorum: it may be cut when late."""
+        plan = self.job.plan
+        return self.stage.fan_out and plan.straggler.quorum_count(plan.parallel_count) is not None
+
+    def check(self) -> float | None:
         """Called before and during every LLM call: an ended job spends nothing more,
         a job whose spend reached its max_cost, or whose batch's spend reached the
         batch's budget, makes no new call (BudgetReached), and a step whose lease
@@ -273,7 +287,9 @@ class StepRun:
         first batch, just before its first call) is not read again: a cancel after it
         is seen by the checks during the call. A budgeted job reads its status and
         spend (and its batch's) every time (the first batch read no spend), in one
-        round trip."""
+        round trip. During a call the check reads no store (``_watching``)."""
+        if self._watching_now:
+            return self._watching(late=False)
         budgeted = self.job.plan.request.max_cost is not None or self._in_budgeted_batch
         if not budgeted and time.monotonic() - self.status_read_at < FRESH_STATUS_S:
             self.status_read_at = 0.0  # once: the next check reads
@@ -291,11 +307,14 @@ class StepRun:
                 status = JobStatus.RUNNING  # cannot tell right now: a paid call goes on
             self._stop_if_ended(status, spent)
         self._stop_if_taken_over()
+        return None
 
     def check_late(self) -> float | None:
         """A candidate's check under a straggler quorum: ``check``'s, in the same one
         read (the spend too), plus Late once the quorum's grace has run out; before
         that, the seconds left, so that the LLM call's wait wakes up at the deadline."""
+        if self._watching_now:
+            return self._watching(late=True)
         try:
             if self._in_budgeted_batch:
                 read = self._batch_check(late=True)
@@ -311,6 +330,36 @@ class StepRun:
         # Until the quorum, look often: a grace period is a fraction of a call, and a
         # check half a second late would spend most of it.
         return left if left is not None else QUORUM_POLL_S
+
+    # --- during a call: what the worker's watch and keeper know, no round trip -------
+
+    @property
+    def _watching_now(self) -> bool:
+        """In an LLM call, with the worker's watch hearing the job signals: the call
+        goes on whatever the spend (a paid call finishes), so only a stop matters, and
+        the watch and the keeper's round know of those without a store read."""
+        return self.watched is not None and in_flight() and self.svc.watch.listening
+
+    def _watching(self, *, late: bool) -> float:
+        """The check during a call: the job ended (a signal, or the keeper's read), the
+        lease was lost (the keeper), the quorum's deadline passed (a signal's re-read,
+        or the keeper's). Returns when to look again: soon (it costs nothing), or at
+        the quorum's deadline if that is sooner."""
+        watched = self.watched
+        assert watched is not None
+        if watched.ended is not None:
+            raise Cancelled(f"job {self.job.job_id} ended ({watched.ended})")
+        self._stop_if_taken_over()
+        left = watched.late_in() if late else None
+        if left is not None and left <= 0:
+            raise Late("the straggler policy's quorum and grace period had passed")
+        return WATCH_S if left is None else min(WATCH_S, left)
+
+    def _renewed(self, renewal: Renewal) -> None:
+        """The keeper's round read the job with the lease: the safety net under the
+        signals (one lost while the subscription was down is seen here)."""
+        if self.watched is not None:
+            self.svc.watch.saw(self.watched, renewal.status, renewal.late_in)
 
     @property
     def _in_budgeted_batch(self) -> bool:
