@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from vpsweb.orchestrator.keeper import Claim, Keeper
 from vpsweb.storage import Leases
-from vpsweb.storage.signals import Renewal
+from vpsweb.storage.leases import Renewal
 
 LEASE_TTL_S = 15.0  # a dead worker's step is free again this long after its last renewal
 

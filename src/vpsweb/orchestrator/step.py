@@ -52,7 +52,7 @@ from vpsweb.stages.shared import Prior, StageContext
 from vpsweb.stages.table import STAGES, Stage
 from vpsweb.storage import JobStatus
 from vpsweb.storage.batches import SpendCheck
-from vpsweb.storage.signals import Renewal
+from vpsweb.storage.leases import Renewal
 
 log = logging.getLogger(__name__)
 

@@ -102,14 +102,19 @@ class JobWatch:
     def _listen(self) -> None:
         """The thread: read signals forever, subscribing again after a loss."""
         assert self.signals is not None
-        feed = self.signals.subscribe()
+        feed, lost = self.signals.subscribe(), False
         while True:
             try:
                 got = feed.next(LISTEN_S)
             except Exception as exc:  # a lost subscription: the keeper's round covers it
-                log.warning("job signals lost (the keeper's round covers them): %s", exc)
+                if not lost:  # once per outage, not once a second
+                    log.warning("job signals lost (the keeper's round covers them): %s", exc)
+                lost = True
                 time.sleep(RESUBSCRIBE_S)
                 continue
+            if lost:
+                log.info("job signals heard again")
+                lost = False
             for signal in got:
                 watched = self._get(signal.job_id)
                 if watched is None:

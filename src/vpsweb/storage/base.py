@@ -20,8 +20,9 @@ from vpsweb.domain.permits import Settlement
 from vpsweb.domain.plan import JobPlan
 from vpsweb.domain.progress import EventKind, ProgressEvent, ProgressSnapshot
 from vpsweb.storage.batches import Batches
+from vpsweb.storage.leases import Leases
 from vpsweb.storage.quotas import Quotas
-from vpsweb.storage.signals import Renewal, Signals
+from vpsweb.storage.signals import Signals
 
 
 class JobStatus(StrEnum):
@@ -179,37 +180,6 @@ class JobStore(abc.ABC):
 
     def load_step(self, job_id: str, key: str) -> str | None:
         return self.load_steps(job_id, [key])[0]
-
-
-class Leases(abc.ABC):
-    """Who is running a step right now, and cluster-wide locks.
-
-    A lease has an owner token and a short TTL that its holder keeps renewing; when a
-    worker dies its leases lapse within the TTL and another worker may take over.
-    """
-
-    @abc.abstractmethod
-    def acquire(self, job_id: str, key: str, owner: str, ttl_s: float) -> bool: ...
-
-    @abc.abstractmethod
-    def renew(self, job_id: str, key: str, owner: str, ttl_s: float) -> bool:
-        """Extend the lease; re-take it if it lapsed and nobody else took it. False when
-        another owner holds it (this holder must stop)."""
-
-    @abc.abstractmethod
-    def keep(self, job_id: str, key: str, owner: str, ttl_s: float) -> Renewal:
-        """``renew``, and the job's status and straggler deadline read with it (the
-        keeper's round: see storage.signals)."""
-
-    @abc.abstractmethod
-    def release(self, job_id: str, key: str, owner: str) -> None: ...
-
-    @abc.abstractmethod
-    def holder(self, job_id: str, key: str) -> str | None: ...
-
-    @abc.abstractmethod
-    def try_lock(self, name: str, owner: str, ttl_s: float) -> bool:
-        """Hold (or keep holding) a named lock for ``ttl_s``: one sweeper at a time."""
 
 
 class Presence(abc.ABC):

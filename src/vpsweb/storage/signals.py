@@ -10,7 +10,7 @@ process subscribes once for all its steps (``orchestrator.watch``).
 Pub/sub is best effort: a message sent while a subscriber was disconnected (a
 Redis restart, a Sentinel failover) is lost without a word. So the worker's keeper
 reads the job's status and straggler deadline with every lease renewal
-(``Leases.keep``, one round trip per step every few seconds): a missed signal
+(``Leases.keep``, storage.leases: one round trip per step every few seconds): a missed signal
 delays a stop by at most one keeper round, it never loses it.
 """
 
@@ -42,21 +42,6 @@ class Signal:
             return cls(SignalKind(kind), job_id) if job_id else None
         except ValueError:
             return None
-
-
-@dataclass(frozen=True)
-class Renewal:
-    """A lease renewal and what it read of the job in the same round trip.
-
-    held: this owner holds the lease now (False: another one took it over).
-    status: the job's status (None: the job expired or is unknown).
-    late_in: seconds until the straggler quorum makes the job's running candidates
-      late, by the store's clock (negative: they are; None: no quorum reached yet).
-    """
-
-    held: bool
-    status: str | None
-    late_in: float | None
 
 
 class SignalFeed(abc.ABC):

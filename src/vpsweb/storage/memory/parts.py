@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 from vpsweb.storage.base import JobStatus, Leases, ManualAnswers, Presence, UsageLog
+from vpsweb.storage.leases import Renewal
 from vpsweb.storage.memory import state as names
 from vpsweb.storage.memory.state import TERMINAL_VALUES, Keyspace
 from vpsweb.storage.memory.store import DEADLINES, SUBMISSIONS
-from vpsweb.storage.signals import Renewal
 
 
 class MemoryLeases(Leases):

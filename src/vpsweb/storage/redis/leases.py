@@ -7,10 +7,10 @@ from typing import Any, cast
 import redis
 
 from vpsweb.storage.base import Leases
+from vpsweb.storage.leases import Renewal
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.lua import Lua
-from vpsweb.storage.signals import Renewal
 
 
 @translating
