@@ -1,9 +1,11 @@
 """A step's bookkeeping in one pipelined round trip at each end (see StepLog).
 
 The commands and scripts are those of the registry, the progress log and the leases,
-sent together: a worker's step costs two round trips to Redis (plus its cancel
-checks) instead of about eleven. Every part is idempotent or guarded, so a batch
-retried after a dropped connection changes nothing twice.
+sent together: a worker's step costs two round trips to Redis (plus the check before
+each LLM call and a lease renewal every keeper round) instead of about eleven. Every
+part is idempotent or guarded, so a batch retried after a dropped connection changes
+nothing twice. A candidate's success under a straggler quorum is announced on the
+job signals' channel in the same batch (storage.signals).
 """
 
 from __future__ import annotations
