@@ -206,6 +206,10 @@ SEAM_PAIRS = {
     "quotas": {"vpsweb.storage.quotas", "vpsweb.storage.redis.quotas"},
     # batch records, addresses and tallies: the seam / in Redis
     "batches": {"vpsweb.storage.batches", "vpsweb.storage.redis.batches"},
+    # step leases and what a renewal reads of the job: the seam / in Redis
+    "leases": {"vpsweb.storage.leases", "vpsweb.storage.redis.leases"},
+    # job ends announced to the steps in flight: the seam / over Redis pub/sub
+    "signals": {"vpsweb.storage.signals", "vpsweb.storage.redis.signals"},
 }
 # Implementations of the same storage interfaces side by side: storage/memory/x.py is
 # the in-process twin of storage/redis/x.py (one contract suite runs over both).

@@ -22,8 +22,24 @@ from vpsweb.errors import BudgetReached, VpswebError
 T = TypeVar("T")
 
 # How often a waiting caller runs its cancel check: cancellation reaches an
-# in-flight call or a back-off sleep within about this long.
+# in-flight call or a back-off sleep within about this long (a check may ask to be
+# run sooner: see ``LoopThread.run``).
 POLL_S = 0.5
+# The first check comes this soon after the request went out: a job cancelled just
+# as its calls started is not left running for a whole POLL_S.
+FIRST_LOOK_S = 0.1
+
+_flight = threading.local()
+
+
+def in_flight() -> bool:
+    """True while this thread waits for an LLM request it sent (``LoopThread.run``).
+
+    A check then has less to do than before a call: the paid call goes on whatever
+    the spend, so only a stop matters (the job ended, the lease was lost, a straggler
+    deadline passed), and a worker can know those without asking the store each
+    time (orchestrator.watch)."""
+    return bool(getattr(_flight, "on", False))
 
 
 class DeadlinePassed(VpswebError):
@@ -85,7 +101,8 @@ class LoopThread:
             coro.close()
             raise concurrent.futures.CancelledError("the event loop is closed") from exc
         deadline = time.monotonic() + timeout_s
-        poll = POLL_S
+        poll = POLL_S if check is None else min(POLL_S, FIRST_LOOK_S)
+        _flight.on = True
         try:
             while True:
                 left = deadline - time.monotonic()
@@ -103,6 +120,7 @@ class LoopThread:
                         soon = None
                     poll = POLL_S if soon is None else min(POLL_S, max(0.005, soon))
         finally:
+            _flight.on = False
             future.cancel()  # a no-op once it is done
 
     def stop(

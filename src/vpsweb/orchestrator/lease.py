@@ -4,15 +4,19 @@ The store keeps the lease (``Leases``: SET NX with a TTL, renewed or released on
 by its token); a step's first batch (``StepLog.begin``) takes it with this token
 and its finishing batch (``StepLog.finish``) releases it. While the step runs, the
 worker's keeper renews it up to the step's worst case from the plan; a renewal that
-finds another token marks the lease lost, and the step stops before its next call.
+finds another token marks the lease lost, and the step stops. Each renewal also reads
+the job's status and straggler deadline (``Leases.keep``) for ``on_renewal``: the
+safety net under the job signals (orchestrator.watch).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from vpsweb.orchestrator.keeper import Claim, Keeper
 from vpsweb.storage import Leases
+from vpsweb.storage.leases import Renewal
 
 LEASE_TTL_S = 15.0  # a dead worker's step is free again this long after its last renewal
 
@@ -22,8 +26,17 @@ class Lease:
 
     ttl_s = LEASE_TTL_S
 
-    def __init__(self, leases: Leases, keeper: Keeper, job_id: str, key: str, owner: str) -> None:
-        self.leases, self.keeper = leases, keeper
+    def __init__(
+        self,
+        leases: Leases,
+        keeper: Keeper,
+        job_id: str,
+        key: str,
+        owner: str,
+        *,
+        on_renewal: Callable[[Renewal], None] | None = None,
+    ) -> None:
+        self.leases, self.keeper, self.on_renewal = leases, keeper, on_renewal
         self.job_id, self.key = job_id, key
         self.token = f"{owner}:{uuid.uuid4().hex[:8]}"
         self.claim: Claim | None = None
@@ -37,7 +50,10 @@ class Lease:
         return self.leases.acquire(self.job_id, self.key, self.token, self.ttl_s)
 
     def renew(self) -> bool:
-        return self.leases.renew(self.job_id, self.key, self.token, self.ttl_s)
+        renewal = self.leases.keep(self.job_id, self.key, self.token, self.ttl_s)
+        if self.on_renewal is not None:
+            self.on_renewal(renewal)
+        return renewal.held
 
     def keep(self, for_s: float) -> None:
         """Have the keeper renew it for up to ``for_s`` seconds, once it is taken."""

@@ -11,6 +11,7 @@ from typing import Protocol
 from vpsweb.config import AppConfig, load_config
 from vpsweb.llm.client import LLMClient, OpenAICompatibleClient
 from vpsweb.orchestrator.keeper import Keeper
+from vpsweb.orchestrator.watch import JobWatch
 from vpsweb.storage import Storage, connect
 
 STORE_RETRIES = 30  # commands retried with back-off: rides out a Redis restart
@@ -26,13 +27,19 @@ class Delivery(Protocol):
 @dataclass(frozen=True)
 class Services:
     """What a worker process shares between its threads: the store, its own config
-    (prompts, routing), one LLM client, and the keeper of its leases."""
+    (prompts, routing), one LLM client, the keeper of its leases, and the watch on
+    its steps' jobs (their ends and quorum deadlines, for the checks during calls)."""
 
     storage: Storage
     config: AppConfig
     llm: LLMClient
     keeper: Keeper = field(default_factory=Keeper)
     owner: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    watch: JobWatch = field(init=False)
+
+    def __post_init__(self) -> None:
+        storage = self.storage
+        object.__setattr__(self, "watch", JobWatch(storage.signals, storage.progress))
 
 
 _services_lock = threading.Lock()

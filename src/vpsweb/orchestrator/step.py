@@ -21,41 +21,32 @@ lapsed (its holder died).
 from __future__ import annotations
 
 import enum
-import functools
 import logging
 import time
 from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from vpsweb.domain.estimate import budget_currency
 from vpsweb.errors import (
     AwaitingAnswer,
-    BatchBudgetReached,
-    BudgetReached,
     Cancelled,
     JobGone,
-    Late,
     QuotaParked,
-    StoreUnavailable,
 )
 from vpsweb.llm.client import LLMClient, OpenAICompatibleClient
 from vpsweb.orchestrator.answer_sources import AnswerSource
 from vpsweb.orchestrator.job import JobRun, patiently
 from vpsweb.orchestrator.lease import Lease
 from vpsweb.orchestrator.services import Services
+from vpsweb.orchestrator.step_check import StepCheck
 from vpsweb.orchestrator.summaries import summary
 from vpsweb.stages import runs
 from vpsweb.stages.shared import Prior, StageContext
 from vpsweb.stages.table import STAGES, Stage
-from vpsweb.storage import JobStatus
-from vpsweb.storage.batches import SpendCheck
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5  # how often a waiting delivery looks for the other one's output
-QUORUM_POLL_S = 0.1  # a candidate's check under a straggler quorum, until its deadline
-FRESH_STATUS_S = 0.05  # a status read this recent stands for a cancel check
 
 
 class Found(enum.Enum):
@@ -72,10 +63,6 @@ class Begun:
     found: Found
     stored: str | None = None
     prior: list[str | None] | None = None
-
-
-def _status(value: str | None) -> JobStatus | None:
-    return JobStatus(value) if value else None
 
 
 def run_stage(s: Stage, ctx: StageContext, prior: Prior, index: int | None) -> BaseModel:
@@ -95,7 +82,7 @@ def run_stage(s: Stage, ctx: StageContext, prior: Prior, index: int | None) -> B
 class StepRun:
     """The state machine of one delivery of the step ``s`` (item ``index``) of ``job``.
 
-    It owns the step's lease and its cancel check; the job view owns reading the
+    It owns the step's lease and its check (StepCheck); the job view owns reading the
     plan and outputs; the answer source owns where completions come from; the step
     log owns what each round trip writes.
     """
@@ -117,8 +104,15 @@ class StepRun:
         self.source, self.budget_s, self.viable = source, budget_s, viable
         self.key = s.key(index)
         storage = svc.storage
-        self.lease = Lease(storage.leases, svc.keeper, job.job_id, self.key, svc.owner)
-        self.status_read_at = 0.0  # monotonic time of the last status read (see check)
+        self.lease = Lease(
+            storage.leases,
+            svc.keeper,
+            job.job_id,
+            self.key,
+            svc.owner,
+            on_renewal=lambda renewal: self.checks.renewed(renewal),
+        )
+        self.checks = StepCheck(svc, job, s, self.lease)
 
     def run(self) -> BaseModel:
         """The step's output: stored by this delivery or another, never twice."""
@@ -152,7 +146,7 @@ class StepRun:
             ttl=job.ttl,
             prior_keys=job.prior_keys(s.needs),
         )
-        self.status_read_at = time.monotonic()
+        self.checks.status_read_at = time.monotonic()
         status = began.status
         if began.leased and (began.stored is not None or status is None or status.terminal):
             self.lease.release()
@@ -184,14 +178,17 @@ class StepRun:
                     self.lease.release()
                     return Begun(Found.STORED, stored=stored)
                 return Begun(Found.LEASED)
-            self.check()
+            self.checks.check()
             time.sleep(POLL_S)
 
     def produce(self, prior: list[str | None] | None) -> BaseModel:
         """Run the stage under the lease with the source's client; on any way out but
         an output, give the lease up (and, without a person's answer, park the prompt)."""
-        self.lease.keep(self.budget_s)
         s = self.stage
+        self.checks.watched = self.svc.watch.watch(
+            self.job.job_id, stragglers=self.checks.under_quorum
+        )
+        self.lease.keep(self.budget_s)
         try:
             inputs = self.job.prior(s.needs, prior)
             return run_stage(s, self.context(self.source.client()), inputs, self.index)
@@ -202,6 +199,8 @@ class StepRun:
         except BaseException:
             self.lease.release()
             raise
+        finally:
+            self.svc.watch.unwatch(self.checks.watched)
 
     def finish(self, output: BaseModel) -> BaseModel:
         """One round trip: store the output (the first one stands, and is returned),
@@ -257,97 +256,5 @@ class StepRun:
     def fan_out_item(self) -> bool:
         return self.stage.fan_out and self.index is not None
 
-    # --- the cancel check ----------------------------------------------------------
-
     def context(self, llm: LLMClient) -> StageContext:
-        cfg, plan = self.svc.config, self.job.plan
-        quorum = plan.straggler.quorum_count(plan.parallel_count)
-        late = self.stage.fan_out and quorum is not None
-        return StageContext(
-            plan=plan,
-            prompts=cfg.prompts,
-            llm=llm,
-            models=cfg.models,
-            check=self.check_late if late else self.check,
-        )
-
-    def check(self) -> None:
-        """Called before and during every LLM call: an ended job spends nothing more,
-        a job whose spend reached its max_cost, or whose batch's spend reached the
-        batch's budget, makes no new call (BudgetReached), and a step whose lease
-        another worker took stops. A status read within FRESH_STATUS_S (the step's
-        first batch, just before its first call) is not read again: a cancel after it
-        is seen by the checks during the call. A budgeted job reads its status and
-        spend (and its batch's) every time (the first batch read no spend), in one
-        round trip."""
-        budgeted = self.job.plan.request.max_cost is not None or self._in_budgeted_batch
-        if not budgeted and time.monotonic() - self.status_read_at < FRESH_STATUS_S:
-            self.status_read_at = 0.0  # once: the next check reads
-        else:
-            spent = 0.0
-            try:
-                if self._in_budgeted_batch:
-                    read = self._batch_check(late=False)
-                    status, spent = _status(read.status), read.job_spent
-                elif budgeted:
-                    status, spent = self.job.jobs.status_and_spent(self.job.job_id)
-                else:
-                    status = self.job.jobs.status(self.job.job_id)
-            except StoreUnavailable:
-                status = JobStatus.RUNNING  # cannot tell right now: a paid call goes on
-            self._stop_if_ended(status, spent)
-        self._stop_if_taken_over()
-
-    def check_late(self) -> float | None:
-        """A candidate's check under a straggler quorum: ``check``'s, in the same one
-        read (the spend too), plus Late once the quorum's grace has run out; before
-        that, the seconds left, so that the LLM call's wait wakes up at the deadline."""
-        try:
-            if self._in_budgeted_batch:
-                read = self._batch_check(late=True)
-                raw, left, spent = read.status, read.late_in, read.job_spent
-            else:
-                raw, left, spent = self.job.progress.straggler_check(self.job.job_id)
-        except StoreUnavailable:
-            return None  # cannot tell right now: a paid call goes on
-        self._stop_if_ended(_status(raw), spent)
-        self._stop_if_taken_over()
-        if left is not None and left <= 0:
-            raise Late("the straggler policy's quorum and grace period had passed")
-        # Until the quorum, look often: a grace period is a fraction of a call, and a
-        # check half a second late would spend most of it.
-        return left if left is not None else QUORUM_POLL_S
-
-    @property
-    def _in_budgeted_batch(self) -> bool:
-        plan = self.job.plan
-        return plan.batch_id is not None and plan.batch_budget is not None
-
-    def _batch_check(self, *, late: bool) -> SpendCheck:
-        """One read of the job's status and spend and its batch's spend and budget (the
-        budget as the batch has it now: a resume may have raised it); BatchBudgetReached
-        once the batch's spend reached it, unless the job ended."""
-        plan = self.job.plan
-        assert plan.batch_id is not None
-        read = self.svc.storage.batches.spend_check(self.job.job_id, plan.batch_id, late=late)
-        self._stop_if_ended(_status(read.status), read.job_spent)
-        budget = read.budget if read.budget is not None else plan.batch_budget
-        if budget is not None and read.batch_spent >= budget:
-            raise BatchBudgetReached(plan.batch_id, read.batch_spent, budget, self._currency)
-        return read
-
-    def _stop_if_ended(self, status: JobStatus | None, spent: float = 0.0) -> None:
-        if status is None or status.terminal:
-            ended = status.value if status else "expired"
-            raise Cancelled(f"job {self.job.job_id} ended ({ended})")
-        limit = self.job.plan.request.max_cost
-        if limit is not None and spent >= limit:
-            raise BudgetReached(spent, limit, self._currency)
-
-    @functools.cached_property
-    def _currency(self) -> str:
-        return budget_currency(self.job.plan, self.svc.config)
-
-    def _stop_if_taken_over(self) -> None:
-        if self.lease.lost:
-            raise Cancelled(f"job {self.job.job_id}: {self.lease.what} was taken over")
+        return self.checks.context(llm)

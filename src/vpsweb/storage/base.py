@@ -20,7 +20,9 @@ from vpsweb.domain.permits import Settlement
 from vpsweb.domain.plan import JobPlan
 from vpsweb.domain.progress import EventKind, ProgressEvent, ProgressSnapshot
 from vpsweb.storage.batches import Batches
+from vpsweb.storage.leases import Leases
 from vpsweb.storage.quotas import Quotas
+from vpsweb.storage.signals import Signals
 
 
 class JobStatus(StrEnum):
@@ -178,32 +180,6 @@ class JobStore(abc.ABC):
 
     def load_step(self, job_id: str, key: str) -> str | None:
         return self.load_steps(job_id, [key])[0]
-
-
-class Leases(abc.ABC):
-    """Who is running a step right now, and cluster-wide locks.
-
-    A lease has an owner token and a short TTL that its holder keeps renewing; when a
-    worker dies its leases lapse within the TTL and another worker may take over.
-    """
-
-    @abc.abstractmethod
-    def acquire(self, job_id: str, key: str, owner: str, ttl_s: float) -> bool: ...
-
-    @abc.abstractmethod
-    def renew(self, job_id: str, key: str, owner: str, ttl_s: float) -> bool:
-        """Extend the lease; re-take it if it lapsed and nobody else took it. False when
-        another owner holds it (this holder must stop)."""
-
-    @abc.abstractmethod
-    def release(self, job_id: str, key: str, owner: str) -> None: ...
-
-    @abc.abstractmethod
-    def holder(self, job_id: str, key: str) -> str | None: ...
-
-    @abc.abstractmethod
-    def try_lock(self, name: str, owner: str, ttl_s: float) -> bool:
-        """Hold (or keep holding) a named lock for ``ttl_s``: one sweeper at a time."""
 
 
 class Presence(abc.ABC):
@@ -394,6 +370,7 @@ class Storage:
     steps: StepLog  # a step's bookkeeping: the worker's only path
     batches: Batches  # batch records, content and idempotency addresses
     quotas: Quotas | None = None  # the providers' allowances (workers only)
+    signals: Signals | None = None  # job ends announced to the steps in flight (workers)
 
     def close(self) -> None:
         self.jobs.close()

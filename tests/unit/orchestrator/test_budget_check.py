@@ -13,7 +13,7 @@ from vpsweb.config import load_config
 from vpsweb.domain.plan import JobPlan, build_plan
 from vpsweb.errors import BudgetReached, Cancelled
 from vpsweb.orchestrator import execution
-from vpsweb.orchestrator import step as step_module
+from vpsweb.orchestrator import step_check as step_module
 from vpsweb.stages import runs
 from vpsweb.stages.table import stage
 from vpsweb.storage import Storage

@@ -16,7 +16,7 @@ from vpsweb.domain.models import CandidateResult
 from vpsweb.domain.plan import JobPlan, build_plan
 from vpsweb.errors import Cancelled
 from vpsweb.orchestrator import execution
-from vpsweb.orchestrator import step as step_module
+from vpsweb.orchestrator import step_check as step_module
 from vpsweb.orchestrator.lifecycle import cancel_job
 from vpsweb.stages import runs
 from vpsweb.stages.table import stage

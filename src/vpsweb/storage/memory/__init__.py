@@ -19,6 +19,7 @@ from vpsweb.storage.memory.parts import (
 )
 from vpsweb.storage.memory.progress import MemoryProgressLog
 from vpsweb.storage.memory.quotas import MemoryQuotas
+from vpsweb.storage.memory.signals import MemorySignals
 from vpsweb.storage.memory.state import Clock, Keyspace, ManualClock
 from vpsweb.storage.memory.steps import MemoryStepLog
 from vpsweb.storage.memory.store import MemoryJobStore
@@ -33,6 +34,7 @@ __all__ = [
     "MemoryPresence",
     "MemoryProgressLog",
     "MemoryQuotas",
+    "MemorySignals",
     "MemoryStepLog",
     "MemoryUsageLog",
     "memory_storage",
@@ -70,4 +72,5 @@ def memory_storage(
         steps=MemoryStepLog(jobs, progress, leases, quotas, batches),
         batches=batches,
         quotas=quotas,
+        signals=MemorySignals(space),
     )

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from vpsweb.storage.base import JobStatus, Leases, ManualAnswers, Presence, UsageLog
+from vpsweb.storage.leases import Renewal
 from vpsweb.storage.memory import state as names
 from vpsweb.storage.memory.state import TERMINAL_VALUES, Keyspace
 from vpsweb.storage.memory.store import DEADLINES, SUBMISSIONS
@@ -35,6 +36,15 @@ class MemoryLeases(Leases):
                 return False
             self.space.put(name, owner, _ms(ttl_s))
             return True
+
+    def keep(self, job_id: str, key: str, owner: str, ttl_s: float) -> Renewal:
+        """lease_keep.lua: the renewal, the job's status and the quorum's deadline."""
+        with self.space.lock:
+            held = self._renew(("lease", job_id, key), owner, ttl_s)
+            job = self.space.get(names.job(job_id)) or {}
+            at = (self.space.get(names.progress(job_id)) or {}).get("late_at")
+            left = None if at is None else round(float(at) - self.space.clock(), 4)
+        return Renewal(held, job.get("status") or None, left)
 
     def release(self, job_id: str, key: str, owner: str) -> None:
         with self.space.lock:

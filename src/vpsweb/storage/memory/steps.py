@@ -11,7 +11,9 @@ from vpsweb.storage.memory.batches import MemoryBatches
 from vpsweb.storage.memory.parts import MemoryLeases
 from vpsweb.storage.memory.progress import MemoryProgressLog
 from vpsweb.storage.memory.quotas import MemoryQuotas
+from vpsweb.storage.memory.signals import announce
 from vpsweb.storage.memory.store import MemoryJobStore
+from vpsweb.storage.signals import Signal, SignalKind
 from vpsweb.storage.spend import billed
 
 
@@ -77,6 +79,8 @@ class MemoryStepLog(StepLog):
             self.leases.release(job_id, key, owner)
             if item is not None:
                 self.progress.count_item(job_id, item, ttl)
+                if item.quorum and item.ok:  # as RedisStepLog.finish
+                    announce(self.space, Signal(SignalKind.CANDIDATE, job_id))
             elif end is not None:
                 self.progress.emit(job_id, end, ttl, once=once)
         if settle and self.quotas is not None:

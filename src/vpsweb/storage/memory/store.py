@@ -19,7 +19,9 @@ from vpsweb.storage.base import (
     Submission,
 )
 from vpsweb.storage.memory import state as names
+from vpsweb.storage.memory.signals import announce
 from vpsweb.storage.memory.state import TERMINAL_VALUES, Keyspace, event_fields, lua_number
+from vpsweb.storage.signals import Signal, SignalKind
 from vpsweb.storage.spend import SPENT_FIELD
 
 CLAIM_IDLE_MS = 30_000
@@ -150,6 +152,7 @@ class MemoryJobStore(JobStore):
                 record["error_stage"] = error_stage
             space.expire(names.job(job_id), ttl)
             space.setdefault(DEADLINES, dict).pop(job_id, None)
+            announce(space, Signal(SignalKind.ENDED, job_id))
             snapshot = space.setdefault(names.progress(job_id), dict)
             pct = float(snapshot.get("progress_percent") or 0)
             for event in events:

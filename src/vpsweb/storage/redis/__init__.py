@@ -17,6 +17,7 @@ from vpsweb.storage.redis.manual_answers import RedisManualAnswers
 from vpsweb.storage.redis.presence import RedisPresence
 from vpsweb.storage.redis.progress import RedisProgressLog
 from vpsweb.storage.redis.quotas import RedisQuotas
+from vpsweb.storage.redis.signals import RedisSignals
 from vpsweb.storage.redis.steps import RedisStepLog
 from vpsweb.storage.redis.store import RedisJobStore
 from vpsweb.storage.redis.usage import RedisUsageLog
@@ -135,4 +136,5 @@ def connect(
         steps=RedisStepLog(client, jobs, progress, leases, quotas),
         batches=RedisBatches(client),
         quotas=quotas,
+        signals=RedisSignals(client),
     )

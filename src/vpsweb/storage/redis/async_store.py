@@ -12,6 +12,7 @@ as ended is fenced once first.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
@@ -49,6 +50,9 @@ from vpsweb.storage.redis.store import (
     with_request,
 )
 from vpsweb.storage.redis.usage import record_call
+from vpsweb.storage.signals import Signal, SignalKind
+
+log = logging.getLogger(__name__)
 
 BLOCK_MS = 1000  # as the sync reader: followers check the cluster about every second
 # redis-py 8 gives every socket a 5 s read timeout by default: a blocking read needs
@@ -143,7 +147,15 @@ class AsyncRedisJobStore(AsyncJobStore):
         self._end.on(pipe, keys=[*names, *redundant], args=args)
         pipe.zrem(keys.DEADLINES, job_id)  # as the sync store's end
         self.acks.wait_on(pipe)
-        return bool((await self.acks.settled(await pipe.execute(), job_id, "the end"))[0])
+        ended = bool((await self.acks.settled(await pipe.execute(), job_id, "the end"))[0])
+        if ended:  # as RedisJobStore.end: the steps in flight stop now
+            try:
+                await self.redis.publish(keys.SIGNALS, Signal(SignalKind.ENDED, job_id).encode())
+            except redis.RedisError as exc:
+                log.warning(
+                    "could not announce the end of %s (the keepers will see it): %s", job_id, exc
+                )
+        return ended
 
     async def recent_jobs(self, limit: int = 20) -> list[str]:
         return cast(list[str], await self.redis.zrevrange(keys.JOBS_INDEX, 0, limit - 1))

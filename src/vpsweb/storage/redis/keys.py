@@ -22,6 +22,8 @@ DEADLINES = f"{PREFIX}:deadlines"  # sorted set: job id -> deadline (epoch s), j
 USAGE_SUMMARIES = f"{PREFIX}:{{usage}}:jobs"  # sorted set: ended job's usage JSON -> end (epoch s)
 USAGE_COUNTERS = f"{PREFIX}:{{usage}}:counters"  # hash: "metric|label=value|..." -> cumulative sum
 BATCHES_INDEX = f"{PREFIX}:batches"  # sorted set: batch id -> created timestamp
+# Pub/sub channel (no key, in no slot): job ends and quorum news for the steps in flight
+SIGNALS = f"{PREFIX}:signals"
 
 
 def batch(batch_id: str) -> str:

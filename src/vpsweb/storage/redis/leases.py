@@ -8,6 +8,7 @@ import redis
 
 from vpsweb.redis_target import Durability
 from vpsweb.storage.base import Leases
+from vpsweb.storage.leases import Renewal
 from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.durability import ReplicaAcks
@@ -24,6 +25,7 @@ class RedisLeases(Leases):
         self.acks = acks or ReplicaAcks(client, Durability())
         self._renew = Lua(client, "lease_renew.lua")
         self._release = Lua(client, "lease_release.lua")
+        self._keep = Lua(client, "lease_keep.lua")
 
     def acquire(self, job_id: str, key: str, owner: str, ttl_s: float) -> bool:
         with self.redis.pipeline(transaction=False) as pipe:
@@ -39,6 +41,11 @@ class RedisLeases(Leases):
     def renew(self, job_id: str, key: str, owner: str, ttl_s: float) -> bool:
         name = keys.lease(job_id, key)
         return bool(self._renew(keys=[name], args=[owner, int(ttl_s * 1000)]))
+
+    def keep(self, job_id: str, key: str, owner: str, ttl_s: float) -> Renewal:
+        names = [keys.lease(job_id, key), keys.job(job_id), keys.progress(job_id)]
+        held, status, left = self._keep(keys=names, args=[owner, int(ttl_s * 1000)])
+        return Renewal(bool(held), status or None, float(left) if left else None)
 
     def release(self, job_id: str, key: str, owner: str) -> None:
         self.release_on(self.redis, job_id, key, owner)

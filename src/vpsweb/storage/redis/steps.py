@@ -1,11 +1,13 @@
 """A step's bookkeeping in one pipelined round trip at each end (see StepLog).
 
 The commands and scripts are those of the registry, the progress log and the leases,
-sent together: a worker's step costs two round trips to Redis (plus its cancel
-checks) instead of about eleven. Every part is idempotent or guarded, so a batch
-retried after a dropped connection changes nothing twice. Both batches end with the
-store's WAIT (when replica acknowledgements are on): they hold the lease claim and
-the stored output.
+sent together: a worker's step costs two round trips to Redis (plus the check before
+each LLM call and a lease renewal every keeper round) instead of about eleven. Every
+part is idempotent or guarded, so a batch retried after a dropped connection changes
+nothing twice. Both batches end with the store's WAIT (when replica acknowledgements
+are on): they hold the lease claim and the stored output. A candidate's success under
+a straggler quorum is announced on the job signals' channel in the same batch
+(storage.signals).
 
 Each script touches one slot: the job's, or (batch_count.lua) the batch's. The writes
 to global keys beside them (the deadlines set, a batch's counters) are safe to lose
@@ -34,7 +36,10 @@ from vpsweb.storage.redis.leases import RedisLeases
 from vpsweb.storage.redis.lua import Lua
 from vpsweb.storage.redis.progress import RedisProgressLog
 from vpsweb.storage.redis.quotas import RedisQuotas
+from vpsweb.storage.redis.signals import announce_quietly
+from vpsweb.storage.redis.slots import in_order
 from vpsweb.storage.redis.store import RedisJobStore
+from vpsweb.storage.signals import Signal, SignalKind
 from vpsweb.storage.spend import SPENT_FIELD, billed
 
 
@@ -104,6 +109,7 @@ class RedisStepLog(StepLog):
         batch_id: str | None = None,
     ) -> str:
         names = [keys.step(job_id, key), keys.job(job_id)]
+        later: Signal | None = None  # a Cluster's pipeline refuses PUBLISH
         with self.redis.pipeline(transaction=False) as pipe:
             self._stored(keys=names, args=stored_args(payload, ttl), client=pipe)
             if batch_id is not None:
@@ -111,10 +117,18 @@ class RedisStepLog(StepLog):
             self.leases.release_on(pipe, job_id, key, owner)
             if item is not None:
                 self.progress.candidate_finished_on(pipe, job_id, item, ttl)
+                if item.quorum and item.ok:  # it may set the quorum's deadline: say so
+                    said = Signal(SignalKind.CANDIDATE, job_id)
+                    if in_order(self.redis):
+                        pipe.publish(keys.SIGNALS, said.encode())
+                    else:
+                        later = said
             elif end is not None:
                 self.progress.emit_on(pipe, job_id, end, ttl, once=once)
             for done in settle:
                 self.quotas.settle_on(pipe, done)
             self.jobs.acks.wait_on(pipe)
             replies = self.jobs.acks.settled(pipe.execute(), job_id, f"the output of {key}")
+        if later is not None:
+            announce_quietly(self.redis, later)
         return replies[0] if replies[0] is not None else payload

@@ -34,7 +34,9 @@ from vpsweb.storage.redis import keys
 from vpsweb.storage.redis.connection_errors import translating
 from vpsweb.storage.redis.durability import ReplicaAcks
 from vpsweb.storage.redis.lua import Lua
+from vpsweb.storage.redis.signals import announce_quietly
 from vpsweb.storage.redis.slots import in_order
+from vpsweb.storage.signals import Signal, SignalKind
 from vpsweb.storage.spend import SPENT_FIELD
 
 PLAN_CACHE_SIZE = 512
@@ -170,7 +172,10 @@ class RedisJobStore(JobStore):
             self._end(keys=[*names, *redundant], args=args, client=pipe)
             pipe.zrem(keys.DEADLINES, job_id)  # lost: the sweeper forgets an ended job's
             self.acks.wait_on(pipe)
-            return bool(self.acks.settled(pipe.execute(), job_id, "the end")[0])
+            ended = bool(self.acks.settled(pipe.execute(), job_id, "the end")[0])
+        if ended:  # the steps still in flight stop now, not at their next keeper round
+            announce_quietly(self.redis, Signal(SignalKind.ENDED, job_id))
+        return ended
 
     def recent_jobs(self, limit: int = 20) -> list[str]:
         return cast(list[str], self.redis.zrevrange(keys.JOBS_INDEX, 0, limit - 1))
