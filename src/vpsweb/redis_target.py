@@ -80,6 +80,13 @@ class RedisTarget(BaseModel):
         promote) and none on a plain Redis URL (a single server has nothing to wait for)."""
         replicas = _whole(acks, 1 if self.is_sentinel else 0, acks_from, 0, MAX_REPLICA_ACKS)
         timeout = _whole(timeout_ms, DEFAULT_ACK_TIMEOUT_MS, timeout_from, 1, MAX_ACK_TIMEOUT_MS)
+        if replicas and self.is_cluster:
+            # WAIT covers its own connection's writes, and a Cluster pipeline spreads a
+            # step's writes over nodes: there is no one connection to ask.
+            raise SettingsError(
+                f"{acks_from}: replica acknowledgements (WAIT) need a single Redis or a "
+                "Sentinel; with a Redis Cluster store set it to 0"
+            )
         return Durability(replicas=replicas, timeout_ms=timeout)
 
     @property

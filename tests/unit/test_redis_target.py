@@ -223,3 +223,11 @@ def test_a_cluster_stores_celery_results_follow_the_brokers_redis():
         results.backend_settings(cluster, "amqp://guest@rabbit//")
     with pytest.raises(SettingsError, match=f"^{settings.BROKER_URL_ENV}: "):
         create_app(cluster)  # the broker would default to the cluster
+
+
+def test_acks_are_off_on_a_cluster_and_refused_when_asked_for():
+    cluster = parse_target("redis+cluster://h1:7000/0", "X")
+    assert settings.durability(cluster, {}).replicas == 0
+    with pytest.raises(SettingsError, match=f"^{settings.REDIS_REPLICA_ACKS_ENV}: ") as caught:
+        settings.durability(cluster, {settings.REDIS_REPLICA_ACKS_ENV: "1"})
+    assert "\n" not in str(caught.value)
