@@ -100,6 +100,59 @@ def _kept_bytes(r: redis.Redis) -> dict[str, int]:
     return kept
 
 
+def _key_class(command: str) -> str:
+    """Where a command's first key lives on a Redis Cluster: "job" (a job's or a
+    batch's own hash tag: spread over every shard), a provider's quota slot, or the name
+    of a global key (one slot each)."""
+    tokens = command.split(" ")
+    name = tokens[0].upper()
+    if name in ("EVAL", "EVALSHA") and len(tokens) > 3 and tokens[2].isdigit():
+        tokens = tokens[3:] if int(tokens[2]) else []
+    elif name in ("XREAD", "XREADGROUP") and "STREAMS" in (t.upper() for t in tokens):
+        tokens = tokens[[t.upper() for t in tokens].index("STREAMS") + 1 :]
+    else:
+        tokens = tokens[1:]
+    key = next((t for t in tokens if t.startswith("vpsweb:")), None)
+    if key is None:
+        return "other (Celery's results, server commands)"
+    if key.startswith(("vpsweb:job:{", "vpsweb:batch:{")):
+        return "job (its own slot)"
+    if key.startswith("vpsweb:quota:{"):
+        return "quota (the provider's slot)"
+    head = key.split("}")[0] + "}" if "{" in key else ":".join(key.split(":")[:2])
+    return head
+
+
+def _by_key_class(client: Client, store_url: str, jobs: int) -> dict[str, float]:
+    """Client commands per job (scripts' inner commands left out: they run where their
+    script does) by where their key would live on a Cluster, from MONITOR."""
+    import threading
+
+    counts: dict[str, int] = {}
+    stop = threading.Event()
+    monitor_client = redis.Redis.from_url(store_url, decode_responses=True)
+    ready = threading.Event()
+
+    def watch() -> None:
+        with monitor_client.monitor() as m:
+            ready.set()
+            while not stop.is_set():
+                found = m.next_command()
+                if found and found.get("client_type") != "lua":
+                    cls = _key_class(found["command"])
+                    counts[cls] = counts.get(cls, 0) + 1
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    ready.wait(5)
+    _run_jobs(client, jobs, "monitored")
+    stop.set()
+    redis.Redis.from_url(store_url).ping()  # one more command wakes the monitor up
+    thread.join(5)
+    monitor_client.close()
+    return {k: round(n / jobs, 1) for k, n in sorted(counts.items(), key=lambda kv: -kv[1])}
+
+
 def _phase(
     client: Client, store: redis.Redis, jobs: int, latency_s: float, idle: dict[str, Any], tag: str
 ) -> dict[str, Any]:
@@ -145,6 +198,9 @@ def _at_latency(
             idle = _idle(store, 10.0)
             say(f"store: {jobs} jobs at {latency_s:g} s per call ...")
             phase = _phase(client, store, jobs, latency_s, idle, f"{latency_s:g}")
+            if latency_s < 1:
+                say("store: 5 jobs under MONITOR, commands by where their keys live ...")
+                phase["by_key_class"] = _by_key_class(client, store_url, 5)
         phase["idle_commands_per_s"] = round(idle["commands"] / idle["elapsed_s"], 1)
         return phase
     finally:
@@ -195,6 +251,10 @@ def store_table(r: dict[str, Any]) -> str:
         top = ", ".join(f"{k} {v:g}" for k, v in p["top_commands_per_job"].items())
         lines.append(f"    top commands per job: {top}")
     lines.append(f"  commands per call-second: {r['commands_per_call_second']:.3f}")
+    classes = r["short"].get("by_key_class", {})
+    if classes:
+        lines.append("  client commands per job by where their keys live on a Cluster:")
+        lines += [f"    {k}: {v:g}" for k, v in classes.items()]
     lines.append(
         f"  kept per ended job: {r['kept_bytes_per_job']:,} B of its keys, "
         f"{r['celery_bytes_per_job']:,} B of Celery's results, "
