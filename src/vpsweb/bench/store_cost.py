@@ -6,18 +6,21 @@ at a short and a long simulated call latency on one worker:
 
 * commands per job (``INFO commandstats``), less the idle cluster's background
   (heartbeats, the dispatchers' and sweeper's polls) measured before for as long;
+  the jobs are waited for without a follower (one reads the store every second: the
+  following client's cost, not the job's), by the simulator's count of answered calls;
 * commands per call-second: the long run's extra commands over its extra seconds
   spent inside LLM calls (what status and lease checks cost while a call runs);
 * the store's CPU per job (``used_cpu_sys`` + ``used_cpu_user``), background less;
 * bytes kept per ended job under retention (``MEMORY USAGE`` of every key, and the
-  growth of ``used_memory``), the first limit of one primary.
+  growth of ``used_memory``), the first limit of one primary;
+* under MONITOR, the client commands per job by where their keys would live on a
+  Redis Cluster: a job's own slot (spread over the shards) or one global slot each.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,7 @@ from vpsweb.local.processes import RedisServer, stop_process
 from vpsweb.local.simulator_process import start_simulator_process
 
 N = 3
+CALLS = N + 6  # the candidates, the judge's and the check's two orders, editor, reviser
 
 
 def _commands(r: redis.Redis) -> dict[str, int]:
@@ -72,14 +76,24 @@ def _idle(r: redis.Redis, seconds: float) -> dict[str, Any]:
     return meter.stop()
 
 
-def _run_jobs(client: Client, count: int, tag: str) -> list[Any]:
-    def one(i: int) -> Any:
-        poem = f"{REQUEST['poem']}({tag} {i})\n"
-        job = client.submit(**{**REQUEST, "poem": poem}, parallel_count=N, offline=True)
-        return job.result(timeout=900)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(one, range(count)))
+def _run_jobs(client: Client, sim: SimulatorHandle, count: int, tag: str) -> list[Any]:
+    """``count`` jobs, waited for without following them (a follower reads the store
+    every second, which is the client's cost, not the job's): until the simulator has
+    answered all their calls, then each result once."""
+    before = int(sim.stats()["total_requests"])
+    jobs = [
+        client.submit(
+            **{**REQUEST, "poem": f"{REQUEST['poem']}({tag} {i})\n"}, parallel_count=N, offline=True
+        )
+        for i in range(count)
+    ]
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        stats = sim.stats()
+        if stats["total_requests"] - before >= CALLS * count and not stats["in_flight"]:
+            break
+        time.sleep(0.5)
+    return [job.result(timeout=120) for job in jobs]
 
 
 def _kept_bytes(r: redis.Redis) -> dict[str, int]:
@@ -123,7 +137,9 @@ def _key_class(command: str) -> str:
     return head
 
 
-def _by_key_class(client: Client, store_url: str, jobs: int) -> dict[str, float]:
+def _by_key_class(
+    client: Client, sim: SimulatorHandle, store_url: str, jobs: int
+) -> dict[str, float]:
     """Client commands per job (scripts' inner commands left out: they run where their
     script does) by where their key would live on a Cluster, from MONITOR."""
     import threading
@@ -145,7 +161,7 @@ def _by_key_class(client: Client, store_url: str, jobs: int) -> dict[str, float]
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     ready.wait(5)
-    _run_jobs(client, jobs, "monitored")
+    _run_jobs(client, sim, jobs, "monitored")
     stop.set()
     redis.Redis.from_url(store_url).ping()  # one more command wakes the monitor up
     thread.join(5)
@@ -154,11 +170,16 @@ def _by_key_class(client: Client, store_url: str, jobs: int) -> dict[str, float]
 
 
 def _phase(
-    client: Client, store: redis.Redis, jobs: int, latency_s: float, idle: dict[str, Any], tag: str
+    client: Client,
+    sim: SimulatorHandle,
+    store: redis.Redis,
+    jobs: int,
+    latency_s: float,
+    idle: dict[str, Any],
 ) -> dict[str, Any]:
     meter = Meter(store)
     meter.start()
-    outs = _run_jobs(client, jobs, tag)
+    outs = _run_jobs(client, sim, jobs, f"{latency_s:g}")
     got = meter.stop()
     background = idle["commands"] / idle["elapsed_s"] * got["elapsed_s"]
     cpu_background = idle["cpu_s"] / idle["elapsed_s"] * got["elapsed_s"]
@@ -184,9 +205,10 @@ def _at_latency(
 ) -> dict[str, Any]:
     """The idle background, then ``jobs`` jobs, with a simulator of ``latency_s``."""
     store = redis.Redis.from_url(store_url)
-    sim, url = start_simulator_process(extra_args=["--latency-ms", str(latency_s * 1000)])
+    proc, url = start_simulator_process(extra_args=["--latency-ms", str(latency_s * 1000)])
+    sim = SimulatorHandle(url)
     pool = WorkerPool(
-        BenchEnv(redis_url=store_url, simulator=SimulatorHandle(url)),
+        BenchEnv(redis_url=store_url, simulator=sim),
         16,
         log_dir,
         extra_env={settings.BROKER_URL_ENV: broker_url},
@@ -197,15 +219,15 @@ def _at_latency(
             say(f"store: idle background for 10 s (latency {latency_s:g} s) ...")
             idle = _idle(store, 10.0)
             say(f"store: {jobs} jobs at {latency_s:g} s per call ...")
-            phase = _phase(client, store, jobs, latency_s, idle, f"{latency_s:g}")
+            phase = _phase(client, sim, store, jobs, latency_s, idle)
             if latency_s < 1:
                 say("store: 5 jobs under MONITOR, commands by where their keys live ...")
-                phase["by_key_class"] = _by_key_class(client, store_url, 5)
+                phase["by_key_class"] = _by_key_class(client, sim, store_url, 5)
         phase["idle_commands_per_s"] = round(idle["commands"] / idle["elapsed_s"], 1)
         return phase
     finally:
         pool.stop()
-        stop_process(sim)
+        stop_process(proc)
         store.close()
 
 
