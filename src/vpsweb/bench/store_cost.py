@@ -11,7 +11,7 @@ at a short and a long simulated call latency on one worker:
 * commands per call-second: the long run's extra commands over its extra seconds
   spent inside LLM calls (what status and lease checks cost while a call runs);
 * the store's CPU per job (``used_cpu_sys`` + ``used_cpu_user``), background less;
-* bytes kept per ended job under retention (``MEMORY USAGE`` of every key, and the
+* bytes kept per ended job under retention (``MEMORY USAGE ... SAMPLES 0`` of every key, and the
   growth of ``used_memory``), the first limit of one primary;
 * under MONITOR, the client commands per job by where their keys would live on a
   Redis Cluster: a job's own slot (spread over the shards) or one global slot each.
@@ -101,7 +101,7 @@ def _kept_bytes(r: redis.Redis) -> dict[str, int]:
     and chord counters: the result backend is the store's Redis), and used_memory."""
     kept = {"job": 0, "vpsweb_other": 0, "celery": 0}
     for name in r.scan_iter(count=1000):
-        size = int(r.memory_usage(name) or 0)
+        size = int(r.memory_usage(name, samples=0) or 0)  # every field: exact
         kind = (
             "job"
             if name.startswith(b"vpsweb:job:")
