@@ -325,14 +325,21 @@ def _sentinel_master(target: RedisTarget, size: int, read_timeout: float) -> aio
     return sentinel.master_for(
         target.master,
         db=target.db,
-        username=target.username,
-        password=target.password,
-        decode_responses=True,
-        max_connections=size,
-        socket_timeout=read_timeout,
-        socket_connect_timeout=5,
         connection_class=AsyncFollowingConnection,  # asks Sentinel on every reconnect
+        **_pool_options(target, size, read_timeout),
     )
+
+
+def _pool_options(target: RedisTarget, size: int, read_timeout: float) -> dict[str, Any]:
+    """What every asyncio pool of the store is opened with, on Sentinel or a Cluster."""
+    return {
+        "username": target.username,
+        "password": target.password,
+        "decode_responses": True,
+        "max_connections": size,
+        "socket_timeout": read_timeout,
+        "socket_connect_timeout": 5,
+    }
 
 
 def _cluster(target: RedisTarget, size: int, read_timeout: float) -> aioredis.Redis:
@@ -343,12 +350,7 @@ def _cluster(target: RedisTarget, size: int, read_timeout: float) -> aioredis.Re
 
     cluster = RedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
-        username=target.username,
-        password=target.password,
-        decode_responses=True,
-        max_connections=size,
-        socket_timeout=read_timeout,
-        socket_connect_timeout=5,
+        **_pool_options(target, size, read_timeout),
     )
     return cast(aioredis.Redis, cluster)
 
