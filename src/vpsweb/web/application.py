@@ -30,8 +30,7 @@ from vpsweb.web.feed import (
     JobFeeds,
     StreamCount,
     StreamLimits,
-    StreamsFull,
-    page_connected,
+    event_stream,
 )
 from vpsweb.web.guard import Guard
 
@@ -117,20 +116,12 @@ async def events(request: web.Request) -> web.StreamResponse:
     Beyond the stream limits (see vpsweb.web.feed): 503 with Retry-After, before any
     Redis read. A page that hangs up, or a job whose reader failed (logged once by
     the feed), ends the stream without a traceback; the browser reconnects."""
-    feeds = request.app[FEEDS]
-    try:
-        feeds.check_room()
-        job = await _job(request)
-        subscription = feeds.subscribe(job.id, alive=lambda: page_connected(request))
-    except StreamsFull as full:
-        raise web.HTTPServiceUnavailable(
-            text=f"{full}; retry later", headers={"Retry-After": str(full.retry_after_s)}
-        ) from None
-    with subscription:
-        response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-        )
-        await response.prepare(request)
+
+    async def job_id() -> str:
+        return (await _job(request)).id
+
+    with await request.app[FEEDS].open(request, job_id) as subscription:
+        response = await event_stream(request)
         after = request.headers.get("Last-Event-ID", "")
         with contextlib.suppress(ConnectionError, FeedBroken):
             async for event, view in subscription.updates(after):

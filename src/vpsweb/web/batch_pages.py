@@ -22,7 +22,7 @@ from vpsweb.client.aio_batch import AsyncBatch
 from vpsweb.errors import BatchNotFound, RequestInvalid
 from vpsweb.web import batch_forms, batch_views
 from vpsweb.web.batch_feed import BatchFeeds
-from vpsweb.web.feed import FeedBroken, StreamsFull, page_connected
+from vpsweb.web.feed import FeedBroken, event_stream
 
 Page = Callable[..., web.Response]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -86,20 +86,12 @@ class BatchPages:
     async def events(self, request: web.Request) -> web.StreamResponse:
         """Server-Sent Events: the batch's whole state, then what changes (see
         vpsweb.web.batch_feed); 503 + Retry-After beyond the stream limits."""
-        feeds = request.app[BATCH_FEEDS]
-        try:
-            feeds.check_room()
-            batch = await self._batch(request)
-            subscription = feeds.subscribe(batch.id, alive=lambda: page_connected(request))
-        except StreamsFull as full:
-            raise web.HTTPServiceUnavailable(
-                text=f"{full}; retry later", headers={"Retry-After": str(full.retry_after_s)}
-            ) from None
-        with subscription:
-            response = web.StreamResponse(
-                headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-            )
-            await response.prepare(request)
+
+        async def batch_id() -> str:
+            return (await self._batch(request)).id
+
+        with await request.app[BATCH_FEEDS].open(request, batch_id) as subscription:
+            response = await event_stream(request)
             with contextlib.suppress(ConnectionError, FeedBroken):
                 async for message in subscription.updates():
                     await response.write(f"data: {message}\n\n".encode())

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, Self, TypeVar
 
@@ -195,6 +195,15 @@ def page_connected(request: web.Request) -> bool:
     return transport is not None and not transport.is_closing()
 
 
+async def event_stream(request: web.Request) -> web.StreamResponse:
+    """The prepared response an SSE handler writes its messages to."""
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    await response.prepare(request)
+    return response
+
+
 class _Followed(Protocol):
     """What a hub needs of a feed (a job's, a batch's)."""
 
@@ -251,6 +260,19 @@ class FeedHub(abc.ABC, Generic[F, S]):
                 f"this server follows {self.count.open} event streams, its most",
                 self.limits.retry_after_s,
             )
+
+    async def open(self, request: web.Request, find: Callable[[], Awaitable[str]]) -> S:
+        """A page's place on the feed of what ``find`` names (a 404 of its own when
+        there is no such thing), or 503 with Retry-After beyond the stream limits,
+        checked before ``find`` reads Redis."""
+        try:
+            self.check_room()
+            key = await find()
+            return self.subscribe(key, alive=lambda: page_connected(request))
+        except StreamsFull as full:
+            raise web.HTTPServiceUnavailable(
+                text=f"{full}; retry later", headers={"Retry-After": str(full.retry_after_s)}
+            ) from None
 
     def subscribe(self, key: str, alive: Callable[[], bool] = lambda: True) -> S:
         """A place on ``key``'s feed, starting its reader if it has none; StreamsFull
