@@ -263,7 +263,7 @@ class AsyncClient(Planner):
     async def submit_many(
         self, requests: Requests, *, offline: bool | None = None
     ) -> list[AsyncJob]:
-        """As ``Client.submit_many``: all valid and written in one MULTI, or none."""
+        """As ``Client.submit_many``: all validated before any is written."""
         return (await self.submit_batch(requests, force=True, offline=offline)).jobs
 
     async def submit_batch(

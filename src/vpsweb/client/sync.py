@@ -287,8 +287,8 @@ class Client(Planner):
     def submit_many(self, requests: Requests, *, offline: bool | None = None) -> list[Job]:
         """A batch, all or nothing: every request is validated and planned first
         (RequestInvalid names each bad one; nothing is enqueued), then all jobs are
-        written in one pipelined MULTI: one round trip for 500 poems, not 500. Each
-        request makes a job (``submit_batch(..., force=True).jobs``)."""
+        written in a few pipelined round trips for 500 poems, not 500. Each request
+        makes a job (``submit_batch(..., force=True).jobs``)."""
         return self.submit_batch(requests, force=True, offline=offline).jobs
 
     def submit_batch(
@@ -302,14 +302,15 @@ class Client(Planner):
     ) -> Batch[Job]:
         """Submit a collection as one batch: every entry (a request, its fields as a
         dict, or a ``BatchEntry``: name, where, request) validated and planned first
-        (RequestInvalid names each bad one by where it came from; nothing is
-        enqueued), then the record and its new jobs written in one transaction, at
-        batch priority. An entry whose content key (the poem, the request's fields and
-        the plan's models) points at a job that succeeded or is queued or running
-        reuses it and pays nothing (``force``: new jobs regardless); an entry whose
-        idempotency key was seen reuses that job. ``budget`` caps the batch's spend (in
-        its models' one currency): refused up front when the estimated cost of the new
-        jobs is above it, and no job makes an LLM call once the spend reaches it."""
+        (RequestInvalid names each bad one by where it came from; nothing is enqueued),
+        then its new jobs written and submitted with its record (at most four round
+        trips, see storage.redis.batches), at batch priority. An entry whose content key
+        (the poem, the request's fields and the plan's models) points at a job that
+        succeeded or is queued or running reuses it and pays nothing (``force``: new
+        jobs regardless); an entry whose idempotency key was seen reuses that job.
+        ``budget`` caps the batch's spend (in its models' one currency): refused up
+        front when the estimated cost of the new jobs is above it, and no job makes an
+        LLM call once the spend reaches it."""
         record = submit_batch(
             self, requests, name=name, budget=budget, force=force, offline=offline
         )

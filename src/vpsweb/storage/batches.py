@@ -3,10 +3,12 @@ one-read views a batch's follower and a budgeted batch's worker need.
 
 A submission that may reuse jobs is an optimistic transaction: the store looks its
 addresses up, ``decide`` (the client's, pure) says what to write given what they point
-at, and the store writes it all at once, unless one of the addresses changed in
-between, in which case it looks again (Redis: WATCH / MULTI; memory: one lock). So two
-submissions with one idempotency key make one job, and a batch with its jobs is all
-written or none of it.
+at, and the store writes it, unless one of the addresses changed in between, in which
+case it looks again (Redis: a compare-and-set of the addresses between writing the new
+jobs and submitting them, see storage.redis.batches; memory: one lock). So two
+submissions with one idempotency key make one job, and a batch's jobs are submitted
+only with its record (jobs a dead writer left unsubmitted are failed at their
+deadline).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Batches in memory: the Redis store's rules (see storage.redis.batches) in one
 process. A submission's look-up, decision and writes are one critical section, which
-is what the Redis store's WATCH / MULTI amounts to."""
+is what the Redis store's compare-and-set of the addresses (addresses_claim.lua)
+amounts to."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Ready for Redis Cluster: a job's keys share its hash tag (``vpsweb:job:{<id>}:â€
 a batch's its own (``vpsweb:batch:{<id>}:â€¦``), so that every script and transaction of
 a job or a batch touches one slot. Keys a command or script uses together share a tag
 too (both submission lanes, read by one XREADGROUP; the workers' set and their queues;
-the usage summaries and counters; the addresses a submission WATCHes). The global
+the usage summaries and counters; the addresses a submission claims). The global
 indexes (jobs, deadlines, batches) are single keys, written beside a job's scripts in
 the same pipeline, never inside them (see docs/reliability.md, "Redis Cluster").
 """
@@ -46,7 +46,7 @@ def batch_counted(batch_id: str) -> str:
 def address(name: str) -> str:
     """String: the job a content key or an idempotency key points at
     (``content:<sha256>``, ``idem:<sha256>``), kept with the jobs' retention. All share
-    one hash tag: a submission WATCHes its addresses in one transaction."""
+    one hash tag: a submission claims its addresses in one script (addresses_claim.lua)."""
     return f"{PREFIX}:{{address}}:{name}"
 
 
