@@ -11,24 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cluster import Cluster
-from tests.helpers.web import CHROMEDRIVER, WATCH_BAR, Web, chromium_options
+from tests.helpers.web import CHROMEDRIVER, WATCH_BAR, Web, chromium_options, serving
 
 
 @pytest.fixture
 def web(tmp_path: Path) -> Iterator[Web]:
     # Latency that matters: slow enough (0.1-1.3 s a call) for the page to see the bar
     # and the stages move, and for a reload to land mid-run.
-    cluster = Cluster(tmp=tmp_path, latency_ms=700, sim_args=("--jitter-ms", "600"))
-    try:
-        cluster.add_worker()
-        server = Web(cluster, tmp_path)
-        try:
-            yield server
-        finally:
-            server.close()
-    finally:
-        cluster.close()
+    with serving(tmp_path, latency_ms=700, sim_args=("--jitter-ms", "600")) as server:
+        yield server
 
 
 @pytest.fixture

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.browser import wait_for
-from tests.helpers.cluster import Cluster
 from tests.helpers.config import variant_on
 from tests.helpers.poems import POEM
-from tests.helpers.web import Web
+from tests.helpers.web import Web, serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -23,16 +22,8 @@ RAW = 'glossary: "fog" should be "迷雾" (left untranslated)'
 @pytest.fixture
 def flagging_web(tmp_path: Path) -> Iterator[Web]:
     """Candidate 1 (its variant on a sim-glossraw model) leaves the terms untranslated."""
-    cluster = Cluster(tmp=tmp_path, edit=variant_on(1, "sim-glossraw"))
-    try:
-        cluster.add_worker()
-        server = Web(cluster, tmp_path)
-        try:
-            yield server
-        finally:
-            server.close()
-    finally:
-        cluster.close()
+    with serving(tmp_path, edit=variant_on(1, "sim-glossraw")) as server:
+        yield server
 
 
 def _texts(browser, selector: str) -> list[str]:

@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.browser import wait_for
-from tests.helpers.cluster import Cluster
 from tests.helpers.config import slow_fourth
 from tests.helpers.poems import POEM
-from tests.helpers.web import Web
+from tests.helpers.web import Web, serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 
@@ -28,18 +27,10 @@ STRAGGLER = {"policy": "quorum", "quorum": 0.75, "grace": 0.5}
 
 @pytest.fixture
 def mixed_web(tmp_path: Path) -> Iterator[Web]:
-    cluster = Cluster(
-        tmp=tmp_path, edit=slow_fourth, sim_args=("--defect-rate", "0.4", "--seed", "22")
-    )
-    try:
-        cluster.add_worker()
-        server = Web(cluster, tmp_path)
-        try:
-            yield server
-        finally:
-            server.close()
-    finally:
-        cluster.close()
+    with serving(
+        tmp_path, edit=slow_fourth, sim_args=("--defect-rate", "0.4", "--seed", "22")
+    ) as server:
+        yield server
 
 
 def _labels(browser, selector: str) -> dict[str, tuple[str, str]]:

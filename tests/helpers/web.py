@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +113,19 @@ new MutationObserver(function (records) {
   });
 }).observe(document, {attributes: true, subtree: true, attributeFilter: ['aria-valuenow']});
 """
+
+
+@contextmanager
+def serving(tmp_path: Path, **cluster_options: Any) -> Iterator[Web]:
+    """A Cluster (``cluster_options``) with one worker, and the web page on it; both
+    closed after."""
+    cluster = Cluster(tmp=tmp_path, **cluster_options)
+    try:
+        cluster.add_worker()
+        server = Web(cluster, tmp_path)
+        try:
+            yield server
+        finally:
+            server.close()
+    finally:
+        cluster.close()
