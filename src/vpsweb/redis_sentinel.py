@@ -88,12 +88,11 @@ async def named_master_async(pool: Any) -> tuple[str, int]:
 
 
 async def _follow_async(pool: Any, address: tuple[str, int]) -> tuple[str, int]:
-    pool = _real(pool)
-    last = getattr(pool, LAST_MASTER, None)
-    setattr(pool, LAST_MASTER, address)
-    if last is not None and last != address:
+    """``_follow`` for redis.asyncio."""
+    changed = _changed(pool, address)
+    if changed is not None:
         try:
-            await pool.disconnect(inuse_connections=True)
+            await changed.disconnect(inuse_connections=True)
         except Exception as exc:  # a connection that fails to close is closed anyway
             log.debug("dropping the old master's connections: %s", exc)
     return address
@@ -105,37 +104,44 @@ def _real(pool: Any) -> Any:
     return (ref() if ref is not None else None) or pool
 
 
-def _follow(pool: Any, address: tuple[str, int]) -> tuple[str, int]:
-    """Remember ``address`` as the pool's master; when it is a new one, drop every
-    connection of the pool, in use or idle. A connection made to the old primary stays
-    open through a pause or a partition (no kill closed it), and would go on writing
-    there, where the resync drops it."""
+def _changed(pool: Any, address: tuple[str, int]) -> Any | None:
+    """Remember ``address`` as the pool's master; the pool itself when that is a new
+    one, whose every connection, in use or idle, must then be dropped: a connection
+    made to the old primary stays open through a pause or a partition (no kill closed
+    it), and would go on writing there, where the resync drops it."""
     pool = _real(pool)
     last = getattr(pool, LAST_MASTER, None)
     setattr(pool, LAST_MASTER, address)
-    if last is not None and last != address:
-        pool.disconnect(inuse_connections=True)
+    return pool if last is not None and last != address else None
+
+
+def _follow(pool: Any, address: tuple[str, int]) -> tuple[str, int]:
+    """``address``, the pool's connections to another master dropped (``_changed``)."""
+    changed = _changed(pool, address)
+    if changed is not None:
+        changed.disconnect(inuse_connections=True)
     return address
+
+
+def _followed(pool: Any) -> tuple[str, int] | None:
+    """The master a Sentinel-managed pool of the master last connected to; None for
+    any other pool, or before its first connection."""
+    pool = _real(pool)
+    return getattr(pool, LAST_MASTER, None) if getattr(pool, "is_master", False) else None
 
 
 def master_moved(pool: Any) -> bool:
     """Whether Sentinel names another master than the one ``pool`` last connected to
     (its connections then dropped): a write just made through it may have gone to an
     old primary. False for a pool not managed by Sentinel."""
-    pool = _real(pool)
-    if not getattr(pool, "is_master", False) or getattr(pool, LAST_MASTER, None) is None:
-        return False
-    before = getattr(pool, LAST_MASTER)
-    return named_master(pool) != before
+    before = _followed(pool)
+    return before is not None and named_master(_real(pool)) != before
 
 
 async def master_moved_async(pool: Any) -> bool:
     """``master_moved`` for redis.asyncio."""
-    pool = _real(pool)
-    if not getattr(pool, "is_master", False) or getattr(pool, LAST_MASTER, None) is None:
-        return False
-    before = getattr(pool, LAST_MASTER)
-    return await named_master_async(pool) != before
+    before = _followed(pool)
+    return before is not None and await named_master_async(_real(pool)) != before
 
 
 def _to_front(sentinels: list[Any], i: int) -> None:
