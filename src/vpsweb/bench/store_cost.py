@@ -27,6 +27,7 @@ from typing import Any
 import redis
 
 from vpsweb import settings
+from vpsweb.bench import capacity
 from vpsweb.bench.harness import BenchEnv, SimulatorHandle, WorkerPool
 from vpsweb.bench.scenarios import REQUEST
 from vpsweb.client.sync import Client
@@ -34,8 +35,8 @@ from vpsweb.config import load_config
 from vpsweb.local.processes import RedisServer, stop_process
 from vpsweb.local.simulator_process import start_simulator_process
 
-N = 3
-CALLS = N + 6  # the candidates, the judge's and the check's two orders, editor, reviser
+N = capacity.N
+CALLS = N * capacity.CALLS[0] + sum(capacity.CALLS[1:])  # LLM calls of one job
 
 
 def _commands(r: redis.Redis) -> dict[str, int]:
