@@ -149,17 +149,22 @@ def test_no_silent_default_redis(what: str, argv: tuple[str, ...]) -> None:
     assert f"{what} needs the cluster's Redis: set VPSWEB_REDIS_URL" in line
 
 
-def test_celery_app_refuses_without_a_redis_url() -> None:
-    from tests.helpers.cli import cli_env
-
-    res = subprocess.run(
+def _celery_worker(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Plain ``celery -A vpsweb.workers.app worker`` in ``env``, as an operator starts it."""
+    return subprocess.run(
         [str(REPO / ".venv" / "bin" / "celery"), "-A", "vpsweb.workers.app", "worker"],
-        env=cli_env(unset=("VPSWEB_REDIS_URL", "VPSWEB_BROKER_URL")),
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
         cwd=REPO,
     )
+
+
+def test_celery_app_refuses_without_a_redis_url() -> None:
+    from tests.helpers.cli import cli_env
+
+    res = _celery_worker(cli_env(unset=("VPSWEB_REDIS_URL", "VPSWEB_BROKER_URL")))
     assert res.returncode != 0
     assert "needs the cluster's Redis: set VPSWEB_REDIS_URL" in res.stderr
     assert "Traceback" not in res.stderr
@@ -356,15 +361,8 @@ def test_a_bad_sentinel_setting_is_one_line(argv, env, named) -> None:
 def test_celery_app_says_which_variable_is_bad() -> None:
     from tests.helpers.cli import cli_env
 
-    res = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "celery"), "-A", "vpsweb.workers.app", "worker"],
-        env=cli_env(
-            {"VPSWEB_REDIS_URL": "sentinel://127.0.0.1:26379"}, unset=("VPSWEB_BROKER_URL",)
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
+    res = _celery_worker(
+        cli_env({"VPSWEB_REDIS_URL": "sentinel://127.0.0.1:26379"}, unset=("VPSWEB_BROKER_URL",))
     )
     assert res.returncode != 0
     assert "vpsweb: VPSWEB_REDIS_URL: " in res.stderr
