@@ -28,6 +28,7 @@ script at its first write), so writing it again is safe.
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 from typing import Any
 
 from redis.asyncio.connection import Connection as AsyncConnection
@@ -40,6 +41,17 @@ log = logging.getLogger(__name__)
 
 NOREPLICAS = "NOREPLICAS"
 LAST_MASTER = "_vpsweb_master"  # on a pool: the master address its connections were made to
+# The server that sent this thread's (or task's) last reply: where a pipeline's writes
+# went, whatever another connection of the pool has heard since.
+_answered_by: ContextVar[tuple[str, int] | None] = ContextVar("answered_by", default=None)
+
+
+def answered_by() -> tuple[str, int] | None:
+    """The address of the server whose reply this thread (or asyncio task) read last
+    through a Sentinel-managed connection: read it right after a pipeline's execute."""
+    return _answered_by.get()
+
+
 REFUSED = (
     "the master refused a write for want of replicas (min-replicas-to-write): "
     "it is no longer the one Sentinel names, or its replica is down"
@@ -130,18 +142,18 @@ def _followed(pool: Any) -> tuple[str, int] | None:
     return getattr(pool, LAST_MASTER, None) if getattr(pool, "is_master", False) else None
 
 
-def master_moved(pool: Any) -> bool:
-    """Whether Sentinel names another master than the one ``pool`` last connected to
-    (its connections then dropped): a write just made through it may have gone to an
-    old primary. False for a pool not managed by Sentinel."""
-    before = _followed(pool)
-    return before is not None and named_master(_real(pool)) != before
+def master_moved(pool: Any, wrote_to: tuple[str, int] | None) -> bool:
+    """Whether Sentinel names another master than ``wrote_to`` (where a write went,
+    ``answered_by`` right after it; else where ``pool`` last connected): the write may
+    have gone to an old primary. False for a pool not managed by Sentinel."""
+    last = _followed(pool)
+    return last is not None and named_master(_real(pool)) != (wrote_to or last)
 
 
-async def master_moved_async(pool: Any) -> bool:
+async def master_moved_async(pool: Any, wrote_to: tuple[str, int] | None) -> bool:
     """``master_moved`` for redis.asyncio."""
-    before = _followed(pool)
-    return before is not None and await named_master_async(_real(pool)) != before
+    last = _followed(pool)
+    return last is not None and await named_master_async(_real(pool)) != (wrote_to or last)
 
 
 def _to_front(sentinels: list[Any], i: int) -> None:
@@ -167,7 +179,9 @@ class FollowingConnection(SentinelManagedConnection):
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return super().read_response(*args, **kwargs)
+            reply = super().read_response(*args, **kwargs)
+            _answered_by.set((self.host, self.port))
+            return reply
         except ResponseError as exc:
             if not _refused(exc, self.connection_pool):
                 raise
@@ -204,7 +218,9 @@ class AsyncFollowingConnection(AsyncSentinelManagedConnection):
 
     async def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await super().read_response(*args, **kwargs)
+            reply = await super().read_response(*args, **kwargs)
+            _answered_by.set((self.host, self.port))
+            return reply
         except ResponseError as exc:
             if not _refused(exc, self.connection_pool):
                 raise

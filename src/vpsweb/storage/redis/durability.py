@@ -41,7 +41,7 @@ import redis
 import redis.asyncio as aioredis
 
 from vpsweb.errors import StoreUnavailable
-from vpsweb.redis_sentinel import master_moved, master_moved_async
+from vpsweb.redis_sentinel import answered_by, master_moved, master_moved_async
 from vpsweb.redis_target import Durability
 from vpsweb.storage.redis import keys
 
@@ -168,11 +168,12 @@ class ReplicaAcks(_Acks):
     def _until_acked(self, acked: int, job_id: str, what: str) -> None:
         deadline = time.monotonic() + self.durability.cap_s
         target: int | None = None  # the primary's offset once the write was made
+        wrote_to = answered_by()  # before INFO, which another server may answer
         while acked < self.wanted:
             info = dict(self.redis.info("replication"))
             target = int(info.get("master_repl_offset", 0)) if target is None else target
             online, reached = replicas_at(info, target)
-            if online == 0 and master_moved(self.redis.connection_pool):
+            if online == 0 and master_moved(self.redis.connection_pool, wrote_to):
                 raise StoreUnavailable(MOVED.format(what=what))
             if self._step(max(acked, reached), online, what, deadline):
                 return
@@ -207,11 +208,12 @@ class AsyncReplicaAcks(_Acks):
     async def _until_acked(self, acked: int, job_id: str, what: str) -> None:
         deadline = time.monotonic() + self.durability.cap_s
         target: int | None = None
+        wrote_to = answered_by()
         while acked < self.wanted:
             info = dict(await self.redis.info("replication"))
             target = int(info.get("master_repl_offset", 0)) if target is None else target
             online, reached = replicas_at(info, target)
-            if online == 0 and await master_moved_async(self.redis.connection_pool):
+            if online == 0 and await master_moved_async(self.redis.connection_pool, wrote_to):
                 raise StoreUnavailable(MOVED.format(what=what))
             if self._step(max(acked, reached), online, what, deadline):
                 return
